@@ -1,0 +1,354 @@
+#include "td_device.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "td_stats.h"
+
+namespace td {
+
+namespace {
+
+bool starts_with(const char* s, const char* prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+
+// Parses an unsigned decimal; returns false on anything else or on overflow past 10^9.
+bool parse_uint(const char*& p, uint32_t* out) {
+  while (*p == ' ') ++p;
+  if (*p < '0' || *p > '9') return false;
+  uint32_t v = 0;
+  while (*p >= '0' && *p <= '9') {
+    if (v > 100000000u) return false;
+    v = v * 10 + static_cast<uint32_t>(*p - '0');
+    ++p;
+  }
+  *out = v;
+  return true;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+CommandProcessor::CommandProcessor(const Platform& platform, Backend& backend, const GoldenSet& golden,
+                                   int8_t* input_buffer)
+    : platform_(platform),
+      backend_(backend),
+      golden_(golden),
+      out_(platform.write, platform.write_ctx),
+      input_(input_buffer),
+      expected_(0),
+      loaded_(0),
+      have_input_(false),
+      cmd_len_(0),
+      overflow_(false) {
+  cmd_[0] = '\0';
+}
+
+void CommandProcessor::feed(char c) {
+  if (c == '\r' || c == '\n' || c == '\0') return;
+  if (c == '%') {
+    cmd_[cmd_len_] = '\0';
+    if (overflow_) {
+      error("too-long", "command longer than TD_MAX_COMMAND");
+      ready();
+    } else {
+      execute(cmd_);
+    }
+    cmd_len_ = 0;
+    overflow_ = false;
+    return;
+  }
+  if (cmd_len_ < TD_MAX_COMMAND) {
+    cmd_[cmd_len_++] = c;
+  } else {
+    overflow_ = true;
+  }
+}
+
+void CommandProcessor::ready() { out_.line("m-ready"); }
+
+void CommandProcessor::error(const char* code, const char* detail) {
+  out_.begin("error");
+  out_.field_str("code", code);
+  out_.field_str("detail", detail);
+  out_.end();
+}
+
+void CommandProcessor::execute(const char* c) {
+  uint32_t a = 0, b = 0;
+  const char* p = c;
+  if (strcmp(c, "name") == 0) {
+    cmd_name();
+  } else if (strcmp(c, "profile") == 0) {
+    cmd_profile();
+  } else if (starts_with(c, "db ")) {
+    cmd_db(c + 3);
+  } else if (starts_with(c, "infer")) {
+    p = c + 5;
+    if (!parse_uint(p, &a)) a = 1;
+    if (!parse_uint(p, &b)) b = 0;
+    cmd_infer(a, b);
+  } else if (strcmp(c, "results") == 0) {
+    cmd_results();
+  } else if (strcmp(c, "td-hello") == 0) {
+    cmd_hello();
+  } else if (starts_with(c, "td-bench")) {
+    p = c + 8;
+    if (!parse_uint(p, &a)) a = 20;
+    if (!parse_uint(p, &b)) b = 2;
+    cmd_bench(a, b);
+  } else {
+    platform_.write("e-[Unknown command: ", 20, platform_.write_ctx);
+    platform_.write(c, strlen(c), platform_.write_ctx);
+    platform_.write("]\n", 2, platform_.write_ctx);
+    ready();
+  }
+}
+
+void CommandProcessor::cmd_name() {
+  out_.line("m-name-dut-[tinydeploy]");
+  ready();
+}
+
+void CommandProcessor::cmd_profile() {
+  const ModelInfo& m = backend_.info();
+  out_.line("m-profile-[tinydeploy-" TD_FIRMWARE_VERSION "]");
+  char buf[80];
+  snprintf(buf, sizeof buf, "m-model-[%s]", m.model_id);
+  out_.line(buf);
+  ready();
+}
+
+void CommandProcessor::cmd_db(const char* arg) {
+  const ModelInfo& m = backend_.info();
+  char buf[64];
+  if (starts_with(arg, "load")) {
+    const char* p = arg + 4;
+    uint32_t n = 0;
+    if (!parse_uint(p, &n) || n != m.input_bytes) {
+      snprintf(buf, sizeof buf, "e-[db load needs %lu bytes]", static_cast<unsigned long>(m.input_bytes));
+      out_.line(buf);
+      ready();
+      return;
+    }
+    expected_ = n;
+    loaded_ = 0;
+    have_input_ = false;
+    snprintf(buf, sizeof buf, "m-[Expecting %lu bytes]", static_cast<unsigned long>(n));
+    out_.line(buf);
+    ready();
+    return;
+  }
+  // "db HEX": append bytes.
+  size_t len = strlen(arg);
+  if (expected_ == 0 || len % 2 != 0) {
+    out_.line(expected_ == 0 ? "e-[db load first]" : "e-[odd number of hex digits]");
+    ready();
+    return;
+  }
+  for (size_t i = 0; i + 1 < len; i += 2) {
+    int hi = hex_value(arg[i]), lo = hex_value(arg[i + 1]);
+    if (hi < 0 || lo < 0) {
+      out_.line("e-[bad hex digit]");
+      ready();
+      return;
+    }
+    if (loaded_ < expected_) input_[loaded_++] = static_cast<int8_t>((hi << 4) | lo);
+  }
+  if (loaded_ >= expected_) {
+    have_input_ = true;
+    out_.line("m-load-done");
+  }
+  ready();
+}
+
+bool CommandProcessor::run_once(const int8_t* input, uint32_t* cycles, uint32_t* us) {
+  const ModelInfo& m = backend_.info();
+  if (!backend_.set_input(input, m.input_bytes)) return false;  // before every invoke
+  const uint32_t c0 = platform_.cycles();
+  const uint32_t t0 = platform_.micros();
+  const bool ok = backend_.invoke();
+  const uint32_t c1 = platform_.cycles();
+  const uint32_t t1 = platform_.micros();
+  if (cycles) *cycles = c1 - c0;
+  if (us) *us = t1 - t0;
+  return ok;
+}
+
+void CommandProcessor::results_line() {
+  // Dequantized scores (non-negative for a softmax output), as the runner's accuracy mode wants.
+  const ModelInfo& m = backend_.info();
+  const int8_t* y = backend_.output();
+  char buf[24];
+  platform_.write("m-results-[", 11, platform_.write_ctx);
+  for (uint32_t i = 0; i < m.output_bytes; ++i) {
+    const float v = (static_cast<int32_t>(y[i]) - m.output_zero_point) * m.output_scale;
+    // Fixed-point text without printf("%f"), which newlib-nano builds lack: 6 decimals.
+    const int32_t micro = static_cast<int32_t>(v * 1000000.0f + (v >= 0 ? 0.5f : -0.5f));
+    size_t n = 0;
+    if (i) buf[n++] = ',';
+    int32_t ip = micro / 1000000, fp = micro % 1000000;
+    if (micro < 0) {
+      buf[n++] = '-';
+      ip = -ip;
+      fp = -fp;
+    }
+    n += format_int(buf + n, ip);
+    buf[n++] = '.';
+    for (int32_t d = 100000; d > 0; d /= 10) buf[n++] = static_cast<char>('0' + (fp / d) % 10);
+    platform_.write(buf, n, platform_.write_ctx);
+  }
+  platform_.write("]\n", 2, platform_.write_ctx);
+}
+
+void CommandProcessor::cmd_infer(uint32_t n, uint32_t warmup) {
+  char buf[48];
+  if (backend_.init_error()) {
+    error(backend_.init_error(), "interpreter not ready");
+    ready();
+    return;
+  }
+  const int8_t* input = have_input_ ? input_ : (golden_.count ? golden_.inputs : input_);
+  snprintf(buf, sizeof buf, "m-warmup-start-%lu", static_cast<unsigned long>(warmup));
+  out_.line(buf);
+  for (uint32_t i = 0; i < warmup; ++i) run_once(input, 0, 0);
+  out_.line("m-warmup-done");
+  snprintf(buf, sizeof buf, "m-infer-start-%lu", static_cast<unsigned long>(n));
+  out_.line(buf);
+  const uint32_t t0 = platform_.micros();
+  snprintf(buf, sizeof buf, "m-lap-us-%lu", static_cast<unsigned long>(t0));
+  out_.line(buf);
+  bool ok = true;
+  for (uint32_t i = 0; i < n; ++i) ok = run_once(input, 0, 0) && ok;
+  const uint32_t t1 = platform_.micros();
+  snprintf(buf, sizeof buf, "m-lap-us-%lu", static_cast<unsigned long>(t1));
+  out_.line(buf);
+  out_.line("m-infer-done");
+  if (!ok) error("invoke", "Invoke() failed");
+  results_line();
+  ready();
+}
+
+void CommandProcessor::cmd_results() {
+  results_line();
+  ready();
+}
+
+void CommandProcessor::send_hello_record() {
+  const ModelInfo& m = backend_.info();
+  out_.begin("hello");
+  out_.field_uint("proto", TD_PROTOCOL_VERSION);
+  out_.field_str("fw", TD_FIRMWARE_VERSION);
+  out_.field_str("board", m.board);
+  out_.field_str("model", m.name);
+  out_.field_uint("model_bytes", m.model_bytes);
+  out_.field_uint("in", m.input_bytes);
+  out_.field_uint("out", m.output_bytes);
+  out_.field_uint("cpu_hz", platform_.cpu_hz);
+  out_.field_uint("golden", golden_.count);
+  out_.end();
+}
+
+void CommandProcessor::cmd_hello() {
+  send_hello_record();
+  ready();
+}
+
+void CommandProcessor::cmd_bench(uint32_t runs, uint32_t warmup) {
+  const ModelInfo& m = backend_.info();
+  if (runs == 0) runs = 1;
+  if (runs > TD_MAX_TIMED_RUNS) runs = TD_MAX_TIMED_RUNS;
+  uint32_t records = 0;
+  send_hello_record();
+  ++records;
+  out_.begin("arena");
+  out_.field_uint("allocated", m.arena_bytes);
+  out_.field_uint("used", backend_.init_error() ? 0 : backend_.arena_used_bytes());
+  out_.field_uint("needed", m.arena_needed_bytes);
+  out_.end();
+  ++records;
+  if (backend_.init_error()) {
+    error(backend_.init_error(), "AllocateTensors() failed: the arena is smaller than the model needs");
+    ++records;
+    out_.begin("done");
+    out_.field_uint("records", records + 1);
+    out_.field_str("status", "error");
+    out_.end();
+    ready();
+    return;
+  }
+  const int8_t* input = golden_.count ? golden_.inputs : input_;
+  for (uint32_t i = 0; i < warmup; ++i) run_once(input, 0, 0);
+
+  static uint32_t cyc[TD_MAX_TIMED_RUNS];
+  static uint32_t usec[TD_MAX_TIMED_RUNS];
+  const size_t nops = backend_.op_count() < TD_MAX_OPS ? backend_.op_count() : TD_MAX_OPS;
+  for (size_t k = 0; k < TD_MAX_OPS; ++k) op_sum_[k] = 0;
+  bool ok = true;
+  for (uint32_t i = 0; i < runs; ++i) {
+    ok = run_once(input, &cyc[i], &usec[i]) && ok;
+    for (size_t k = 0; k < nops && k < backend_.op_count(); ++k) op_sum_[k] += backend_.op_cycles(k);
+    out_.begin("run");
+    out_.field_uint("i", i);
+    out_.field_uint("cycles", cyc[i]);
+    out_.field_uint("us", usec[i]);
+    out_.end();
+    ++records;
+  }
+  for (size_t k = 0; k < nops; ++k) {
+    out_.begin("op");
+    out_.field_uint("i", static_cast<uint32_t>(k));
+    out_.field_str("tag", backend_.op_tag(k));
+    out_.field_uint("cycles", op_sum_[k] / runs);
+    out_.end();
+    ++records;
+  }
+  // Golden vectors: each input written again before its invoke, outputs compared with the host's.
+  uint32_t passed = 0;
+  for (uint32_t g = 0; g < golden_.count; ++g) {
+    const int8_t* gin = golden_.inputs + static_cast<size_t>(g) * m.input_bytes;
+    const int8_t* gout = golden_.outputs + static_cast<size_t>(g) * m.output_bytes;
+    const bool ran = run_once(gin, 0, 0);
+    const int32_t diff = ran ? max_abs_diff(backend_.output(), gout, m.output_bytes) : 255;
+    const bool pass = ran && diff <= golden_.tolerance;
+    passed += pass ? 1 : 0;
+    out_.begin("golden");
+    out_.field_uint("i", g);
+    out_.field_uint("max_diff", static_cast<uint32_t>(diff));
+    out_.field_uint("tol", static_cast<uint32_t>(golden_.tolerance));
+    out_.field_str("pass", pass ? "1" : "0");
+    out_.field_ints("out", backend_.output(), m.output_bytes);
+    out_.end();
+    ++records;
+  }
+  Summary sc = summarize(cyc, runs);
+  Summary su = summarize(usec, runs);
+  out_.begin("summary");
+  out_.field_uint("runs", runs);
+  out_.field_uint("warmup", warmup);
+  out_.field_uint("cyc_med", sc.median);
+  out_.field_uint("cyc_p90", sc.p90);
+  out_.field_uint("cyc_min", sc.min);
+  out_.field_uint("cyc_max", sc.max);
+  out_.field_uint("us_med", su.median);
+  out_.field_uint("us_p90", su.p90);
+  out_.field_uint("us_min", su.min);
+  out_.field_uint("us_max", su.max);
+  out_.field_uint("golden_pass", passed);
+  out_.field_uint("golden_total", golden_.count);
+  out_.end();
+  ++records;
+  out_.begin("done");
+  out_.field_uint("records", records + 1);
+  out_.field_str("status", ok ? "ok" : "invoke-failed");
+  out_.end();
+  ready();
+}
+
+}  // namespace td

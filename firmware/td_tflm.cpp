@@ -1,0 +1,134 @@
+#include "td_tflm.h"
+
+#include <string.h>
+
+#include <TensorFlowLite.h>
+
+#include "model_config.h"
+#include "model_ops.h"
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tensorflow/lite/micro/micro_profiler.h"
+#include "tensorflow/lite/schema/schema_generated.h"
+
+namespace td {
+namespace {
+
+// Times each operator with the CPU cycle counter. Derives from tflite::MicroProfiler (not only the
+// interface) because this TFLM's MicroInterpreter constructor takes a MicroProfiler*.
+class CycleProfiler : public tflite::MicroProfiler {
+ public:
+  explicit CycleProfiler(uint32_t (*cycles)()) : cycles_(cycles), n_(0) {}
+  uint32_t BeginEvent(const char* tag) override {
+    const uint32_t h = n_;
+    if (h < TD_MAX_OPS) {
+      tags_[h] = tag;
+      start_[h] = cycles_();
+      spent_[h] = 0;
+    }
+    ++n_;
+    return h;
+  }
+  void EndEvent(uint32_t h) override {
+    if (h < TD_MAX_OPS) spent_[h] = cycles_() - start_[h];
+  }
+  void Reset() { n_ = 0; }
+  size_t count() const { return n_ < TD_MAX_OPS ? n_ : TD_MAX_OPS; }
+  const char* tag(size_t i) const { return tags_[i]; }
+  uint32_t spent(size_t i) const { return spent_[i]; }
+
+ private:
+  uint32_t (*cycles_)();
+  uint32_t n_;
+  const char* tags_[TD_MAX_OPS];
+  uint32_t start_[TD_MAX_OPS];
+  uint32_t spent_[TD_MAX_OPS];
+};
+
+alignas(16) uint8_t g_arena[TD_ARENA_BYTES];
+
+class TflmBackend : public Backend {
+ public:
+  explicit TflmBackend(uint32_t (*cycles)())
+      : profiler_(cycles),
+        model_(tflite::GetModel(td_model_data)),
+        interpreter_(model_, resolver_, g_arena, TD_ARENA_BYTES, nullptr, &profiler_),
+        error_(0) {
+    info_.name = TD_MODEL_NAME;
+    info_.model_id = TD_MODEL_ID;
+    info_.board = TD_BOARD;
+    info_.model_bytes = td_model_data_len;
+    info_.input_bytes = TD_INPUT_BYTES;
+    info_.output_bytes = TD_OUTPUT_BYTES;
+    info_.output_scale = TD_OUTPUT_SCALE;
+    info_.output_zero_point = TD_OUTPUT_ZERO_POINT;
+    info_.arena_bytes = TD_ARENA_BYTES;
+    info_.arena_needed_bytes = TD_ARENA_NEEDED_BYTES;
+  }
+
+  void init() {
+    if (model_->version() != TFLITE_SCHEMA_VERSION) {
+      error_ = "schema";
+      return;
+    }
+    if (td_register_ops(resolver_) != kTfLiteOk) {
+      error_ = "resolver";
+      return;
+    }
+    if (interpreter_.AllocateTensors() != kTfLiteOk) {
+      error_ = "alloc";
+      return;
+    }
+    TfLiteTensor* in = interpreter_.input(0);
+    TfLiteTensor* out = interpreter_.output(0);
+    if (in->type != kTfLiteInt8 || out->type != kTfLiteInt8 || in->bytes != TD_INPUT_BYTES ||
+        out->bytes != TD_OUTPUT_BYTES) {
+      error_ = "io-mismatch";
+    }
+  }
+
+  const ModelInfo& info() const override { return info_; }
+  const char* init_error() const override { return error_; }
+  uint32_t arena_used_bytes() const override { return static_cast<uint32_t>(interpreter_.arena_used_bytes()); }
+
+  bool set_input(const int8_t* data, size_t n) override {
+    if (error_ || n != TD_INPUT_BYTES) return false;
+    memcpy(interpreter_.input(0)->data.int8, data, n);
+    return true;
+  }
+
+  bool invoke() override {
+    if (error_) return false;
+    profiler_.Reset();
+    return interpreter_.Invoke() == kTfLiteOk;
+  }
+
+  const int8_t* output() const override {
+    return const_cast<tflite::MicroInterpreter&>(interpreter_).output(0)->data.int8;
+  }
+  size_t op_count() const override { return profiler_.count(); }
+  const char* op_tag(size_t i) const override { return profiler_.tag(i); }
+  uint32_t op_cycles(size_t i) const override { return profiler_.spent(i); }
+
+ private:
+  CycleProfiler profiler_;
+  const tflite::Model* model_;
+  TdOpResolver resolver_;
+  tflite::MicroInterpreter interpreter_;
+  ModelInfo info_;
+  const char* error_;
+};
+
+}  // namespace
+
+Backend& tflm_backend(uint32_t (*cycles)()) {
+  static TflmBackend backend(cycles);
+  static bool initialized = false;
+  if (!initialized) {
+    initialized = true;
+    backend.init();
+  }
+  return backend;
+}
+
+}  // namespace td

@@ -1,0 +1,197 @@
+"""Stage 2: what a .tflite model costs on a board, and whether it fits, before anything is built.
+
+``analyze(model, board)`` never imports TensorFlow: the graph comes from the flatbuffer reader, the
+arena from the real TFLM interpreter on the host (in a child process).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..boards import Board
+from ..errors import ModelError
+from ..tflite_model import TFLiteModel
+from .layers import WEIGHT_OPS, OpStats, op_stats
+from .runtime import Runtime, pinned
+
+ARENA_MARGIN_FRACTION = 0.10  # added to the measured arena when a project is generated
+ARENA_MARGIN_MIN_BYTES = 1024
+ARENA_ALIGN_BYTES = 16  # arena_used_bytes() needs up to 16 B more when the arena pointer is unaligned
+
+
+def arena_with_margin(device_bytes: int) -> int:
+    """The arena a generated project allocates: measured 32-bit figure + 10 % (at least 1 KiB) + 16 B, rounded to 16."""
+    size = device_bytes + max(int(device_bytes * ARENA_MARGIN_FRACTION), ARENA_MARGIN_MIN_BYTES) + ARENA_ALIGN_BYTES
+    return (size + 15) // 16 * 16
+
+
+@dataclass
+class Issue:
+    kind: str  # "type" | "unsupported-op" | "runtime-gap"
+    message: str
+    op_index: int | None = None
+    tensor: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class Analysis:
+    source: str
+    model_bytes: int
+    board: Board
+    runtime: Runtime
+    ops: list[OpStats]
+    input: dict
+    output: dict
+    type_issues: list[Issue]
+    support_issues: list[Issue]
+    arena: dict | None  # tflm_host.record_arena() result, or None when not measured
+    flash: dict
+    fit: dict = field(default_factory=dict)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(o.macs for o in self.ops)
+
+    @property
+    def total_params(self) -> int:
+        return sum(o.params for o in self.ops)
+
+    @property
+    def op_names(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for o in self.ops:
+            seen.setdefault(o.op, None)
+        return list(seen)
+
+    @property
+    def is_int8(self) -> bool:
+        return not self.type_issues
+
+    @property
+    def supported(self) -> bool:
+        return not self.support_issues
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": "tinydeploy.analysis/1",
+            "model": self.source,
+            "model_bytes": self.model_bytes,
+            "board": self.board.to_dict(),
+            "runtime": {"name": self.runtime.name, "lib_dep": self.runtime.lib_dep, "ops_source": self.runtime.ops_source},
+            "input": self.input,
+            "output": self.output,
+            "ops": [o.to_dict() for o in self.ops],
+            "totals": {"ops": len(self.ops), "params": self.total_params, "macs": self.total_macs},
+            "op_types": self.op_names,
+            "int8": {"ok": self.is_int8, "issues": [i.to_dict() for i in self.type_issues]},
+            "support": {"ok": self.supported, "issues": [i.to_dict() for i in self.support_issues]},
+            "arena": self.arena,
+            "flash": self.flash,
+            "fit": self.fit,
+        }
+
+
+def _io(model: TFLiteModel, idx: int) -> dict:
+    t = model.tensors[idx]
+    q = t.quantization
+    return {"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+            "scale": q.scales[0] if q.scales else None, "zero_point": q.zero_points[0] if q.zero_points else None}
+
+
+def check_types(model: TFLiteModel) -> list[Issue]:
+    """Every tensor that is not int8, except int32 biases and int32 shape/axis constants."""
+    issues = []
+    seen = set()
+    for op in model.operators:
+        for pos, ti in enumerate(op.inputs + op.outputs):
+            if ti < 0 or ti in seen:
+                continue
+            seen.add(ti)
+            t = model.tensors[ti]
+            if t.dtype == "INT8":
+                continue
+            is_input = pos < len(op.inputs)
+            if t.dtype in ("INT32", "INT64") and is_input and t.is_constant:
+                if op.opname in WEIGHT_OPS and pos == 2:
+                    continue  # bias
+                if op.opname not in WEIGHT_OPS:
+                    continue  # shape, axis, paddings
+            role = "constant" if t.is_constant else "activation"
+            issues.append(Issue("type", f"{t.dtype} {role} {t.name!r} of {op.opname} (op {op.index})", op.index, t.name))
+    return issues
+
+
+def check_support(model: TFLiteModel, runtime: Runtime) -> list[Issue]:
+    issues = []
+    for name in model.op_names:
+        if not runtime.supports(name):
+            issues.append(Issue("unsupported-op", f"{name} is not in the pinned TFLite Micro runtime ({runtime.commit})"))
+    for op in model.operators:
+        if op.opname == "FULLY_CONNECTED" and len(op.inputs) > 1 and model.tensors[op.inputs[1]].quantization.per_channel:
+            gap = next(g for g in runtime.known_gaps if g["id"] == "per-channel-fully-connected")
+            issues.append(Issue("runtime-gap", f"FULLY_CONNECTED (op {op.index}) has per-channel weights: {gap['what']}; "
+                                               f"{gap['fix']}", op.index, model.tensors[op.inputs[1]].name))
+    if model.num_subgraphs > 1:
+        issues.append(Issue("unsupported-op", f"the model has {model.num_subgraphs} subgraphs; generated projects run the first only"))
+    return issues
+
+
+def flash_estimate(model: TFLiteModel, runtime: Runtime) -> dict:
+    fe = runtime.flash_estimate
+    kernels = {name: runtime.kernel_flash_bytes(name) for name in model.op_names}
+    total = len(model.data) + fe["framework_bytes"] + sum(kernels.values())
+    return {"kind": "estimate", "model_bytes": len(model.data), "framework_bytes": fe["framework_bytes"],
+            "kernel_bytes": kernels, "total_bytes": total, "method": fe["method"]}
+
+
+def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, runtime: Runtime | None = None) -> Analysis:
+    from .. import tflm_host
+
+    runtime = runtime or pinned()
+    ops = op_stats(model)
+    a = Analysis(
+        source=model.source, model_bytes=len(model.data), board=board, runtime=runtime, ops=ops,
+        input=_io(model, model.inputs[0]), output=_io(model, model.outputs[0]),
+        type_issues=check_types(model), support_issues=check_support(model, runtime),
+        arena=None, flash=flash_estimate(model, runtime),
+    )
+    if measure_arena and a.is_int8 and not any(i.kind == "unsupported-op" for i in a.support_issues):
+        a.arena = tflm_host.record_arena(model.data)
+    a.fit = fit_verdict(a)
+    return a
+
+
+def fit_verdict(a: Analysis) -> dict:
+    b = a.board
+    flash_need = a.flash["total_bytes"]
+    arena = a.arena["device_bytes"] if a.arena else None
+    ram_need = arena_with_margin(arena) if arena is not None else None
+    flash_ok = flash_need <= b.app_flash_bytes
+    ram_ok = ram_need is None or ram_need <= b.app_ram_bytes
+    peak = max(a.ops, key=lambda o: o.live_bytes) if a.ops else None
+    biggest = sorted((o for o in a.ops if o.weight_bytes), key=lambda o: -o.weight_bytes)[:3]
+    verdict = {
+        "fits": bool(flash_ok and ram_ok) if ram_need is not None else (None if flash_ok else False),
+        "flash": {"need_bytes": flash_need, "available_bytes": b.app_flash_bytes,
+                  "headroom_bytes": b.app_flash_bytes - flash_need, "ok": flash_ok, "kind": "estimate"},
+        "ram": {"need_bytes": ram_need, "arena_bytes": arena, "available_bytes": b.app_ram_bytes,
+                "headroom_bytes": None if ram_need is None else b.app_ram_bytes - ram_need, "ok": ram_ok,
+                "margin": f"+{int(ARENA_MARGIN_FRACTION * 100)}% (at least {ARENA_MARGIN_MIN_BYTES} B) + {ARENA_ALIGN_BYTES} B alignment"},
+        "peak_activation_op": peak.to_dict() if peak else None,
+        "largest_weights": [o.to_dict() for o in biggest],
+    }
+    return verdict
+
+
+def require_deployable(a: Analysis) -> None:
+    """Raise the one-line error for a model that the generated firmware could not run correctly."""
+    if not a.is_int8:
+        first = a.type_issues[0].message
+        raise ModelError(f"{a.source} is not a full-integer int8 model ({len(a.type_issues)} non-int8 tensors, first: {first})",
+                         "Quantize it with `tinydeploy compress --quantize int8`")
+    if a.support_issues:
+        raise ModelError(f"{a.source}: {a.support_issues[0].message}",
+                         "Replace that layer in the Keras model, or re-convert with `tinydeploy compress`")

@@ -1,0 +1,76 @@
+"""Render an Analysis for people (rich tables)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from ..console import console, human, kib
+from . import Analysis
+
+
+def render(a: Analysis) -> None:
+    t = Table(title=f"{a.source} on {a.board.name}", title_justify="left")
+    for col, just in (("#", "right"), ("op", "left"), ("output", "left"), ("params", "right"),
+                      ("MACs", "right"), ("live act.", "right")):
+        t.add_column(col, justify=just)
+    for o in a.ops:
+        t.add_row(str(o.index), o.op, "x".join(map(str, o.output_shape)), f"{o.params:,}", f"{o.macs:,}", kib(o.live_bytes))
+    t.add_section()
+    t.add_row("", "total", "", f"{a.total_params:,}", f"{a.total_macs:,}", "")
+    console.print(t)
+
+    if a.type_issues:
+        console.print(f"[bold red]int8 check: {len(a.type_issues)} tensors are not int8[/]")
+        for i in a.type_issues[:10]:
+            console.print(f"  - {i.message}")
+        if len(a.type_issues) > 10:
+            console.print(f"  ... and {len(a.type_issues) - 10} more (see --json)")
+    else:
+        console.print("[green]int8 check: every tensor is int8 (biases and shape constants int32)[/]")
+
+    sup = ", ".join(f"{n}{'*' if n in a.runtime.cmsis_nn else ''}" for n in a.op_names)
+    if a.support_issues:
+        console.print(f"[bold red]op support ({a.runtime.commit}):[/] {sup}")
+        for i in a.support_issues:
+            console.print(f"  - [red]{i.message}[/]")
+    else:
+        console.print(f"[green]op support:[/] all {len(a.op_names)} ops in TFLM {a.runtime.commit} ({sup}; * = CMSIS-NN kernel)")
+
+    if a.arena:
+        ar = a.arena
+        console.print(f"tensor arena: {kib(ar['device_bytes'])} on the 32-bit device (host TFLM recorded "
+                      f"{kib(ar['host_total_bytes'])} on 64-bit: head {kib(ar['host_head_bytes'])}, tail "
+                      f"{kib(ar['host_tail_bytes'])}); correction: {ar['method']}")
+    else:
+        console.print("tensor arena: not measured")
+    f = a.flash
+    console.print(f"flash (estimate): {kib(f['total_bytes'])} = model {kib(f['model_bytes'])} + TFLM framework "
+                  f"{kib(f['framework_bytes'])} + {len(f['kernel_bytes'])} kernels {kib(sum(f['kernel_bytes'].values()))}")
+    _verdict(a)
+
+
+def _verdict(a: Analysis) -> None:
+    v = a.fit
+    b = a.board
+    fl, ram = v["flash"], v["ram"]
+    console.print(f"board budget: flash {kib(b.app_flash_bytes)} for the application ({kib(b.flash_bytes)} - bootloader "
+                  f"{kib(b.bootloader_flash_bytes)} - core reserve {kib(b.reserve_flash_bytes)}), RAM {kib(b.app_ram_bytes)} "
+                  f"({kib(b.ram_bytes)} - core reserve {kib(b.reserve_ram_bytes)}; reserve is {b.reserve_kind})")
+    peak = v["peak_activation_op"]
+    if peak:
+        console.print(f"peak activation memory: op {peak['index']} {peak['op']} ({kib(peak['live_bytes'])} live)")
+    if v["largest_weights"]:
+        console.print("largest weights: " + ", ".join(f"op {o['index']} {o['op']} {kib(o['weight_bytes'])}"
+                                                      for o in v["largest_weights"]))
+    parts = [f"flash {kib(fl['need_bytes'])} of {kib(fl['available_bytes'])}"
+             + ("" if fl["ok"] else f" ([red]over by {kib(-fl['headroom_bytes'])}[/])")]
+    if ram["need_bytes"] is not None:
+        parts.append(f"RAM {kib(ram['need_bytes'])} (arena + margin) of {kib(ram['available_bytes'])}"
+                     + ("" if ram["ok"] else f" ([red]over by {kib(-ram['headroom_bytes'])}[/])"))
+    if v["fits"] is True:
+        console.print("[bold green]verdict: fits[/] - " + "; ".join(parts))
+    elif v["fits"] is False:
+        console.print("[bold red]verdict: does not fit[/] - " + "; ".join(parts))
+    else:
+        console.print("[yellow]verdict: unknown (arena not measured)[/] - " + "; ".join(parts))
+    console.print(f"MACs {human(a.total_macs)}, params {human(a.total_params)}, model {kib(a.model_bytes)}")

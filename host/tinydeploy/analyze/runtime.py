@@ -1,0 +1,40 @@
+"""Facts about the TFLite Micro runtime that generated projects pin (``tflm_runtime.json``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    library: str
+    lib_dep: str
+    commit: str
+    include: str
+    ops: dict  # op name -> MicroMutableOpResolver Add* method
+    cmsis_nn: frozenset
+    ops_source: str
+    known_gaps: tuple
+    flash_estimate: dict
+
+    def supports(self, opname: str) -> bool:
+        return opname in self.ops
+
+    def resolver_method(self, opname: str) -> str:
+        return self.ops[opname]
+
+    def kernel_flash_bytes(self, opname: str) -> int:
+        fe = self.flash_estimate
+        return int(fe["kernel_bytes"].get(opname, fe["default_kernel_bytes"]))
+
+
+@lru_cache(maxsize=1)
+def pinned() -> Runtime:
+    d = json.loads((resources.files(__package__) / "tflm_runtime.json").read_text())
+    return Runtime(name=d["name"], library=d["library"], lib_dep=d["lib_dep"], commit=d["commit"],
+                   include=d["include"], ops=d["ops"], cmsis_nn=frozenset(d["cmsis_nn"]), ops_source=d["ops_source"],
+                   known_gaps=tuple(d["known_gaps"]), flash_estimate=d["flash_estimate"])

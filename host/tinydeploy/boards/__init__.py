@@ -1,0 +1,76 @@
+"""Board profiles as data: ``boards/<id>.json``. Add a board by adding a file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+from ..errors import TinyDeployError
+
+
+@dataclass(frozen=True)
+class Board:
+    id: str
+    name: str
+    mcu: str
+    core: str
+    cpu_mhz: int
+    flash_bytes: int
+    ram_bytes: int
+    bootloader_flash_bytes: int
+    reserve_flash_bytes: int
+    reserve_ram_bytes: int
+    reserve_kind: str
+    reserve_method: str
+    platformio: dict
+    usb: dict
+    gcc_flags: tuple[str, ...]
+
+    @property
+    def app_flash_bytes(self) -> int:
+        """Flash left for the model and TFLM after the bootloader and the Arduino core."""
+        return self.flash_bytes - self.bootloader_flash_bytes - self.reserve_flash_bytes
+
+    @property
+    def app_ram_bytes(self) -> int:
+        """RAM left for the tensor arena after the Arduino core."""
+        return self.ram_bytes - self.reserve_ram_bytes
+
+    def with_reserve(self, flash: int | None = None, ram: int | None = None) -> "Board":
+        from dataclasses import replace
+
+        b = self
+        if flash is not None:
+            b = replace(b, reserve_flash_bytes=int(flash), reserve_kind="user", reserve_method="set by the user")
+        if ram is not None:
+            b = replace(b, reserve_ram_bytes=int(ram), reserve_kind="user", reserve_method="set by the user")
+        return b
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id, "name": self.name, "mcu": self.mcu, "core": self.core, "cpu_mhz": self.cpu_mhz,
+            "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes,
+            "bootloader_flash_bytes": self.bootloader_flash_bytes,
+            "reserve": {"flash_bytes": self.reserve_flash_bytes, "ram_bytes": self.reserve_ram_bytes,
+                        "kind": self.reserve_kind, "method": self.reserve_method},
+            "app_flash_bytes": self.app_flash_bytes, "app_ram_bytes": self.app_ram_bytes,
+        }
+
+
+def available() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(__package__).iterdir() if p.name.endswith(".json"))
+
+
+def load(board_id: str) -> Board:
+    path = resources.files(__package__) / f"{board_id}.json"
+    if not path.is_file():
+        raise TinyDeployError(f"unknown board {board_id!r}", f"Known boards: {', '.join(available())}")
+    d = json.loads(path.read_text())
+    r = d["reserve"]
+    return Board(
+        id=d["id"], name=d["name"], mcu=d["mcu"], core=d["core"], cpu_mhz=d["cpu_mhz"],
+        flash_bytes=d["flash_bytes"], ram_bytes=d["ram_bytes"], bootloader_flash_bytes=d["bootloader_flash_bytes"],
+        reserve_flash_bytes=r["flash_bytes"], reserve_ram_bytes=r["ram_bytes"], reserve_kind=r["kind"],
+        reserve_method=r["method"], platformio=d["platformio"], usb=d["usb"], gcc_flags=tuple(d["gcc_flags"]),
+    )

@@ -1,0 +1,103 @@
+"""The ``tinydeploy`` command line. Each subcommand imports only what it needs: analyze, build,
+ports, flash and bench never import TensorFlow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .errors import EXIT_BAD_INPUT, TinyDeployError
+
+
+def _add_json(p):
+    p.add_argument("--json", metavar="FILE", help="also write the result as JSON to FILE ('-' for stdout)")
+
+
+def _add_board(p):
+    p.add_argument("--board", default="nano33ble", help="board profile (default: nano33ble)")
+    p.add_argument("--reserve-flash", type=int, metavar="BYTES", help="flash taken by the Arduino core (overrides the board profile)")
+    p.add_argument("--reserve-ram", type=int, metavar="BYTES", help="RAM taken by the Arduino core (overrides the board profile)")
+
+
+def _stage_clis():
+    from .generate import cli as generate_cli
+
+    return [generate_cli]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tinydeploy", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--version", action="version", version=f"tinydeploy {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    a = sub.add_parser("analyze", help="ops, params, MACs, arena, flash and fit verdict of a .tflite model")
+    a.add_argument("model", help="an int8 .tflite file")
+    _add_board(a)
+    a.add_argument("--allow-float", action="store_true", help="analyze a model that is not full-integer int8 (no arena measurement)")
+    a.add_argument("--no-arena", action="store_true", help="skip the TFLM host interpreter run")
+    _add_json(a)
+
+    # Each stage registers its own subcommands (their handlers import lazily).
+    for module in _stage_clis():
+        module.add_parsers(sub, _add_board, _add_json)
+    return p
+
+
+def load_board(args):
+    from . import boards
+
+    return boards.load(args.board).with_reserve(args.reserve_flash, args.reserve_ram)
+
+
+def write_json(path: str | None, obj) -> None:
+    if not path:
+        return
+    if path == "-":
+        import json
+
+        from .fsutil import _json_default
+
+        sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        return
+    from .fsutil import write_json_atomic
+
+    write_json_atomic(path, obj)
+
+
+def cmd_analyze(args) -> int:
+    from .analyze import analyze, require_deployable
+    from .analyze.report import render
+    from .tflite_model import TFLiteModel
+
+    model = TFLiteModel.from_file(args.model)
+    board = load_board(args)
+    result = analyze(model, board, measure_arena=not args.no_arena)
+    if args.json != "-":
+        render(result)
+    write_json(args.json, result.to_dict())
+    if result.support_issues or not (result.is_int8 or args.allow_float):
+        require_deployable(result)
+    return 0 if result.fit.get("fits") is not False else 1
+
+
+COMMANDS = {"analyze": cmd_analyze}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) if hasattr(args, "func") else COMMANDS[args.command](args))
+    except TinyDeployError as e:
+        from .console import err_console
+
+        err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

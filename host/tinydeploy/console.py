@@ -1,0 +1,33 @@
+"""Terminal output: rich tables and progress, one place for formatting numbers."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def kib(n: int | float | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1024:,.1f} KiB"
+
+
+def human(n: int | float | None) -> str:
+    if n is None:
+        return "-"
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}"
+    return f"{n:,.0f}"
+
+
+def progress(**kw):
+    """A rich progress bar that stays quiet when stderr is not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err_console, disable=not sys.stderr.isatty(), **kw)

@@ -1,0 +1,94 @@
+"""`tinydeploy build`: an int8 .tflite -> a PlatformIO firmware project (no TensorFlow import)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE_MODEL = EXAMPLES / "fashion_cnn_int8.tflite"
+
+
+def add_parsers(sub, add_board, add_json) -> None:
+    b = sub.add_parser("build", help="generate a TFLite Micro PlatformIO project for a board (and compile it when possible)")
+    b.add_argument("model", nargs="?", help=f"an int8 .tflite (default: the bundled example {EXAMPLE_MODEL.name})")
+    add_board(b)
+    b.add_argument("-o", "--output", help="output directory (default: build/<model>-<board>)")
+    b.add_argument("--force", action="store_true", help="replace a non-empty output directory")
+    b.add_argument("--no-compile", action="store_true", help="do not run `pio run`")
+    b.add_argument("--samples", help="an .npz with test inputs x (and labels y) for the golden vectors "
+                                     "(default: MODEL.samples.npz beside the model, else random inputs)")
+    b.add_argument("--labels", help="a text file with one class name per line (default: MODEL.labels.txt beside the model)")
+    b.add_argument("--golden", type=int, default=3, metavar="N", help="number of golden vectors (default 3)")
+    add_json(b)
+    b.set_defaults(func=cmd_build)
+
+
+def _labels(path: Path | None, model_path: Path) -> list[str]:
+    p = path or model_path.with_name(model_path.stem + ".labels.txt")
+    if p and p.exists():
+        return [l.strip() for l in p.read_text().splitlines() if l.strip()]
+    return []
+
+
+def cmd_build(args) -> int:
+    from ..analyze import analyze, require_deployable
+    from ..cli import load_board, write_json
+    from ..console import console, kib
+    from ..errors import ModelError
+    from ..tflite_model import TFLiteModel
+    from . import pio
+    from .golden import make_golden, samples_path_for
+    from .project import build_context, render_project
+
+    t0 = time.monotonic()
+    model_path = Path(args.model) if args.model else EXAMPLE_MODEL
+    model = TFLiteModel.from_file(model_path)
+    board = load_board(args)
+    analysis = analyze(model, board)
+    require_deployable(analysis)
+    if analysis.fit["fits"] is False:
+        fl, ram = analysis.fit["flash"], analysis.fit["ram"]
+        over = [f"flash over by {kib(-fl['headroom_bytes'])}" if not fl["ok"] else "",
+                f"RAM over by {kib(-ram['headroom_bytes'])}" if not ram["ok"] else ""]
+        raise ModelError(f"{model_path} does not fit the {board.name} ({', '.join(o for o in over if o)})",
+                         f"Run `tinydeploy analyze {model_path}` to see the largest layers, then prune or shrink the model")
+    samples = Path(args.samples) if args.samples else samples_path_for(model_path)
+    if args.samples and not samples.exists():
+        raise ModelError(f"samples file {samples} does not exist", "Check the path, or leave --samples out")
+    golden = make_golden(model, samples=samples, count=args.golden)
+    labels = _labels(Path(args.labels) if args.labels else None, model_path)
+    out = Path(args.output or f"build/{model_path.stem}-{board.id}")
+    command = "tinydeploy " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["build"] else \
+        f"tinydeploy build {model_path.name} --board {board.id}"
+    ctx = build_context(model, analysis, golden, labels, name=model_path.stem, command=command)
+    metadata = {
+        "schema": "tinydeploy.build/1",
+        "model": model_path.name, "model_sha256": ctx["model"]["sha256"], "board": board.id,
+        "runtime": ctx["runtime"], "ops": [o["name"] for o in ctx["ops"]], "arena": ctx["arena"],
+        "golden": {"count": golden.count, "source": golden.source, "tolerance": golden.tolerance,
+                   "labels": None if golden.labels is None else golden.labels.reshape(-1).tolist()},
+        "analysis": analysis.to_dict(),
+    }
+    render_project(ctx, out, force=args.force, metadata=metadata)
+    console.print(f"[green]project written:[/] {out}  (model {kib(len(model.data))}, arena {kib(ctx['arena']['bytes'])}, "
+                  f"{len(ctx['ops'])} op types, {golden.count} {golden.source} golden vectors, "
+                  f"{time.monotonic() - t0:.1f} s)")
+    result = {"project": str(out), "metadata": metadata, "pio": None}
+    if not args.no_compile:
+        r = pio.run_build(out, board.platformio["platform"])
+        result["pio"] = r.to_dict()
+        if r.ok:
+            console.print(f"[green]pio run:[/] flash {r.flash_used:,} of {r.flash_total:,} B, RAM {r.ram_used:,} of {r.ram_total:,} B")
+        elif r.status == "failed":
+            console.print(r.log_tail)
+            write_json(args.json, result)
+            from ..errors import DeviceError
+
+            raise DeviceError(r.message, f"Fix the error above, then run `pio run -d {out}`")
+        else:
+            console.print(f"[yellow]not compiled:[/] {r.message}")
+    write_json(args.json, result)
+    return 0

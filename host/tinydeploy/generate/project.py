@@ -1,0 +1,98 @@
+"""Render a complete PlatformIO project: templates/ per model + firmware/ static sources."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..analyze import Analysis, arena_with_margin, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES
+from ..errors import TinyDeployError
+from ..fsutil import StagedDirectory, write_json_atomic
+from ..tflite_model import TFLiteModel
+from .carray import byte_array, c_comment, c_identifier, c_string, int8_array
+from .golden import Golden
+
+TEMPLATES = ("platformio.ini", "README.md", "src/model_config.h", "src/model_ops.h", "src/model_data.cpp",
+             "src/golden_data.cpp")
+FIRMWARE_FILES = ("main.cpp", "td_device.cpp", "td_device.h", "td_report.cpp", "td_report.h", "td_stats.cpp",
+                  "td_stats.h", "td_tflm.cpp", "td_tflm.h")
+
+
+def repo_root() -> Path:
+    """The folder with templates/ and firmware/ (the source checkout; TINYDEPLOY_HOME overrides)."""
+    root = Path(os.environ.get("TINYDEPLOY_HOME") or Path(__file__).resolve().parents[3])
+    if not (root / "templates").is_dir() or not (root / "firmware").is_dir():
+        raise TinyDeployError(f"templates/ and firmware/ not found under {root}",
+                              "Install tinydeploy from its source checkout (pip install -e .) or set TINYDEPLOY_HOME")
+    return root
+
+
+def _float_repr(x: float | None) -> str:
+    return "0.0" if x is None else repr(float(np.float32(x)))
+
+
+def _io_context(t) -> dict:
+    q = t.quantization
+    return {"dtype": t.dtype, "shape": list(t.shape), "bytes": t.nbytes,
+            "scale_repr": _float_repr(q.scales[0] if q.scales else None),
+            "zero_point": q.zero_points[0] if q.zero_points else 0}
+
+
+def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels: list[str], *, name: str,
+                  command: str) -> dict:
+    runtime = analysis.runtime
+    arena = analysis.arena
+    if arena is None:
+        raise TinyDeployError("the arena was not measured", "Run build without --no-arena")
+    sha = hashlib.sha256(model.data).hexdigest()
+    ident = c_identifier(name)
+    n_out = model.output_tensors[0].num_elements
+    if len(labels) != n_out:
+        labels = [f"class_{i}" for i in range(n_out)]
+    return {
+        "version": __version__,
+        "command": c_comment(command),
+        "model": {"file": c_comment(Path(model.source).name), "name": ident, "id": ident[:40], "sha256": sha,
+                  "bytes": len(model.data)},
+        "model_array": byte_array(model.data),
+        "board": {"id": analysis.board.id, "name": analysis.board.name, "cpu_hz": analysis.board.cpu_mhz * 1_000_000},
+        "pio": analysis.board.platformio,
+        "runtime": {"library": runtime.library, "lib_dep": runtime.lib_dep, "commit": runtime.commit},
+        "ops": [{"name": n, "method": runtime.resolver_method(n), "cmsis_nn": n in runtime.cmsis_nn}
+                for n in analysis.op_names],
+        "max_ops": max(len(model.operators), 1),
+        "arena": {"host_bytes": arena["host_total_bytes"], "needed_bytes": arena["device_bytes"],
+                  "bytes": arena_with_margin(arena["device_bytes"]),
+                  "margin": f"{int(ARENA_MARGIN_FRACTION * 100)}%, at least {ARENA_MARGIN_MIN_BYTES} B, + 16 B alignment"},
+        "input": _io_context(model.input_tensors[0]),
+        "output": _io_context(model.output_tensors[0]),
+        "labels": [{"c": c_string(l), "comment": c_comment(l)} for l in labels],
+        "golden": {"count": golden.count, "source": golden.source, "tolerance": golden.tolerance,
+                   "inputs_array": int8_array(golden.inputs), "outputs_array": int8_array(golden.outputs)},
+        "analysis": {"macs": analysis.total_macs, "params": analysis.total_params,
+                     "flash_bytes": analysis.flash["total_bytes"], "app_flash_bytes": analysis.board.app_flash_bytes,
+                     "app_ram_bytes": analysis.board.app_ram_bytes},
+    }
+
+
+def render_project(ctx: dict, out_dir: str | Path, *, force: bool, metadata: dict) -> Path:
+    import jinja2
+
+    root = repo_root()
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root / "templates"), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                             autoescape=False)
+    with StagedDirectory(out_dir, force) as tmp:
+        (tmp / "src").mkdir()
+        for rel in TEMPLATES:
+            text = env.get_template(Path(rel).name + ".j2").render(**ctx)
+            (tmp / rel).write_text(text)
+        for f in FIRMWARE_FILES:
+            shutil.copyfile(root / "firmware" / f, tmp / "src" / f)
+        write_json_atomic(tmp / "tinydeploy.json", metadata)
+    return Path(out_dir)
