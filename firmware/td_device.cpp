@@ -164,6 +164,11 @@ void CommandProcessor::cmd_db(const char* arg) {
   if (loaded_ >= expected_) {
     have_input_ = true;
     out_.line("m-load-done");
+  } else {
+    // The runner needs at least one line before m-ready.
+    snprintf(buf, sizeof buf, "m-[Loaded %lu of %lu bytes]", static_cast<unsigned long>(loaded_),
+             static_cast<unsigned long>(expected_));
+    out_.line(buf);
   }
   ready();
 }

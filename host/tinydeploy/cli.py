@@ -21,13 +21,15 @@ def _add_board(p):
 
 
 def _stage_clis():
+    from .device import cli as device_cli
     from .generate import cli as generate_cli
 
-    return [generate_cli]
+    return [generate_cli, device_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinydeploy", description=__doc__.splitlines()[0] if __doc__ else None)
+    p = argparse.ArgumentParser(prog="tinydeploy", description="From a Keras image classifier to a measured "
+                                "TFLite Micro firmware on a microcontroller: compress, analyze, build, flash, bench, study.")
     p.add_argument("--version", action="version", version=f"tinydeploy {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -1,0 +1,141 @@
+"""`tinydeploy bench`: ask the firmware for its benchmark report and verify it.
+
+Handshake: ``td-hello%`` (repeated until answered, since the board may still be enumerating), then
+``td-bench RUNS WARMUP%``. Records are verified (CRC, protocol version, count) and kept as they
+arrive, so a failure still leaves what was read in the JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import DeviceError
+from .link import Link
+from .protocol import Record
+
+
+@dataclass
+class BenchReport:
+    port: str
+    records: list[Record] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    def of(self, type_: str) -> list[Record]:
+        return [r for r in self.records if r.type == type_]
+
+    def one(self, type_: str) -> Record | None:
+        rs = self.of(type_)
+        return rs[-1] if rs else None
+
+    def to_dict(self) -> dict:
+        hello, arena, summary = self.one("hello"), self.one("arena"), self.one("summary")
+        cpu_hz = int(hello.fields.get("cpu_hz", 0)) if hello else 0
+        runs = [{"cycles": r.int("cycles"), "us": r.int("us")} for r in self.of("run")]
+        d = {
+            "schema": "tinydeploy.bench/1",
+            "port": self.port,
+            "complete": self.one("done") is not None and self.error is None,
+            "error": self.error,
+            "device": hello.fields if hello else None,
+            "arena": {k: int(v) for k, v in arena.fields.items()} if arena else None,
+            "runs": runs,
+            "latency": None,
+            "ops": [{"index": r.int("i"), "tag": r.str("tag"), "cycles": r.int("cycles"),
+                     "ms": (r.int("cycles") / cpu_hz * 1e3) if cpu_hz else None} for r in self.of("op")],
+            "golden": [{"index": r.int("i"), "max_diff": r.int("max_diff"), "tolerance": r.int("tol"),
+                        "pass": r.str("pass") == "1", "output": r.ints("out")} for r in self.of("golden")],
+            "errors": [r.fields for r in self.of("error")],
+            "rejected_lines": self.rejected,
+            "records": [r.to_dict() for r in self.records],
+        }
+        if summary:
+            s = {k: int(v) for k, v in summary.fields.items()}
+            d["latency"] = {
+                "runs": s["runs"], "warmup": s["warmup"],
+                "ms": {"median": s["us_med"] / 1e3, "p90": s["us_p90"] / 1e3, "min": s["us_min"] / 1e3, "max": s["us_max"] / 1e3},
+                "cycles": {"median": s["cyc_med"], "p90": s["cyc_p90"], "min": s["cyc_min"], "max": s["cyc_max"]},
+                "golden_pass": s["golden_pass"], "golden_total": s["golden_total"],
+            }
+        return d
+
+
+def handshake(link: Link, *, attempts: int = 5, reply_timeout: float = 2.0) -> Record:
+    """Send td-hello% until the firmware answers with a hello record."""
+    last_error = None
+    for _ in range(attempts):
+        link.send("td-hello")
+        try:
+            for ev in link.events(timeout=reply_timeout, idle_timeout=reply_timeout):
+                if ev.kind == "bad-version":
+                    raise DeviceError(f"the firmware speaks report protocol version {ev.record.version}, this tinydeploy "
+                                      f"reads version 1", "Rebuild and flash the firmware with this tinydeploy (tinydeploy build, tinydeploy flash)")
+                if ev.kind == "record" and ev.record.type == "hello":
+                    # the m-ready that follows is read by the next command's reader
+                    return ev.record
+        except DeviceError as e:
+            if "protocol version" in str(e):
+                raise
+            last_error = e
+    assert last_error is not None
+    raise DeviceError(f"no answer to td-hello from {link.name} after {attempts} tries",
+                      "Is the tinydeploy firmware flashed? Run `tinydeploy flash PROJECT`, or press reset")
+
+
+def run_bench(link: Link, *, runs: int = 20, warmup: int = 2, timeout: float = 120.0, idle_timeout: float = 10.0) -> BenchReport:
+    report = BenchReport(port=link.name)
+    try:
+        handshake(link)
+        link.drain(0.2)
+        link.send(f"td-bench {int(runs)} {int(warmup)}")
+        for ev in link.events(timeout=timeout, idle_timeout=idle_timeout):
+            if ev.kind == "bad-version":
+                raise DeviceError(f"record with protocol version {ev.record.version} (expected 1)",
+                                  "Rebuild and flash the firmware with this tinydeploy")
+            if ev.kind in ("bad-crc", "garbage"):
+                report.rejected.append({"kind": ev.kind, "text": ev.text[:200]})
+                continue
+            if ev.kind == "line":
+                if ev.text == "m-ready" and report.one("done"):
+                    break
+                if ev.text.startswith("e-"):
+                    raise DeviceError(f"the firmware answered {ev.text}", "Rebuild and flash the firmware with this tinydeploy")
+                continue
+            rec = ev.record
+            if rec.type == "hello" and report.records:
+                raise DeviceError("the device restarted its report in the middle (reset or brown-out?)",
+                                  "Check the USB cable and power, then run again")
+            report.records.append(rec)
+        done = report.one("done")
+        if done.int("records") != len(report.records):
+            raise DeviceError(f"the report has {len(report.records)} valid records of {done.int('records')} sent "
+                              f"({len(report.rejected)} lines rejected: bad checksum or garbage)",
+                              "A noisy link: check the cable and run again")
+        err = report.one("error")
+        if err:
+            raise DeviceError(_device_error_text(err), _device_error_hint(err))
+    except DeviceError as e:
+        report.error = str(e)
+        raise DeviceErrorWithReport(e, report) from None
+    return report
+
+
+def _device_error_text(err: Record) -> str:
+    code = err.fields.get("code")
+    if code == "alloc":
+        return f"the firmware's AllocateTensors() failed: {err.fields.get('detail', '')}"
+    return f"the firmware reported an error: {code} ({err.fields.get('detail', '')})"
+
+
+def _device_error_hint(err: Record) -> str:
+    if err.fields.get("code") == "alloc":
+        return "Rebuild with a larger arena: the measured need is in the arena record (see --json)"
+    return "See the firmware's report in --json"
+
+
+class DeviceErrorWithReport(DeviceError):
+    """A DeviceError that carries the records already read."""
+
+    def __init__(self, error: DeviceError, report: BenchReport):
+        self.report = report
+        super().__init__(error.what, error.hint, exit_code=error.exit_code)

@@ -1,0 +1,101 @@
+"""A serial link to the firmware: open by port or URL (pyserial's serial_for_url), send commands the
+way the MLPerf Tiny runner does, and read lines with deadlines. Every failure is a DeviceError."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..errors import DeviceError
+from .protocol import Event, Parser
+
+
+@dataclass
+class Link:
+    serial: object  # serial.Serial or a URL handler
+    name: str
+    parser: Parser = field(default_factory=Parser)
+    rejected: list[Event] = field(default_factory=list)  # bad CRC, bad version, garbage: kept for the report
+
+    @classmethod
+    def open(cls, port: str | None = None, url: str | None = None, baudrate: int = 115200) -> "Link":
+        import serial
+
+        target = url or port
+        if not target:
+            from .ports import find_board
+
+            target = find_board()
+        try:
+            s = serial.serial_for_url(target, baudrate=baudrate, timeout=0.05, write_timeout=2, exclusive=True) \
+                if not target.startswith(("socket://", "rfc2217://", "loop://")) else \
+                serial.serial_for_url(target, baudrate=baudrate, timeout=0.05, write_timeout=2)
+        except (serial.SerialException, ValueError, OSError) as e:
+            msg = str(e)
+            if "busy" in msg.lower() or "lock" in msg.lower():
+                raise DeviceError(f"serial port {target} is busy", "Close the other program using it (serial monitor, pio device monitor)") from None
+            if "No such file" in msg or "could not open port" in msg:
+                raise DeviceError(f"cannot open serial port {target}", "Check the port with `tinydeploy ports`; connect the board") from None
+            raise DeviceError(f"cannot open {target} ({msg})", "Check the port or URL") from None
+        return cls(s, target)
+
+    def close(self) -> None:
+        try:
+            self.serial.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, command: str) -> None:
+        """Send a command: the text, then '%', in two writes (as the MLPerf Tiny runner does)."""
+        import serial
+
+        try:
+            self.serial.write(command.encode("ascii"))
+            self.serial.write(b"%")
+            self.serial.flush()
+        except (serial.SerialException, OSError) as e:
+            raise DeviceError(f"writing to {self.name} failed ({e})", "The board may have been unplugged or reset; reconnect it") from None
+
+    def drain(self, seconds: float = 0.1) -> None:
+        """Discard what is waiting (a boot banner, the end of an old reply)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self._read_chunk()
+        self.parser = Parser()
+
+    def _read_chunk(self) -> bytes:
+        import serial
+
+        try:
+            return self.serial.read(4096)
+        except (serial.SerialException, OSError) as e:
+            raise DeviceError(f"serial port {self.name} vanished ({e})", "The board was unplugged or reset; reconnect it and run again") from None
+
+    def events(self, *, timeout: float, idle_timeout: float):
+        """Yield events until ``timeout`` passes in total or ``idle_timeout`` passes with nothing received.
+
+        Ends by raising DeviceError("silence" or "timeout"); the caller stops iterating when done.
+        """
+        start = last = time.monotonic()
+        while True:
+            chunk = self._read_chunk()
+            now = time.monotonic()
+            if chunk:
+                last = now
+                for ev in self.parser.feed(chunk):
+                    if ev.kind != "record" and ev.kind != "line":
+                        self.rejected.append(ev)
+                    yield ev
+            elif now - last > idle_timeout:
+                raise DeviceError(f"no data from {self.name} for {idle_timeout:.0f} s",
+                                  "Is the tinydeploy firmware flashed? Run `tinydeploy flash PROJECT`, or press reset",
+                                  ) from None
+            if now - start > timeout:
+                raise DeviceError(f"no complete reply from {self.name} within {timeout:.0f} s",
+                                  "Increase --timeout for slow models, or check the firmware")
