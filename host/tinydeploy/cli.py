@@ -21,10 +21,11 @@ def _add_board(p):
 
 
 def _stage_clis():
+    from .compress import cli as compress_cli
     from .device import cli as device_cli
     from .generate import cli as generate_cli
 
-    return [generate_cli, device_cli]
+    return [compress_cli, generate_cli, device_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ namespace {
 
 enum Fault { kNone, kSilent, kGarbage, kBadCrc, kVanish, kReset, kAllocFail };
 Fault g_fault = kNone;
+bool g_rebooting = false;  // after a simulated reset: output is dropped until the host sends again
 size_t g_written = 0;
 size_t g_records = 0;
 size_t g_fault_after = 400;  // bytes (vanish, reset) or records (bad crc)
@@ -34,12 +35,18 @@ void raw_write(const char* d, size_t n) {
 }
 
 void sim_write(const char* data, size_t len, void*) {
-  if (g_fault == kSilent) return;
+  if (g_fault == kSilent || g_rebooting) return;
   for (size_t i = 0; i < len; ++i) {
     char c = data[i];
-    if (g_fault == kBadCrc && c == '*' && ++g_records == g_fault_after) {
-      // corrupt the byte before " *": the CRC no longer matches
-      raw_write("X", 1);
+    if (g_fault == kBadCrc) {
+      // in the Nth record, change the first digit of its fields: the CRC no longer matches
+      static int spaces = -1;
+      if (c == '@') spaces = (++g_records == g_fault_after) ? 0 : -1;
+      if (spaces >= 0 && c == ' ') ++spaces;
+      if (spaces >= 2 && c >= '0' && c <= '9') {
+        c = c == '9' ? '8' : static_cast<char>(c + 1);
+        spaces = -1;
+      }
     }
     if ((g_fault == kVanish || g_fault == kReset) && g_written >= g_fault_after) {
       if (g_fault == kReset) {
@@ -48,9 +55,11 @@ void sim_write(const char* data, size_t len, void*) {
         g_fault = kNone;
         g_written = 0;
         // a rebooted firmware has forgotten the command; it answers the next one
+        g_rebooting = true;
         return;
       }
-      _exit(0);  // the port vanishes: the pty's other end closes
+      usleep(500000);  // let the host read what was sent (a pty drops unread data when its master closes)
+      _exit(0);        // the port vanishes: the pty's other end closes
     }
     raw_write(&c, 1);
     ++g_written;
@@ -147,6 +156,7 @@ int main(int argc, char** argv) {
   for (;;) {
     ssize_t n = read(0, buf, sizeof buf);
     if (n <= 0) return 0;
+    g_rebooting = false;
     for (ssize_t i = 0; i < n; ++i) processor.feed(buf[i]);
   }
 }

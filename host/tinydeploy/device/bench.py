@@ -96,8 +96,6 @@ def run_bench(link: Link, *, runs: int = 20, warmup: int = 2, timeout: float = 1
                 report.rejected.append({"kind": ev.kind, "text": ev.text[:200]})
                 continue
             if ev.kind == "line":
-                if ev.text == "m-ready" and report.one("done"):
-                    break
                 if ev.text.startswith("e-"):
                     raise DeviceError(f"the firmware answered {ev.text}", "Rebuild and flash the firmware with this tinydeploy")
                 continue
@@ -106,6 +104,8 @@ def run_bench(link: Link, *, runs: int = 20, warmup: int = 2, timeout: float = 1
                 raise DeviceError("the device restarted its report in the middle (reset or brown-out?)",
                                   "Check the USB cable and power, then run again")
             report.records.append(rec)
+            if rec.type == "done":
+                break  # the m-ready that follows is not needed
         done = report.one("done")
         if done.int("records") != len(report.records):
             raise DeviceError(f"the report has {len(report.records)} valid records of {done.int('records')} sent "

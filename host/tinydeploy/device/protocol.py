@@ -16,7 +16,7 @@ from urllib.parse import unquote
 PROTOCOL_VERSION = 1
 MAX_LINE = 4096  # longer lines are garbage (a record is at most a few hundred bytes)
 
-_RECORD = re.compile(r"^@TD(?P<ver>\d{1,3}) (?P<type>[a-z_]+)(?P<fields>(?: [a-z_]+=[^ ]*)*) \*(?P<crc>[0-9a-f]{8})$")
+_RECORD = re.compile(r"^@TD(?P<ver>\d{1,3}) (?P<type>[a-z_]+)(?P<fields>(?: [a-z_][a-z0-9_]*=[^ ]*)*) \*(?P<crc>[0-9a-f]{8})$")
 
 
 @dataclass
@@ -82,6 +82,9 @@ class Parser:
 
 
 def parse_line(raw: bytes) -> Event:
+    start = raw.rfind(b"@TD")
+    if start > 0:  # noise before a record on the same line (a boot banner, line noise): resynchronise
+        raw = raw[start:]
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:

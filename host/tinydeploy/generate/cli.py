@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -61,8 +60,8 @@ def cmd_build(args) -> int:
     golden = make_golden(model, samples=samples, count=args.golden)
     labels = _labels(Path(args.labels) if args.labels else None, model_path)
     out = Path(args.output or f"build/{model_path.stem}-{board.id}")
-    command = "tinydeploy " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["build"] else \
-        f"tinydeploy build {model_path.name} --board {board.id}"
+    # Recorded in the generated files; canonical (no output path) so that builds are reproducible.
+    command = "tinydeploy build" + (f" {shlex.quote(model_path.name)}" if args.model else "") + f" --board {board.id}"
     ctx = build_context(model, analysis, golden, labels, name=model_path.stem, command=command)
     metadata = {
         "schema": "tinydeploy.build/1",

@@ -1,0 +1,129 @@
+"""`tinydeploy train` and `tinydeploy compress` (these import TensorFlow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _add_data(p):
+    p.add_argument("--dataset", default="fashion-mnist",
+                   help="fashion-mnist[:DIR], pneumonia[:PATH], ham10000[:DIR], a MedMNIST .npz, or a class-folder tree")
+    p.add_argument("--size", type=int, help="resize images to SIZE x SIZE once, before training")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
+    p.add_argument("--subset", type=int, metavar="N", help="use N training and N/5 test images (quick runs)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_model(p):
+    p.add_argument("--model", default="custom_cnn",
+                   help="custom_cnn | vgg_style | vgg16 | mobilenet_v1 | mobilenet_v2, or a .keras/.h5/SavedModel to start from")
+    p.add_argument("--alpha", type=float, help="width multiplier (MobileNets: alpha; vgg_style: width)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=128)
+
+
+def add_parsers(sub, add_board, add_json) -> None:
+    t = sub.add_parser("train", help="train one of the study's model families on a dataset")
+    _add_data(t)
+    _add_model(t)
+    t.add_argument("-o", "--output", required=True, help="where to save the Keras model (.keras)")
+    t.add_argument("--force", action="store_true")
+    add_json(t)
+    t.set_defaults(func=cmd_train)
+
+    c = sub.add_parser("compress", help="prune and quantize a model; evaluate every variant")
+    _add_data(c)
+    _add_model(c)
+    c.add_argument("-o", "--output", required=True, help="output directory")
+    c.add_argument("--force", action="store_true", help="replace a non-empty output directory")
+    c.add_argument("--name", help="file name stem (default: the model family or file stem)")
+    c.add_argument("--variants", default="float32,float16,dynamic,int16x8,int8",
+                   help="comma-separated: float32,float16,dynamic,int16x8,int8")
+    c.add_argument("--quantize", choices=("int8",), help="shorthand for --variants int8")
+    c.add_argument("--prune", default="", help="comma-separated target sparsities, e.g. 0.5,0.75 (each adds a pruned int8 model)")
+    c.add_argument("--finetune-epochs", type=int, default=2)
+    c.add_argument("--rep-samples", type=int, default=200, help="representative training samples for calibration")
+    c.add_argument("--no-tflm-eval", action="store_true", help="skip evaluating int8 models with the TFLM host interpreter")
+    add_json(c)
+    c.set_defaults(func=cmd_compress)
+
+
+def _dataset(args):
+    from ..console import err_console
+    from .datasets import load_dataset
+    from .models import min_input_size
+
+    family = args.model if not Path(args.model).suffix and not Path(args.model).exists() else None
+    size = args.size
+    if family and size is None and min_input_size(family) > 28 and args.dataset.split(":")[0] in ("fashion-mnist", "pneumonia", "ham10000"):
+        size = 32
+    ds = load_dataset(args.dataset, size=size, channels=args.channels, seed=args.seed)
+    if args.subset:
+        ds = ds.subset(args.subset, max(args.subset // 5, 50), seed=args.seed)
+    err_console.print(f"dataset {ds.name}: {len(ds.y_train)} train, {len(ds.y_val)} val, {len(ds.y_test)} test, "
+                      f"input {'x'.join(map(str, ds.input_shape))}")
+    return ds
+
+
+def _model(args, ds):
+    from ..console import err_console
+    from .models import build, load_keras_model, train
+    from .tfenv import seed_everything
+
+    seed_everything(args.seed)
+    p = Path(args.model)
+    if p.suffix in (".keras", ".h5") or p.is_dir():
+        return load_keras_model(args.model), p.stem
+    kw = {}
+    if args.alpha is not None:
+        kw["alpha" if args.model.startswith("mobilenet") else "width"] = args.alpha
+    m = build(args.model, ds.input_shape, ds.num_classes, **kw)
+    err_console.print(f"training {args.model} ({m.count_params():,} parameters) for {args.epochs} epochs ...")
+    train(m, ds, epochs=args.epochs, batch_size=args.batch_size, class_weight=ds.imbalanced)
+    return m, args.model
+
+
+def cmd_train(args) -> int:
+    from ..cli import write_json
+    from ..console import console
+    from ..fsutil import check_output_file
+    from .datasets import normalize
+
+    out = check_output_file(args.output, args.force)
+    ds = _dataset(args)
+    m, _ = _model(args, ds)
+    loss, acc = m.evaluate(normalize(ds.x_test), ds.y_test, verbose=0)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix or '.keras'}")
+    m.save(tmp)
+    tmp.replace(out)
+    console.print(f"[green]saved[/] {out}: test accuracy {acc:.4f}")
+    write_json(args.json, {"model": str(out), "test_accuracy": acc, "dataset": ds.summary()})
+    return 0
+
+
+def cmd_compress(args) -> int:
+    from ..cli import write_json
+    from .pipeline import CompressOptions, compress, render
+
+    variants = ("int8",) if args.quantize else tuple(v for v in args.variants.split(",") if v)
+    from .quantize import VARIANTS
+    from ..errors import TinyDeployError
+
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise TinyDeployError(f"unknown variant {bad[0]!r}", f"Choose from {', '.join(VARIANTS)}")
+    try:
+        prune = tuple(float(s) for s in args.prune.split(",") if s)
+    except ValueError:
+        raise TinyDeployError(f"--prune takes fractions like 0.5,0.75, not {args.prune!r}") from None
+    if any(not 0 < s < 1 for s in prune):
+        raise TinyDeployError("--prune sparsities must be between 0 and 1")
+    ds = _dataset(args)
+    model, stem = _model(args, ds)
+    opts = CompressOptions(variants=variants, prune=prune, finetune_epochs=args.finetune_epochs,
+                           rep_samples=args.rep_samples, tflm_eval=not args.no_tflm_eval, batch_size=args.batch_size)
+    report = compress(model, ds, args.name or stem, Path(args.output), opts, force=args.force)
+    if args.json != "-":
+        render(report)
+    write_json(args.json, report)
+    return 0

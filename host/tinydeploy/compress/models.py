@@ -1,0 +1,117 @@
+"""The study's model families, built with tf_keras and weights=None (no downloads).
+
+custom_cnn      a small CNN for 28x28 inputs (the bundled example)
+vgg_style       VGG16's block structure (2-2-3-3-3 convs, 64..512 filters) scaled by a width
+                multiplier and a number of blocks, for microcontroller sizes
+vgg16           plain VGG16 (include_top, weights=None): the row that does not fit
+mobilenet_v1    keras.applications.MobileNet with alpha (width) and input resolution
+mobilenet_v2    keras.applications.MobileNetV2 with alpha and input resolution
+"""
+
+from __future__ import annotations
+
+from ..errors import TinyDeployError
+from .tfenv import import_tf
+
+FAMILIES = ("custom_cnn", "vgg_style", "vgg16", "mobilenet_v1", "mobilenet_v2")
+
+
+def custom_cnn(input_shape, num_classes, width: float = 1.0):
+    _, keras = import_tf()
+    L = keras.layers
+    w = lambda n: max(4, int(n * width))
+    return keras.Sequential([
+        L.Input(input_shape),
+        L.Conv2D(w(16), 3, padding="same", activation="relu"),
+        L.MaxPool2D(),
+        L.Conv2D(w(32), 3, padding="same", activation="relu"),
+        L.MaxPool2D(),
+        L.Conv2D(w(32), 3, padding="same", activation="relu"),
+        L.MaxPool2D(),
+        L.Flatten(),
+        L.Dense(w(64), activation="relu"),
+        L.Dropout(0.2),
+        L.Dense(num_classes, activation="softmax"),
+    ], name="custom_cnn")
+
+
+_VGG16_BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
+
+
+def vgg_style(input_shape, num_classes, width: float = 0.125, blocks: int = 3, dense: int = 64):
+    """VGG16's conv blocks (first ``blocks`` of 5) with filters x ``width``, then a small head."""
+    _, keras = import_tf()
+    L = keras.layers
+    x = inp = L.Input(input_shape)
+    for b, (n, f) in enumerate(_VGG16_BLOCKS[:blocks]):
+        for i in range(n):
+            x = L.Conv2D(max(4, int(f * width)), 3, padding="same", activation="relu", name=f"block{b + 1}_conv{i + 1}")(x)
+        x = L.MaxPool2D(name=f"block{b + 1}_pool")(x)
+    x = L.Flatten()(x)
+    x = L.Dense(dense, activation="relu")(x)
+    out = L.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inp, out, name=f"vgg_style_w{width:g}_b{blocks}")
+
+
+def vgg16(input_shape, num_classes):
+    _, keras = import_tf()
+    return keras.applications.VGG16(weights=None, input_shape=input_shape, classes=num_classes,
+                                    classifier_activation="softmax")
+
+
+def mobilenet_v1(input_shape, num_classes, alpha: float = 0.25):
+    _, keras = import_tf()
+    return keras.applications.MobileNet(weights=None, input_shape=input_shape, classes=num_classes, alpha=alpha,
+                                        dropout=0.1, classifier_activation="softmax")
+
+
+def mobilenet_v2(input_shape, num_classes, alpha: float = 0.35):
+    _, keras = import_tf()
+    return keras.applications.MobileNetV2(weights=None, input_shape=input_shape, classes=num_classes, alpha=alpha,
+                                          classifier_activation="softmax")
+
+
+def build(family: str, input_shape, num_classes, **kw):
+    fns = {"custom_cnn": custom_cnn, "vgg_style": vgg_style, "vgg16": vgg16, "mobilenet_v1": mobilenet_v1,
+           "mobilenet_v2": mobilenet_v2}
+    if family not in fns:
+        raise TinyDeployError(f"unknown model family {family!r}", f"Choose one of {', '.join(FAMILIES)}")
+    return fns[family](tuple(input_shape), num_classes, **kw)
+
+
+def min_input_size(family: str) -> int:
+    """keras.applications' MobileNets and VGG16 need at least 32x32 inputs."""
+    return 32 if family in ("mobilenet_v1", "mobilenet_v2", "vgg16") else 1
+
+
+def load_keras_model(path: str):
+    """A user's .keras, .h5 or SavedModel directory."""
+    from pathlib import Path
+
+    _, keras = import_tf()
+    p = Path(path)
+    if not p.exists():
+        raise TinyDeployError(f"model {p} does not exist", "Check the path, or train one with `tinydeploy train`")
+    try:
+        return keras.models.load_model(p, compile=False)
+    except Exception as e:  # keras raises many kinds on a bad file
+        raise TinyDeployError(f"cannot load Keras model {p} ({type(e).__name__}: {str(e).splitlines()[0][:120]})",
+                              "Pass a .keras, .h5 or SavedModel directory saved by tf_keras") from None
+
+
+def train(model, ds, *, epochs: int, batch_size: int = 128, lr: float = 1e-3, class_weight: bool = False,
+          verbose: int = 0, callbacks=()):
+    """Compile and fit on a Dataset (uint8 images normalized to [0, 1])."""
+    import numpy as np
+
+    from .datasets import normalize
+
+    _, keras = import_tf()
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    cw = None
+    if class_weight:
+        counts = np.bincount(ds.y_train, minlength=ds.num_classes).astype(np.float64)
+        cw = {i: float(len(ds.y_train) / (ds.num_classes * max(c, 1))) for i, c in enumerate(counts)}
+    model.fit(normalize(ds.x_train), ds.y_train, validation_data=(normalize(ds.x_val), ds.y_val), epochs=epochs,
+              batch_size=batch_size, verbose=verbose, class_weight=cw, callbacks=list(callbacks))
+    return model

@@ -1,0 +1,144 @@
+"""The compress pipeline: (train) -> (prune, fine-tune, strip) -> convert variants -> evaluate -> files.
+
+Everything goes to a staged directory first: an interrupted run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..console import console, err_console
+from ..fsutil import StagedDirectory, write_json_atomic, write_text_atomic
+from .datasets import Dataset
+from .evaluate import metrics, predict_tflite, predict_tflm, quantize_inputs_int8
+from .quantize import convert
+
+
+@dataclass
+class CompressOptions:
+    variants: tuple[str, ...] = ("float32", "float16", "dynamic", "int16x8", "int8")
+    prune: tuple[float, ...] = ()  # target sparsities; each adds a pruned int8 model
+    finetune_epochs: int = 2
+    rep_samples: int = 200
+    golden_samples: int = 16
+    eval_limit: int | None = None  # evaluate on at most this many test images
+    tflm_eval: bool = True  # also run the int8 models through the TFLM host interpreter
+    batch_size: int = 128
+
+
+@dataclass
+class VariantResult:
+    name: str
+    variant: str
+    file: str
+    bytes: int
+    sparsity: float | None
+    metrics: dict
+    tflm_metrics: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+    def row(self) -> dict:
+        return {"name": self.name, "variant": self.variant, "file": self.file, "bytes": self.bytes,
+                "sparsity": self.sparsity, "accuracy": self.metrics["accuracy"],
+                "balanced_accuracy": self.metrics["balanced_accuracy"],
+                "tflm_accuracy": None if self.tflm_metrics is None else self.tflm_metrics["accuracy"],
+                **self.extra}
+
+
+def _evaluate(model_bytes: bytes, ds: Dataset, variant: str, opts: CompressOptions):
+    x, y = ds.x_test, ds.y_test
+    if opts.eval_limit:
+        x, y = x[: opts.eval_limit], y[: opts.eval_limit]
+    m = metrics(y, predict_tflite(model_bytes, x), ds.num_classes)
+    tm = None
+    if variant == "int8" and opts.tflm_eval:
+        tm = metrics(y, predict_tflm(model_bytes, x), ds.num_classes)
+    return m, tm
+
+
+def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions, *, force: bool) -> dict:
+    from .prune import prune, sparsity_report
+
+    t0 = time.monotonic()
+    results: list[VariantResult] = []
+    with StagedDirectory(out_dir, force) as tmp:
+        model.save(tmp / f"{name}.keras")
+        labels = "\n".join(ds.class_names) + "\n"
+        base_sparsity = sparsity_report(model)["overall"]
+        jobs = [(name, model, v, base_sparsity) for v in opts.variants]
+        for s in opts.prune:
+            err_console.print(f"pruning to {s:.0%} sparsity, {opts.finetune_epochs} fine-tuning epochs ...")
+            from .tfenv import import_tf
+
+            _, keras = import_tf()
+            clone = keras.models.clone_model(model)
+            clone.set_weights(model.get_weights())
+            pruned = prune(clone, ds, target_sparsity=s, epochs=opts.finetune_epochs, batch_size=opts.batch_size)
+            rep = sparsity_report(pruned)
+            pname = f"{name}_pruned{int(round(s * 100))}"
+            pruned.save(tmp / f"{pname}.keras")
+            write_json_atomic(tmp / f"{pname}.sparsity.json", rep)
+            jobs.append((pname, pruned, "int8", rep["overall"]))
+        for jname, m, variant, sparsity in jobs:
+            err_console.print(f"converting {jname} to {variant} and evaluating ...")
+            data = convert(m, variant, ds.x_train, opts.rep_samples)
+            fname = f"{jname}_{variant}.tflite"
+            (tmp / fname).write_bytes(data)
+            met, tmet = _evaluate(data, ds, variant, opts)
+            r = VariantResult(jname, variant, fname, len(data), sparsity, met, tmet)
+            if variant == "int8":
+                stem = fname[: -len(".tflite")]
+                (tmp / f"{stem}.labels.txt").write_text(labels)
+                n = opts.golden_samples
+                xq = quantize_inputs_int8(data, ds.x_test[:n])
+                np.savez(tmp / f"{stem}.samples.npz", x=xq, y=ds.y_test[:n])
+            results.append(r)
+        report = _report(name, ds, results, time.monotonic() - t0)
+        write_json_atomic(tmp / "compress.json", report)
+        write_text_atomic(tmp / "compress.md", markdown(report))
+    return report
+
+
+def _report(name: str, ds: Dataset, results: list[VariantResult], seconds: float) -> dict:
+    f32 = next((r for r in results if r.variant == "float32" and r.name == name), None)
+    rows = []
+    for r in results:
+        row = r.row()
+        row["size_vs_float32"] = r.bytes / f32.bytes if f32 else None
+        row["accuracy_delta_pp"] = 100 * (r.metrics["accuracy"] - f32.metrics["accuracy"]) if f32 else None
+        rows.append(row)
+    return {"schema": "tinydeploy.compress/1", "model": name, "dataset": ds.summary(), "seconds": round(seconds, 1),
+            "rows": rows, "confusion": {f"{r.name}/{r.variant}": r.metrics["confusion"] for r in results}}
+
+
+def markdown(report: dict) -> str:
+    ds = report["dataset"]
+    lines = [f"# {report['model']} on {ds['name']}", "",
+             f"Test split: {ds['test']} images, {len(ds['classes'])} classes. Run time {report['seconds']} s.", "",
+             "| model | variant | bytes | x float32 | sparsity | accuracy | Δ pp | balanced acc. | TFLM acc. |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["rows"]:
+        f = lambda v, fmt: "-" if v is None else format(v, fmt)
+        lines.append(f"| {r['name']} | {r['variant']} | {r['bytes']:,} | {f(r['size_vs_float32'], '.3f')} | "
+                     f"{f(r['sparsity'], '.1%')} | {f(r['accuracy'], '.4f')} | {f(r['accuracy_delta_pp'], '+.2f')} | "
+                     f"{f(r['balanced_accuracy'], '.4f')} | {f(r['tflm_accuracy'], '.4f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def render(report: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{report['model']} on {report['dataset']['name']} ({report['dataset']['test']} test images)",
+              title_justify="left")
+    for c in ("model", "variant", "bytes", "x f32", "sparsity", "accuracy", "Δ pp", "bal. acc.", "TFLM acc."):
+        t.add_column(c, justify="left" if c in ("model", "variant") else "right")
+    f = lambda v, fmt: "-" if v is None else format(v, fmt)
+    for r in report["rows"]:
+        t.add_row(r["name"], r["variant"], f"{r['bytes']:,}", f(r["size_vs_float32"], ".3f"), f(r["sparsity"], ".1%"),
+                  f(r["accuracy"], ".4f"), f(r["accuracy_delta_pp"], "+.2f"), f(r["balanced_accuracy"], ".4f"),
+                  f(r["tflm_accuracy"], ".4f"))
+    console.print(t)

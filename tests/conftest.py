@@ -1,0 +1,155 @@
+"""Shared fixtures: real TensorFlow models converted to int8, generated projects, the firmware's
+device code compiled for the host, and pseudo-terminal pairs."""
+
+from __future__ import annotations
+
+import os
+import pty
+import shutil
+import subprocess
+import sys
+import tty
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRMWARE = ROOT / "firmware"
+EXAMPLE = ROOT / "host" / "tinydeploy" / "examples" / "fashion_cnn_int8.tflite"
+
+
+def run_cli(*args, check=None, timeout=120, env=None):
+    """Run the real `tinydeploy` console entry point in a child process."""
+    proc = subprocess.run([sys.executable, "-m", "tinydeploy", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+    if check is not None:
+        assert proc.returncode == check, proc.stdout + proc.stderr
+    return proc
+
+
+def _keras_macs(model) -> int:
+    """An independent MAC count from Keras layer shapes (not from the .tflite)."""
+    import tf_keras as keras
+
+    total = 0
+    for layer in model.layers:
+        out = layer.output_shape
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kh, kw = layer.kernel_size
+            total += int(np.prod(out[1:])) * kh * kw
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw = layer.kernel_size
+            total += int(np.prod(out[1:])) * kh * kw * layer.input_shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(np.prod(out[1:])) * layer.input_shape[-1]
+    return total
+
+
+def _build_models():
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+
+    _, keras = import_tf()
+    keras.utils.set_random_seed(1)
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    x_rep = rng.integers(0, 256, size=(32, 32, 32, 3), dtype=np.uint8)
+
+    plain = keras.Sequential([L.Input((32, 32, 3)), L.Conv2D(8, 3, activation="relu"), L.MaxPool2D(),
+                              L.Conv2D(16, 3, strides=2, padding="same", activation="relu"), L.Flatten(),
+                              L.Dense(10, activation="softmax")], name="plain_cnn")
+    dw = keras.Sequential([L.Input((32, 32, 3)), L.Conv2D(8, 3, strides=2, padding="same", activation="relu"),
+                           L.DepthwiseConv2D(3, padding="same", activation="relu"), L.Conv2D(16, 1, activation="relu"),
+                           L.AveragePooling2D(), L.Flatten(), L.Dense(4, activation="softmax")], name="depthwise")
+    inp = L.Input((32, 32, 3))
+    x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu6")(inp)
+    y = L.Conv2D(48, 1, activation="relu6")(x)  # MobileNetV2 inverted residual block: expand, depthwise, project, add
+    y = L.DepthwiseConv2D(3, padding="same", activation="relu6")(y)
+    y = L.Conv2D(16, 1)(y)
+    x = L.Add()([x, y])
+    x = L.GlobalAveragePooling2D()(x)
+    res = keras.Model(inp, L.Dense(5, activation="softmax")(x), name="mbv2_block")
+    out = {}
+    for m in (plain, dw, res):
+        out[m.name] = (convert(m, "int8", x_rep, 32), _keras_macs(m), m)
+    float_model = convert(plain, "float32")
+    return out, float_model
+
+
+@pytest.fixture(scope="session")
+def tf_models(tmp_path_factory):
+    """{name: (path to int8 .tflite, keras MAC count)} for a plain CNN, a depthwise-separable CNN and a
+    residual MobileNetV2 block; plus 'float' -> a float32 .tflite."""
+    d = tmp_path_factory.mktemp("models")
+    built, float_bytes = _build_models()
+    out = {}
+    for name, (data, macs, _) in built.items():
+        p = d / f"{name}.tflite"
+        p.write_bytes(data)
+        out[name] = (p, macs)
+    fp = d / "float32.tflite"
+    fp.write_bytes(float_bytes)
+    out["float"] = (fp, None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def example_project(tmp_path_factory):
+    out = tmp_path_factory.mktemp("proj") / "example"
+    run_cli("build", "--board", "nano33ble", "-o", out, "--no-compile", check=0)
+    return out
+
+
+DEVICE_SOURCES = ["td_device.cpp", "td_report.cpp", "td_stats.cpp"]
+
+
+def compile_host_device(project: Path, out: Path, extra_flags=()) -> Path:
+    src = project / "src"
+    cmd = ["g++", "-std=c++11", "-O1", "-Wall", "-Wextra", "-Werror", *extra_flags, f"-I{src}", f"-I{FIRMWARE}",
+           str(ROOT / "tests" / "native" / "host_device.cpp"), *(str(FIRMWARE / s) for s in DEVICE_SOURCES),
+           str(src / "model_data.cpp"), str(src / "golden_data.cpp"), "-o", str(out)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def host_device(example_project, tmp_path_factory):
+    if shutil.which("g++") is None:
+        pytest.fail("g++ is required (apt-get install g++)")
+    return compile_host_device(example_project, tmp_path_factory.mktemp("bin") / "host_device")
+
+
+class PtyDevice:
+    """The host-compiled firmware on the master side of a pseudo-terminal; the host opens the slave."""
+
+    def __init__(self, binary: Path, *args: str):
+        self.master, self.slave = pty.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+        self.proc = subprocess.Popen([str(binary), *args], stdin=self.master, stdout=self.master, stderr=subprocess.DEVNULL)
+        os.close(self.master)  # the child holds it now
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=5)
+        try:
+            os.close(self.slave)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def pty_device(host_device):
+    made = []
+
+    def start(*args, binary=None):
+        d = PtyDevice(binary or host_device, *args)
+        made.append(d)
+        return d
+
+    yield start
+    for d in made:
+        d.close()

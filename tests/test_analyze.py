@@ -1,0 +1,112 @@
+"""analyze: MACs against an independent Keras count, arena against the tflite-micro interpreter's own
+recording, the int8 and support checks, the verdict, and speed without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import EXAMPLE, run_cli
+
+MODELS = ["plain_cnn", "depthwise", "mbv2_block"]
+
+
+def recorded_arena_total(path) -> int:
+    """What tflite-micro's RecordingMicroAllocator prints, read here without tinydeploy's code."""
+    code = ("from tflite_micro.python.tflite_micro import runtime\n"
+            f"i = runtime.Interpreter.from_file({str(path)!r}, arena_size=1 << 24)\n"
+            "i.print_allocations()\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(re.search(r"Arena allocation total (\d+) bytes", p.stdout + p.stderr).group(1))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_analyze_json_matches_tflm_and_keras(tf_models, tmp_path, name):
+    path, keras_macs = tf_models[name]
+    out = tmp_path / "a.json"
+    run_cli("analyze", path, "--board", "nano33ble", "--json", out, check=0)
+    a = json.loads(out.read_text())
+    assert a["totals"]["macs"] == keras_macs
+    assert a["arena"]["host_total_bytes"] == recorded_arena_total(path)
+    # the 32-bit figure is smaller (pointer-holding structures halve) but never below the activations
+    assert a["arena"]["host_head_bytes"] <= a["arena"]["device_bytes"] < a["arena"]["host_total_bytes"]
+    assert a["int8"]["ok"] and a["support"]["ok"] and a["fit"]["fits"] is True
+    assert a["flash"]["kind"] == "estimate" and a["flash"]["total_bytes"] > path.stat().st_size
+    ops = {o["op"] for o in a["ops"]}
+    assert {"CONV_2D", "FULLY_CONNECTED"} <= ops
+    if name == "mbv2_block":
+        assert {"ADD", "DEPTHWISE_CONV_2D", "MEAN"} <= ops
+
+
+def test_params_match_keras(tf_models):
+    from tinydeploy import boards
+    from tinydeploy.analyze import analyze
+    from tinydeploy.tflite_model import TFLiteModel
+
+    from conftest import _build_models  # noqa: F401  (models are built by the fixture)
+
+    path, _ = tf_models["plain_cnn"]
+    a = analyze(TFLiteModel.from_file(path), boards.load("nano33ble"), measure_arena=False)
+    # plain_cnn: conv 3*3*3*8+8, conv 3*3*8*16+16, dense (8*8*16)*10+10
+    assert a.total_params == (3 * 3 * 3 * 8 + 8) + (3 * 3 * 8 * 16 + 16) + (8 * 8 * 16 * 10 + 10)
+
+
+def test_float_model_is_refused_with_one_line(tf_models):
+    path, _ = tf_models["float"]
+    p = run_cli("analyze", path)
+    assert p.returncode == 2
+    err = p.stderr.strip()
+    assert "\n" not in err and "not a full-integer int8 model" in err and "tinydeploy compress" in err
+    assert "Traceback" not in p.stderr
+    p = run_cli("analyze", path, "--allow-float", "--json", "-")
+    assert p.returncode in (0, 1), p.stderr
+    assert json.loads(p.stdout)["int8"]["ok"] is False
+
+
+def test_does_not_fit_exits_1(tf_models):
+    path, _ = tf_models["plain_cnn"]
+    p = run_cli("analyze", path, "--reserve-ram", str(256 * 1024 - 1000), "--json", "-")
+    assert p.returncode == 1
+    fit = json.loads(p.stdout)["fit"]
+    assert fit["fits"] is False and fit["ram"]["ok"] is False and fit["ram"]["headroom_bytes"] < 0
+
+
+def test_per_channel_dense_is_flagged(tmp_path):
+    """A model converted with TF's default per-channel dense weights would be wrong on the pinned TFLM."""
+    import os
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import numpy as np
+
+    from tinydeploy.compress.tfenv import import_tf
+
+    tf, keras = import_tf()
+    m = keras.Sequential([keras.layers.Input((8,)), keras.layers.Dense(4), keras.layers.Softmax()])
+    c = tf.lite.TFLiteConverter.from_keras_model(m)
+    c.optimizations = [tf.lite.Optimize.DEFAULT]
+    c.representative_dataset = lambda: ([np.random.rand(1, 8).astype(np.float32)] for _ in range(8))
+    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    c.inference_input_type = c.inference_output_type = tf.int8
+    p = tmp_path / "pc.tflite"
+    p.write_bytes(c.convert())
+    r = run_cli("analyze", p)
+    if "per-channel" not in r.stderr:
+        pytest.skip("this TensorFlow quantized the dense layer per tensor; nothing to flag")
+    assert r.returncode == 2 and "_experimental_disable_per_channel_quantization_for_dense_layers" in r.stderr
+
+
+def test_analyze_is_fast_and_does_not_import_tensorflow():
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "tinydeploy", "analyze", str(EXAMPLE)],
+                       capture_output=True, text=True)
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
+    assert not any(m == "tensorflow" or m.startswith("tensorflow.") or m.startswith("tf_keras") for m in imported)
+    assert "tflite" in imported  # sanity: the importtime output was read
+    assert elapsed < 2.0, f"analyze took {elapsed:.2f} s"

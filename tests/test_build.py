@@ -1,0 +1,129 @@
+"""build: project content against the model and analyze, determinism, safety of the output dir."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import EXAMPLE, ROOT, run_cli
+
+
+def _array_bytes(cpp: str, name: str) -> bytes:
+    body = re.search(name + r"\[\] = \{(.*?)\};", cpp, re.S).group(1)
+    return bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body))
+
+
+@pytest.mark.parametrize("name", ["plain_cnn", "depthwise", "mbv2_block"])
+def test_project_matches_model_and_analysis(tf_models, tmp_path, name):
+    from tinydeploy.analyze import arena_with_margin
+    from tinydeploy.tflite_model import TFLiteModel
+
+    path, _ = tf_models[name]
+    out = tmp_path / "proj"
+    run_cli("build", path, "-o", out, "--no-compile", check=0)
+    analysis = json.loads((out / "tinydeploy.json").read_text())["analysis"]
+    src = out / "src"
+    # the model array is the file, byte for byte, const and aligned
+    data_cpp = (src / "model_data.cpp").read_text()
+    assert _array_bytes(data_cpp, "td_model_data") == path.read_bytes()
+    assert "alignas(16) const unsigned char td_model_data[]" in data_cpp
+    assert f"td_model_data_len = {path.stat().st_size};" in data_cpp
+    # the resolver registers exactly the model's ops
+    ops_h = (src / "model_ops.h").read_text()
+    model_ops = TFLiteModel.from_file(path).op_names
+    assert f"MicroMutableOpResolver<{len(model_ops)}>" in ops_h
+    assert re.findall(r"// ([A-Z_0-9]+)", ops_h) == model_ops
+    # the arena is analyze's 32-bit figure plus the stated margin
+    cfg = (src / "model_config.h").read_text()
+    needed = int(re.search(r"TD_ARENA_NEEDED_BYTES (\d+)u", cfg).group(1))
+    assert needed == analysis["arena"]["device_bytes"]
+    assert int(re.search(r"TD_ARENA_BYTES (\d+)u", cfg).group(1)) == arena_with_margin(needed)
+    ini = (out / "platformio.ini").read_text()
+    assert "board = nano33ble" in ini and "platform = nordicnrf52" in ini and "framework = arduino" in ini
+    assert re.search(r"lib_deps =\n\s+Arduino_TensorFlowLite=https://\S+\.git#[0-9a-f]{7,40}\n", ini)
+
+
+def test_golden_vectors_come_from_tflm(example_project):
+    """The bundled example's golden vectors are real test images with the TFLM host interpreter's outputs."""
+    import numpy as np
+
+    from tinydeploy.tflm_host import reference_outputs
+
+    cfg = (example_project / "src" / "model_config.h").read_text()
+    gold = (example_project / "src" / "golden_data.cpp").read_text()
+    assert "test-set inputs" in cfg
+    nums = lambda name: [int(v) for v in re.search(name + r"\[\] = \{(.*?)\};", gold, re.S).group(1).replace(",", " ").split()]
+    n = int(re.search(r"TD_GOLDEN_COUNT (\d+)u", cfg).group(1))
+    xin = np.array(nums("td_golden_inputs"), np.int8).reshape(n, 28, 28, 1)
+    expected = reference_outputs(EXAMPLE.read_bytes(), xin.reshape(n, 1, 28, 28, 1))
+    assert np.array_equal(np.array(nums("td_golden_outputs")).reshape(n, -1), expected.reshape(n, -1))
+
+
+def test_deterministic(tmp_path):
+    digests = []
+    for i in range(2):
+        out = tmp_path / f"p{i}"
+        run_cli("build", "-o", out, "--no-compile", check=0)
+        digests.append({p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                        for p in sorted(out.rglob("*")) if p.is_file()})
+    assert digests[0] == digests[1]
+
+
+def test_refuses_non_empty_output_without_force(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    r = run_cli("build", "-o", out, "--no-compile")
+    assert r.returncode == 2 and "--force" in r.stderr and "Traceback" not in r.stderr
+    assert (out / "notes.txt").read_text() == "my notes" and len(list(out.iterdir())) == 1
+    run_cli("build", "-o", out, "--no-compile", "--force", check=0)
+    assert not (out / "notes.txt").exists() and (out / "platformio.ini").exists()
+
+
+def test_failed_build_leaves_nothing(tf_models, tmp_path):
+    out = tmp_path / "never"
+    r = run_cli("build", tf_models["float"][0], "-o", out, "--no-compile")
+    assert r.returncode == 2 and not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".never")]
+
+
+def test_c_identifiers_and_strings(tmp_path):
+    from tinydeploy.generate.carray import c_identifier, c_string
+
+    assert c_identifier("my-model v2.1") == "my_model_v2_1"
+    assert c_identifier("3layers") == "m_3layers"
+    assert c_identifier("int") == "int_"
+    assert c_string('a"b\\c\nd?') == 'a\\"b\\\\c\\012d\\077'
+    weird = tmp_path / "we ird-näme.tflite"
+    weird.write_bytes(EXAMPLE.read_bytes())
+    out = tmp_path / "w"
+    run_cli("build", weird, "-o", out, "--no-compile", check=0)
+    assert '#define TD_MODEL_NAME "we_ird_n_me"' in (out / "src" / "model_config.h").read_text()
+
+
+def test_build_without_model_is_fast_and_tf_free(tmp_path):
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "tinydeploy", "build", "--board", "nano33ble",
+                        "-o", str(tmp_path / "x")], capture_output=True, text=True)
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert not any(l.split("|")[-1].strip().startswith(("tensorflow", "tf_keras")) for l in p.stderr.splitlines()
+                   if l.startswith("import time:"))
+    assert elapsed < 3.0, f"build took {elapsed:.2f} s"
+    # offline here: it says so in one line and leaves the project ready
+    assert "not compiled" in p.stdout or "pio run" in p.stdout
+
+
+def test_root_reference_project_is_current(tmp_path):
+    """firmware/example_model/ (used by the root platformio.ini) is what build renders for the example."""
+    out = tmp_path / "ref"
+    run_cli("build", "-o", out, "--no-compile", check=0)
+    for f in ("model_config.h", "model_ops.h", "model_data.cpp", "golden_data.cpp"):
+        expected = (out / "src" / f).read_text()
+        assert (ROOT / "firmware" / "example_model" / f).read_text() == expected, f

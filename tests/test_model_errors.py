@@ -1,0 +1,53 @@
+"""Bad model files: one-line errors, exit code 2, never a traceback (including fuzzed bytes)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import EXAMPLE, run_cli
+
+
+@pytest.mark.parametrize("content,needle", [
+    (None, "does not exist"),
+    (b"", "is empty"),
+    (b"\x89HDF\r\n\x1a\n" + b"\0" * 64, "Keras HDF5"),
+    (b"hello, this is not a model at all", "not a TFLite flatbuffer"),
+])
+def test_bad_files(tmp_path, content, needle):
+    p = tmp_path / "m.tflite"
+    if content is not None:
+        p.write_bytes(content)
+    r = run_cli("analyze", p)
+    assert r.returncode == 2
+    assert needle in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_truncated(tmp_path):
+    data = EXAMPLE.read_bytes()
+    p = tmp_path / "t.tflite"
+    p.write_bytes(data[: len(data) // 3])
+    r = run_cli("analyze", p)
+    assert r.returncode == 2 and "corrupt" in r.stderr or "truncated" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+_DATA = EXAMPLE.read_bytes()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, len(_DATA) - 1), st.integers(0, 255)), min_size=1, max_size=8),
+       st.integers(8, len(_DATA)))
+def test_mutated_models_never_traceback(tmp_path, edits, length):
+    """Mutate bytes of a valid model; analyze must end with a result or a one-line error."""
+    from tinydeploy.cli import main
+
+    data = bytearray(_DATA[:length])
+    for pos, val in edits:
+        if pos < len(data):
+            data[pos] = val
+    p = tmp_path / "fuzz.tflite"
+    p.write_bytes(bytes(data))
+    code = main(["analyze", str(p), "--json", str(tmp_path / "out.json")])  # in-process: any exception fails the test
+    assert code in (0, 1, 2)

@@ -1,0 +1,146 @@
+"""bench over a real pseudo-terminal pair, with the firmware's own command processor, report writer
+and statistics compiled for the host on the device side (tests/native/host_device.cpp)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import EXAMPLE, compile_host_device, run_cli
+
+
+def bench(port, tmp_path, *extra):
+    out = tmp_path / "bench.json"
+    r = run_cli("bench", "--port", port, "--runs", "7", "--warmup", "1", "--idle-timeout", "3", "--timeout", "20",
+                "--json", out, *extra, timeout=90)
+    return r, (json.loads(out.read_text()) if out.exists() else None)
+
+
+def test_good_run(pty_device, tmp_path):
+    dev = pty_device()
+    r, d = bench(dev.path, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert d["complete"] and d["error"] is None
+    assert d["device"]["model"] == "fashion_cnn_int8" and d["device"]["board"] == "nano33ble"
+    assert len(d["runs"]) == 7 and d["latency"]["runs"] == 7
+    cyc = sorted(x["cycles"] for x in d["runs"])
+    assert d["latency"]["cycles"]["median"] == cyc[3] and d["latency"]["cycles"]["max"] == cyc[-1]
+    assert d["latency"]["cycles"]["p90"] == cyc[6]  # nearest rank: ceil(0.9 * 7) = 7th
+    assert [o["tag"] for o in d["ops"]] == ["CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
+    assert len(d["golden"]) == 3 and all(g["pass"] and g["max_diff"] == 0 for g in d["golden"])
+    assert d["arena"]["allocated"] > d["arena"]["needed"] > 0
+    assert "latency over 7 runs" in r.stdout and "golden vectors: 3/3" in r.stdout
+
+
+@pytest.mark.parametrize("fault,needle,code", [
+    ("silent", "no answer to td-hello", 3),
+    ("vanish", "vanished", 3),
+    ("reset", "no data from", 3),
+    ("alloc", "AllocateTensors() failed", 3),
+])
+def test_failures_keep_records(pty_device, tmp_path, fault, needle, code):
+    dev = pty_device("--fault", fault, "--after", "600")
+    r, d = bench(dev.path, tmp_path)
+    assert r.returncode == code, r.stdout + r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
+    if fault in ("vanish", "reset", "alloc"):
+        assert d is not None and d["complete"] is False and d["error"]
+        assert d["device"] is not None  # the hello record read before the failure is kept
+    if fault == "alloc":
+        assert d["arena"]["used"] == 0 and d["arena"]["needed"] > 0
+
+
+def test_garbage_between_records_is_rejected_but_run_completes(pty_device, tmp_path):
+    dev = pty_device("--fault", "garbage")
+    r, d = bench(dev.path, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert d["complete"] and len(d["rejected_lines"]) > 5
+
+
+def test_bad_checksum_is_never_accepted(pty_device, tmp_path):
+    dev = pty_device("--fault", "badcrc", "--after", "4")
+    r, d = bench(dev.path, tmp_path)
+    assert r.returncode == 3 and "valid records" in r.stderr
+    bad = [x["text"] for x in d["rejected_lines"] if x["kind"] == "bad-crc"]
+    assert len(bad) == 1 and len(d["records"]) == 16  # 17 sent, the corrupted one rejected
+    assert bad[0] not in [r for r in d["records"]]
+
+
+def test_wrong_protocol_version(pty_device, example_project, tmp_path):
+    binary = compile_host_device(example_project, tmp_path / "dev_v2", ["-DTD_PROTOCOL_VERSION=2"])
+    dev = pty_device(binary=binary)
+    r, _ = bench(dev.path, tmp_path)
+    assert r.returncode == 3 and "protocol version 2" in r.stderr and "Rebuild and flash" in r.stderr
+
+
+def test_wrong_port(tmp_path):
+    r, _ = bench("/dev/does-not-exist", tmp_path)
+    assert r.returncode == 3 and "cannot open serial port" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_busy_port(pty_device, tmp_path):
+    import serial
+
+    dev = pty_device()
+    holder = serial.Serial(dev.path, exclusive=True)
+    try:
+        r, _ = bench(dev.path, tmp_path)
+    finally:
+        holder.close()
+    assert r.returncode == 3 and "busy" in r.stderr
+
+
+def test_socket_url(host_device, tmp_path):
+    """--url socket://: the same device code behind a TCP socket on loopback."""
+    import subprocess
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def serve():
+        conn, _ = srv.accept()
+        p = subprocess.Popen([str(host_device)], stdin=conn.fileno(), stdout=conn.fileno())
+        p.wait(timeout=60)
+        conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    out = tmp_path / "b.json"
+    r = run_cli("bench", "--url", f"socket://127.0.0.1:{port}", "--runs", "3", "--json", out, timeout=60)
+    srv.close()
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["latency"]["runs"] == 3
+
+
+def test_mlperf_runner_commands_and_accuracy(pty_device, tmp_path):
+    """The MLPerf Tiny commands over the pty: name, profile, db load / db HEX in 31-byte chunks, infer."""
+    from tinydeploy.device.link import Link
+    from tinydeploy.device.runner import _reply, device_accuracy, infer_one
+
+    dev = pty_device()
+    with np.load(EXAMPLE.with_name("fashion_cnn_int8.samples.npz")) as z:
+        x, y = z["x"][:4], z["y"][:4]
+    with Link.open(port=dev.path) as link:
+        link.send("name")
+        assert _reply(link, 5) == ["m-name-dut-[tinydeploy]"]
+        link.send("profile")
+        assert _reply(link, 5) == ["m-profile-[tinydeploy-0.1.0]", "m-model-[fashion_cnn_int8]"]
+        link.send("nonsense")
+        with pytest.raises(Exception, match="Unknown command: nonsense"):
+            _reply(link, 5)
+        scores = infer_one(link, x[0])
+        assert scores.shape == (10,) and abs(scores.sum() - 1.0) < 0.05  # dequantized softmax
+        acc = device_accuracy(link, x, y)
+    assert acc["n"] == 4 and len(acc["predictions"]) == 4
+
+
+def test_ports_lists_without_error():
+    r = run_cli("ports", "--json", "-")
+    assert r.returncode == 0 and isinstance(json.loads(r.stdout), list)
