@@ -73,6 +73,8 @@ def _build_models():
     res = keras.Model(inp, L.Dense(5, activation="softmax")(x), name="mbv2_block")
     out = {}
     for m in (plain, dw, res):
+        # untrained biases are zero and the converter drops zero dense biases: use non-zero weights
+        m.set_weights([rng.normal(0, 0.2, size=w.shape).astype(np.float32) for w in m.get_weights()])
         out[m.name] = (convert(m, "int8", x_rep, 32), _keras_macs(m), m)
     float_model = convert(plain, "float32")
     return out, float_model

@@ -48,11 +48,9 @@ def test_params_match_keras(tf_models):
     from tinydeploy.analyze import analyze
     from tinydeploy.tflite_model import TFLiteModel
 
-    from conftest import _build_models  # noqa: F401  (models are built by the fixture)
-
     path, _ = tf_models["plain_cnn"]
     a = analyze(TFLiteModel.from_file(path), boards.load("nano33ble"), measure_arena=False)
-    # plain_cnn: conv 3*3*3*8+8, conv 3*3*8*16+16, dense (8*8*16)*10+10
+    # plain_cnn (32x32x3): conv 3*3*3*8+8, conv 3*3*8*16+16 (-> 8x8x16), dense (8*8*16)*10+10
     assert a.total_params == (3 * 3 * 3 * 8 + 8) + (3 * 3 * 8 * 16 + 16) + (8 * 8 * 16 * 10 + 10)
 
 

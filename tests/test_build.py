@@ -38,7 +38,7 @@ def test_project_matches_model_and_analysis(tf_models, tmp_path, name):
     ops_h = (src / "model_ops.h").read_text()
     model_ops = TFLiteModel.from_file(path).op_names
     assert f"MicroMutableOpResolver<{len(model_ops)}>" in ops_h
-    assert re.findall(r"// ([A-Z_0-9]+)", ops_h) == model_ops
+    assert re.findall(r"kTfLiteError;  // ([A-Z_0-9]+)", ops_h) == model_ops
     # the arena is analyze's 32-bit figure plus the stated margin
     cfg = (src / "model_config.h").read_text()
     needed = int(re.search(r"TD_ARENA_NEEDED_BYTES (\d+)u", cfg).group(1))

@@ -25,7 +25,9 @@ def _stage_clis():
     from .device import cli as device_cli
     from .generate import cli as generate_cli
 
-    return [compress_cli, generate_cli, device_cli]
+    from .study import cli as study_cli
+
+    return [compress_cli, generate_cli, device_cli, study_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

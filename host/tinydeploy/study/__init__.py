@@ -1,0 +1,1 @@
+"""Stage 5: the accuracy x latency x size study over datasets x model families x variants."""

@@ -1,0 +1,63 @@
+"""`tinydeploy study`: the accuracy x latency x size grid."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+
+def add_parsers(sub, add_board, add_json) -> None:
+    s = sub.add_parser("study", help="accuracy x latency x size study over datasets, model families and variants")
+    s.add_argument("--datasets", default="fashion,radiology", help="comma-separated: fashion,radiology,dermatology")
+    s.add_argument("--families", default="custom_cnn,vgg_style,mobilenet_v1,mobilenet_v2,vgg16,mobilenet_v2_1.0",
+                   help="comma-separated model families (vgg16 and mobilenet_v2_1.0 are analysed, not trained)")
+    s.add_argument("--quick", action="store_true", help="subsets and one epoch (for tests)")
+    s.add_argument("-o", "--output", default="results", help="output directory (default results/)")
+    s.add_argument("--workers", type=int, default=2, help="parallel (dataset, family) groups (default 2)")
+    s.add_argument("--bench", action="append", default=[], metavar="DATASET/MODEL/VARIANT=BENCH.json",
+                   help="use a measured latency from a `tinydeploy bench --json` file for that row")
+    add_json(s)
+    s.set_defaults(func=cmd_study)
+
+
+def cmd_study(args) -> int:
+    import sys
+
+    from ..cli import write_json
+    from ..console import console, progress
+    from ..errors import TinyDeployError
+    from .grid import DATASETS, FAMILIES, PROFILES, TOO_BIG, run
+    from .outputs import write_all
+
+    datasets = [d for d in args.datasets.split(",") if d]
+    families = [f for f in args.families.split(",") if f]
+    for d in datasets:
+        if d not in DATASETS:
+            raise TinyDeployError(f"unknown dataset {d!r}", f"Choose from {', '.join(DATASETS)}")
+    for f in families:
+        if f not in FAMILIES and f not in TOO_BIG:
+            raise TinyDeployError(f"unknown family {f!r}", f"Choose from {', '.join([*FAMILIES, *TOO_BIG])}")
+    measured = {}
+    for spec in args.bench:
+        key, _, path = spec.partition("=")
+        try:
+            measured[key] = json.loads(Path(path).read_text())["latency"]["ms"]["median"]
+        except (OSError, KeyError, TypeError, ValueError):
+            raise TinyDeployError(f"cannot read a bench latency from {path}", "Pass a file written by `tinydeploy bench --json`") from None
+    profile = PROFILES["quick" if args.quick else "full"]
+    out = Path(args.output)
+    t0 = time.monotonic()
+    with progress() as prog:
+        task = prog.add_task(f"study ({profile.name})", total=len(datasets) * len(families))
+        rows = run(datasets, families, profile, out, workers=args.workers, measured=measured,
+                   progress=lambda done, total: prog.update(task, completed=done))
+    meta = {"profile": profile.name, "seconds": time.monotonic() - t0,
+            "command": "tinydeploy " + " ".join(sys.argv[1:]),
+            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores"}
+    files = write_all(rows, out, meta)
+    console.print(f"[green]study written to {out}/[/]: {', '.join([files['report'], files['csv'], *files['plots']])} "
+                  f"({meta['seconds']:.0f} s; cached groups are reused on the next run)")
+    write_json(args.json, {"rows": rows, "files": files, "meta": meta})
+    return 0

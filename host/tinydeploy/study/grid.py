@@ -1,0 +1,159 @@
+"""The study grid, resumable: every row is cached as JSON; (dataset, family) groups run in parallel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+VARIANTS = ("float32", "float16", "dynamic", "int16x8", "int8")
+SPARSITIES = (0.5, 0.75)
+
+# family -> (build kwargs for microcontroller size, min input size)
+FAMILIES = {
+    "custom_cnn": {},
+    "vgg_style": {"width": 0.125, "blocks": 3},
+    "mobilenet_v1": {"alpha": 0.25},
+    "mobilenet_v2": {"alpha": 0.35},
+}
+# Reference rows that cannot fit: analysed (size, arena, MACs) but not trained.
+TOO_BIG = {"vgg16": {}, "mobilenet_v2_1.0": {"alpha": 1.0}}
+
+DATASETS = {"fashion": "fashion-mnist", "radiology": "pneumonia", "dermatology": "ham10000"}
+
+
+@dataclass
+class Profile:
+    name: str
+    epochs: int
+    finetune_epochs: int
+    train_subset: int | None
+    test_subset: int | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}-e{self.epochs}-f{self.finetune_epochs}-{self.train_subset}-{self.test_subset}"
+
+
+PROFILES = {
+    "quick": Profile("quick", 1, 1, 1500, 300),
+    "full": Profile("full", 3, 1, None, None),
+}
+
+
+def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, measured: dict) -> list[dict]:
+    """Train one family on one dataset, prune, convert all variants, evaluate, analyze. Runs in a worker."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import numpy as np
+
+    from .. import boards
+    from ..analyze import analyze, arena_with_margin
+    from ..compress.datasets import load_dataset
+    from ..compress.evaluate import metrics, predict_tflite, predict_tflm
+    from ..compress.models import build, min_input_size, train
+    from ..compress.prune import prune, sparsity_report
+    from ..compress.quantize import convert
+    from ..compress.tfenv import import_tf, seed_everything
+    from ..tflite_model import TFLiteModel
+    from .cycle_model import estimate_ms
+
+    cache = Path(cache_dir)
+    board = boards.load("nano33ble")
+    base = family.split("_1.0")[0] if family in TOO_BIG else family
+    kw = TOO_BIG.get(family, FAMILIES.get(family, {}))
+    if family == "mobilenet_v2_1.0":
+        base = "mobilenet_v2"
+    size = max(min_input_size(base), 28)
+    ds = load_dataset(DATASETS[dataset_key], size=size if size != 28 else None)
+    if profile.train_subset:
+        ds = ds.subset(profile.train_subset, profile.test_subset)
+    seed_everything(0)
+    model = build(base, ds.input_shape, ds.num_classes, **kw)
+    rows = []
+
+    def row_for(name, variant, data, sparsity, trained, met=None, tmet=None):
+        m = TFLiteModel.from_bytes(data, source=name)
+        a = analyze(m, board, measure_arena=variant == "int8")
+        ops = [o.to_dict() for o in a.ops]
+        arena = a.arena["device_bytes"] if a.arena else None
+        need_ram = arena_with_margin(arena) if arena else None
+        fits = variant == "int8" and a.supported and a.fit["flash"]["ok"] and need_ram is not None and \
+            need_ram <= board.app_ram_bytes
+        over = []
+        if not a.fit["flash"]["ok"]:
+            over.append(f"flash +{-a.fit['flash']['headroom_bytes'] / 1024:.0f} KiB")
+        if need_ram is not None and need_ram > board.app_ram_bytes:
+            over.append(f"RAM +{(need_ram - board.app_ram_bytes) / 1024:.0f} KiB")
+        if variant != "int8":
+            over.append("not int8")
+        key = f"{dataset_key}/{name}/{variant}"
+        lat, lat_kind = (measured[key], "measured") if key in measured else (estimate_ms(ops, variant), "estimated")
+        return {
+            "dataset": dataset_key, "family": family, "model": name, "variant": variant,
+            "sparsity": sparsity, "trained": trained,
+            "accuracy": None if met is None else met["accuracy"],
+            "balanced_accuracy": None if met is None else met["balanced_accuracy"],
+            "tflm_accuracy": None if tmet is None else tmet["accuracy"],
+            "model_bytes": len(data), "arena_bytes": arena, "macs": a.total_macs, "params": a.total_params,
+            "fits": bool(fits), "does_not_fit_by": "; ".join(over) if not fits else "",
+            "latency_ms": lat, "latency_kind": lat_kind,
+        }
+
+    if family in TOO_BIG:
+        rep = np.random.default_rng(0).integers(0, 256, (8,) + ds.input_shape, dtype=np.uint8)
+        rows.append(row_for(family, "int8", convert(model, "int8", rep, 8), 0.0, False))
+        return rows
+
+    train(model, ds, epochs=profile.epochs, class_weight=ds.imbalanced)
+    x, y = ds.x_test, ds.y_test
+    jobs = [(family, model, v, sparsity_report(model)["overall"]) for v in VARIANTS]
+    _, keras = import_tf()
+    for s in SPARSITIES:
+        clone = keras.models.clone_model(model)
+        clone.set_weights(model.get_weights())
+        pruned = prune(clone, ds, target_sparsity=s, epochs=profile.finetune_epochs)
+        jobs.append((f"{family}_pruned{int(s * 100)}", pruned, "int8", sparsity_report(pruned)["overall"]))
+    for name, m, variant, sp in jobs:
+        data = convert(m, variant, ds.x_train)
+        (cache / f"{dataset_key}_{name}_{variant}_{profile.name}.tflite").write_bytes(data)
+        met = metrics(y, predict_tflite(data, x), ds.num_classes)
+        tmet = metrics(y, predict_tflm(data, x), ds.num_classes) if variant == "int8" else None
+        rows.append(row_for(name, variant, data, sp, True, met, tmet))
+    return rows
+
+
+def run(datasets, families, profile: Profile, out_dir: Path, *, workers: int = 2, measured: dict | None = None,
+        progress=None) -> list[dict]:
+    cache = out_dir / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    measured = measured or {}
+    todo, rows = [], []
+    for d in datasets:
+        for f in families:
+            path = cache / f"rows_{d}_{f}_{profile.key}.json"
+            if path.exists():
+                rows += json.loads(path.read_text())
+            else:
+                todo.append((d, f, path))
+    if progress:
+        progress(len(rows) and len(datasets) * len(families) - len(todo), len(datasets) * len(families))
+    done = len(datasets) * len(families) - len(todo)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futs = {pool.submit(_group, d, f, profile, str(cache), measured): (d, f, p) for d, f, p in todo}
+        for fut in as_completed(futs):
+            d, f, path = futs[fut]
+            group = fut.result()
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(group, indent=1))
+            tmp.replace(path)  # a finished group is cached atomically: an interrupted study resumes here
+            rows += group
+            done += 1
+            if progress:
+                progress(done, len(datasets) * len(families))
+    order = {d: i for i, d in enumerate(datasets)}
+    forder = {f: i for i, f in enumerate(families)}
+    rows.sort(key=lambda r: (order[r["dataset"]], forder[r["family"]], r["model"], VARIANTS.index(r["variant"])))
+    return rows

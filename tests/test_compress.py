@@ -1,0 +1,42 @@
+"""compress on real Fashion-MNIST (a subset, so it takes seconds): the issue's thresholds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def fashion_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("c") / "fashion"
+    run_cli("compress", "--dataset", "fashion-mnist", "--model", "custom_cnn", "--subset", "12000", "--epochs", "2",
+            "--prune", "0.5", "--finetune-epochs", "2", "-o", out, "--json", out.with_suffix(".json"), check=0, timeout=600)
+    return out, json.loads(out.with_suffix(".json").read_text())
+
+
+def test_int8_is_small_and_accurate(fashion_report):
+    out, rep = fashion_report
+    rows = {(r["name"], r["variant"]): r for r in rep["rows"]}
+    f32, i8 = rows[("custom_cnn", "float32")], rows[("custom_cnn", "int8")]
+    assert i8["bytes"] <= 0.3 * f32["bytes"]
+    assert abs(i8["accuracy"] - f32["accuracy"]) <= 0.010
+    assert abs(i8["tflm_accuracy"] - i8["accuracy"]) <= 0.005  # TFLM host interpreter agrees with TFLite
+    assert {v for _, v in rows} == {"float32", "float16", "dynamic", "int16x8", "int8"}
+    assert (out / "custom_cnn_int8.samples.npz").exists() and (out / "compress.md").exists()
+
+
+def test_pruned_sparsity_and_accuracy(fashion_report):
+    out, rep = fashion_report
+    rows = {(r["name"], r["variant"]): r for r in rep["rows"]}
+    sp = json.loads((out / "custom_cnn_pruned50.sparsity.json").read_text())
+    assert sp["layers"] and all(l["sparsity"] >= 0.49 for l in sp["layers"].values())
+    assert abs(rows[("custom_cnn_pruned50", "int8")]["accuracy"] - rows[("custom_cnn", "int8")]["accuracy"]) <= 0.02
+
+
+def test_compressed_model_builds(fashion_report, tmp_path):
+    out, _ = fashion_report
+    run_cli("build", out / "custom_cnn_pruned50_int8.tflite", "-o", tmp_path / "p", "--no-compile", check=0)
+    assert "test-set inputs" in (tmp_path / "p" / "src" / "model_config.h").read_text()
