@@ -7,7 +7,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -98,13 +97,11 @@ def test_per_channel_dense_is_flagged(tmp_path):
     assert r.returncode == 2 and "_experimental_disable_per_channel_quantization_for_dense_layers" in r.stderr
 
 
-def test_analyze_is_fast_and_does_not_import_tensorflow():
-    t0 = time.monotonic()
+def test_analyze_does_not_import_tensorflow():
+    # its speed (< 2 s) is measured by bench/cli_speed.py, not asserted in a timed test
     p = subprocess.run([sys.executable, "-X", "importtime", "-m", "tinydeploy", "analyze", str(EXAMPLE)],
                        capture_output=True, text=True)
-    elapsed = time.monotonic() - t0
     assert p.returncode == 0, p.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
     assert not any(m == "tensorflow" or m.startswith("tensorflow.") or m.startswith("tf_keras") for m in imported)
     assert "tflite" in imported  # sanity: the importtime output was read
-    assert elapsed < 2.0, f"analyze took {elapsed:.2f} s"

@@ -40,3 +40,15 @@ def test_compressed_model_builds(fashion_report, tmp_path):
     out, _ = fashion_report
     run_cli("build", out / "custom_cnn_pruned50_int8.tflite", "-o", tmp_path / "p", "--no-compile", check=0)
     assert "test-set inputs" in (tmp_path / "p" / "src" / "model_config.h").read_text()
+
+
+@pytest.mark.parametrize("dataset", ["pneumonia", "ham10000"])
+def test_medical_datasets_end_to_end(tmp_path, dataset):
+    """Quick setting: a subset and one epoch, int8 only; the full runs are documented in the README."""
+    out = tmp_path / dataset
+    run_cli("compress", "--dataset", dataset, "--model", "custom_cnn", "--subset", "800", "--epochs", "1",
+            "--variants", "float32,int8", "-o", out, "--json", tmp_path / "r.json", check=0, timeout=900)
+    rep = json.loads((tmp_path / "r.json").read_text())
+    i8 = [r for r in rep["rows"] if r["variant"] == "int8"][0]
+    assert 0.0 <= i8["balanced_accuracy"] <= 1.0 and i8["tflm_accuracy"] is not None
+    run_cli("analyze", out / "custom_cnn_int8.tflite", check=0)
