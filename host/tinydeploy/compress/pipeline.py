@@ -77,7 +77,8 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
             _, keras = import_tf()
             clone = keras.models.clone_model(model)
             clone.set_weights(model.get_weights())
-            pruned = prune(clone, ds, target_sparsity=s, epochs=opts.finetune_epochs, batch_size=opts.batch_size)
+            pruned = prune(clone, ds, target_sparsity=s, epochs=opts.finetune_epochs, batch_size=opts.batch_size,
+                           class_weight=ds.imbalanced)
             rep = sparsity_report(pruned)
             pname = f"{name}_pruned{int(round(s * 100))}"
             pruned.save(tmp / f"{pname}.keras")

@@ -114,7 +114,7 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, meas
     for s in SPARSITIES:
         clone = keras.models.clone_model(model)
         clone.set_weights(model.get_weights())
-        pruned = prune(clone, ds, target_sparsity=s, epochs=profile.finetune_epochs)
+        pruned = prune(clone, ds, target_sparsity=s, epochs=profile.finetune_epochs, class_weight=ds.imbalanced)
         jobs.append((f"{family}_pruned{int(s * 100)}", pruned, "int8", sparsity_report(pruned)["overall"]))
     for name, m, variant, sp in jobs:
         data = convert(m, variant, ds.x_train)
