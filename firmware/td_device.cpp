@@ -298,7 +298,7 @@ void CommandProcessor::cmd_bench(uint32_t runs, uint32_t warmup) {
   bool ok = true;
   for (uint32_t i = 0; i < runs; ++i) {
     ok = run_once(input, &cyc[i], &usec[i]) && ok;
-    for (size_t k = 0; k < nops && k < backend_.op_count(); ++k) op_sum_[k] += backend_.op_cycles(k);
+    for (size_t k = 0; k < nops; ++k) op_sum_[k] += backend_.op_cycles(k);
     out_.begin("run");
     out_.field_uint("i", i);
     out_.field_uint("cycles", cyc[i]);

@@ -6,6 +6,7 @@
 
 #include "model_config.h"
 #include "model_ops.h"
+#include "td_model_info.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/micro/micro_profiler.h"
@@ -53,18 +54,8 @@ class TflmBackend : public Backend {
       : profiler_(cycles),
         model_(tflite::GetModel(td_model_data)),
         interpreter_(model_, resolver_, g_arena, TD_ARENA_BYTES, nullptr, &profiler_),
-        error_(0) {
-    info_.name = TD_MODEL_NAME;
-    info_.model_id = TD_MODEL_ID;
-    info_.board = TD_BOARD;
-    info_.model_bytes = td_model_data_len;
-    info_.input_bytes = TD_INPUT_BYTES;
-    info_.output_bytes = TD_OUTPUT_BYTES;
-    info_.output_scale = TD_OUTPUT_SCALE;
-    info_.output_zero_point = TD_OUTPUT_ZERO_POINT;
-    info_.arena_bytes = TD_ARENA_BYTES;
-    info_.arena_needed_bytes = TD_ARENA_NEEDED_BYTES;
-  }
+        info_(model_info_from_config()),
+        error_(0) {}
 
   void init() {
     if (model_->version() != TFLITE_SCHEMA_VERSION) {

@@ -30,6 +30,10 @@ def test_compiles(example_project, tmp_path, compiler):
         r = subprocess.run([*cmd, f"-I{src}", f"-I{FIRMWARE}", "-c", str(f), "-o", str(o)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         objs.append(o)
+    # td_model_info.h (header only) against the generated model_config.h
+    r = subprocess.run([*cmd, f"-I{src}", f"-I{FIRMWARE}", "-fsyntax-only", "-x", "c++", str(FIRMWARE / "td_model_info.h")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
     if compiler == "arm":
         size = subprocess.run(["arm-none-eabi-size", *map(str, objs)], capture_output=True, text=True, check=True)
         assert "td_device.o" in size.stdout

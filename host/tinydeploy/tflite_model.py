@@ -93,6 +93,16 @@ class Tensor:
     def nbytes(self) -> int:
         return int(np.ceil(self.num_elements * _ITEMSIZE.get(self.dtype, 4)))
 
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """Real values -> this tensor's integer type: round(x / scale + zero_point), clipped to the type's range."""
+        dt = {"INT8": np.int8, "INT16": np.int16, "UINT8": np.uint8}.get(self.dtype)
+        if dt is None or not self.quantization.scales:
+            raise ValueError(f"tensor {self.name!r} ({self.dtype}) is not quantized")
+        q = self.quantization
+        zp = q.zero_points[0] if q.zero_points else 0
+        info = np.iinfo(dt)
+        return np.clip(np.round(np.asarray(x, np.float32) / q.scales[0] + zp), info.min, info.max).astype(dt)
+
     def numpy(self) -> np.ndarray:
         """The constant data as an array (only for constant tensors of plain numeric types)."""
         if not self.is_constant:

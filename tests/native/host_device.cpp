@@ -15,6 +15,7 @@
 
 #include "model_config.h"
 #include "td_device.h"
+#include "td_model_info.h"
 
 namespace {
 
@@ -80,17 +81,7 @@ uint32_t sim_micros() {
 
 class SimBackend : public td::Backend {
  public:
-  SimBackend() {
-    info_.name = TD_MODEL_NAME;
-    info_.model_id = TD_MODEL_ID;
-    info_.board = TD_BOARD;
-    info_.model_bytes = td_model_data_len;
-    info_.input_bytes = TD_INPUT_BYTES;
-    info_.output_bytes = TD_OUTPUT_BYTES;
-    info_.output_scale = TD_OUTPUT_SCALE;
-    info_.output_zero_point = TD_OUTPUT_ZERO_POINT;
-    info_.arena_bytes = TD_ARENA_BYTES;
-    info_.arena_needed_bytes = TD_ARENA_NEEDED_BYTES;
+  SimBackend() : info_(td::model_info_from_config()) {
     memset(out_, 0, sizeof out_);
   }
   const td::ModelInfo& info() const override { return info_; }

@@ -186,6 +186,16 @@ def fit_verdict(a: Analysis) -> dict:
     return verdict
 
 
+def overruns(fit: dict) -> dict[str, int]:
+    """Bytes by which a model exceeds each budget of a fit verdict, only for those it exceeds."""
+    out = {}
+    if not fit["flash"]["ok"]:
+        out["flash"] = -fit["flash"]["headroom_bytes"]
+    if not fit["ram"]["ok"]:
+        out["RAM"] = -fit["ram"]["headroom_bytes"]
+    return out
+
+
 def require_deployable(a: Analysis) -> None:
     """Raise the one-line error for a model that the generated firmware could not run correctly."""
     if not a.is_int8:

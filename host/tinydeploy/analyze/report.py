@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from ..console import console, human, kib
-from . import Analysis
+from . import Analysis, overruns
 
 
 def render(a: Analysis) -> None:
@@ -62,11 +62,11 @@ def _verdict(a: Analysis) -> None:
     if v["largest_weights"]:
         console.print("largest weights: " + ", ".join(f"op {o['index']} {o['op']} {kib(o['weight_bytes'])}"
                                                       for o in v["largest_weights"]))
-    parts = [f"flash {kib(fl['need_bytes'])} of {kib(fl['available_bytes'])}"
-             + ("" if fl["ok"] else f" ([red]over by {kib(-fl['headroom_bytes'])}[/])")]
+    over = overruns(v)
+    flag = lambda k: f" ([red]over by {kib(over[k])}[/])" if k in over else ""
+    parts = [f"flash {kib(fl['need_bytes'])} of {kib(fl['available_bytes'])}" + flag("flash")]
     if ram["need_bytes"] is not None:
-        parts.append(f"RAM {kib(ram['need_bytes'])} (arena + margin) of {kib(ram['available_bytes'])}"
-                     + ("" if ram["ok"] else f" ([red]over by {kib(-ram['headroom_bytes'])}[/])"))
+        parts.append(f"RAM {kib(ram['need_bytes'])} (arena + margin) of {kib(ram['available_bytes'])}" + flag("RAM"))
     if v["fits"] is True:
         console.print("[bold green]verdict: fits[/] - " + "; ".join(parts))
     elif v["fits"] is False:

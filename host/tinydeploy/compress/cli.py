@@ -48,12 +48,18 @@ def add_parsers(sub, add_board, add_json) -> None:
     c.set_defaults(func=cmd_compress)
 
 
+def _model_file(spec: str) -> Path | None:
+    """The user's own model (.keras, .h5, or a SavedModel directory), or None for a family name."""
+    p = Path(spec)
+    return p if p.suffix in (".keras", ".h5") or p.is_dir() else None
+
+
 def _dataset(args):
     from ..console import err_console
     from .datasets import load_dataset
     from .models import min_input_size
 
-    family = args.model if not Path(args.model).suffix and not Path(args.model).exists() else None
+    family = None if _model_file(args.model) else args.model
     size = args.size
     if family and size is None and min_input_size(family) > 28 and args.dataset.split(":")[0] in ("fashion-mnist", "pneumonia", "ham10000"):
         size = 32
@@ -71,8 +77,8 @@ def _model(args, ds):
     from .tfenv import seed_everything
 
     seed_everything(args.seed)
-    p = Path(args.model)
-    if p.suffix in (".keras", ".h5") or p.is_dir():
+    p = _model_file(args.model)
+    if p is not None:
         return load_keras_model(args.model), p.stem
     kw = {}
     if args.alpha is not None:

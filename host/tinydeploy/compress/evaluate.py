@@ -17,12 +17,13 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
             "balanced_accuracy": float(np.mean(per_class)) if per_class else 0.0, "confusion": cm.tolist()}
 
 
-def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
-    scale, zp = detail["quantization"]
-    return np.clip(np.round(x / scale + zp), np.iinfo(detail["dtype"]).min, np.iinfo(detail["dtype"]).max).astype(detail["dtype"])
+def _input_tensor(model_bytes: bytes):
+    from ..tflite_model import TFLiteModel
+
+    return TFLiteModel.from_bytes(model_bytes).input_tensors[0]
 
 
-def predict_tflite(model_bytes: bytes, x_uint8: np.ndarray, batch: int = 256) -> np.ndarray:
+def predict_tflite(model_bytes: bytes, x_uint8: np.ndarray) -> np.ndarray:
     """Class predictions from the TFLite (desktop) interpreter; quantizes inputs for integer models."""
     from .tfenv import import_tf
 
@@ -31,14 +32,13 @@ def predict_tflite(model_bytes: bytes, x_uint8: np.ndarray, batch: int = 256) ->
     inp = interp.get_input_details()[0]
     out = interp.get_output_details()[0]
     x = normalize(x_uint8)
+    if inp["dtype"] != np.float32:  # integer input: quantize the whole batch once
+        x = _input_tensor(model_bytes).quantize(x)
     preds = np.empty(len(x), np.int64)
     interp.resize_tensor_input(inp["index"], [1] + list(x.shape[1:]))
     interp.allocate_tensors()
     for i in range(len(x)):
-        xi = x[i:i + 1]
-        if inp["dtype"] != np.float32:
-            xi = _quantize(xi, inp)
-        interp.set_tensor(inp["index"], xi)
+        interp.set_tensor(inp["index"], x[i:i + 1])
         interp.invoke()
         preds[i] = int(np.argmax(interp.get_tensor(out["index"])[0]))
     return preds
@@ -46,11 +46,7 @@ def predict_tflite(model_bytes: bytes, x_uint8: np.ndarray, batch: int = 256) ->
 
 def quantize_inputs_int8(model_bytes: bytes, x_uint8: np.ndarray) -> np.ndarray:
     """The int8 inputs the device gets for these images (from the model's input quantization)."""
-    from ..tflite_model import TFLiteModel
-
-    m = TFLiteModel.from_bytes(model_bytes)
-    q = m.input_tensors[0].quantization
-    return np.clip(np.round(normalize(x_uint8) / q.scales[0] + q.zero_points[0]), -128, 127).astype(np.int8)
+    return _input_tensor(model_bytes).quantize(normalize(x_uint8))
 
 
 def predict_tflm(model_bytes: bytes, x_uint8: np.ndarray) -> np.ndarray:

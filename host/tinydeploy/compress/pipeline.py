@@ -49,19 +49,29 @@ class VariantResult:
                 **self.extra}
 
 
-def _evaluate(model_bytes: bytes, ds: Dataset, variant: str, opts: CompressOptions):
-    x, y = ds.x_test, ds.y_test
-    if opts.eval_limit:
-        x, y = x[: opts.eval_limit], y[: opts.eval_limit]
+def evaluate_variant(model_bytes: bytes, ds: Dataset, variant: str, *, limit: int | None = None,
+                     tflm: bool = True) -> tuple[dict, dict | None]:
+    """Test-split metrics with the TFLite interpreter, and for int8 also with the TFLM host interpreter."""
+    x, y = ds.x_test[:limit], ds.y_test[:limit]
     m = metrics(y, predict_tflite(model_bytes, x), ds.num_classes)
-    tm = None
-    if variant == "int8" and opts.tflm_eval:
-        tm = metrics(y, predict_tflm(model_bytes, x), ds.num_classes)
+    tm = metrics(y, predict_tflm(model_bytes, x), ds.num_classes) if variant == "int8" and tflm else None
     return m, tm
 
 
+def pruned_copy(model, ds: Dataset, sparsity: float, *, epochs: int, batch_size: int = 128):
+    """A pruned, fine-tuned and stripped copy of ``model``; the model itself is left as it is.
+    Fine-tuning uses class weights on imbalanced data, as the model's own training does."""
+    from .prune import prune
+    from .tfenv import import_tf
+
+    _, keras = import_tf()
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return prune(clone, ds, target_sparsity=sparsity, epochs=epochs, batch_size=batch_size, class_weight=ds.imbalanced)
+
+
 def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions, *, force: bool) -> dict:
-    from .prune import prune, sparsity_report
+    from .prune import sparsity_report
 
     t0 = time.monotonic()
     results: list[VariantResult] = []
@@ -72,13 +82,7 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
         jobs = [(name, model, v, base_sparsity) for v in opts.variants]
         for s in opts.prune:
             err_console.print(f"pruning to {s:.0%} sparsity, {opts.finetune_epochs} fine-tuning epochs ...")
-            from .tfenv import import_tf
-
-            _, keras = import_tf()
-            clone = keras.models.clone_model(model)
-            clone.set_weights(model.get_weights())
-            pruned = prune(clone, ds, target_sparsity=s, epochs=opts.finetune_epochs, batch_size=opts.batch_size,
-                           class_weight=ds.imbalanced)
+            pruned = pruned_copy(model, ds, s, epochs=opts.finetune_epochs, batch_size=opts.batch_size)
             rep = sparsity_report(pruned)
             pname = f"{name}_pruned{int(round(s * 100))}"
             pruned.save(tmp / f"{pname}.keras")
@@ -89,7 +93,7 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
             data = convert(m, variant, ds.x_train, opts.rep_samples)
             fname = f"{jname}_{variant}.tflite"
             (tmp / fname).write_bytes(data)
-            met, tmet = _evaluate(data, ds, variant, opts)
+            met, tmet = evaluate_variant(data, ds, variant, limit=opts.eval_limit, tflm=opts.tflm_eval)
             r = VariantResult(jname, variant, fname, len(data), sparsity, met, tmet)
             if variant == "int8":
                 stem = fname[: -len(".tflite")]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..errors import DeviceError
 from .link import Link
-from .protocol import Record
+from .protocol import PROTOCOL_VERSION, Record
 
 
 @dataclass
@@ -60,24 +60,31 @@ class BenchReport:
         return d
 
 
+class ProtocolVersionError(DeviceError):
+    """The firmware writes records of another protocol version: retrying cannot help."""
+
+
+def _check_version(ev) -> None:
+    if ev.kind == "bad-version":
+        raise ProtocolVersionError(f"the firmware speaks report protocol version {ev.record.version}, this tinydeploy "
+                                   f"reads version {PROTOCOL_VERSION}",
+                                   "Rebuild and flash the firmware with this tinydeploy (tinydeploy build, tinydeploy flash)")
+
+
 def handshake(link: Link, *, attempts: int = 5, reply_timeout: float = 2.0) -> Record:
     """Send td-hello% until the firmware answers with a hello record."""
-    last_error = None
     for _ in range(attempts):
         link.send("td-hello")
         try:
             for ev in link.events(timeout=reply_timeout, idle_timeout=reply_timeout):
-                if ev.kind == "bad-version":
-                    raise DeviceError(f"the firmware speaks report protocol version {ev.record.version}, this tinydeploy "
-                                      f"reads version 1", "Rebuild and flash the firmware with this tinydeploy (tinydeploy build, tinydeploy flash)")
+                _check_version(ev)
                 if ev.kind == "record" and ev.record.type == "hello":
-                    # the m-ready that follows is read by the next command's reader
+                    # the m-ready that follows is discarded by run_bench's drain
                     return ev.record
-        except DeviceError as e:
-            if "protocol version" in str(e):
-                raise
-            last_error = e
-    assert last_error is not None
+        except ProtocolVersionError:
+            raise
+        except DeviceError:
+            continue  # silence or a timeout: the board may still be enumerating; ask again
     raise DeviceError(f"no answer to td-hello from {link.name} after {attempts} tries",
                       "Is the tinydeploy firmware flashed? Run `tinydeploy flash PROJECT`, or press reset")
 
@@ -89,9 +96,7 @@ def run_bench(link: Link, *, runs: int = 20, warmup: int = 2, timeout: float = 1
         link.drain(0.2)
         link.send(f"td-bench {int(runs)} {int(warmup)}")
         for ev in link.events(timeout=timeout, idle_timeout=idle_timeout):
-            if ev.kind == "bad-version":
-                raise DeviceError(f"record with protocol version {ev.record.version} (expected 1)",
-                                  "Rebuild and flash the firmware with this tinydeploy")
+            _check_version(ev)
             if ev.kind in ("bad-crc", "garbage"):
                 report.rejected.append({"kind": ev.kind, "text": ev.text[:200]})
                 continue

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import DeviceError
-from .protocol import Event, Parser
+from .protocol import Parser
 
 
 @dataclass
@@ -15,7 +15,6 @@ class Link:
     serial: object  # serial.Serial or a URL handler
     name: str
     parser: Parser = field(default_factory=Parser)
-    rejected: list[Event] = field(default_factory=list)  # bad CRC, bad version, garbage: kept for the report
 
     @classmethod
     def open(cls, port: str | None = None, url: str | None = None, baudrate: int = 115200) -> "Link":
@@ -26,10 +25,11 @@ class Link:
             from .ports import find_board
 
             target = find_board()
+        # A local port is opened exclusively (a second program on it would steal bytes); URL handlers
+        # (socket://, rfc2217://, loop://) do not take the option.
+        exclusive = {} if "://" in target else {"exclusive": True}
         try:
-            s = serial.serial_for_url(target, baudrate=baudrate, timeout=0.05, write_timeout=2, exclusive=True) \
-                if not target.startswith(("socket://", "rfc2217://", "loop://")) else \
-                serial.serial_for_url(target, baudrate=baudrate, timeout=0.05, write_timeout=2)
+            s = serial.serial_for_url(target, baudrate=baudrate, timeout=0.05, write_timeout=2, **exclusive)
         except (serial.SerialException, ValueError, OSError) as e:
             msg = str(e)
             if "busy" in msg.lower() or "lock" in msg.lower():
@@ -88,10 +88,7 @@ class Link:
             now = time.monotonic()
             if chunk:
                 last = now
-                for ev in self.parser.feed(chunk):
-                    if ev.kind != "record" and ev.kind != "line":
-                        self.rejected.append(ev)
-                    yield ev
+                yield from self.parser.feed(chunk)
             elif now - last > idle_timeout:
                 raise DeviceError(f"no data from {self.name} for {idle_timeout:.0f} s",
                                   "Is the tinydeploy firmware flashed? Run `tinydeploy flash PROJECT`, or press reset",

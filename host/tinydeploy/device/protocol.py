@@ -76,10 +76,6 @@ class Parser:
             self.buffer.append(b)
         return events
 
-    @property
-    def pending(self) -> bytes:
-        return bytes(self.buffer)
-
 
 def parse_line(raw: bytes) -> Event:
     start = raw.rfind(b"@TD")

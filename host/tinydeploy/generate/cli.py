@@ -33,7 +33,7 @@ def _labels(path: Path | None, model_path: Path) -> list[str]:
 
 
 def cmd_build(args) -> int:
-    from ..analyze import analyze, require_deployable
+    from ..analyze import analyze, overruns, require_deployable
     from ..cli import load_board, write_json
     from ..console import console, kib
     from ..errors import ModelError
@@ -49,10 +49,8 @@ def cmd_build(args) -> int:
     analysis = analyze(model, board)
     require_deployable(analysis)
     if analysis.fit["fits"] is False:
-        fl, ram = analysis.fit["flash"], analysis.fit["ram"]
-        over = [f"flash over by {kib(-fl['headroom_bytes'])}" if not fl["ok"] else "",
-                f"RAM over by {kib(-ram['headroom_bytes'])}" if not ram["ok"] else ""]
-        raise ModelError(f"{model_path} does not fit the {board.name} ({', '.join(o for o in over if o)})",
+        over = ", ".join(f"{k} over by {kib(n)}" for k, n in overruns(analysis.fit).items())
+        raise ModelError(f"{model_path} does not fit the {board.name} ({over})",
                          f"Run `tinydeploy analyze {model_path}` to see the largest layers, then prune or shrink the model")
     samples = Path(args.samples) if args.samples else samples_path_for(model_path)
     if args.samples and not samples.exists():

@@ -35,14 +35,15 @@ def samples_path_for(model_path: str | Path) -> Path:
     return p.with_name(p.stem + ".samples.npz")
 
 
-def quantize_input(x: np.ndarray, scale: float | None, zero_point: int | None) -> np.ndarray:
+def quantize_input(x: np.ndarray, tensor) -> np.ndarray:
+    """Samples as the model's input type: int8 as they are, uint8 images scaled to [0, 1], then quantized."""
     if x.dtype == np.int8:
         return x
-    if np.issubdtype(x.dtype, np.integer):  # uint8 images: to [0, 1] first
+    if np.issubdtype(x.dtype, np.integer):  # uint8 images: to [0, 1] first, as training normalized them
         x = x.astype(np.float32) / 255.0
-    if not scale:
+    if not tensor.quantization.scales:
         raise DatasetError("the model's input has no quantization scale", "Use a full-integer int8 model")
-    return np.clip(np.round(x / scale + (zero_point or 0)), -128, 127).astype(np.int8)
+    return tensor.quantize(x)
 
 
 def load_samples(path: str | Path, model: TFLiteModel, count: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -55,8 +56,7 @@ def load_samples(path: str | Path, model: TFLiteModel, count: int) -> tuple[np.n
     except (OSError, ValueError) as e:
         raise DatasetError(f"cannot read samples file {path} ({e})", "Pass an .npz with arrays x and y") from None
     inp = model.input_tensors[0]
-    q = inp.quantization
-    xq = quantize_input(x, q.scales[0] if q.scales else None, q.zero_points[0] if q.zero_points else None)
+    xq = quantize_input(x, inp)
     if xq[0].size != inp.num_elements:
         raise DatasetError(f"samples in {path} have {xq[0].size} values per input, the model takes {inp.num_elements}",
                            "Use samples made for this model")

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-VARIANTS = ("float32", "float16", "dynamic", "int16x8", "int8")
+from ..compress.quantize import VARIANTS
+
 SPARSITIES = (0.5, 0.75)
 
-# family -> (build kwargs for microcontroller size, min input size)
+# family -> build kwargs for microcontroller size
 FAMILIES = {
     "custom_cnn": {},
     "vgg_style": {"width": 0.125, "blocks": 3},
     "mobilenet_v1": {"alpha": 0.25},
     "mobilenet_v2": {"alpha": 0.35},
 }
-# Reference rows that cannot fit: analysed (size, arena, MACs) but not trained.
-TOO_BIG = {"vgg16": {}, "mobilenet_v2_1.0": {"alpha": 1.0}}
+# Reference rows that cannot fit: analysed (size, arena, MACs) but not trained. row -> (family, build kwargs)
+TOO_BIG = {"vgg16": ("vgg16", {}), "mobilenet_v2_1.0": ("mobilenet_v2", {"alpha": 1.0})}
 
 DATASETS = {"fashion": "fashion-mnist", "radiology": "pneumonia", "dermatology": "ham10000"}
 
@@ -50,22 +50,19 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, meas
     import numpy as np
 
     from .. import boards
-    from ..analyze import analyze, arena_with_margin
+    from ..analyze import analyze, overruns
     from ..compress.datasets import load_dataset
-    from ..compress.evaluate import metrics, predict_tflite, predict_tflm
     from ..compress.models import build, min_input_size, train
-    from ..compress.prune import prune, sparsity_report
+    from ..compress.pipeline import evaluate_variant, pruned_copy
+    from ..compress.prune import sparsity_report
     from ..compress.quantize import convert
-    from ..compress.tfenv import import_tf, seed_everything
+    from ..compress.tfenv import seed_everything
     from ..tflite_model import TFLiteModel
     from .cycle_model import estimate_ms
 
     cache = Path(cache_dir)
     board = boards.load("nano33ble")
-    base = family.split("_1.0")[0] if family in TOO_BIG else family
-    kw = TOO_BIG.get(family, FAMILIES.get(family, {}))
-    if family == "mobilenet_v2_1.0":
-        base = "mobilenet_v2"
+    base, kw = TOO_BIG.get(family, (family, FAMILIES.get(family, {})))
     size = max(min_input_size(base), 28)
     ds = load_dataset(DATASETS[dataset_key], size=size if size != 28 else None)
     if profile.train_subset:
@@ -76,17 +73,11 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, meas
 
     def row_for(name, variant, data, sparsity, trained, met=None, tmet=None):
         m = TFLiteModel.from_bytes(data, source=name)
-        a = analyze(m, board, measure_arena=variant == "int8")
+        a = analyze(m, board)  # the arena is measured for int8 models only
         ops = [o.to_dict() for o in a.ops]
         arena = a.arena["device_bytes"] if a.arena else None
-        need_ram = arena_with_margin(arena) if arena else None
-        fits = variant == "int8" and a.supported and a.fit["flash"]["ok"] and need_ram is not None and \
-            need_ram <= board.app_ram_bytes
-        over = []
-        if not a.fit["flash"]["ok"]:
-            over.append(f"flash +{-a.fit['flash']['headroom_bytes'] / 1024:.0f} KiB")
-        if need_ram is not None and need_ram > board.app_ram_bytes:
-            over.append(f"RAM +{(need_ram - board.app_ram_bytes) / 1024:.0f} KiB")
+        fits = variant == "int8" and a.supported and a.fit["fits"] is True
+        over = [f"{k} +{n / 1024:.0f} KiB" for k, n in overruns(a.fit).items()]
         if variant != "int8":
             over.append("not int8")
         key = f"{dataset_key}/{name}/{variant}"
@@ -108,19 +99,14 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, meas
         return rows
 
     train(model, ds, epochs=profile.epochs, class_weight=ds.imbalanced)
-    x, y = ds.x_test, ds.y_test
     jobs = [(family, model, v, sparsity_report(model)["overall"]) for v in VARIANTS]
-    _, keras = import_tf()
     for s in SPARSITIES:
-        clone = keras.models.clone_model(model)
-        clone.set_weights(model.get_weights())
-        pruned = prune(clone, ds, target_sparsity=s, epochs=profile.finetune_epochs, class_weight=ds.imbalanced)
+        pruned = pruned_copy(model, ds, s, epochs=profile.finetune_epochs)
         jobs.append((f"{family}_pruned{int(s * 100)}", pruned, "int8", sparsity_report(pruned)["overall"]))
     for name, m, variant, sp in jobs:
         data = convert(m, variant, ds.x_train)
         (cache / f"{dataset_key}_{name}_{variant}_{profile.name}.tflite").write_bytes(data)
-        met = metrics(y, predict_tflite(data, x), ds.num_classes)
-        tmet = metrics(y, predict_tflm(data, x), ds.num_classes) if variant == "int8" else None
+        met, tmet = evaluate_variant(data, ds, variant)
         rows.append(row_for(name, variant, data, sp, True, met, tmet))
     return rows
 

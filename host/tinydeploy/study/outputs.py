@@ -48,6 +48,18 @@ def pareto(points):
     return front
 
 
+def _save(fig, path: Path) -> str:
+    """Write a figure as PNG atomically and close it; returns the file name."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    write_bytes_atomic(path, buf.getvalue())
+    return path.name
+
+
 def plots(rows, out_dir: Path) -> list[str]:
     import matplotlib
 
@@ -90,12 +102,7 @@ def plots(rows, out_dir: Path) -> list[str]:
             ax.legend(fontsize=7)
         fig.suptitle(f"{'Accuracy vs model size' if xcol == 'model_bytes' else 'Accuracy vs inference latency'} "
                      "(black edge: fits the Nano 33 BLE)")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        plt.close(fig)
-        write_bytes_atomic(out_dir / f"{name}.png", buf.getvalue())
-        made.append(f"{name}.png")
+        made.append(_save(fig, out_dir / f"{name}.png"))
 
     # size reduction per variant: file size relative to the family's float32 model, averaged over families
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -114,12 +121,7 @@ def plots(rows, out_dir: Path) -> list[str]:
     ax.set_title("Model size reduction per variant")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes_atomic(out_dir / "size_reduction.png", buf.getvalue())
-    made.append("size_reduction.png")
+    made.append(_save(fig, out_dir / "size_reduction.png"))
     return made
 
 
