@@ -293,11 +293,14 @@ void CommandProcessor::cmd_bench(uint32_t runs, uint32_t warmup) {
 
   static uint32_t cyc[TD_MAX_TIMED_RUNS];
   static uint32_t usec[TD_MAX_TIMED_RUNS];
-  const size_t nops = backend_.op_count() < TD_MAX_OPS ? backend_.op_count() : TD_MAX_OPS;
   for (size_t k = 0; k < TD_MAX_OPS; ++k) op_sum_[k] = 0;
+  // The profile belongs to the last invoke(): read its size after a timed run, not before the
+  // first one (with no warm-up, the profiler has seen no invoke yet).
+  size_t nops = 0;
   bool ok = true;
   for (uint32_t i = 0; i < runs; ++i) {
     ok = run_once(input, &cyc[i], &usec[i]) && ok;
+    nops = backend_.op_count() < TD_MAX_OPS ? backend_.op_count() : TD_MAX_OPS;
     for (size_t k = 0; k < nops; ++k) op_sum_[k] += backend_.op_cycles(k);
     out_.begin("run");
     out_.field_uint("i", i);

@@ -37,6 +37,14 @@ def test_good_run(pty_device, tmp_path):
     assert "latency over 7 runs" in r.stdout and "golden vectors: 3/3" in r.stdout
 
 
+def test_per_op_times_without_warmup(pty_device, tmp_path):
+    """With no warm-up the profiler has seen no Invoke() when the bench starts; op records must still come."""
+    dev = pty_device()
+    out = tmp_path / "b.json"
+    run_cli("bench", "--port", dev.path, "--runs", "3", "--warmup", "0", "--json", out, check=0, timeout=60)
+    assert [o["tag"] for o in json.loads(out.read_text())["ops"]] == ["CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
+
+
 @pytest.mark.parametrize("fault,needle,code", [
     ("silent", "no answer to td-hello", 3),
     ("vanish", "vanished", 3),
