@@ -105,3 +105,26 @@ def test_analyze_does_not_import_tensorflow():
     imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
     assert not any(m == "tensorflow" or m.startswith("tensorflow.") or m.startswith("tf_keras") for m in imported)
     assert "tflite" in imported  # sanity: the importtime output was read
+
+
+def test_int32_shape_arithmetic_is_not_a_type_issue():
+    """Keras's Reshape converts to SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE on int32 (MobileNetV1's head)."""
+    import os
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import numpy as np
+
+    from tinydeploy.analyze import check_types
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+    from tinydeploy.tflite_model import TFLiteModel
+
+    _, keras = import_tf()
+    L = keras.layers
+    m = keras.Sequential([L.Input((16, 16, 1)), L.Conv2D(8, 3, strides=2), L.GlobalAveragePooling2D(keepdims=True),
+                          L.Conv2D(4, 1), L.Reshape((4,)), L.Activation("softmax")])
+    rng = np.random.default_rng(0)
+    m.set_weights([rng.normal(0, 0.2, w.shape) for w in m.get_weights()])
+    model = TFLiteModel.from_bytes(convert(m, "int8", rng.integers(0, 256, (8, 16, 16, 1), dtype=np.uint8), 8))
+    assert {"SHAPE", "STRIDED_SLICE", "PACK"} <= set(model.op_names)
+    assert check_types(model) == []

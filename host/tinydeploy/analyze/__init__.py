@@ -101,9 +101,23 @@ def _io(model: TFLiteModel, idx: int) -> dict:
             "scale": q.scales[0] if q.scales else None, "zero_point": q.zero_points[0] if q.zero_points else None}
 
 
+def shape_tensors(model: TFLiteModel) -> set[int]:
+    """Integer tensors that carry shapes, not data: constants, SHAPE's outputs, and integer arithmetic on
+    those alone (Keras's Reshape converts to SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE)."""
+    shape = {t.index for t in model.tensors if t.dtype in ("INT32", "INT64") and t.is_constant}
+    for op in model.operators:
+        outs = [i for i in op.outputs if i >= 0]
+        if not outs or any(model.tensors[i].dtype not in ("INT32", "INT64") for i in outs):
+            continue
+        if op.opname == "SHAPE" or all(i in shape for i in op.inputs if i >= 0):
+            shape.update(outs)
+    return shape
+
+
 def check_types(model: TFLiteModel) -> list[Issue]:
-    """Every tensor that is not int8, except int32 biases and int32 shape/axis constants."""
+    """Every tensor that is not int8, except int32 biases and int32 shape computations."""
     issues = []
+    shape = shape_tensors(model)
     seen = set()
     for op in model.operators:
         for pos, ti in enumerate(op.inputs + op.outputs):
@@ -119,6 +133,8 @@ def check_types(model: TFLiteModel) -> list[Issue]:
                     continue  # bias
                 if op.opname not in WEIGHT_OPS:
                     continue  # shape, axis, paddings
+            if ti in shape and not t.is_constant:
+                continue  # computed shapes (SHAPE, STRIDED_SLICE, PACK on int32)
             role = "constant" if t.is_constant else "activation"
             issues.append(Issue("type", f"{t.dtype} {role} {t.name!r} of {op.opname} (op {op.index})", op.index, t.name))
     return issues
