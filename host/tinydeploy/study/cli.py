@@ -51,13 +51,17 @@ def cmd_study(args) -> int:
     t0 = time.monotonic()
     with progress() as prog:
         task = prog.add_task(f"study ({profile.name})", total=len(datasets) * len(families))
-        rows = run(datasets, families, profile, out, workers=args.workers, measured=measured,
+        rows, failures = run(datasets, families, profile, out, workers=args.workers, measured=measured,
                    progress=lambda done, total: prog.update(task, completed=done))
     meta = {"profile": profile.name, "seconds": time.monotonic() - t0,
             "command": "tinydeploy " + " ".join(sys.argv[1:]),
-            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores"}
+            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "failures": failures}
     files = write_all(rows, out, meta)
     console.print(f"[green]study written to {out}/[/]: {', '.join([files['report'], files['csv'], *files['plots']])} "
                   f"({meta['seconds']:.0f} s; cached groups are reused on the next run)")
-    write_json(args.json, {"rows": rows, "files": files, "meta": meta})
+    write_json(args.json, {"rows": rows, "files": files, "meta": meta, "failures": failures})
+    if failures:
+        raise TinyDeployError(f"{len(failures)} of {len(datasets) * len(families)} groups failed and are missing from "
+                              f"the report (first: {failures[0]})",
+                              "Run the same command again: finished groups are cached and only the failed ones rerun")
     return 0

@@ -57,6 +57,7 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, meas
     from ..compress.prune import sparsity_report
     from ..compress.quantize import convert
     from ..compress.tfenv import seed_everything
+    from ..errors import ModelError
     from ..tflite_model import TFLiteModel
     from .cycle_model import estimate_ms
 
@@ -73,13 +74,21 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, meas
 
     def row_for(name, variant, data, sparsity, trained, met=None, tmet=None):
         m = TFLiteModel.from_bytes(data, source=name)
-        a = analyze(m, board)  # the arena is measured for int8 models only
+        why = []  # reasons a row does not fit, beyond the budgets it exceeds
+        try:
+            a = analyze(m, board)  # the arena is measured for int8 models only
+        except ModelError as e:  # the TFLM host interpreter refused or aborted on this model
+            a = analyze(m, board, measure_arena=False)
+            why.append(f"arena not measurable ({e.what})")
         ops = [o.to_dict() for o in a.ops]
         arena = a.arena["device_bytes"] if a.arena else None
         fits = variant == "int8" and a.supported and a.fit["fits"] is True
         over = [f"{k} +{n / 1024:.0f} KiB" for k, n in overruns(a.fit).items()]
         if variant != "int8":
             over.append("not int8")
+        elif not a.is_int8:
+            over.append(f"not full int8 ({a.type_issues[0].message})")
+        over += [i.message for i in a.support_issues] + why
         key = f"{dataset_key}/{name}/{variant}"
         lat, lat_kind = (measured[key], "measured") if key in measured else (estimate_ms(ops, variant), "estimated")
         return {
@@ -112,7 +121,9 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, meas
 
 
 def run(datasets, families, profile: Profile, out_dir: Path, *, workers: int = 2, measured: dict | None = None,
-        progress=None) -> list[dict]:
+        progress=None) -> tuple[list[dict], list[str]]:
+    """Rows of every (dataset, family) group, and a line for each group that failed. A failed group does
+    not stop the others; it is not cached, so the next run tries it again."""
     cache = out_dir / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     measured = measured or {}
@@ -124,22 +135,28 @@ def run(datasets, families, profile: Profile, out_dir: Path, *, workers: int = 2
                 rows += json.loads(path.read_text())
             else:
                 todo.append((d, f, path))
+    total = len(datasets) * len(families)
+    done = total - len(todo)
     if progress:
-        progress(len(rows) and len(datasets) * len(families) - len(todo), len(datasets) * len(families))
-    done = len(datasets) * len(families) - len(todo)
+        progress(done, total)
+    failures = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futs = {pool.submit(_group, d, f, profile, str(cache), measured): (d, f, p) for d, f, p in todo}
         for fut in as_completed(futs):
             d, f, path = futs[fut]
-            group = fut.result()
+            try:
+                group = fut.result()
+            except Exception as e:  # a worker's error, or its crash (BrokenProcessPool)
+                failures.append(f"{d}/{f}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                continue
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(group, indent=1))
             tmp.replace(path)  # a finished group is cached atomically: an interrupted study resumes here
             rows += group
             done += 1
             if progress:
-                progress(done, len(datasets) * len(families))
+                progress(done, total)
     order = {d: i for i, d in enumerate(datasets)}
     forder = {f: i for i, f in enumerate(families)}
     rows.sort(key=lambda r: (order[r["dataset"]], forder[r["family"]], r["model"], VARIANTS.index(r["variant"])))
-    return rows
+    return rows, failures

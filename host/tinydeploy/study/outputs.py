@@ -138,6 +138,9 @@ def write_all(rows, out_dir: Path, meta: dict) -> dict:
               "Arena and fit are measured with the TFLM host interpreter and corrected to 32-bit; flash is an estimate.", "",
               "- Table: [study.md](study.md), [study.csv](study.csv)"]
     report += [f"- ![{p}]({p})" for p in pngs]
+    if meta.get("failures"):
+        report += ["", "**Missing groups** (failed in this run; rerun the command to retry them):", ""]
+        report += [f"- {f}" for f in meta["failures"]]
     report += ["", to_markdown(rows)]
     write_text_atomic(out_dir / "report.md", "\n".join(report) + "\n")
     return {"csv": "study.csv", "markdown": "study.md", "plots": pngs, "report": "report.md"}
