@@ -25,6 +25,11 @@ TOO_BIG = {"vgg16": ("vgg16", {}), "mobilenet_v2_1.0": ("mobilenet_v2", {"alpha"
 DATASETS = {"fashion": "fashion-mnist", "radiology": "pneumonia", "dermatology": "ham10000"}
 
 
+# Part of every cached row's key: bump it when a change alters what a group computes, so that a rerun
+# does not mix rows made before and after the change. 2: BatchNorm momentum, int32 shape arithmetic.
+ROWS_VERSION = 2
+
+
 @dataclass
 class Profile:
     name: str
@@ -35,7 +40,7 @@ class Profile:
 
     @property
     def key(self) -> str:
-        return f"{self.name}-e{self.epochs}-f{self.finetune_epochs}-{self.train_subset}-{self.test_subset}"
+        return f"v{ROWS_VERSION}-{self.name}-e{self.epochs}-f{self.finetune_epochs}-{self.train_subset}-{self.test_subset}"
 
 
 PROFILES = {
