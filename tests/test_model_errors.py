@@ -29,7 +29,7 @@ def test_truncated(tmp_path):
     p = tmp_path / "t.tflite"
     p.write_bytes(data[: len(data) // 3])
     r = run_cli("analyze", p)
-    assert r.returncode == 2 and "corrupt" in r.stderr or "truncated" in r.stderr
+    assert r.returncode == 2 and ("corrupt" in r.stderr or "truncated" in r.stderr)
     assert "Traceback" not in r.stderr
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import EXAMPLE, compile_host_device, run_cli
+from tinydeploy.device.protocol import _RECORD
 
 
 def bench(port, tmp_path, *extra):
@@ -71,12 +72,15 @@ def test_garbage_between_records_is_rejected_but_run_completes(pty_device, tmp_p
 
 
 def test_bad_checksum_is_never_accepted(pty_device, tmp_path):
-    dev = pty_device("--fault", "badcrc", "--after", "4")
+    dev = pty_device("--fault", "badcrc", "--after", "3")  # the 3rd record written: the arena record
     r, d = bench(dev.path, tmp_path)
     assert r.returncode == 3 and "valid records" in r.stderr
     bad = [x["text"] for x in d["rejected_lines"] if x["kind"] == "bad-crc"]
     assert len(bad) == 1 and len(d["records"]) == 16  # 17 sent, the corrupted one rejected
-    assert bad[0] not in [r for r in d["records"]]
+    # the corrupted record's content is not among the accepted ones
+    m = _RECORD.match(bad[0])
+    corrupted = {"type": m["type"], **dict(kv.split("=", 1) for kv in m["fields"].split())}
+    assert corrupted not in d["records"]
 
 
 def test_wrong_protocol_version(pty_device, example_project, tmp_path):
