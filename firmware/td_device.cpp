@@ -12,18 +12,22 @@ namespace {
 
 bool starts_with(const char* s, const char* prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
 
-// Parses an unsigned decimal; returns false on anything else or on overflow past 10^9.
-bool parse_uint(const char*& p, uint32_t* out) {
-  while (*p == ' ') ++p;
-  if (*p < '0' || *p > '9') return false;
-  uint32_t v = 0;
-  while (*p >= '0' && *p <= '9') {
-    if (v > 100000000u) return false;
-    v = v * 10 + static_cast<uint32_t>(*p - '0');
-    ++p;
+// Parses up to `max` space-separated unsigned decimals after a command word into out[], leaving the
+// others as they are. False on anything else: a sign, a letter, a number above 10^9, a fourth token.
+bool parse_args(const char* p, uint32_t* out, int max) {
+  for (int i = 0;; ++i) {
+    while (*p == ' ') ++p;
+    if (*p == '\0') return true;
+    if (i == max || *p < '0' || *p > '9') return false;
+    uint32_t v = 0;
+    while (*p >= '0' && *p <= '9') {
+      if (v >= 100000000u) return false;  // one more digit would pass 10^9
+      v = v * 10 + static_cast<uint32_t>(*p - '0');
+      ++p;
+    }
+    if (*p != ' ' && *p != '\0') return false;
+    out[i] = v;
   }
-  *out = v;
-  return true;
 }
 
 int hex_value(char c) {
@@ -81,34 +85,63 @@ void CommandProcessor::error(const char* code, const char* detail) {
 }
 
 void CommandProcessor::execute(const char* c) {
-  uint32_t a = 0, b = 0;
-  const char* p = c;
   if (strcmp(c, "name") == 0) {
     cmd_name();
   } else if (strcmp(c, "profile") == 0) {
     cmd_profile();
   } else if (starts_with(c, "db ")) {
     cmd_db(c + 3);
-  } else if (starts_with(c, "infer")) {
-    p = c + 5;
-    if (!parse_uint(p, &a)) a = 1;
-    if (!parse_uint(p, &b)) b = 0;
-    cmd_infer(a, b);
+  } else if (starts_with(c, "infer") && (c[5] == ' ' || c[5] == '\0')) {
+    uint32_t a[2] = {1, 0};  // runs, warm-ups
+    if (!parse_args(c + 5, a, 2) || a[0] < 1 || a[0] > TD_MAX_INFER_RUNS || a[1] > TD_MAX_WARMUP) {
+      char buf[80];
+      snprintf(buf, sizeof buf, "e-[infer N W takes 1 <= N <= %lu and 0 <= W <= %lu]",
+               static_cast<unsigned long>(TD_MAX_INFER_RUNS), static_cast<unsigned long>(TD_MAX_WARMUP));
+      out_.line(buf);
+      ready();
+      return;
+    }
+    cmd_infer(a[0], a[1]);
   } else if (strcmp(c, "results") == 0) {
     cmd_results();
   } else if (strcmp(c, "td-hello") == 0) {
     cmd_hello();
-  } else if (starts_with(c, "td-bench")) {
-    p = c + 8;
-    if (!parse_uint(p, &a)) a = 20;
-    if (!parse_uint(p, &b)) b = 2;
-    cmd_bench(a, b);
+  } else if (starts_with(c, "td-bench") && (c[8] == ' ' || c[8] == '\0')) {
+    uint32_t a[2] = {20, 2};  // runs, warm-ups
+    if (!parse_args(c + 8, a, 2) || a[0] < 1 || a[0] > TD_MAX_TIMED_RUNS || a[1] > TD_MAX_WARMUP) {
+      char buf[80];
+      snprintf(buf, sizeof buf, "td-bench N W takes 1 <= N <= %lu and 0 <= W <= %lu",
+               static_cast<unsigned long>(TD_MAX_TIMED_RUNS), static_cast<unsigned long>(TD_MAX_WARMUP));
+      error("args", buf);
+      bench_failed(1);
+      return;
+    }
+    cmd_bench(a[0], a[1]);
   } else {
     platform_.write("e-[Unknown command: ", 20, platform_.write_ctx);
     platform_.write(c, strlen(c), platform_.write_ctx);
     platform_.write("]\n", 2, platform_.write_ctx);
     ready();
   }
+}
+
+// An error record for a backend that did not initialize, with what the runtime logged about it.
+void CommandProcessor::init_failed_error() {
+  const char* log = backend_.log();
+  char detail[TD_DETAIL_BYTES];
+  snprintf(detail, sizeof detail, "%s%s%s",
+           strcmp(backend_.init_error(), "alloc") == 0 ? "AllocateTensors() failed" : "interpreter not ready",
+           log[0] ? ": " : "", log);
+  error(backend_.init_error(), detail);
+}
+
+// Ends a td-bench report that stopped early: `records` records were sent before this one.
+void CommandProcessor::bench_failed(uint32_t records) {
+  out_.begin("done");
+  out_.field_uint("records", records + 1);
+  out_.field_str("status", "error");
+  out_.end();
+  ready();
 }
 
 void CommandProcessor::cmd_name() {
@@ -129,9 +162,8 @@ void CommandProcessor::cmd_db(const char* arg) {
   const ModelInfo& m = backend_.info();
   char buf[64];
   if (starts_with(arg, "load")) {
-    const char* p = arg + 4;
     uint32_t n = 0;
-    if (!parse_uint(p, &n) || n != m.input_bytes) {
+    if (!parse_args(arg + 4, &n, 1) || n != m.input_bytes) {
       snprintf(buf, sizeof buf, "e-[db load needs %lu bytes]", static_cast<unsigned long>(m.input_bytes));
       out_.line(buf);
       ready();
@@ -215,7 +247,7 @@ void CommandProcessor::results_line() {
 void CommandProcessor::cmd_infer(uint32_t n, uint32_t warmup) {
   char buf[48];
   if (backend_.init_error()) {
-    error(backend_.init_error(), "interpreter not ready");
+    init_failed_error();
     ready();
     return;
   }
@@ -235,13 +267,17 @@ void CommandProcessor::cmd_infer(uint32_t n, uint32_t warmup) {
   snprintf(buf, sizeof buf, "m-lap-us-%lu", static_cast<unsigned long>(t1));
   out_.line(buf);
   out_.line("m-infer-done");
-  if (!ok) error("invoke", "Invoke() failed");
+  if (!ok) error("invoke", backend_.log()[0] ? backend_.log() : "Invoke() failed");
   results_line();
   ready();
 }
 
 void CommandProcessor::cmd_results() {
-  results_line();
+  if (backend_.init_error()) {
+    init_failed_error();
+  } else {
+    results_line();
+  }
   ready();
 }
 
@@ -256,6 +292,8 @@ void CommandProcessor::send_hello_record() {
   out_.field_uint("in", m.input_bytes);
   out_.field_uint("out", m.output_bytes);
   out_.field_uint("cpu_hz", platform_.cpu_hz);
+  out_.field_str("target", platform_.target);
+  out_.field_str("counter", platform_.counter_unit);
   out_.field_uint("golden", golden_.count);
   out_.end();
 }
@@ -267,8 +305,6 @@ void CommandProcessor::cmd_hello() {
 
 void CommandProcessor::cmd_bench(uint32_t runs, uint32_t warmup) {
   const ModelInfo& m = backend_.info();
-  if (runs == 0) runs = 1;
-  if (runs > TD_MAX_TIMED_RUNS) runs = TD_MAX_TIMED_RUNS;
   uint32_t records = 0;
   send_hello_record();
   ++records;
@@ -279,13 +315,8 @@ void CommandProcessor::cmd_bench(uint32_t runs, uint32_t warmup) {
   out_.end();
   ++records;
   if (backend_.init_error()) {
-    error(backend_.init_error(), "AllocateTensors() failed: the arena is smaller than the model needs");
-    ++records;
-    out_.begin("done");
-    out_.field_uint("records", records + 1);
-    out_.field_str("status", "error");
-    out_.end();
-    ready();
+    init_failed_error();
+    bench_failed(records + 1);
     return;
   }
   const int8_t* input = golden_.count ? golden_.inputs : input_;
@@ -352,6 +383,10 @@ void CommandProcessor::cmd_bench(uint32_t runs, uint32_t warmup) {
   out_.field_uint("golden_total", golden_.count);
   out_.end();
   ++records;
+  if (!ok) {
+    error("invoke", backend_.log()[0] ? backend_.log() : "Invoke() failed");
+    ++records;
+  }
   out_.begin("done");
   out_.field_uint("records", records + 1);
   out_.field_str("status", ok ? "ok" : "invoke-failed");

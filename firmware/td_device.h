@@ -12,10 +12,19 @@
 #define TD_FIRMWARE_VERSION "0.1.0"
 
 #ifndef TD_MAX_TIMED_RUNS
-#define TD_MAX_TIMED_RUNS 100
+#define TD_MAX_TIMED_RUNS 100  // td-bench N: 1..100 (the device keeps every run's count)
+#endif
+#ifndef TD_MAX_INFER_RUNS
+#define TD_MAX_INFER_RUNS 1000000  // infer N (MLPerf Tiny performance mode): 1..10^6
+#endif
+#ifndef TD_MAX_WARMUP
+#define TD_MAX_WARMUP 1000  // warm-up runs of either command: 0..1000
 #endif
 #ifndef TD_MAX_OPS
 #define TD_MAX_OPS 128
+#endif
+#ifndef TD_DETAIL_BYTES
+#define TD_DETAIL_BYTES 256  // an error record's detail, TFLM's log included
 #endif
 #ifndef TD_MAX_COMMAND
 #define TD_MAX_COMMAND 96  // "db " + 62 hex digits fits
@@ -26,9 +35,11 @@ namespace td {
 struct Platform {
   WriteFn write;
   void* write_ctx;
-  uint32_t (*cycles)();  // free-running CPU cycle counter (DWT->CYCCNT on the Cortex-M4)
+  uint32_t (*cycles)();  // free-running counter: CPU cycles (DWT->CYCCNT), or instructions when emulated
   uint32_t (*micros)();
-  uint32_t cpu_hz;
+  uint32_t cpu_hz;            // the board's clock
+  const char* target;         // where it runs: the board id, or the emulated machine
+  const char* counter_unit;   // what cycles() counts: "cycles" or "instructions"
 };
 
 struct ModelInfo {
@@ -58,11 +69,14 @@ class Backend {
   virtual const ModelInfo& info() const = 0;
   // 0 when ready; otherwise a short reason (e.g. "alloc") that the report names.
   virtual const char* init_error() const = 0;
+  // What the runtime logged during init or the last invoke() (TFLM's messages), "" if nothing.
+  virtual const char* log() const = 0;
   virtual uint32_t arena_used_bytes() const = 0;
   // Copies n bytes into input 0. Must be called before every invoke(): TFLM's planner may reuse
   // the input tensor's memory for later layers.
   virtual bool set_input(const int8_t* data, size_t n) = 0;
   virtual bool invoke() = 0;
+  // Output 0 of the last invoke(); null when init failed.
   virtual const int8_t* output() const = 0;
   // Per-operator profile of the last invoke().
   virtual size_t op_count() const = 0;
@@ -88,6 +102,8 @@ class CommandProcessor {
   void cmd_bench(uint32_t runs, uint32_t warmup);
   void ready();
   void error(const char* code, const char* detail);
+  void init_failed_error();
+  void bench_failed(uint32_t records);
   void send_hello_record();
   bool run_once(const int8_t* input, uint32_t* cycles, uint32_t* us);
   void results_line();

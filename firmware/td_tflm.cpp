@@ -2,22 +2,24 @@
 
 #include <string.h>
 
-#include <TensorFlowLite.h>
-
 #include "model_config.h"
 #include "model_ops.h"
+#include "td_log.h"
 #include "td_model_info.h"
+#include "tensorflow/lite/micro/compatibility.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
-#include "tensorflow/lite/micro/micro_profiler.h"
+#include "tensorflow/lite/micro/micro_profiler_interface.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
 namespace td {
 namespace {
 
-// Times each operator with the CPU cycle counter. Derives from tflite::MicroProfiler (not only the
-// interface) because this TFLM's MicroInterpreter constructor takes a MicroProfiler*.
-class CycleProfiler : public tflite::MicroProfiler {
+// Times each operator with the board's counter (cycles on the board, instructions when emulated).
+// Derives from the interface, not from tflite::MicroProfiler: that class's private operator delete
+// (TF_LITE_REMOVE_VIRTUAL_DELETE under ARDUINO) deletes a subclass's destructor, and it holds
+// 1024-event arrays (about 20 KB of RAM) that this profiler does not need.
+class CycleProfiler : public tflite::MicroProfilerInterface {
  public:
   explicit CycleProfiler(uint32_t (*cycles)()) : cycles_(cycles), n_(0) {}
   uint32_t BeginEvent(const char* tag) override {
@@ -39,6 +41,7 @@ class CycleProfiler : public tflite::MicroProfiler {
   uint32_t spent(size_t i) const { return spent_[i]; }
 
  private:
+  TF_LITE_REMOVE_VIRTUAL_DELETE
   uint32_t (*cycles_)();
   uint32_t n_;
   const char* tags_[TD_MAX_OPS];
@@ -58,6 +61,7 @@ class TflmBackend : public Backend {
         error_(0) {}
 
   void init() {
+    log_clear();
     if (model_->version() != TFLITE_SCHEMA_VERSION) {
       error_ = "schema";
       return;
@@ -70,17 +74,20 @@ class TflmBackend : public Backend {
       error_ = "alloc";
       return;
     }
-    TfLiteTensor* in = interpreter_.input(0);
-    TfLiteTensor* out = interpreter_.output(0);
-    if (in->type != kTfLiteInt8 || out->type != kTfLiteInt8 || in->bytes != TD_INPUT_BYTES ||
-        out->bytes != TD_OUTPUT_BYTES) {
+    const TfLiteTensor* in = interpreter_.input(0);
+    const TfLiteTensor* out = interpreter_.output(0);
+    if (in == nullptr || out == nullptr || in->type != kTfLiteInt8 || out->type != kTfLiteInt8 ||
+        in->bytes != TD_INPUT_BYTES || out->bytes != TD_OUTPUT_BYTES) {
       error_ = "io-mismatch";
     }
   }
 
   const ModelInfo& info() const override { return info_; }
   const char* init_error() const override { return error_; }
-  uint32_t arena_used_bytes() const override { return static_cast<uint32_t>(interpreter_.arena_used_bytes()); }
+  const char* log() const override { return log_text(); }
+  uint32_t arena_used_bytes() const override {
+    return error_ ? 0 : static_cast<uint32_t>(interpreter_.arena_used_bytes());
+  }
 
   bool set_input(const int8_t* data, size_t n) override {
     if (error_ || n != TD_INPUT_BYTES) return false;
@@ -91,13 +98,15 @@ class TflmBackend : public Backend {
   bool invoke() override {
     if (error_) return false;
     profiler_.Reset();
+    log_clear();
     return interpreter_.Invoke() == kTfLiteOk;
   }
 
+  // Null until AllocateTensors() has succeeded.
   const int8_t* output() const override {
-    return const_cast<tflite::MicroInterpreter&>(interpreter_).output(0)->data.int8;
+    return error_ ? nullptr : const_cast<tflite::MicroInterpreter&>(interpreter_).output(0)->data.int8;
   }
-  size_t op_count() const override { return profiler_.count(); }
+  size_t op_count() const override { return error_ ? 0 : profiler_.count(); }
   const char* op_tag(size_t i) const override { return profiler_.tag(i); }
   uint32_t op_cycles(size_t i) const override { return profiler_.spent(i); }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_DOES_NOT_FIT = 1  # analyze: the model is valid but does not fit the board
 EXIT_BAD_INPUT = 2  # bad model, missing file, wrong option
-EXIT_DEVICE = 3  # serial/device/PlatformIO trouble
+EXIT_DEVICE = 3  # serial/device/PlatformIO/toolchain trouble
 
 
 class TinyDeployError(Exception):
@@ -42,5 +42,11 @@ class DatasetError(TinyDeployError):
 
 class DeviceError(TinyDeployError):
     """Serial port, protocol, or PlatformIO trouble."""
+
+    exit_code = EXIT_DEVICE
+
+
+class ToolchainError(TinyDeployError):
+    """A compiler, emulator or library that a command needs is missing or failed."""
 
     exit_code = EXIT_DEVICE

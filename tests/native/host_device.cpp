@@ -4,7 +4,8 @@
 //
 // What is NOT the device's code: SimBackend stands in for TFLM (no TFLM C++ sources here). It
 // returns the golden outputs for the golden inputs and a deterministic function of the input
-// otherwise, and reports fixed per-op "cycles". Faults (--fault) imitate what a USB serial link does.
+// otherwise, and reports fixed per-op "cycles". Faults (--fault) imitate what a USB serial link does;
+// --shift K moves every golden output by K, so that the tolerance check has something to judge.
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@ bool g_rebooting = false;  // after a simulated reset: output is dropped until t
 size_t g_written = 0;
 size_t g_records = 0;
 size_t g_fault_after = 400;  // bytes (vanish, reset) or records (bad crc)
+int g_shift = 0;             // added to the golden outputs (kept within int8)
 
 void raw_write(const char* d, size_t n) {
   while (n > 0) {
@@ -86,6 +88,9 @@ class SimBackend : public td::Backend {
   }
   const td::ModelInfo& info() const override { return info_; }
   const char* init_error() const override { return g_fault == kAllocFail ? "alloc" : 0; }
+  const char* log() const override {
+    return g_fault == kAllocFail ? "Failed to resize buffer. Requested: 20000, available 1000, missing: 19000" : "";
+  }
   uint32_t arena_used_bytes() const override { return TD_ARENA_NEEDED_BYTES; }
   bool set_input(const int8_t* d, size_t n) override {
     if (n != TD_INPUT_BYTES) return false;
@@ -96,7 +101,10 @@ class SimBackend : public td::Backend {
     invoked_ = true;
     for (uint32_t g = 0; g < TD_GOLDEN_COUNT; ++g) {
       if (memcmp(in_, td_golden_inputs + g * TD_INPUT_BYTES, TD_INPUT_BYTES) == 0) {
-        memcpy(out_, td_golden_outputs + g * TD_OUTPUT_BYTES, TD_OUTPUT_BYTES);
+        for (uint32_t i = 0; i < TD_OUTPUT_BYTES; ++i) {
+          const int v = td_golden_outputs[g * TD_OUTPUT_BYTES + i] + g_shift;
+          out_[i] = static_cast<int8_t>(v > 127 ? v - 2 * g_shift : v);  // stays |shift| away, in range
+        }
         return true;
       }
     }
@@ -106,7 +114,7 @@ class SimBackend : public td::Backend {
     out_[sum % TD_OUTPUT_BYTES] = 127;
     return true;
   }
-  const int8_t* output() const override { return out_; }
+  const int8_t* output() const override { return g_fault == kAllocFail ? 0 : out_; }
   // Like TFLM's profiler: no events until the first Invoke().
   size_t op_count() const override { return invoked_ ? 3 : 0; }
   const char* op_tag(size_t i) const override {
@@ -138,12 +146,14 @@ int main(int argc, char** argv) {
                 : strcmp(f, "reset") == 0    ? kReset
                 : strcmp(f, "alloc") == 0    ? kAllocFail
                                              : kNone;
+    } else if (strcmp(argv[i], "--shift") == 0 && i + 1 < argc) {
+      g_shift = atoi(argv[++i]);
     } else if (strcmp(argv[i], "--after") == 0 && i + 1 < argc) {
       g_fault_after = static_cast<size_t>(atol(argv[++i]));
     }
   }
   static SimBackend backend;
-  td::Platform platform = {sim_write, 0, sim_cycles, sim_micros, TD_CPU_HZ};
+  td::Platform platform = {sim_write, 0, sim_cycles, sim_micros, TD_CPU_HZ, "host-stand-in", "cycles"};
   td::GoldenSet golden = {TD_GOLDEN_COUNT, td_golden_inputs, td_golden_outputs, TD_GOLDEN_TOLERANCE};
   td::CommandProcessor processor(platform, backend, golden, g_input);
   char buf[256];

@@ -26,6 +26,7 @@ class Board:
     platformio: dict
     usb: dict
     gcc_flags: tuple[str, ...]
+    compile: dict  # defines and language standards of the board's build (PlatformIO's Arduino core)
 
     @property
     def app_flash_bytes(self) -> int:
@@ -73,4 +74,5 @@ def load(board_id: str) -> Board:
         flash_bytes=d["flash_bytes"], ram_bytes=d["ram_bytes"], bootloader_flash_bytes=d["bootloader_flash_bytes"],
         reserve_flash_bytes=r["flash_bytes"], reserve_ram_bytes=r["ram_bytes"], reserve_kind=r["kind"],
         reserve_method=r["method"], platformio=d["platformio"], usb=d["usb"], gcc_flags=tuple(d["gcc_flags"]),
+        compile=d["compile"],
     )

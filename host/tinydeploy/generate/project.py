@@ -19,8 +19,9 @@ from .golden import Golden
 
 TEMPLATES = ("platformio.ini", "README.md", "src/model_config.h", "src/model_ops.h", "src/model_data.cpp",
              "src/golden_data.cpp")
-FIRMWARE_FILES = ("main.cpp", "td_device.cpp", "td_device.h", "td_report.cpp", "td_report.h", "td_stats.cpp",
-                  "td_stats.h", "td_tflm.cpp", "td_tflm.h", "td_model_info.h")
+FIRMWARE_FILES = ("main.cpp", "td_board.h", "td_board_arduino.cpp", "td_device.cpp", "td_device.h", "td_log.cpp",
+                  "td_log.h", "td_report.cpp", "td_report.h", "td_stats.cpp", "td_stats.h", "td_tflm.cpp", "td_tflm.h",
+                  "td_model_info.h")
 
 
 def repo_root() -> Path:
