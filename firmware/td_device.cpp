@@ -106,6 +106,8 @@ void CommandProcessor::execute(const char* c) {
     cmd_results();
   } else if (strcmp(c, "td-hello") == 0) {
     cmd_hello();
+  } else if (strcmp(c, "td-infer") == 0) {
+    cmd_td_infer();
   } else if (starts_with(c, "td-bench") && (c[8] == ' ' || c[8] == '\0')) {
     uint32_t a[2] = {20, 2};  // runs, warm-ups
     if (!parse_args(c + 8, a, 2) || a[0] < 1 || a[0] > TD_MAX_TIMED_RUNS || a[1] > TD_MAX_WARMUP) {
@@ -296,6 +298,28 @@ void CommandProcessor::send_hello_record() {
   out_.field_str("counter", platform_.counter_unit);
   out_.field_uint("golden", golden_.count);
   out_.end();
+}
+
+// One inference on the input loaded with db, answered with a checksummed record that carries the raw
+// int8 outputs (the host compares them with its own interpreter's) and the counter's reading.
+void CommandProcessor::cmd_td_infer() {
+  if (backend_.init_error()) {
+    init_failed_error();
+  } else if (!have_input_) {
+    error("no-input", "load an input first: db load N, then db HEX");
+  } else {
+    uint32_t cycles = 0;
+    const bool ok = run_once(input_, &cycles, 0);
+    if (!ok) {
+      error("invoke", backend_.log()[0] ? backend_.log() : "Invoke() failed");
+    } else {
+      out_.begin("result");
+      out_.field_uint("cycles", cycles);
+      out_.field_ints("out", backend_.output(), backend_.info().output_bytes);
+      out_.end();
+    }
+  }
+  ready();
 }
 
 void CommandProcessor::cmd_hello() {

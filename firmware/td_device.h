@@ -99,6 +99,7 @@ class CommandProcessor {
   void cmd_infer(uint32_t n, uint32_t warmup);
   void cmd_results();
   void cmd_hello();
+  void cmd_td_infer();
   void cmd_bench(uint32_t runs, uint32_t warmup);
   void ready();
   void error(const char* code, const char* detail);

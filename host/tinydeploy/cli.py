@@ -23,11 +23,11 @@ def _add_board(p):
 def _stage_clis():
     from .compress import cli as compress_cli
     from .device import cli as device_cli
+    from .emulate import cli as emulate_cli
     from .generate import cli as generate_cli
-
     from .study import cli as study_cli
 
-    return [compress_cli, generate_cli, device_cli, study_cli]
+    return [compress_cli, generate_cli, device_cli, emulate_cli, study_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

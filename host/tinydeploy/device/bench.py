@@ -31,6 +31,9 @@ class BenchReport:
     def to_dict(self) -> dict:
         hello, arena, summary = self.one("hello"), self.one("arena"), self.one("summary")
         cpu_hz = int(hello.fields.get("cpu_hz", 0)) if hello else 0
+        # Firmware before protocol field `counter` counted cycles; an emulator counts instructions.
+        counter = hello.fields.get("counter", "cycles") if hello else "cycles"
+        emulated = counter == "instructions"
         runs = [{"cycles": r.int("cycles"), "us": r.int("us")} for r in self.of("run")]
         d = {
             "schema": "tinydeploy.bench/1",
@@ -38,6 +41,9 @@ class BenchReport:
             "complete": self.one("done") is not None and self.error is None,
             "error": self.error,
             "device": hello.fields if hello else None,
+            "target": hello.fields.get("target", hello.fields.get("board")) if hello else None,
+            "counter": counter,
+            "ms_kind": (ESTIMATE_METHOD.format(mhz=cpu_hz / 1e6) if emulated else "measured") if hello else None,
             "arena": {k: int(v) for k, v in arena.fields.items()} if arena else None,
             "runs": runs,
             "latency": None,
@@ -51,13 +57,22 @@ class BenchReport:
         }
         if summary:
             s = {k: int(v) for k, v in summary.fields.items()}
-            d["latency"] = {
-                "runs": s["runs"], "warmup": s["warmup"],
-                "ms": {"median": s["us_med"] / 1e3, "p90": s["us_p90"] / 1e3, "min": s["us_min"] / 1e3, "max": s["us_max"] / 1e3},
-                "cycles": {"median": s["cyc_med"], "p90": s["cyc_p90"], "min": s["cyc_min"], "max": s["cyc_max"]},
-                "golden_pass": s["golden_pass"], "golden_total": s["golden_total"],
-            }
+            counts = {"median": s["cyc_med"], "p90": s["cyc_p90"], "min": s["cyc_min"], "max": s["cyc_max"]}
+            if emulated:  # micros() is emulated time there: the board's ms come from the count, as an estimate
+                ms = {k: v / cpu_hz * 1e3 for k, v in counts.items()} if cpu_hz else None
+            else:
+                ms = {"median": s["us_med"] / 1e3, "p90": s["us_p90"] / 1e3, "min": s["us_min"] / 1e3, "max": s["us_max"] / 1e3}
+            d["latency"] = {"runs": s["runs"], "warmup": s["warmup"], "ms": ms, "cycles": counts,
+                            "golden_pass": s["golden_pass"], "golden_total": s["golden_total"]}
+            if emulated:
+                d["latency"]["instructions"] = counts
         return d
+
+
+# How an emulated run's instruction counts become milliseconds on the board.
+ESTIMATE_METHOD = ("estimate: emulated instructions / {mhz:g} MHz, taking one instruction per clock cycle; "
+                   "the board needs more cycles than instructions (multi-cycle loads, multiplies, branches, "
+                   "flash wait states), so real times are longer")
 
 
 class ProtocolVersionError(DeviceError):

@@ -21,14 +21,31 @@ def add_parsers(sub, add_board, add_json) -> None:
     g = b.add_mutually_exclusive_group()
     g.add_argument("--port", help="serial port (default: the one connected board)")
     g.add_argument("--url", help="a pyserial URL: socket://HOST:PORT, rfc2217://HOST:PORT, loop://")
-    b.add_argument("--runs", type=int, default=20, help="timed inferences (default 20, at most 100)")
-    b.add_argument("--warmup", type=int, default=2, help="warm-up inferences (default 2)")
+    add_bench_options(b)
+    add_json(b)
+    b.set_defaults(func=cmd_bench)
+
+
+def bounded_int(lo: int, hi: int):
+    """An argparse type: an integer in [lo, hi] (argparse turns the ValueError into a one-line usage error, exit 2)."""
+    def parse(text: str) -> int:
+        v = int(text)
+        if not lo <= v <= hi:
+            raise ValueError(text)
+        return v
+
+    parse.__name__ = f"integer from {lo} to {hi}"
+    return parse
+
+
+def add_bench_options(b) -> None:
+    """The options of a benchmark run, shared by `bench` (a board) and `emulate`; bounds are the firmware's."""
+    b.add_argument("--runs", type=bounded_int(1, 100), default=20, help="timed inferences (default 20, 1 to 100)")
+    b.add_argument("--warmup", type=bounded_int(0, 1000), default=2, help="warm-up inferences (default 2, at most 1000)")
     b.add_argument("--timeout", type=float, default=120.0, help="seconds for the whole report (default 120)")
     b.add_argument("--idle-timeout", type=float, default=10.0, help="seconds of silence that end the report (default 10)")
     b.add_argument("--accuracy", metavar="SAMPLES.npz", help="also stream these test inputs (x, y) and report on-device accuracy")
-    b.add_argument("--limit", type=int, default=200, help="at most this many --accuracy samples (default 200)")
-    add_json(b)
-    b.set_defaults(func=cmd_bench)
+    b.add_argument("--limit", type=bounded_int(1, 100000), default=200, help="at most this many --accuracy samples (default 200)")
 
 
 def cmd_ports(args) -> int:
@@ -64,29 +81,47 @@ def cmd_flash(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from ..cli import write_json
-    from ..console import console
-    from .bench import DeviceErrorWithReport, run_bench
     from .link import Link
-    from .report import render
 
     link = Link.open(port=args.port, url=args.url)
     with link:
-        try:
-            report = run_bench(link, runs=args.runs, warmup=args.warmup, timeout=args.timeout, idle_timeout=args.idle_timeout)
-        except DeviceErrorWithReport as e:
-            write_json(args.json, e.report.to_dict())  # keep what was read
-            raise
-        d = report.to_dict()
+        d = bench_link(link, args)
         if args.accuracy:
             d["accuracy"] = _accuracy(link, args)
+    return report(d, args)
+
+
+def bench_link(link, args, extra: dict | None = None) -> dict:
+    """The benchmark report over an open link, as a dict; on failure the records read so far are written to --json."""
+    from ..cli import write_json
+    from .bench import DeviceErrorWithReport, run_bench
+
+    try:
+        report_ = run_bench(link, runs=args.runs, warmup=args.warmup, timeout=args.timeout, idle_timeout=args.idle_timeout)
+    except DeviceErrorWithReport as e:
+        write_json(args.json, {**e.report.to_dict(), **(extra or {})})  # keep what was read
+        raise
+    return {**report_.to_dict(), **(extra or {})}
+
+
+def report(d: dict, args) -> int:
+    """Show a bench dict, write --json; exit 0 when every golden vector passed, else 1."""
+    from ..cli import write_json
+    from ..console import console
+    from .report import render
+
     if args.json != "-":
         render(d)
         if "accuracy" in d:
             a = d["accuracy"]
-            line = f"on-device accuracy: {a['device']['accuracy']:.4f} on {a['device']['n']} samples"
+            line = f"on-device accuracy: {a['device']['accuracy']:.4f} on {a['device']['n']} samples" \
+                if a["device"]["accuracy"] is not None else f"ran {a['device']['n']} inputs on the device"
             if a["host"]["accuracy"] is not None:
-                line += f" (host TFLM: {a['host']['accuracy']:.4f}; predictions agree on {a['agreement']:.4f})"
+                line += f" (host TFLM: {a['host']['accuracy']:.4f})"
+            if a["agreement"] is not None:
+                line += f"; predictions agree on {a['agreement']:.4f}"
+            if "outputs" in a:
+                line += f"; outputs identical on {a['outputs']['identical']} of {a['device']['n']} (max |diff| {a['outputs']['max_abs_diff']})"
             console.print(line)
     write_json(args.json, d)
     golden = d.get("golden") or []
@@ -98,7 +133,7 @@ def _accuracy(link, args) -> dict:
 
     from ..console import progress
     from ..errors import DatasetError
-    from .runner import device_accuracy
+    from .runner import accuracy_report
 
     try:
         with np.load(args.accuracy) as z:
@@ -109,8 +144,4 @@ def _accuracy(link, args) -> dict:
     link.drain(0.2)
     with progress() as prog:
         task = prog.add_task("on-device inference", total=len(x))
-        dev = device_accuracy(link, x, y, progress=lambda i: prog.update(task, completed=i))
-    y = np.asarray(y).reshape(-1)
-    host = {"n": len(y), "accuracy": float((np.asarray(host_pred) == y).mean()) if host_pred is not None else None}
-    agree = float((np.asarray(dev["predictions"]) == np.asarray(host_pred)).mean()) if host_pred is not None else None
-    return {"device": dev, "host": host, "agreement": agree}
+        return accuracy_report(link, x, y, host_pred=host_pred, progress=lambda i: prog.update(task, completed=i))

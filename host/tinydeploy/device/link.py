@@ -10,6 +10,16 @@ from ..errors import DeviceError
 from .protocol import Parser
 
 
+def _no_delay(port) -> None:
+    """Commands go out in two small writes (text, then '%'): on a TCP link (socket://, rfc2217://), Nagle's
+    algorithm would hold the second one back for a delayed ACK, about 40 ms per command."""
+    import socket
+
+    sock = getattr(port, "_socket", None)
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 @dataclass
 class Link:
     serial: object  # serial.Serial or a URL handler
@@ -37,6 +47,7 @@ class Link:
             if "No such file" in msg or "could not open port" in msg:
                 raise DeviceError(f"cannot open serial port {target}", "Check the port with `tinydeploy ports`; connect the board") from None
             raise DeviceError(f"cannot open {target} ({msg})", "Check the port or URL") from None
+        _no_delay(s)
         return cls(s, target)
 
     def close(self) -> None:
@@ -73,7 +84,9 @@ class Link:
         import serial
 
         try:
-            return self.serial.read(4096)
+            # read(n) waits for n bytes or the timeout: ask for what is waiting (at least one byte), so a
+            # short reply returns as soon as it is in, not after the 50 ms timeout.
+            return self.serial.read(min(max(1, self.serial.in_waiting), 65536))
         except (serial.SerialException, OSError) as e:
             raise DeviceError(f"serial port {self.name} vanished ({e})", "The board was unplugged or reset; reconnect it and run again") from None
 

@@ -9,15 +9,22 @@ from ..console import console, kib
 
 def render(d: dict) -> None:
     dev = d.get("device") or {}
+    emulated = d.get("counter") == "instructions"
+    unit = "instructions" if emulated else "cycles"
+    where = f"emulated {d.get('target')}" if emulated else d["port"]
     console.print(f"device: {dev.get('board', '?')} running {dev.get('model', '?')} (firmware {dev.get('fw', '?')}, "
-                  f"protocol {dev.get('proto', '?')}) on {d['port']}")
+                  f"protocol {dev.get('proto', '?')}) on {where}")
+    if emulated:
+        console.print("[yellow]emulated:[/] counts are instructions executed on QEMU's Cortex-M4, not board cycles; "
+                      f"ms figures are an {d['ms_kind']}")
     lat = d.get("latency")
     if lat:
         t = Table(title=f"latency over {lat['runs']} runs (after {lat['warmup']} warm-up)", title_justify="left")
         for c in ("", "median", "p90", "min", "max"):
             t.add_column(c, justify="right")
-        t.add_row("ms", *(f"{lat['ms'][k]:.3f}" for k in ("median", "p90", "min", "max")))
-        t.add_row("cycles", *(f"{lat['cycles'][k]:,}" for k in ("median", "p90", "min", "max")))
+        t.add_row(unit, *(f"{lat['cycles'][k]:,}" for k in ("median", "p90", "min", "max")))
+        if lat["ms"]:
+            t.add_row("ms (estimate)" if emulated else "ms", *(f"{lat['ms'][k]:.3f}" for k in ("median", "p90", "min", "max")))
         console.print(t)
     ar = d.get("arena")
     if ar:
@@ -26,7 +33,8 @@ def render(d: dict) -> None:
     if d.get("ops"):
         total = sum(o["cycles"] for o in d["ops"]) or 1
         t = Table(title="per-op time (mean of timed runs)", title_justify="left")
-        for c, j in (("#", "right"), ("op", "left"), ("cycles", "right"), ("ms", "right"), ("share", "right")):
+        for c, j in (("#", "right"), ("op", "left"), (unit, "right"), ("ms (estimate)" if emulated else "ms", "right"),
+                     ("share", "right")):
             t.add_column(c, justify=j)
         for o in d["ops"]:
             t.add_row(str(o["index"]), o["tag"], f"{o['cycles']:,}", "-" if o["ms"] is None else f"{o['ms']:.3f}",

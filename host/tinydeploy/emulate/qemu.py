@@ -39,7 +39,7 @@ class QemuSession:
 
     def command(self, port: int) -> list[str]:
         return [find_qemu(), "-M", self.target.machine, "-display", "none", "-monitor", "none",
-                "-kernel", str(self.elf), "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on", *self.target.qemu_args]
+                "-kernel", str(self.elf), "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", *self.target.qemu_args]
 
     def __enter__(self) -> "QemuSession":
         last = ""

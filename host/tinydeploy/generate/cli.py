@@ -69,7 +69,7 @@ def cmd_build(args) -> int:
                    "labels": None if golden.labels is None else golden.labels.reshape(-1).tolist()},
         "analysis": analysis.to_dict(),
     }
-    render_project(ctx, out, force=args.force, metadata=metadata)
+    render_project(ctx, out, force=args.force, metadata=metadata, model_data=model.data)
     console.print(f"[green]project written:[/] {out}  (model {kib(len(model.data))}, arena {kib(ctx['arena']['bytes'])}, "
                   f"{len(ctx['ops'])} op types, {golden.count} {golden.source} golden vectors, "
                   f"{time.monotonic() - t0:.1f} s)")

@@ -81,7 +81,10 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
     }
 
 
-def render_project(ctx: dict, out_dir: str | Path, *, force: bool, metadata: dict) -> Path:
+MODEL_FILE = "model.tflite"  # a copy of the model in the project, for `tinydeploy emulate --accuracy` and the user
+
+
+def render_project(ctx: dict, out_dir: str | Path, *, force: bool, metadata: dict, model_data: bytes) -> Path:
     import jinja2
 
     root = repo_root()
@@ -95,5 +98,6 @@ def render_project(ctx: dict, out_dir: str | Path, *, force: bool, metadata: dic
             (tmp / rel).write_text(text)
         for f in FIRMWARE_FILES:
             shutil.copyfile(root / "firmware" / f, tmp / "src" / f)
+        (tmp / MODEL_FILE).write_bytes(model_data)
         write_json_atomic(tmp / "tinydeploy.json", metadata)
     return Path(out_dir)

@@ -1,0 +1,96 @@
+"""`tinydeploy emulate PROJECT`: the generated firmware, compiled against the pinned TFLM, run on an emulated
+Cortex-M4 (QEMU mps2-an386) and benchmarked with the same code that reads a board. No TensorFlow import."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def add_parsers(sub, add_board, add_json) -> None:
+    from ..device.cli import add_bench_options
+
+    e = sub.add_parser("emulate", help="compile a generated project for an emulated Cortex-M4 (QEMU) and benchmark it there")
+    e.add_argument("project", help="the directory written by `tinydeploy build`")
+    e.add_argument("--tflm", metavar="DIR", help="the Arduino_TensorFlowLite library folder (default: $TINYDEPLOY_TFLM_DIR, "
+                                                 "else PROJECT/.pio/libdeps/<env>/Arduino_TensorFlowLite)")
+    e.add_argument("--board", default="nano33ble", help="the board whose build flags the emulated build uses")
+    e.add_argument("--jobs", type=int, help="parallel compiler processes for the one-time TFLM build (default: CPU count)")
+    add_bench_options(e)
+    add_json(e)
+    e.set_defaults(func=cmd_emulate)
+
+
+def emulate_project(project: Path, *, tflm: str | None, board_id: str = "nano33ble", jobs: int | None = None,
+                    extra_defines: tuple[str, ...] = (), progress=None):
+    """Build the emulated firmware for PROJECT; returns (FirmwareImage, TflmLibrary)."""
+    from ..boards import load
+    from .firmware import build_firmware
+    from .tflm_library import TflmLibrary
+
+    lib = TflmLibrary.locate(tflm, project)
+    image = build_firmware(project, lib, load(board_id), jobs=jobs, extra_defines=extra_defines, progress=progress)
+    return image, lib
+
+
+def cmd_emulate(args) -> int:
+    from ..console import err_console, progress
+    from ..device.cli import bench_link, report
+    from ..device.link import Link
+    from ..errors import ModelError
+    from .firmware import EmulatedTarget
+    from .qemu import QemuSession
+
+    project = Path(args.project)
+    if not project.is_dir():
+        raise ModelError(f"project directory {project} does not exist", "Run `tinydeploy build MODEL.tflite -o DIR` first")
+    t0 = time.monotonic()
+    with progress() as prog:
+        tasks: dict[str, int] = {}
+
+        def show(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = prog.add_task(stage, total=total)
+            prog.update(tasks[stage], completed=done)
+
+        image, lib = emulate_project(project, tflm=args.tflm, board_id=args.board, jobs=args.jobs, progress=show)
+    built_s = time.monotonic() - t0
+    for w in image.warnings:
+        err_console.print(f"[yellow]{w}[/]", soft_wrap=True)
+    target = EmulatedTarget.load()
+    extra = {"emulation": {
+        "target": target.id, "machine": target.machine, "counter": "instructions", "method": target.source,
+        "tflm": {"library": str(lib.root), "found_by": lib.origin},
+        "firmware": image.to_dict(), "build_seconds": round(built_s, 1),
+    }}
+    with QemuSession(image.elf, target) as q:
+        extra["emulation"]["qemu"] = q.command(q.port)
+        with Link.open(url=q.url) as link:
+            d = bench_link(link, args, extra)
+            if args.accuracy:
+                d["accuracy"] = _accuracy(link, project, args)
+    d["emulation"]["seconds"] = round(time.monotonic() - t0, 1)
+    return report(d, args)
+
+
+def _accuracy(link, project: Path, args) -> dict:
+    """Test inputs on the emulated device and on the host's TFLM interpreter: accuracy, agreement, identical outputs."""
+    from ..console import progress
+    from ..device.runner import accuracy_report
+    from ..errors import ModelError
+    from ..generate.golden import load_samples
+    from ..generate.project import MODEL_FILE
+    from ..tflite_model import TFLiteModel
+    from ..tflm_host import reference_outputs
+
+    model_path = project / MODEL_FILE
+    if not model_path.is_file():
+        raise ModelError(f"{project} has no {MODEL_FILE} to compare with", "Regenerate the project with this tinydeploy (tinydeploy build --force)")
+    model = TFLiteModel.from_file(model_path)
+    x, y = load_samples(args.accuracy, model, args.limit)
+    host = reference_outputs(model.data, x.reshape((len(x),) + tuple(model.input_tensors[0].shape)))
+    link.drain(0.2)
+    with progress() as prog:
+        task = prog.add_task("emulated inference", total=len(x))
+        return accuracy_report(link, x, y, host_outputs=host.reshape(len(x), -1),
+                               progress=lambda i: prog.update(task, completed=i))
