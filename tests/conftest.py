@@ -155,3 +155,36 @@ def pty_device(host_device):
     yield start
     for d in made:
         d.close()
+
+
+# ---- the emulated Cortex-M4 (tinydeploy emulate) --------------------------------------------------
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SHARED_TFLM = ROOT.parent / "shared" / "tflm" / "Arduino_TensorFlowLite-7948b85"
+
+
+def missing(what: str):
+    """Under CI=true a missing part fails the test (it would prove nothing by skipping); elsewhere it skips."""
+    (pytest.fail if IN_CI else pytest.skip)(what)
+
+
+@pytest.fixture(scope="session")
+def tflm_dir() -> Path:
+    d = Path(os.environ.get("TINYDEPLOY_TFLM_DIR") or SHARED_TFLM)
+    if not (d / "src" / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file():
+        missing(f"the pinned TFLM library is not at {d} (set TINYDEPLOY_TFLM_DIR)")
+    from tinydeploy.emulate.toolchain import APT_PACKAGES, emulator_available
+
+    if not emulator_available():
+        missing(f"the emulator toolchain is missing: apt-get install {APT_PACKAGES}")
+    return d
+
+
+def emulate(project: Path, tflm: Path, *args, timeout=900):
+    """`tinydeploy emulate PROJECT ... --json F` in a child process: (process, JSON or None)."""
+    out = project.parent / f"{project.name}.emulate.json"
+    out.unlink(missing_ok=True)
+    r = run_cli("emulate", project, "--tflm", tflm, "--json", out, *args, timeout=timeout)
+    import json
+
+    return r, (json.loads(out.read_text()) if out.exists() else None)

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import FIRMWARE, compile_host_device
 
-SOURCES = ["td_device.cpp", "td_report.cpp", "td_stats.cpp"]
+SOURCES = ["td_device.cpp", "td_report.cpp", "td_stats.cpp", "td_log.cpp", "td_board_arduino.cpp"]
 GENERATED = ["model_data.cpp", "golden_data.cpp"]
 ARM = ["arm-none-eabi-g++", "-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-mthumb", "-std=gnu++11",
        "-Os", "-fno-exceptions", "-fno-rtti", "-Wall", "-Werror"]

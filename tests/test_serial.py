@@ -134,7 +134,7 @@ def test_socket_url(host_device, tmp_path):
 def test_mlperf_runner_commands_and_accuracy(pty_device, tmp_path):
     """The MLPerf Tiny commands over the pty: name, profile, db load / db HEX in 31-byte chunks, infer."""
     from tinydeploy.device.link import Link
-    from tinydeploy.device.runner import _reply, device_accuracy, infer_one
+    from tinydeploy.device.runner import _reply, accuracy_report, infer_exact, infer_one
 
     dev = pty_device()
     with np.load(EXAMPLE.with_name("fashion_cnn_int8.samples.npz")) as z:
@@ -149,8 +149,23 @@ def test_mlperf_runner_commands_and_accuracy(pty_device, tmp_path):
             _reply(link, 5)
         scores = infer_one(link, x[0])
         assert scores.shape == (10,) and abs(scores.sum() - 1.0) < 0.05  # dequantized softmax
-        acc = device_accuracy(link, x, y)
-    assert acc["n"] == 4 and len(acc["predictions"]) == 4
+        out, count = infer_exact(link, x[0])  # td-infer: the raw int8 outputs, the same scores
+        assert np.allclose((out.astype(np.float32) + 128) / 256, scores, atol=1e-6) and count > 0
+        link.send("infer 0 0")  # out of bounds: refused, and the next reply is not shifted by it
+        with pytest.raises(Exception, match="infer N W takes"):
+            _reply(link, 5)
+        acc = accuracy_report(link, x, y)
+    assert acc["device"]["n"] == 4 and len(acc["device"]["predictions"]) == 4
+
+
+@pytest.mark.parametrize("shift,passes", [(0, True), (1, True), (2, False)])
+def test_golden_tolerance(pty_device, tmp_path, shift, passes):
+    """Device outputs one step from the host's pass (tolerance 1), two steps fail with exit 1."""
+    dev = pty_device("--shift", str(shift))
+    r, d = bench(dev.path, tmp_path)
+    assert r.returncode == (0 if passes else 1), r.stderr
+    assert {g["max_diff"] for g in d["golden"]} == {shift}
+    assert all(g["pass"] is passes for g in d["golden"])
 
 
 def test_ports_lists_without_error():

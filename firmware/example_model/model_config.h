@@ -12,8 +12,8 @@
 #define TD_CPU_HZ 64000000u
 #define TD_SERIAL_BAUD 115200
 
-// Tensor arena: the host TFLM interpreter measured 19088 B (64-bit); corrected to
-// 18424 B for the 32-bit device; allocated with margin (10%, at least 1024 B, + 16 B alignment).
+// Tensor arena: the host TFLM interpreter measured 19088 B (64-bit), corrected to 18424 B for the 32-bit device;
+// allocated with margin (10%, at least 1024 B, + 16 B alignment).
 #define TD_ARENA_NEEDED_BYTES 18424u
 #define TD_ARENA_BYTES 20288u
 

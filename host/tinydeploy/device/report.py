@@ -29,7 +29,7 @@ def render(d: dict) -> None:
     ar = d.get("arena")
     if ar:
         console.print(f"arena: used {kib(ar.get('used'))} of {kib(ar.get('allocated'))} allocated "
-                      f"(host analysis: {kib(ar.get('needed'))})")
+                      f"(planned for: {kib(ar.get('needed'))})")
     if d.get("ops"):
         total = sum(o["cycles"] for o in d["ops"]) or 1
         t = Table(title="per-op time (mean of timed runs)", title_justify="left")

@@ -17,14 +17,18 @@ CHUNK = 31  # bytes per "db HEX%" command, as the runner sends them
 
 
 def _reply(link: Link, timeout: float) -> list[str]:
-    lines = []
+    """The lines of one reply, up to its m-ready. An e-[...] line raises, once the reply is complete, so that
+    the next command's reply starts clean."""
+    lines, error = [], None
     for ev in link.events(timeout=timeout, idle_timeout=timeout):
         if ev.kind == "line":
-            if ev.text.startswith("e-"):
-                raise DeviceError(f"the firmware answered {ev.text}", "Check that the inputs match the model's input size")
             if ev.text == "m-ready":
-                return lines
+                break
+            if ev.text.startswith("e-") and error is None:
+                error = ev.text
             lines.append(ev.text)
+    if error:
+        raise DeviceError(f"the firmware answered {error}", "Check that the inputs match the model's input size")
     return lines
 
 
@@ -99,5 +103,5 @@ def accuracy_report(link: Link, x: np.ndarray, y: np.ndarray | None, *, host_out
     if host_outputs is not None:
         diff = np.abs(outs.astype(np.int16) - host_outputs.astype(np.int16)).max(axis=1)
         d["outputs"] = {"identical": int((diff == 0).sum()), "max_abs_diff": int(diff.max()) if len(diff) else 0,
-                        "per_input_max_abs_diff": diff.tolist()}
+                        "per_input_max_abs_diff": diff.tolist(), "device": outs.tolist()}
     return d

@@ -21,6 +21,11 @@ def add_parsers(sub, add_board, add_json) -> None:
                                      "(default: MODEL.samples.npz beside the model, else random inputs)")
     b.add_argument("--labels", help="a text file with one class name per line (default: MODEL.labels.txt beside the model)")
     b.add_argument("--golden", type=int, default=3, metavar="N", help="number of golden vectors (default 3)")
+    b.add_argument("--arena", choices=("host", "measured"), default="host",
+                   help="size the tensor arena from the host interpreter's corrected figure + 10%% (host, default), or "
+                        "from the firmware's own arena_used_bytes() on the emulated Cortex-M4 + 2%% (measured)")
+    b.add_argument("--tflm", metavar="DIR", help="with --arena measured: the Arduino_TensorFlowLite library folder "
+                                                 "(default: $TINYDEPLOY_TFLM_DIR)")
     add_json(b)
     b.set_defaults(func=cmd_build)
 
@@ -60,7 +65,15 @@ def cmd_build(args) -> int:
     out = Path(args.output or f"build/{model_path.stem}-{board.id}")
     # Recorded in the generated files; canonical (no output path) so that builds are reproducible.
     command = "tinydeploy build" + (f" {shlex.quote(model_path.name)}" if args.model else "") + f" --board {board.id}"
-    ctx = build_context(model, analysis, golden, labels, name=model_path.stem, command=command)
+    arena_plan = None
+    if args.arena == "measured":
+        from ..emulate.measure import measure
+        from .project import measured_arena_plan
+
+        m = measure(model, analysis, tflm=args.tflm, runs=1, golden=golden, labels=labels, name=model_path.stem,
+                    command=command)
+        arena_plan = measured_arena_plan(analysis, m.arena_used_bytes, m.target)
+    ctx = build_context(model, analysis, golden, labels, name=model_path.stem, command=command, arena_plan=arena_plan)
     metadata = {
         "schema": "tinydeploy.build/1",
         "model": model_path.name, "model_sha256": ctx["model"]["sha256"], "board": board.id,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..analyze import Analysis, arena_with_margin, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES
+from ..analyze import ARENA_ALIGN_BYTES, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES, Analysis, arena_with_margin
 from ..errors import TinyDeployError
 from ..fsutil import StagedDirectory, write_json_atomic
 from ..tflite_model import TFLiteModel
@@ -44,12 +44,37 @@ def _io_context(t) -> dict:
             "zero_point": q.zero_points[0] if q.zero_points else 0}
 
 
-def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels: list[str], *, name: str,
-                  command: str) -> dict:
-    runtime = analysis.runtime
+MEASURED_ARENA_MARGIN = 0.02  # over the device's own arena_used_bytes(): it is the figure itself, not an estimate
+
+
+def _round16(n: float) -> int:
+    return (int(n) + 15) // 16 * 16
+
+
+def host_arena_plan(analysis: Analysis) -> dict:
+    """The arena from the host interpreter's figure, corrected to 32-bit, with a margin for what it cannot see."""
     arena = analysis.arena
     if arena is None:
         raise TinyDeployError("the arena was not measured", "Run build without --no-arena")
+    return {"kind": "host-estimate", "host_bytes": arena["host_total_bytes"], "needed_bytes": arena["device_bytes"],
+            "bytes": arena_with_margin(arena["device_bytes"]),
+            "source": f"the host TFLM interpreter measured {arena['host_total_bytes']} B (64-bit), corrected to "
+                      f"{arena['device_bytes']} B for the 32-bit device",
+            "margin": f"{int(ARENA_MARGIN_FRACTION * 100)}%, at least {ARENA_MARGIN_MIN_BYTES} B, + 16 B alignment"}
+
+
+def measured_arena_plan(analysis: Analysis, used_bytes: int, target: str) -> dict:
+    """The arena from the firmware's own arena_used_bytes() (the pinned TFLM and its CMSIS-NN kernels)."""
+    return {"kind": "measured", "host_bytes": (analysis.arena or {}).get("host_total_bytes"), "needed_bytes": used_bytes,
+            "bytes": _round16(used_bytes * (1 + MEASURED_ARENA_MARGIN) + ARENA_ALIGN_BYTES),
+            "source": f"the firmware's arena_used_bytes() measured {used_bytes} B on {target} with the pinned TFLM",
+            "margin": f"{int(MEASURED_ARENA_MARGIN * 100)}%, + 16 B alignment"}
+
+
+def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels: list[str], *, name: str,
+                  command: str, arena_plan: dict | None = None) -> dict:
+    runtime = analysis.runtime
+    arena_plan = arena_plan or host_arena_plan(analysis)
     sha = hashlib.sha256(model.data).hexdigest()
     ident = c_identifier(name)
     n_out = model.output_tensors[0].num_elements
@@ -67,9 +92,7 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
         "ops": [{"name": n, "method": runtime.resolver_method(n), "cmsis_nn": n in runtime.cmsis_nn}
                 for n in analysis.op_names],
         "max_ops": max(len(model.operators), 1),
-        "arena": {"host_bytes": arena["host_total_bytes"], "needed_bytes": arena["device_bytes"],
-                  "bytes": arena_with_margin(arena["device_bytes"]),
-                  "margin": f"{int(ARENA_MARGIN_FRACTION * 100)}%, at least {ARENA_MARGIN_MIN_BYTES} B, + 16 B alignment"},
+        "arena": arena_plan,
         "input": _io_context(model.input_tensors[0]),
         "output": _io_context(model.output_tensors[0]),
         "labels": [{"c": c_string(l), "comment": c_comment(l)} for l in labels],
