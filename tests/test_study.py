@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from conftest import run_cli
 
 
-def test_quick_study(tmp_path):
+def test_quick_study(tmp_path, tflm_dir):
     out = tmp_path / "r"
-    args = ("study", "--quick", "--datasets", "radiology", "--families", "custom_cnn,vgg16,mobilenet_v2_1.0", "-o", out)
+    args = ("study", "--quick", "--datasets", "radiology", "--families", "custom_cnn,vgg16,mobilenet_v2_1.0", "-o", out,
+            "--tflm", tflm_dir)
     run_cli(*args, check=0, timeout=600)
     rows = list(csv.DictReader(open(out / "study.csv")))
     assert len(rows) == 9  # 5 variants + 2 pruned int8 + the vgg16 and mobilenet_v2_1.0 reference rows
@@ -19,7 +22,14 @@ def test_quick_study(tmp_path):
     mb = [r for r in rows if r["family"] == "mobilenet_v2_1.0"][0]
     assert mb["fits"] == "False" and "flash +" in mb["does_not_fit_by"]
     assert all(r["does_not_fit_by"] for r in rows if r["fits"] == "False")
-    assert all(r["latency_kind"] == "estimated" for r in rows)
+    # int8 rows that fit: instructions counted on the emulated Cortex-M4; the rest: the cycle model's estimate
+    for r in rows:
+        deployable = r["variant"] == "int8" and r["fits"] == "True"
+        assert r["latency_kind"] == ("emulated" if deployable else "estimated"), r
+        if deployable:
+            assert int(r["instructions"]) > 100_000 and int(r["device_arena_bytes"]) > 0
+            assert float(r["latency_ms"]) == pytest.approx(int(r["instructions"]) / 64e3, rel=1e-3)
+    assert sum(r["latency_kind"] == "emulated" for r in rows) == 3  # int8, pruned50, pruned75
     md = (out / "study.md").read_text().splitlines()[2:]
     assert [l.split(" | ")[2] for l in md] == [r["model"] for r in rows]
     for png in ("accuracy_vs_size.png", "accuracy_vs_latency.png", "size_reduction.png"):

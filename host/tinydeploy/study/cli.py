@@ -18,8 +18,27 @@ def add_parsers(sub, add_board, add_json) -> None:
     s.add_argument("--workers", type=int, default=2, help="parallel (dataset, family) groups (default 2)")
     s.add_argument("--bench", action="append", default=[], metavar="DATASET/MODEL/VARIANT=BENCH.json",
                    help="use a measured latency from a `tinydeploy bench --json` file for that row")
+    s.add_argument("--tflm", metavar="DIR", help="the Arduino_TensorFlowLite library for emulated latencies "
+                                                 "(default: $TINYDEPLOY_TFLM_DIR)")
+    s.add_argument("--no-emulate", action="store_true", help="estimate every latency with the cycle model, even "
+                                                             "where the emulator could measure it")
     add_json(s)
     s.set_defaults(func=cmd_study)
+
+
+def _emulator_missing(tflm: str | None) -> str | None:
+    """Why the emulator cannot measure latencies here (None when it can)."""
+    from ..emulate.tflm_library import TflmLibrary
+    from ..emulate.toolchain import APT_PACKAGES, emulator_available
+    from ..errors import TinyDeployError
+
+    if not emulator_available():
+        return f"the emulator is not installed (apt-get install {APT_PACKAGES})"
+    try:
+        TflmLibrary.locate(tflm)
+    except TinyDeployError as e:
+        return str(e)
+    return None
 
 
 def cmd_study(args) -> int:
@@ -28,7 +47,7 @@ def cmd_study(args) -> int:
     from ..cli import write_json
     from ..console import console, progress
     from ..errors import TinyDeployError
-    from .grid import DATASETS, FAMILIES, PROFILES, TOO_BIG, run
+    from .grid import DATASETS, FAMILIES, PROFILES, TOO_BIG, add_emulated_latency, run
     from .outputs import write_all
 
     datasets = [d for d in args.datasets.split(",") if d]
@@ -53,7 +72,16 @@ def cmd_study(args) -> int:
         task = prog.add_task(f"study ({profile.name})", total=len(datasets) * len(families))
         rows, failures = run(datasets, families, profile, out, workers=args.workers, measured=measured,
                    progress=lambda done, total: prog.update(task, completed=done))
-    meta = {"profile": profile.name, "seconds": time.monotonic() - t0,
+        why_not = None if not args.no_emulate else "--no-emulate"
+        if why_not is None:
+            why_not = _emulator_missing(args.tflm)
+        if why_not is None:
+            etask = prog.add_task("emulated latency (int8 rows that fit)", total=None)
+            add_emulated_latency(rows, out, profile, args.tflm,
+                                 progress=lambda done, total: prog.update(etask, completed=done, total=total))
+        else:
+            console.print(f"[yellow]latencies are cycle-model estimates:[/] {why_not}")
+    meta = {"profile": profile.name, "seconds": time.monotonic() - t0, "latency_source": why_not or "emulated",
             "command": "tinydeploy " + " ".join(sys.argv[1:]),
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "failures": failures}
     files = write_all(rows, out, meta)

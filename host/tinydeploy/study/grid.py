@@ -165,3 +165,37 @@ def run(datasets, families, profile: Profile, out_dir: Path, *, workers: int = 2
     forder = {f: i for i, f in enumerate(families)}
     rows.sort(key=lambda r: (order[r["dataset"]], forder[r["family"]], r["model"], VARIANTS.index(r["variant"])))
     return rows, failures
+
+
+def add_emulated_latency(rows: list[dict], out_dir: Path, profile: Profile, tflm: str | None, progress=None) -> int:
+    """Instructions per inference on the emulated Cortex-M4 for every int8 row that fits (and has no board
+    measurement): the row's latency becomes `emulated`. Results are cached by the model's sha256. Returns the
+    number of rows measured."""
+    import hashlib
+
+    from .. import boards
+    from ..analyze import analyze
+    from ..emulate.measure import measure
+    from ..fsutil import write_json_atomic
+    from ..tflite_model import TFLiteModel
+
+    cache = out_dir / "cache"
+    board = boards.load("nano33ble")
+    todo = [r for r in rows if r["variant"] == "int8" and r["fits"] and r["latency_kind"] != "measured"]
+    for i, r in enumerate(todo):
+        path = cache / f"{r['dataset']}_{r['model']}_{r['variant']}_{profile.name}.tflite"
+        if not path.exists():
+            continue
+        data = path.read_bytes()
+        em = cache / f"emulated_{hashlib.sha256(data).hexdigest()[:20]}.json"
+        if em.exists():
+            m = json.loads(em.read_text())
+        else:
+            model = TFLiteModel.from_bytes(data, source=path.name)
+            m = measure(model, analyze(model, board), tflm=tflm, runs=1, name=r["model"]).to_dict()
+            write_json_atomic(em, m)
+        r.update(latency_ms=m["instructions"] / (board.cpu_mhz * 1e6) * 1e3, latency_kind="emulated",
+                 instructions=m["instructions"], device_arena_bytes=m["arena_used_bytes"])
+        if progress:
+            progress(i + 1, len(todo))
+    return len(todo)

@@ -10,7 +10,7 @@ from ..fsutil import write_bytes_atomic, write_text_atomic
 
 COLUMNS = ["dataset", "family", "model", "variant", "sparsity", "trained", "accuracy", "balanced_accuracy",
            "tflm_accuracy", "model_bytes", "arena_bytes", "macs", "params", "fits", "does_not_fit_by", "latency_ms",
-           "latency_kind"]
+           "latency_kind", "instructions", "device_arena_bytes"]
 
 
 def _fmt(v, col):
@@ -26,14 +26,14 @@ def to_csv(rows) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS)
     for r in rows:
-        w.writerow([_fmt(r[c], c) for c in COLUMNS])
+        w.writerow([_fmt(r.get(c), c) for c in COLUMNS])
     return buf.getvalue()
 
 
 def to_markdown(rows) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
-        lines.append("| " + " | ".join(_fmt(r[c], c) for c in COLUMNS) + " |")
+        lines.append("| " + " | ".join(_fmt(r.get(c), c) for c in COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -133,8 +133,12 @@ def write_all(rows, out_dir: Path, meta: dict) -> dict:
     report = [f"# tinydeploy study ({meta['profile']} profile)", "",
               f"Command: `{meta['command']}`  ", f"Run time on this machine: {meta['seconds']:.0f} s "
               f"({meta['machine']})", "",
-              "Latency is **estimated** by the per-op Cortex-M4 cycle model (host/tinydeploy/study/cycle_model.py: "
-              "constants and their source) unless the row's `latency_kind` says `measured` (a `bench` JSON was given).",
+              "Each row's `latency_kind` says where its latency comes from: `measured` (a board's `bench` JSON), "
+              "`emulated` (the firmware compiled against the pinned TFLM and run on QEMU's Cortex-M4: `instructions` "
+              "per inference, exact; ms = instructions / 64 MHz, an estimate that takes one instruction per cycle, so "
+              "the board is slower), or `estimated` (the per-op cycle model, host/tinydeploy/study/cycle_model.py, "
+              "where the row does not fit or the emulator was not available). `device_arena_bytes` is the firmware's "
+              "own arena_used_bytes() on the emulator.",
               "Arena and fit are measured with the TFLM host interpreter and corrected to 32-bit; flash is an estimate.", "",
               "- Table: [study.md](study.md), [study.csv](study.csv)"]
     report += [f"- ![{p}]({p})" for p in pngs]
