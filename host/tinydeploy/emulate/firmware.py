@@ -126,7 +126,7 @@ def _sizes(tc: ArmToolchain, elf: Path) -> tuple[int, int, int]:
 
 
 def build_firmware(project: Path, lib: TflmLibrary, board: Board, *, out_dir: Path | None = None,
-                   extra_defines: tuple[str, ...] = (), jobs: int | None = None,
+                   extra_defines: tuple[str, ...] = (), extra_sources: tuple[Path, ...] = (), jobs: int | None = None,
                    progress: Callable[[str, int, int], None] | None = None) -> FirmwareImage:
     """Compile PROJECT/src with the emulator's board layer, link with the cached TFLM archive."""
     tc = ArmToolchain.find()
@@ -147,7 +147,7 @@ def build_firmware(project: Path, lib: TflmLibrary, board: Board, *, out_dir: Pa
                              c_std=lib_flags.c_std, cxx_std=lib_flags.cxx_std, optimize=lib_flags.optimize)
     out = out_dir or project / ".emulator"
     out.mkdir(parents=True, exist_ok=True)
-    sources = sorted(src.glob("*.cpp")) + [board_dir / s for s in target.board_sources]
+    sources = sorted(src.glob("*.cpp")) + [board_dir / s for s in target.board_sources] + list(extra_sources)
     includes = [src, *pflags.includes, board_dir, lib.src]
     warnings, objs = [], []
     for i, s in enumerate(sources):
