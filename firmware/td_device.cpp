@@ -30,6 +30,15 @@ bool parse_args(const char* p, uint32_t* out, int max) {
   }
 }
 
+// "N W" after a command: runs and warm-ups, both optional (a[] holds the defaults). False, with an
+// e-[...] line in `why`, unless 1 <= N <= max_runs and 0 <= W <= TD_MAX_WARMUP.
+bool parse_runs(const char* p, uint32_t* a, uint32_t max_runs, const char* command, char* why, size_t why_len) {
+  if (parse_args(p, a, 2) && a[0] >= 1 && a[0] <= max_runs && a[1] <= TD_MAX_WARMUP) return true;
+  snprintf(why, why_len, "e-[%s N W takes 1 <= N <= %lu and 0 <= W <= %lu]", command,
+           static_cast<unsigned long>(max_runs), static_cast<unsigned long>(TD_MAX_WARMUP));
+  return false;
+}
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -93,11 +102,9 @@ void CommandProcessor::execute(const char* c) {
     cmd_db(c + 3);
   } else if (starts_with(c, "infer") && (c[5] == ' ' || c[5] == '\0')) {
     uint32_t a[2] = {1, 0};  // runs, warm-ups
-    if (!parse_args(c + 5, a, 2) || a[0] < 1 || a[0] > TD_MAX_INFER_RUNS || a[1] > TD_MAX_WARMUP) {
-      char buf[80];
-      snprintf(buf, sizeof buf, "e-[infer N W takes 1 <= N <= %lu and 0 <= W <= %lu]",
-               static_cast<unsigned long>(TD_MAX_INFER_RUNS), static_cast<unsigned long>(TD_MAX_WARMUP));
-      out_.line(buf);
+    char why[80];
+    if (!parse_runs(c + 5, a, TD_MAX_INFER_RUNS, "infer", why, sizeof why)) {
+      out_.line(why);  // an MLPerf-style e-[...] line
       ready();
       return;
     }
@@ -110,11 +117,10 @@ void CommandProcessor::execute(const char* c) {
     cmd_td_infer();
   } else if (starts_with(c, "td-bench") && (c[8] == ' ' || c[8] == '\0')) {
     uint32_t a[2] = {20, 2};  // runs, warm-ups
-    if (!parse_args(c + 8, a, 2) || a[0] < 1 || a[0] > TD_MAX_TIMED_RUNS || a[1] > TD_MAX_WARMUP) {
-      char buf[80];
-      snprintf(buf, sizeof buf, "td-bench N W takes 1 <= N <= %lu and 0 <= W <= %lu",
-               static_cast<unsigned long>(TD_MAX_TIMED_RUNS), static_cast<unsigned long>(TD_MAX_WARMUP));
-      error("args", buf);
+    char why[80];
+    if (!parse_runs(c + 8, a, TD_MAX_TIMED_RUNS, "td-bench", why, sizeof why)) {
+      why[strlen(why) - 1] = '\0';
+      error("args", why + 3);  // the text inside e-[...]
       bench_failed(1);
       return;
     }

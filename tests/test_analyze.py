@@ -128,3 +128,19 @@ def test_int32_shape_arithmetic_is_not_a_type_issue():
     model = TFLiteModel.from_bytes(convert(m, "int8", rng.integers(0, 256, (8, 16, 16, 1), dtype=np.uint8), 8))
     assert {"SHAPE", "STRIDED_SLICE", "PACK"} <= set(model.op_names)
     assert check_types(model) == []
+
+
+def test_op_table_is_generated_from_the_pinned_header(tflm_dir):
+    """tflm_runtime.json's ops are exactly what the pinned library's MicroMutableOpResolver can register."""
+    from tinydeploy.analyze.runtime import pinned
+    from tinydeploy.analyze.tflm_ops import RESOLVER, read_library, resolver_ops
+
+    table = read_library(tflm_dir)
+    rt = pinned()
+    assert rt.ops == table["ops"] and sorted(rt.cmsis_nn) == table["cmsis_nn"]
+    # builtins the hand-kept 2022 table lacked
+    assert {"DIV", "SLICE", "SUM", "MIRROR_PAD", "LOG_SOFTMAX", "SQUARED_DIFFERENCE"} <= set(rt.ops)
+    assert rt.ops["CONV_2D"] == "AddConv2D" and "CUSTOM" not in rt.ops
+    # the parser follows the header: an op renamed there changes the table
+    text = (tflm_dir / RESOLVER).read_text().replace("BuiltinOperator_DIV,", "BuiltinOperator_DIVIDE,")
+    assert "DIV" not in resolver_ops(text) and resolver_ops(text)["DIVIDE"] == "AddDiv"

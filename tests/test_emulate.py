@@ -164,6 +164,7 @@ def test_firmware_rejects_bad_and_unbounded_arguments(emulated, projects, tflm_d
                 if ev.kind == "line" and ev.text == "m-ready":
                     break
             assert [x.type for x in recs] == ["error", "done"] and recs[0].str("code") == "args", bad
+            assert recs[0].str("detail") == "td-bench N W takes 1 <= N <= 100 and 0 <= W <= 1000"
             assert recs[1].int("records") == 2
 
 
