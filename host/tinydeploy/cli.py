@@ -71,7 +71,7 @@ def write_json(path: str | None, obj) -> None:
 
 
 def cmd_analyze(args) -> int:
-    from .analyze import analyze, require_deployable
+    from .analyze import analyze, require_deployable, require_fit
     from .analyze.report import render
     from .tflite_model import TFLiteModel
 
@@ -83,7 +83,8 @@ def cmd_analyze(args) -> int:
     write_json(args.json, result.to_dict())
     if result.support_issues or not (result.is_int8 or args.allow_float):
         require_deployable(result)
-    return 0 if result.fit.get("fits") is not False else 1
+    require_fit(result)
+    return 0
 
 
 COMMANDS = {"analyze": cmd_analyze}

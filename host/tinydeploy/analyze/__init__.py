@@ -50,6 +50,10 @@ class Analysis:
     arena: dict | None  # tflm_host.record_arena() result, or None when not measured
     flash: dict
     fit: dict = field(default_factory=dict)
+    # Exact rewrites around the pinned runtime's known gaps; ops, arena and flash are those of `deployed`,
+    # the model as the generated firmware will run it.
+    repairs: list = field(default_factory=list)
+    deployed: TFLiteModel | None = None
 
     @property
     def total_macs(self) -> int:
@@ -88,6 +92,8 @@ class Analysis:
             "op_types": self.op_names,
             "int8": {"ok": self.is_int8, "issues": [i.to_dict() for i in self.type_issues]},
             "support": {"ok": self.supported, "issues": [i.to_dict() for i in self.support_issues]},
+            "repairs": [r.to_dict() for r in self.repairs],
+            "deployed_model_bytes": len(self.deployed.data) if self.deployed else self.model_bytes,
             "arena": self.arena,
             "flash": self.flash,
             "fit": self.fit,
@@ -140,16 +146,44 @@ def check_types(model: TFLiteModel) -> list[Issue]:
     return issues
 
 
+def _has_per_channel_weights(model: TFLiteModel, op) -> bool:
+    return len(op.inputs) > 1 and model.tensors[op.inputs[1]].quantization.per_channel
+
+
+def _has_no_bias(model: TFLiteModel, op) -> bool:
+    return len(op.inputs) < 3 or op.inputs[2] < 0
+
+
+# How each known gap of tflm_runtime.json is recognised in a model (the facts about it are data there).
+GAP_DETECTORS = {
+    "per-channel-fully-connected": _has_per_channel_weights,
+    "conv-without-bias": _has_no_bias,
+    "depthwise-without-bias": _has_no_bias,
+}
+
+
+def find_gaps(model: TFLiteModel, runtime: Runtime) -> tuple[list, list[Issue]]:
+    """The ops that hit a known gap of the runtime: (exact repairs build will make, issues nothing can repair)."""
+    from ..repair import Repair
+
+    repairs, issues = [], []
+    for op in model.operators:
+        for gap in runtime.known_gaps:
+            if gap["op"] != op.opname or not GAP_DETECTORS[gap["id"]](model, op):
+                continue
+            if gap.get("repair"):
+                repairs.append(Repair(gap["id"], op.index, op.opname, f"{op.opname} (op {op.index}): {gap['what']}; "
+                                                                      f"build: {gap['repair_what']}"))
+            else:
+                issues.append(Issue("runtime-gap", f"{op.opname} (op {op.index}): {gap['what']}", op.index))
+    return repairs, issues
+
+
 def check_support(model: TFLiteModel, runtime: Runtime) -> list[Issue]:
     issues = []
     for name in model.op_names:
         if not runtime.supports(name):
             issues.append(Issue("unsupported-op", f"{name} is not in the pinned TFLite Micro runtime ({runtime.commit})"))
-    for op in model.operators:
-        if op.opname == "FULLY_CONNECTED" and len(op.inputs) > 1 and model.tensors[op.inputs[1]].quantization.per_channel:
-            gap = next(g for g in runtime.known_gaps if g["id"] == "per-channel-fully-connected")
-            issues.append(Issue("runtime-gap", f"FULLY_CONNECTED (op {op.index}) has per-channel weights: {gap['what']}; "
-                                               f"{gap['fix']}", op.index, model.tensors[op.inputs[1]].name))
     if model.num_subgraphs > 1:
         issues.append(Issue("unsupported-op", f"the model has {model.num_subgraphs} subgraphs; generated projects run the first only"))
     return issues
@@ -165,17 +199,22 @@ def flash_estimate(model: TFLiteModel, runtime: Runtime) -> dict:
 
 def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, runtime: Runtime | None = None) -> Analysis:
     from .. import tflm_host
+    from ..repair import apply
 
     runtime = runtime or pinned()
-    ops = op_stats(model)
+    repairs, gap_issues = find_gaps(model, runtime)
+    deployed = model
+    if repairs:
+        kinds = {g["id"]: g["repair"] for g in runtime.known_gaps if g.get("repair")}
+        deployed = TFLiteModel.from_bytes(apply(model.data, repairs, kinds), source=model.source)
     a = Analysis(
-        source=model.source, model_bytes=len(model.data), board=board, runtime=runtime, ops=ops,
+        source=model.source, model_bytes=len(model.data), board=board, runtime=runtime, ops=op_stats(deployed),
         input=_io(model, model.inputs[0]), output=_io(model, model.outputs[0]),
-        type_issues=check_types(model), support_issues=check_support(model, runtime),
-        arena=None, flash=flash_estimate(model, runtime),
+        type_issues=check_types(model), support_issues=check_support(model, runtime) + gap_issues,
+        arena=None, flash=flash_estimate(deployed, runtime), repairs=repairs, deployed=deployed,
     )
     if measure_arena and a.is_int8 and not any(i.kind == "unsupported-op" for i in a.support_issues):
-        a.arena = tflm_host.record_arena(model.data)
+        a.arena = tflm_host.record_arena(deployed.data)
     a.fit = fit_verdict(a)
     return a
 
@@ -213,11 +252,28 @@ def overruns(fit: dict) -> dict[str, int]:
 
 
 def require_deployable(a: Analysis) -> None:
-    """Raise the one-line error for a model that the generated firmware could not run correctly."""
+    """Raise the one-line error for a model that the generated firmware could not run correctly (exit 2)."""
     if not a.is_int8:
         first = a.type_issues[0].message
         raise ModelError(f"{a.source} is not a full-integer int8 model ({len(a.type_issues)} non-int8 tensors, first: {first})",
-                         "Quantize it with `tinydeploy compress --quantize int8`")
+                         "A .tflite cannot be re-quantized: convert the Keras model again, with `tinydeploy compress "
+                         "--model MODEL.keras --dataset D --quantize int8` or with the TFLite converter (a representative "
+                         "dataset, TFLITE_BUILTINS_INT8, int8 input and output)")
     if a.support_issues:
         raise ModelError(f"{a.source}: {a.support_issues[0].message}",
-                         "Replace that layer in the Keras model, or re-convert with `tinydeploy compress`")
+                         "Replace that layer in the Keras model with one the runtime has (`tinydeploy analyze` lists "
+                         "them), then convert it again")
+
+
+def require_fit(a: Analysis) -> None:
+    """Raise the one-line verdict for a model that does not fit the board (exit 1), with the levers that shrink it."""
+    if a.fit.get("fits") is not False:
+        return
+    from ..console import kib
+    from ..errors import EXIT_DOES_NOT_FIT
+
+    over = ", ".join(f"{k} over by {kib(n)}" for k, n in overruns(a.fit).items())
+    raise ModelError(f"{a.source} does not fit the {a.board.name} ({over})",
+                     "Shrink what the board stores and holds: a smaller width multiplier, a smaller input size, fewer "
+                     "filters (`tinydeploy compress --prune-filters`), or fewer layers; unstructured pruning leaves the "
+                     "int8 file the same size", exit_code=EXIT_DOES_NOT_FIT)

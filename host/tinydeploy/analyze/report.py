@@ -35,6 +35,12 @@ def render(a: Analysis) -> None:
             console.print(f"  - [red]{i.message}[/]")
     else:
         console.print(f"[green]op support:[/] all {len(a.op_names)} ops in TFLM {a.runtime.commit} ({sup}; * = CMSIS-NN kernel)")
+    if a.repairs:
+        console.print(f"[yellow]{len(a.repairs)} ops hit a known gap of TFLM {a.runtime.commit} and will be rewritten "
+                      f"exactly by `tinydeploy build`[/] (the figures below are those of the rewritten model, "
+                      f"{kib(len(a.deployed.data))}):")
+        for r in a.repairs:
+            console.print(f"  - {r.what}")
 
     if a.arena:
         ar = a.arena
@@ -67,7 +73,9 @@ def _verdict(a: Analysis) -> None:
     parts = [f"flash {kib(fl['need_bytes'])} of {kib(fl['available_bytes'])}" + flag("flash")]
     if ram["need_bytes"] is not None:
         parts.append(f"RAM {kib(ram['need_bytes'])} (arena + margin) of {kib(ram['available_bytes'])}" + flag("RAM"))
-    if v["fits"] is True:
+    if a.type_issues or a.support_issues:
+        console.print("[bold red]verdict: cannot be deployed[/] - " + (a.type_issues or a.support_issues)[0].message)
+    elif v["fits"] is True:
         console.print("[bold green]verdict: fits[/] - " + "; ".join(parts))
     elif v["fits"] is False:
         console.print("[bold red]verdict: does not fit[/] - " + "; ".join(parts))

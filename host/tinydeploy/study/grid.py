@@ -192,7 +192,8 @@ def add_emulated_latency(rows: list[dict], out_dir: Path, profile: Profile, tflm
             m = json.loads(em.read_text())
         else:
             model = TFLiteModel.from_bytes(data, source=path.name)
-            m = measure(model, analyze(model, board), tflm=tflm, runs=1, name=r["model"]).to_dict()
+            a = analyze(model, board)
+            m = measure(a.deployed, a, tflm=tflm, runs=1, name=r["model"]).to_dict()
             write_json_atomic(em, m)
         r.update(latency_ms=m["instructions"] / (board.cpu_mhz * 1e6) * 1e3, latency_kind="emulated",
                  instructions=m["instructions"], device_arena_bytes=m["arena_used_bytes"])
