@@ -73,16 +73,19 @@ def test_does_not_fit_exits_1(tf_models):
     assert fit["fits"] is False and fit["ram"]["ok"] is False and fit["ram"]["headroom_bytes"] < 0
 
 
-def test_per_channel_dense_is_flagged(tmp_path):
-    """A model converted with TF's default per-channel dense weights would be wrong on the pinned TFLM."""
+def test_per_channel_dense_on_a_vector_input_is_rewritten(tmp_path):
+    """TF's default per-channel Dense on a plain vector input (no image before it): analyze says build will
+    rewrite it, and the rewritten model computes the same outputs in the host TFLM interpreter."""
     import os
 
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import numpy as np
 
     from tinydeploy.compress.tfenv import import_tf
+    from tinydeploy.tflm_host import reference_outputs
 
     tf, keras = import_tf()
+    keras.utils.set_random_seed(0)
     m = keras.Sequential([keras.layers.Input((8,)), keras.layers.Dense(4), keras.layers.Softmax()])
     c = tf.lite.TFLiteConverter.from_keras_model(m)
     c.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -91,10 +94,22 @@ def test_per_channel_dense_is_flagged(tmp_path):
     c.inference_input_type = c.inference_output_type = tf.int8
     p = tmp_path / "pc.tflite"
     p.write_bytes(c.convert())
-    r = run_cli("analyze", p)
-    if "per-channel" not in r.stderr:
-        pytest.skip("this TensorFlow quantized the dense layer per tensor; nothing to flag")
-    assert r.returncode == 2 and "_experimental_disable_per_channel_quantization_for_dense_layers" in r.stderr
+    out = tmp_path / "a.json"
+    r = run_cli("analyze", p, "--json", out)
+    assert r.returncode == 0, r.stderr
+    assert "FULLY_CONNECTED (op 0)" in r.stdout and "will be rewritten exactly" in r.stdout
+    d = json.loads(out.read_text())
+    assert [x["gap"] for x in d["repairs"]] == ["per-channel-fully-connected"]
+    assert d["op_types"] == ["RESHAPE", "CONV_2D", "SOFTMAX"]
+
+    from tinydeploy.analyze import analyze
+    from tinydeploy.boards import load
+    from tinydeploy.tflite_model import TFLiteModel
+
+    model = TFLiteModel.from_file(p)
+    deployed = analyze(model, load("nano33ble"), measure_arena=False).deployed
+    x = np.random.default_rng(0).integers(-128, 128, size=(200, 1, 8)).astype(np.int8)
+    assert np.array_equal(reference_outputs(model.data, x), reference_outputs(deployed.data, x))
 
 
 def test_analyze_does_not_import_tensorflow():

@@ -243,3 +243,29 @@ def test_model_too_big_exits_1_from_analyze_and_build(tmp_path):
         assert "width multiplier" in line and "unstructured pruning leaves" in line
     assert a.stderr == b.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_softmax_scale_below_tflm_limit_is_named_not_a_crash(stock_models, tmp_path):
+    """TFLM aborts in SOFTMAX's Prepare when input scale x beta x 2^26 <= 1 (the untrained MobileNetV2 1.0 of
+    the study had 7.8e-9): analyze says so in one line, instead of 'crashed with signal 6'."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as S
+
+    from tinydeploy.errors import ModelError
+    from tinydeploy.tflm_host import record_arena
+
+    m = S.ModelT.InitFromPackedBuf(bytearray(stock_models["plain_fc"][0].read_bytes()), 0)
+    g = m.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in m.operatorCodes]
+    softmax = next(op for op in g.operators if codes[op.opcodeIndex] == S.BuiltinOperator.SOFTMAX)
+    g.tensors[softmax.inputs[0]].quantization.scale = np.array([1e-9], np.float32)
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    path = tmp_path / "tiny_softmax_scale.tflite"
+    path.write_bytes(bytes(b.Output()))
+    with pytest.raises(ModelError, match="signal 6"):  # the real interpreter does abort on it
+        record_arena(path.read_bytes())
+    r = run_cli("analyze", path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
+    assert "SOFTMAX (op" in r.stderr and "below what TFLM's int8 softmax accepts" in r.stderr
+    assert "Train the model, or calibrate it" in r.stderr

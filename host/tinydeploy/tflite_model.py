@@ -304,7 +304,7 @@ def _options(tfl, code: int, o) -> dict:
         return {}
     cls = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
            "FULLY_CONNECTED": "FullyConnectedOptions", "AVERAGE_POOL_2D": "Pool2DOptions",
-           "MAX_POOL_2D": "Pool2DOptions"}.get(name)
+           "MAX_POOL_2D": "Pool2DOptions", "SOFTMAX": "SoftmaxOptions"}.get(name)
     if cls is None:
         return {}
     opt = getattr(tfl, cls)()
@@ -316,4 +316,6 @@ def _options(tfl, code: int, o) -> dict:
                         ("dilation_h", "DilationHFactor"), ("dilation_w", "DilationWFactor")):
         if hasattr(opt, getter):
             out[key] = int(getattr(opt, getter)())
+    if hasattr(opt, "Beta"):
+        out["beta"] = float(opt.Beta())
     return out

@@ -6,6 +6,7 @@ arena from the real TFLM interpreter on the host (in a child process).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ..boards import Board
@@ -31,6 +32,7 @@ class Issue:
     message: str
     op_index: int | None = None
     tensor: str | None = None
+    hint: str | None = None  # what to do, when it is not the usual advice of its kind
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -184,6 +186,18 @@ def check_support(model: TFLiteModel, runtime: Runtime) -> list[Issue]:
     for name in model.op_names:
         if not runtime.supports(name):
             issues.append(Issue("unsupported-op", f"{name} is not in the pinned TFLite Micro runtime ({runtime.commit})"))
+    for op in model.operators:
+        # TFLM's int8 softmax turns input_scale * beta * 2^26 into a fixed-point multiplier that must exceed 1
+        # (PreprocessSoftmaxScaling -> QuantizeMultiplierGreaterThanOne: TFLITE_CHECK_GT); below it, Prepare aborts.
+        if op.opname == "SOFTMAX" and model.tensors[op.inputs[0]].dtype == "INT8":
+            scale = model.tensors[op.inputs[0]].quantization.scales[0]
+            if scale * op.options.get("beta", 1.0) * 2 ** 26 <= 1.0:
+                issues.append(Issue(
+                    "unsupported-op", f"SOFTMAX (op {op.index}): its input scale {scale:.3g} is below what TFLM's int8 "
+                    f"softmax accepts (scale x beta x 2^26 must exceed 1; TFLM aborts while allocating): the values "
+                    f"before it barely vary over the representative data, as in an untrained or collapsed model", op.index,
+                    hint="Train the model, or calibrate it with representative data that moves its outputs, then "
+                         "convert it again"))
     if model.num_subgraphs > 1:
         issues.append(Issue("unsupported-op", f"the model has {model.num_subgraphs} subgraphs; generated projects run the first only"))
     return issues
@@ -213,7 +227,7 @@ def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, run
         type_issues=check_types(model), support_issues=check_support(model, runtime) + gap_issues,
         arena=None, flash=flash_estimate(deployed, runtime), repairs=repairs, deployed=deployed,
     )
-    if measure_arena and a.is_int8 and not any(i.kind == "unsupported-op" for i in a.support_issues):
+    if measure_arena and a.is_int8 and not a.support_issues:  # TFLM would refuse or abort on the others
         a.arena = tflm_host.record_arena(deployed.data)
     a.fit = fit_verdict(a)
     return a
@@ -223,7 +237,8 @@ def fit_verdict(a: Analysis) -> dict:
     b = a.board
     flash_need = a.flash["total_bytes"]
     arena = a.arena["device_bytes"] if a.arena else None
-    ram_need = arena_with_margin(arena) if arena is not None else None
+    firmware = a.runtime.firmware_ram_bytes(math.prod(a.input["shape"]), len(a.ops), len(a.op_names))
+    ram_need = arena_with_margin(arena) + firmware if arena is not None else None
     flash_ok = flash_need <= b.app_flash_bytes
     ram_ok = ram_need is None or ram_need <= b.app_ram_bytes
     peak = max(a.ops, key=lambda o: o.live_bytes) if a.ops else None
@@ -233,6 +248,8 @@ def fit_verdict(a: Analysis) -> dict:
         "flash": {"need_bytes": flash_need, "available_bytes": b.app_flash_bytes,
                   "headroom_bytes": b.app_flash_bytes - flash_need, "ok": flash_ok, "kind": "estimate"},
         "ram": {"need_bytes": ram_need, "arena_bytes": arena, "available_bytes": b.app_ram_bytes,
+                "firmware_bytes": firmware, "firmware_kind": a.runtime.firmware_ram_estimate["kind"],
+                "firmware_method": a.runtime.firmware_ram_estimate["method"],
                 "headroom_bytes": None if ram_need is None else b.app_ram_bytes - ram_need, "ok": ram_ok,
                 "margin": f"+{int(ARENA_MARGIN_FRACTION * 100)}% (at least {ARENA_MARGIN_MIN_BYTES} B) + {ARENA_ALIGN_BYTES} B alignment"},
         "peak_activation_op": peak.to_dict() if peak else None,
@@ -260,9 +277,10 @@ def require_deployable(a: Analysis) -> None:
                          "--model MODEL.keras --dataset D --quantize int8` or with the TFLite converter (a representative "
                          "dataset, TFLITE_BUILTINS_INT8, int8 input and output)")
     if a.support_issues:
-        raise ModelError(f"{a.source}: {a.support_issues[0].message}",
-                         "Replace that layer in the Keras model with one the runtime has (`tinydeploy analyze` lists "
-                         "them), then convert it again")
+        first = a.support_issues[0]
+        raise ModelError(f"{a.source}: {first.message}",
+                         first.hint or "Replace that layer in the Keras model with one the runtime has (`tinydeploy "
+                                       "analyze` lists them), then convert it again")
 
 
 def require_fit(a: Analysis) -> None:

@@ -72,7 +72,8 @@ def _verdict(a: Analysis) -> None:
     flag = lambda k: f" ([red]over by {kib(over[k])}[/])" if k in over else ""
     parts = [f"flash {kib(fl['need_bytes'])} of {kib(fl['available_bytes'])}" + flag("flash")]
     if ram["need_bytes"] is not None:
-        parts.append(f"RAM {kib(ram['need_bytes'])} (arena + margin) of {kib(ram['available_bytes'])}" + flag("RAM"))
+        parts.append(f"RAM {kib(ram['need_bytes'])} (arena + margin + firmware {kib(ram['firmware_bytes'])}, "
+                     f"{ram['firmware_kind']}) of {kib(ram['available_bytes'])}" + flag("RAM"))
     if a.type_issues or a.support_issues:
         console.print("[bold red]verdict: cannot be deployed[/] - " + (a.type_issues or a.support_issues)[0].message)
     elif v["fits"] is True:

@@ -20,12 +20,18 @@ class Runtime:
     ops_source: str
     known_gaps: tuple
     flash_estimate: dict
+    firmware_ram_estimate: dict
 
     def supports(self, opname: str) -> bool:
         return opname in self.ops
 
     def resolver_method(self, opname: str) -> str:
         return self.ops[opname]
+
+    def firmware_ram_bytes(self, input_bytes: int, n_ops: int, n_op_types: int) -> int:
+        """RAM of tinydeploy's firmware beside the arena (an estimate: see firmware_ram_estimate's method)."""
+        e = self.firmware_ram_estimate
+        return int(e["base_bytes"] + input_bytes + e["per_op_bytes"] * n_ops + e["per_op_type_bytes"] * n_op_types)
 
     def kernel_flash_bytes(self, opname: str) -> int:
         fe = self.flash_estimate
@@ -37,4 +43,5 @@ def pinned() -> Runtime:
     d = json.loads((resources.files(__package__) / "tflm_runtime.json").read_text())
     return Runtime(name=d["name"], library=d["library"], lib_dep=d["lib_dep"], commit=d["commit"],
                    include=d["include"], ops=d["ops"], cmsis_nn=frozenset(d["cmsis_nn"]), ops_source=d["ops_source"],
-                   known_gaps=tuple(d["known_gaps"]), flash_estimate=d["flash_estimate"])
+                   known_gaps=tuple(d["known_gaps"]), flash_estimate=d["flash_estimate"],
+                   firmware_ram_estimate=d["firmware_ram_estimate"])
