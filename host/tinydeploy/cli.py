@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from . import __version__
-from .errors import EXIT_BAD_INPUT, TinyDeployError
+from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, TinyDeployError
 
 
 def _add_json(p):
@@ -91,8 +91,14 @@ COMMANDS = {"analyze": cmd_analyze}
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "json", None) == "-":
+        from .console import humans_to_stderr
+
+        humans_to_stderr()  # stdout carries the JSON document alone
     try:
         return int(args.func(args) if hasattr(args, "func") else COMMANDS[args.command](args))
     except TinyDeployError as e:
@@ -103,6 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug in tinydeploy, not the user's input: one line, exit 4
+        if os.environ.get("TINYDEPLOY_DEBUG"):
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        print(f"internal error: {type(e).__name__}: {first} (a bug in tinydeploy; run again with TINYDEPLOY_DEBUG=1 "
+              f"for the traceback and report it)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 
+def humans_to_stderr() -> None:
+    """With `--json -`, stdout carries the JSON document alone: what people read goes to stderr."""
+    console.file = sys.stderr
+
+
 def kib(n: int | float | None) -> str:
     if n is None:
         return "-"

@@ -9,6 +9,7 @@ EXIT_OK = 0
 EXIT_DOES_NOT_FIT = 1  # analyze: the model is valid but does not fit the board
 EXIT_BAD_INPUT = 2  # bad model, missing file, wrong option
 EXIT_DEVICE = 3  # serial/device/PlatformIO/toolchain trouble
+EXIT_INTERNAL = 4  # a bug in tinydeploy (one line; TINYDEPLOY_DEBUG=1 shows the traceback)
 
 
 class TinyDeployError(Exception):

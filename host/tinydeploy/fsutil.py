@@ -11,6 +11,17 @@ from pathlib import Path
 from .errors import TinyDeployError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """What open()/mkdir() would give under the user's umask (mkstemp and mkdtemp give 0600/0700)."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
     path = Path(path)
@@ -21,6 +32,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -76,6 +88,7 @@ class StagedDirectory:
             )
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", dir=self.dest.parent))
+        os.chmod(self.tmp, default_mode(directory=True))
 
     def __enter__(self) -> Path:
         return self.tmp

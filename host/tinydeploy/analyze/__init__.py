@@ -148,12 +148,16 @@ def check_types(model: TFLiteModel) -> list[Issue]:
     return issues
 
 
+def _int8_input(model: TFLiteModel, op) -> bool:
+    return model.tensors[op.inputs[0]].dtype == "INT8"  # the gaps are in the int8 kernels; other models are not deployed
+
+
 def _has_per_channel_weights(model: TFLiteModel, op) -> bool:
-    return len(op.inputs) > 1 and model.tensors[op.inputs[1]].quantization.per_channel
+    return _int8_input(model, op) and len(op.inputs) > 1 and model.tensors[op.inputs[1]].quantization.per_channel
 
 
 def _has_no_bias(model: TFLiteModel, op) -> bool:
-    return len(op.inputs) < 3 or op.inputs[2] < 0
+    return _int8_input(model, op) and (len(op.inputs) < 3 or op.inputs[2] < 0)
 
 
 # How each known gap of tflm_runtime.json is recognised in a model (the facts about it are data there).

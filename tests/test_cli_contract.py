@@ -1,0 +1,46 @@
+"""The CLI contract scripts rely on: `--json -` puts one JSON document alone on stdout, errors are one line
+with the documented exit code, outputs get the user's usual permissions."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+from conftest import EXAMPLE, run_cli
+
+
+def test_json_dash_is_only_json_on_stdout(tmp_path):
+    for args in (("analyze", EXAMPLE), ("build", "-o", tmp_path / "p", "--no-compile"), ("ports",)):
+        r = run_cli(*args, "--json", "-")
+        assert r.returncode == 0, r.stderr
+        json.loads(r.stdout)  # nothing else on stdout
+    r = run_cli("analyze", EXAMPLE)
+    assert "verdict: fits" in r.stdout  # without --json -, people read stdout
+
+
+def test_internal_error_is_one_line_exit_4(tmp_path):
+    code = ("import sys, tinydeploy.analyze as a\n"
+            "def broken(*args, **kw): raise RuntimeError('simulated bug')\n"
+            "a.analyze = broken\n"
+            "from tinydeploy.cli import main\n"
+            f"sys.exit(main(['analyze', {str(EXAMPLE)!r}]))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 4, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    assert "internal error: RuntimeError: simulated bug" in r.stderr and "TINYDEPLOY_DEBUG=1" in r.stderr
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "TINYDEPLOY_DEBUG": "1"})
+    assert "Traceback" in r.stderr
+
+
+def test_outputs_have_the_users_permissions(tmp_path):
+    out = tmp_path / "p"
+    subprocess.run(["sh", "-c", f"umask 022 && {sys.executable} -m tinydeploy build -o {out} --no-compile "
+                                f"--json {tmp_path / 'b.json'}"], check=True, capture_output=True)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert stat.S_IMODE((out / "src" / "model_config.h").stat().st_mode) == 0o644
+    assert stat.S_IMODE((out / "tinydeploy.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o644
