@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The tests name their data explicitly: ../shared/datasets beside the checkout, unless the caller chose.
+os.environ.setdefault("TINYDEPLOY_DATA", str(ROOT.parent / "shared" / "datasets"))
 FIRMWARE = ROOT / "firmware"
 EXAMPLE = ROOT / "host" / "tinydeploy" / "examples" / "fashion_cnn_int8.tflite"
 

@@ -72,3 +72,19 @@ def test_missing_dataset_is_one_line(tmp_path):
     with pytest.raises(DatasetError, match="MedMNIST-style"):
         np.savez(tmp_path / "x.npz", images=np.zeros((2, 4, 4)))
         load_dataset(str(tmp_path / "x.npz"))
+
+
+def test_default_data_location_and_corrupt_npz(tmp_path):
+    """A dataset named without a path comes from $TINYDEPLOY_DATA or the user's data directory, never from a
+    folder beside the checkout; a truncated .npz is one line, exit 2."""
+    from tinydeploy.compress.datasets import data_root
+
+    env = {"TINYDEPLOY_DATA": "", "XDG_DATA_HOME": str(tmp_path / "xdg"), "PYTHONWARNINGS": "ignore"}
+    r = run_cli("train", "--dataset", "pneumonia", "-o", tmp_path / "m.keras", env=env)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert str(tmp_path / "xdg" / "tinydeploy" / "datasets") in r.stderr and "TINYDEPLOY_DATA" in r.stderr
+    good = data_root() / "chest_xray_pneumonia" / "pneumoniamnist.npz"  # the tests' ../shared/datasets
+    bad = tmp_path / "truncated.npz"
+    bad.write_bytes(good.read_bytes()[:5000])
+    r = run_cli("train", "--dataset", f"pneumonia:{bad}", "-o", tmp_path / "m.keras", env={"PYTHONWARNINGS": "ignore"})
+    assert r.returncode == 2 and "cannot read" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -28,9 +28,19 @@ from ..errors import DatasetError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "datasets"
-PNEUMONIA_DEFAULT = SHARED / "chest_xray_pneumonia" / "pneumoniamnist.npz"
-HAM_DEFAULT = SHARED / "ham10000" / "images_200x150"
+DATA_ENV = "TINYDEPLOY_DATA"
+PNEUMONIA_DEFAULT = Path("chest_xray_pneumonia") / "pneumoniamnist.npz"  # below data_root()
+HAM_DEFAULT = Path("ham10000") / "images_200x150"
+
+
+def data_root() -> Path:
+    """Where datasets named without a path are looked for: $TINYDEPLOY_DATA, else the user's data directory."""
+    import os
+
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "tinydeploy" / "datasets"
 HAM_CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]  # DermaMNIST's label order
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -162,14 +172,16 @@ def load_fashion_mnist(directory: str | Path | None = None) -> Dataset:
 def load_medmnist_npz(path: str | Path, name: str | None = None, class_names: list[str] | None = None) -> Dataset:
     path = Path(path)
     if not path.exists():
-        raise DatasetError(f"dataset file {path} does not exist", "Check the path")
+        raise DatasetError(f"dataset file {path} does not exist",
+                           f"Pass the file's path (pneumonia:PATH), or set {DATA_ENV} to the folder that holds "
+                           f"{PNEUMONIA_DEFAULT.parent}/ and {HAM_DEFAULT.parent}/")
     try:
         z = np.load(path)
         parts = {k: z[k] for k in ("train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels")}
     except KeyError as e:
         raise DatasetError(f"{path} is not a MedMNIST-style .npz (missing {e})",
                            "It needs train_images, train_labels, val_images, val_labels, test_images, test_labels") from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DatasetError(f"cannot read {path} ({e})", "Check that it is a valid .npz file") from None
     y = {k: parts[f"{k}_labels"].reshape(-1).astype(np.int64) for k in ("train", "val", "test")}
     n = int(max(v.max() for v in y.values())) + 1
@@ -218,7 +230,7 @@ def _cache_path(key: str) -> Path:
 
 def load_ham10000(path: str | Path | None = None, size: int = 28, channels: int = 3, seed: int = 0) -> Dataset:
     """HAM10000: metadata CSV + JPEGs (in a folder or in zip parts). Split grouped by lesion_id, stratified by dx."""
-    root = Path(path) if path else HAM_DEFAULT
+    root = Path(path) if path else data_root() / HAM_DEFAULT
     meta = root / "HAM10000_metadata.csv" if root.is_dir() else root
     if not meta.exists():
         raise DatasetError(f"HAM10000 metadata not found at {meta}",
@@ -317,7 +329,7 @@ def load_dataset(spec: str, *, size: int | None = None, channels: int | None = N
     if name == "fashion-mnist":
         ds = load_fashion_mnist(arg or None)
     elif name == "pneumonia":
-        p = Path(arg) if arg else PNEUMONIA_DEFAULT
+        p = Path(arg) if arg else data_root() / PNEUMONIA_DEFAULT
         ds = load_medmnist_npz(p, "pneumonia", ["normal", "pneumonia"]) if p.suffix == ".npz" else \
             load_image_folder(p, size or 28, channels or 1, seed)
         ds.name = "pneumonia"

@@ -129,6 +129,8 @@ def report(d: dict, args) -> int:
 
 
 def _accuracy(link, args) -> dict:
+    import zipfile
+
     import numpy as np
 
     from ..console import progress
@@ -139,7 +141,7 @@ def _accuracy(link, args) -> dict:
         with np.load(args.accuracy) as z:
             x, y = z["x"][: args.limit], z["y"][: args.limit]
             host_pred = z["host_pred"][: args.limit] if "host_pred" in z else None
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DatasetError(f"cannot read {args.accuracy} ({e})", "Pass an .npz with int8 inputs x and labels y") from None
     link.drain(0.2)
     with progress() as prog:

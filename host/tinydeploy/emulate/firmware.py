@@ -21,6 +21,7 @@ from typing import Callable
 
 from ..boards import Board
 from ..errors import ModelError, ToolchainError
+from ..sources import firmware_dir
 from .tflm_library import CompileFlags, TflmLibrary, build_archive, compile_one
 from .toolchain import ArmToolchain
 
@@ -112,12 +113,6 @@ class FirmwareImage:
                 "warnings": list(self.warnings)}
 
 
-def firmware_root() -> Path:
-    from ..generate.project import repo_root
-
-    return repo_root() / "firmware"
-
-
 def _sizes(tc: ArmToolchain, elf: Path) -> tuple[int, int, int]:
     out = subprocess.run([tc.size, "-A", str(elf)], capture_output=True, text=True, check=True).stdout
     sec = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", out, re.M)}
@@ -142,7 +137,7 @@ def build_firmware(project: Path, lib: TflmLibrary, board: Board, *, out_dir: Pa
                              cxx_std=board.compile["cxx_std"], optimize=pflags.optimize or "-O2")
     archive = build_archive(lib, tc, lib_flags, jobs=jobs,
                             progress=(lambda d, n: progress("compiling TFLM (once, then cached)", d, n)) if progress else None)
-    board_dir = firmware_root() / target.firmware_dir
+    board_dir = firmware_dir() / target.firmware_dir
     app_flags = CompileFlags(cpu=cpu, defines=(*lib_flags.defines, *target.defines, *pflags.defines, *extra_defines),
                              c_std=lib_flags.c_std, cxx_std=lib_flags.cxx_std, optimize=lib_flags.optimize)
     out = out_dir or project / ".emulator"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def load_samples(path: str | Path, model: TFLiteModel, count: int) -> tuple[np.n
             if "x" not in z:
                 raise DatasetError(f"{path} has no array 'x'", "Samples files hold x (inputs) and optionally y (labels)")
             x, y = z["x"][:count], (z["y"][:count] if "y" in z else None)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DatasetError(f"cannot read samples file {path} ({e})", "Pass an .npz with arrays x and y") from None
     inp = model.input_tensors[0]
     xq = quantize_input(x, inp)

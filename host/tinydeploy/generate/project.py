@@ -13,6 +13,7 @@ from .. import __version__
 from ..analyze import ARENA_ALIGN_BYTES, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES, Analysis, arena_with_margin
 from ..errors import TinyDeployError
 from ..fsutil import StagedDirectory, write_json_atomic
+from ..sources import firmware_dir, templates_dir
 from ..tflite_model import TFLiteModel
 from .carray import byte_array, c_comment, c_identifier, c_string, int8_array
 from .golden import Golden
@@ -22,15 +23,6 @@ TEMPLATES = ("platformio.ini", "README.md", "src/model_config.h", "src/model_ops
 FIRMWARE_FILES = ("main.cpp", "td_board.h", "td_board_arduino.cpp", "td_device.cpp", "td_device.h", "td_log.cpp",
                   "td_log.h", "td_report.cpp", "td_report.h", "td_stats.cpp", "td_stats.h", "td_tflm.cpp", "td_tflm.h",
                   "td_model_info.h")
-
-
-def repo_root() -> Path:
-    """The folder with templates/ and firmware/ (the source checkout; TINYDEPLOY_HOME overrides)."""
-    root = Path(os.environ.get("TINYDEPLOY_HOME") or Path(__file__).resolve().parents[3])
-    if not (root / "templates").is_dir() or not (root / "firmware").is_dir():
-        raise TinyDeployError(f"templates/ and firmware/ not found under {root}",
-                              "Install tinydeploy from its source checkout (pip install -e .) or set TINYDEPLOY_HOME")
-    return root
 
 
 def _float_repr(x: float | None) -> str:
@@ -110,8 +102,8 @@ MODEL_FILE = "model.tflite"  # a copy of the model in the project, for `tinydepl
 def render_project(ctx: dict, out_dir: str | Path, *, force: bool, metadata: dict, model_data: bytes) -> Path:
     import jinja2
 
-    root = repo_root()
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root / "templates"), undefined=jinja2.StrictUndefined,
+    firmware = firmware_dir()
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir()), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                              autoescape=False)
     with StagedDirectory(out_dir, force) as tmp:
@@ -120,7 +112,7 @@ def render_project(ctx: dict, out_dir: str | Path, *, force: bool, metadata: dic
             text = env.get_template(Path(rel).name + ".j2").render(**ctx)
             (tmp / rel).write_text(text)
         for f in FIRMWARE_FILES:
-            shutil.copyfile(root / "firmware" / f, tmp / "src" / f)
+            shutil.copyfile(firmware / f, tmp / "src" / f)
         (tmp / MODEL_FILE).write_bytes(model_data)
         write_json_atomic(tmp / "tinydeploy.json", metadata)
     return Path(out_dir)
