@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tinydeploy.device.protocol import Parser, encode_record, parse_line
@@ -50,9 +51,27 @@ def test_any_chunking_gives_the_same_records(lines, data):
     assert [e.text + "\n" for e in events if e.kind == "record"] == lines
 
 
-def test_crc_matches_firmware_reference():
-    # zlib.crc32 of b"123456789" is the standard CRC-32 check value; the firmware's crc32_update
-    # is checked against the same value through the host-compiled device in test_serial.
+@pytest.fixture(scope="module")
+def firmware_crc(tmp_path_factory):
+    """The firmware's own crc32_update (firmware/td_report.cpp), compiled for the host."""
+    import shutil
+    import subprocess
+
+    from conftest import FIRMWARE, ROOT
+
+    if shutil.which("g++") is None:
+        pytest.fail("g++ is required (apt-get install g++)")
+    exe = tmp_path_factory.mktemp("crc") / "crc"
+    subprocess.run(["g++", "-std=c++11", "-O1", "-Wall", "-Werror", f"-I{FIRMWARE}", str(ROOT / "tests" / "native" / "crc_main.cpp"),
+                    str(FIRMWARE / "td_report.cpp"), "-o", str(exe)], check=True, capture_output=True)
+    return exe
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(min_size=0, max_size=5000))
+def test_firmware_crc_equals_zlib_on_random_data(firmware_crc, data):
+    import subprocess
     import zlib
 
-    assert zlib.crc32(b"123456789") == 0xCBF43926
+    out = subprocess.run([str(firmware_crc)], input=data, capture_output=True, check=True).stdout.decode().strip()
+    assert int(out, 16) == zlib.crc32(data)
