@@ -72,3 +72,33 @@ def test_installed_wheel_renders_the_same_project(tmp_path):
     for rel in installed:
         if rel.name != "tinydeploy.json":  # it records the analysis, whose model path differs
             assert (work / "X" / rel).read_bytes() == (ref / rel).read_bytes(), rel
+
+
+def test_bad_inputs_are_one_line_exit_2_and_write_nothing(tmp_path):
+    truncated = tmp_path / "samples.npz"
+    truncated.write_bytes(EXAMPLE.with_name("fashion_cnn_int8.samples.npz").read_bytes()[:300])
+    out = tmp_path / "out"
+    cases = [
+        (("bench", "--url", "foo://bar"), "not a serial port or pyserial URL"),
+        (("build", "-o", out, "--no-compile", "--golden", "0"), "--golden"),
+        (("build", "-o", out, "--no-compile", "--labels", tmp_path / "missing.txt"), "labels file"),
+        (("build", "-o", out, "--no-compile", "--samples", truncated), "cannot read samples file"),
+        (("analyze", EXAMPLE, "--reserve-flash", "-5"), "--reserve-flash"),
+        (("emulate", tmp_path / "no-project"), "does not exist"),
+    ]
+    for args, needle in cases:
+        r = run_cli(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+        assert r.stderr.strip().count("\n") == 0, r.stderr
+        assert not out.exists(), args
+
+
+def test_build_checks_the_output_directory_before_working(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("the user's file")
+    r = run_cli("build", "-o", out, "--no-compile", "--labels", tmp_path / "missing.txt")
+    assert r.returncode == 2 and "labels file" in r.stderr
+    r = run_cli("build", "-o", out, "--no-compile")
+    assert r.returncode == 2 and "is not empty" in r.stderr and (out / "mine.txt").read_text() == "the user's file"

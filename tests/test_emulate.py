@@ -113,7 +113,7 @@ def _shrink_arena(project, dest, nbytes):
 
 
 def test_too_small_arena_is_a_clean_alloc_error_and_nothing_unasked(projects, tflm_dir, tmp_path):
-    from tinydeploy.emulate.cli import emulate_project
+    from tinydeploy.emulate.firmware import emulate_project
     from tinydeploy.emulate.qemu import QemuSession
     from tinydeploy.device.link import Link
 

@@ -198,7 +198,7 @@ def test_unrewritten_per_channel_dense_is_wrong_on_the_device(stock_models, tflm
     from tinydeploy.boards import load
     from tinydeploy.device.link import Link
     from tinydeploy.device.runner import device_outputs
-    from tinydeploy.emulate.cli import emulate_project
+    from tinydeploy.emulate.firmware import emulate_project
     from tinydeploy.emulate.qemu import QemuSession
     from tinydeploy.generate.golden import make_golden
     from tinydeploy.generate.project import build_context, render_project

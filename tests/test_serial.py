@@ -54,9 +54,11 @@ def test_per_op_times_without_warmup(pty_device, tmp_path):
 ])
 def test_failures_keep_records(pty_device, tmp_path, fault, needle, code):
     dev = pty_device("--fault", fault, "--after", "600")
-    r, d = bench(dev.path, tmp_path)
+    r, d = bench(dev.path, tmp_path, "--hello-tries", "2", "--hello-wait", "0.5")
     assert r.returncode == code, r.stdout + r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
+    if fault == "silent":
+        assert "after 2 tries" in r.stderr
     if fault in ("vanish", "reset", "alloc"):
         assert d is not None and d["complete"] is False and d["error"]
         assert d["device"] is not None  # the hello record read before the failure is kept

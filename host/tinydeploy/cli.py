@@ -7,7 +7,16 @@ import argparse
 import sys
 
 from . import __version__
+from .cliargs import bounded_int
 from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, TinyDeployError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line like every other error (exit 2)."""
+
+    def error(self, message):
+        print(f"error: {self.prog}: {message}. Run `{self.prog} --help` for the options.", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 def _add_json(p):
@@ -16,8 +25,10 @@ def _add_json(p):
 
 def _add_board(p):
     p.add_argument("--board", default="nano33ble", help="board profile (default: nano33ble)")
-    p.add_argument("--reserve-flash", type=int, metavar="BYTES", help="flash taken by the Arduino core (overrides the board profile)")
-    p.add_argument("--reserve-ram", type=int, metavar="BYTES", help="RAM taken by the Arduino core (overrides the board profile)")
+    p.add_argument("--reserve-flash", type=bounded_int(0, 1 << 30), metavar="BYTES",
+                   help="flash taken by the Arduino core (overrides the board profile)")
+    p.add_argument("--reserve-ram", type=bounded_int(0, 1 << 30), metavar="BYTES",
+                   help="RAM taken by the Arduino core (overrides the board profile)")
 
 
 def _stage_clis():
@@ -31,7 +42,7 @@ def _stage_clis():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinydeploy", description="From a Keras image classifier to a measured "
+    p = _Parser(prog="tinydeploy", description="From a Keras image classifier to a measured "
                                 "TFLite Micro firmware on a microcontroller: compress, analyze, build, flash, bench, study.")
     p.add_argument("--version", action="version", version=f"tinydeploy {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -46,32 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
     # Each stage registers its own subcommands (their handlers import lazily).
     for module in _stage_clis():
         module.add_parsers(sub, _add_board, _add_json)
+    p.set_defaults(measure=_measure_on_emulator)  # for `build --arena measured`
     return p
 
 
-def load_board(args):
-    from . import boards
+def _measure_on_emulator(*args, **kw):
+    from .emulate.measure import measure
 
-    return boards.load(args.board).with_reserve(args.reserve_flash, args.reserve_ram)
-
-
-def write_json(path: str | None, obj) -> None:
-    if not path:
-        return
-    if path == "-":
-        import json
-
-        from .fsutil import _json_default
-
-        sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
-        return
-    from .fsutil import write_json_atomic
-
-    write_json_atomic(path, obj)
+    return measure(*args, **kw)
 
 
 def cmd_analyze(args) -> int:
     from .analyze import analyze, require_deployable, require_fit
+    from .boards import from_args as load_board
+    from .console import write_json
     from .analyze.report import render
     from .tflite_model import TFLiteModel
 

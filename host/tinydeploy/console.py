@@ -1,4 +1,4 @@
-"""Terminal output: rich tables and progress, one place for formatting numbers."""
+"""Output: rich tables and progress for people, JSON for scripts (--json), one place for formatting numbers."""
 
 from __future__ import annotations
 
@@ -37,3 +37,19 @@ def progress(**kw):
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err_console, disable=not sys.stderr.isatty(), **kw)
+
+
+def write_json(path: str | None, obj) -> None:
+    """--json FILE: the result as JSON, written atomically; '-' is stdout (which then carries nothing else)."""
+    if not path:
+        return
+    if path == "-":
+        import json
+
+        from .fsutil import _json_default
+
+        sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        return
+    from .fsutil import write_json_atomic
+
+    write_json_atomic(path, obj)

@@ -70,6 +70,17 @@ def check_output_file(path: str | os.PathLike, force: bool) -> Path:
     return path
 
 
+def check_output_dir(dest: str | os.PathLike, force: bool) -> Path:
+    """Refuse an output directory that is a file, or that is not empty, unless ``force`` (before any work)."""
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise TinyDeployError(f"{dest} exists and is not a directory", "Choose another output directory with -o")
+    if dest.is_dir() and any(dest.iterdir()) and not force:
+        raise TinyDeployError(f"output directory {dest} is not empty",
+                              "Choose another directory with -o, or pass --force to replace it")
+    return dest
+
+
 class StagedDirectory:
     """Build a directory next to its destination, then swap it in whole.
 
@@ -78,14 +89,7 @@ class StagedDirectory:
     """
 
     def __init__(self, dest: str | os.PathLike, force: bool):
-        self.dest = Path(dest)
-        if self.dest.exists() and not self.dest.is_dir():
-            raise TinyDeployError(f"{self.dest} exists and is not a directory", "Choose another output directory with -o")
-        if self.dest.is_dir() and any(self.dest.iterdir()) and not force:
-            raise TinyDeployError(
-                f"output directory {self.dest} is not empty",
-                "Choose another directory with -o, or pass --force to replace it",
-            )
+        self.dest = check_output_dir(dest, force)
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", dir=self.dest.parent))
         os.chmod(self.tmp, default_mode(directory=True))

@@ -76,3 +76,8 @@ def load(board_id: str) -> Board:
         reserve_method=r["method"], platformio=d["platformio"], usb=d["usb"], gcc_flags=tuple(d["gcc_flags"]),
         compile=d["compile"],
     )
+
+
+def from_args(args) -> Board:
+    """The board of a command's --board, with its --reserve-flash/--reserve-ram overrides."""
+    return load(args.board).with_reserve(getattr(args, "reserve_flash", None), getattr(args, "reserve_ram", None))

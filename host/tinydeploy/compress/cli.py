@@ -90,7 +90,7 @@ def _model(args, ds):
 
 
 def cmd_train(args) -> int:
-    from ..cli import write_json
+    from ..console import write_json
     from ..console import console
     from ..fsutil import check_output_file
     from .datasets import normalize
@@ -108,7 +108,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_compress(args) -> int:
-    from ..cli import write_json
+    from ..console import write_json
     from .pipeline import CompressOptions, compress, render
 
     variants = ("int8",) if args.quantize else tuple(v for v in args.variants.split(",") if v)

@@ -104,10 +104,11 @@ def handshake(link: Link, *, attempts: int = 5, reply_timeout: float = 2.0) -> R
                       "Is the tinydeploy firmware flashed? Run `tinydeploy flash PROJECT`, or press reset")
 
 
-def run_bench(link: Link, *, runs: int = 20, warmup: int = 2, timeout: float = 120.0, idle_timeout: float = 10.0) -> BenchReport:
+def run_bench(link: Link, *, runs: int = 20, warmup: int = 2, timeout: float = 120.0, idle_timeout: float = 10.0,
+              hello_tries: int = 5, hello_wait: float = 2.0) -> BenchReport:
     report = BenchReport(port=link.name)
     try:
-        handshake(link)
+        handshake(link, attempts=hello_tries, reply_timeout=hello_wait)
         link.drain(0.2)
         link.send(f"td-bench {int(runs)} {int(warmup)}")
         for ev in link.events(timeout=timeout, idle_timeout=idle_timeout):

@@ -26,24 +26,17 @@ def add_parsers(sub, add_board, add_json) -> None:
     b.set_defaults(func=cmd_bench)
 
 
-def bounded_int(lo: int, hi: int):
-    """An argparse type: an integer in [lo, hi] (argparse turns the ValueError into a one-line usage error, exit 2)."""
-    def parse(text: str) -> int:
-        v = int(text)
-        if not lo <= v <= hi:
-            raise ValueError(text)
-        return v
-
-    parse.__name__ = f"integer from {lo} to {hi}"
-    return parse
-
-
 def add_bench_options(b) -> None:
+    from ..cliargs import bounded_int
+
     """The options of a benchmark run, shared by `bench` (a board) and `emulate`; bounds are the firmware's."""
     b.add_argument("--runs", type=bounded_int(1, 100), default=20, help="timed inferences (default 20, 1 to 100)")
     b.add_argument("--warmup", type=bounded_int(0, 1000), default=2, help="warm-up inferences (default 2, at most 1000)")
     b.add_argument("--timeout", type=float, default=120.0, help="seconds for the whole report (default 120)")
     b.add_argument("--idle-timeout", type=float, default=10.0, help="seconds of silence that end the report (default 10)")
+    b.add_argument("--hello-tries", type=bounded_int(1, 100), default=5,
+                   help="td-hello attempts before giving up (default 5; a board may still be enumerating)")
+    b.add_argument("--hello-wait", type=float, default=2.0, help="seconds to wait for each td-hello answer (default 2)")
     b.add_argument("--accuracy", metavar="SAMPLES.npz", help="also stream these test inputs (x, y) and report on-device accuracy")
     b.add_argument("--limit", type=bounded_int(1, 100000), default=200, help="at most this many --accuracy samples (default 200)")
 
@@ -51,7 +44,7 @@ def add_bench_options(b) -> None:
 def cmd_ports(args) -> int:
     from rich.table import Table
 
-    from ..cli import write_json
+    from ..console import write_json
     from ..console import console
     from .ports import list_ports
 
@@ -69,7 +62,7 @@ def cmd_ports(args) -> int:
 
 
 def cmd_flash(args) -> int:
-    from ..cli import write_json
+    from ..console import write_json
     from ..console import console
     from .flash import flash
 
@@ -93,11 +86,12 @@ def cmd_bench(args) -> int:
 
 def bench_link(link, args, extra: dict | None = None) -> dict:
     """The benchmark report over an open link, as a dict; on failure the records read so far are written to --json."""
-    from ..cli import write_json
+    from ..console import write_json
     from .bench import DeviceErrorWithReport, run_bench
 
     try:
-        report_ = run_bench(link, runs=args.runs, warmup=args.warmup, timeout=args.timeout, idle_timeout=args.idle_timeout)
+        report_ = run_bench(link, runs=args.runs, warmup=args.warmup, timeout=args.timeout, idle_timeout=args.idle_timeout,
+                            hello_tries=args.hello_tries, hello_wait=args.hello_wait)
     except DeviceErrorWithReport as e:
         write_json(args.json, {**e.report.to_dict(), **(extra or {})})  # keep what was read
         raise
@@ -106,7 +100,7 @@ def bench_link(link, args, extra: dict | None = None) -> dict:
 
 def report(d: dict, args) -> int:
     """Show a bench dict, write --json; exit 0 when every golden vector passed, else 1."""
-    from ..cli import write_json
+    from ..console import write_json
     from ..console import console
     from .report import render
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import platformio as pio
+from ..boards import load
 from ..errors import DeviceError, TinyDeployError
-from ..generate import pio
 from .ports import find_board, list_ports
 
 
@@ -23,7 +24,7 @@ def flash(project: Path, port: str | None, board_id: str = "nano33ble") -> dict:
         port = find_board(board_id)
     if pio.pio_executable() is None:
         raise DeviceError("PlatformIO (pio) is not installed", "pip install platformio")
-    r = pio.run_build(project, "nordicnrf52")
+    r = pio.run_build(project, load(board_id).platformio["platform"])
     if not r.ok:
         raise DeviceError(f"cannot build {project}: {r.message}", "Fix the build first (pio run -d PROJECT)")
     proc = pio.run_upload(project, port)

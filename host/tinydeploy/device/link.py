@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..errors import DeviceError
+from ..errors import DeviceError, TinyDeployError
 from .protocol import Parser
 
 
@@ -40,7 +40,10 @@ class Link:
         exclusive = {} if "://" in target else {"exclusive": True}
         try:
             s = serial.serial_for_url(target, baudrate=baudrate, timeout=0.05, write_timeout=2, **exclusive)
-        except (serial.SerialException, ValueError, OSError) as e:
+        except ValueError as e:  # an unknown URL scheme or a malformed URL: the user's input, not the device
+            raise TinyDeployError(f"{target} is not a serial port or pyserial URL ({e})",
+                                  "Use a port such as /dev/ttyACM0, or socket://HOST:PORT, rfc2217://HOST:PORT, loop://") from None
+        except (serial.SerialException, OSError) as e:
             msg = str(e)
             if "busy" in msg.lower() or "lock" in msg.lower():
                 raise DeviceError(f"serial port {target} is busy", "Close the other program using it (serial monitor, pio device monitor)") from None

@@ -21,25 +21,12 @@ def add_parsers(sub, add_board, add_json) -> None:
     e.set_defaults(func=cmd_emulate)
 
 
-def emulate_project(project: Path, *, tflm: str | None, board_id: str = "nano33ble", jobs: int | None = None,
-                    extra_defines: tuple[str, ...] = (), extra_sources: tuple[Path, ...] = (), progress=None):
-    """Build the emulated firmware for PROJECT; returns (FirmwareImage, TflmLibrary)."""
-    from ..boards import load
-    from .firmware import build_firmware
-    from .tflm_library import TflmLibrary
-
-    lib = TflmLibrary.locate(tflm, project)
-    image = build_firmware(project, lib, load(board_id), jobs=jobs, extra_defines=extra_defines,
-                           extra_sources=extra_sources, progress=progress)
-    return image, lib
-
-
 def cmd_emulate(args) -> int:
     from ..console import err_console, progress
     from ..device.cli import bench_link, report
     from ..device.link import Link
     from ..errors import ModelError
-    from .firmware import EmulatedTarget
+    from .firmware import EmulatedTarget, emulate_project
     from .qemu import QemuSession
 
     project = Path(args.project)

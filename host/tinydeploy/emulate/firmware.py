@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from ..boards import Board
+from ..boards import Board, load
 from ..errors import ModelError, ToolchainError
 from ..sources import firmware_dir
 from .tflm_library import CompileFlags, TflmLibrary, build_archive, compile_one
@@ -172,3 +172,12 @@ def build_firmware(project: Path, lib: TflmLibrary, board: Board, *, out_dir: Pa
     os.replace(tmp, elf)
     text, data, bss = _sizes(tc, elf)
     return FirmwareImage(elf, text, data, bss, tuple(warnings))
+
+
+def emulate_project(project: Path, *, tflm: str | None, board_id: str = "nano33ble", jobs: int | None = None,
+                    extra_defines: tuple[str, ...] = (), extra_sources: tuple[Path, ...] = (), progress=None):
+    """Build the emulated firmware for PROJECT; returns (FirmwareImage, TflmLibrary)."""
+    lib = TflmLibrary.locate(tflm, project)
+    image = build_firmware(project, lib, load(board_id), jobs=jobs, extra_defines=extra_defines,
+                           extra_sources=extra_sources, progress=progress)
+    return image, lib

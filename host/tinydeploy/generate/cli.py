@@ -11,6 +11,8 @@ EXAMPLE_MODEL = EXAMPLES / "fashion_cnn_int8.tflite"
 
 
 def add_parsers(sub, add_board, add_json) -> None:
+    from ..cliargs import bounded_int
+
     b = sub.add_parser("build", help="generate a TFLite Micro PlatformIO project for a board (and compile it when possible)")
     b.add_argument("model", nargs="?", help=f"an int8 .tflite (default: the bundled example {EXAMPLE_MODEL.name})")
     add_board(b)
@@ -20,7 +22,7 @@ def add_parsers(sub, add_board, add_json) -> None:
     b.add_argument("--samples", help="an .npz with test inputs x (and labels y) for the golden vectors "
                                      "(default: MODEL.samples.npz beside the model, else random inputs)")
     b.add_argument("--labels", help="a text file with one class name per line (default: MODEL.labels.txt beside the model)")
-    b.add_argument("--golden", type=int, default=3, metavar="N", help="number of golden vectors (default 3)")
+    b.add_argument("--golden", type=bounded_int(1, 64), default=3, metavar="N", help="number of golden vectors (default 3, 1 to 64)")
     b.add_argument("--arena", choices=("host", "measured"), default="host",
                    help="size the tensor arena from the host interpreter's corrected figure + 10%% (host, default), or "
                         "from the firmware's own arena_used_bytes() on the emulated Cortex-M4 + 2%% (measured)")
@@ -31,32 +33,45 @@ def add_parsers(sub, add_board, add_json) -> None:
 
 
 def _labels(path: Path | None, model_path: Path) -> list[str]:
+    from ..errors import TinyDeployError
+
+    if path is not None and not path.is_file():
+        raise TinyDeployError(f"labels file {path} does not exist", "Check the path, or leave --labels out")
     p = path or model_path.with_name(model_path.stem + ".labels.txt")
-    if p and p.exists():
-        return [l.strip() for l in p.read_text().splitlines() if l.strip()]
+    if p.exists():
+        try:
+            return [l.strip() for l in p.read_text().splitlines() if l.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise TinyDeployError(f"cannot read labels file {p} ({e})", "One class name per line, UTF-8") from None
     return []
 
 
 def cmd_build(args) -> int:
     from ..analyze import analyze, require_deployable, require_fit
-    from ..cli import load_board, write_json
+    from ..boards import from_args as load_board
+    from ..console import write_json
     from ..console import console, kib
     from ..errors import ModelError
     from ..tflite_model import TFLiteModel
-    from . import pio
+    from .. import platformio as pio
     from .golden import make_golden, samples_path_for
+    from ..fsutil import check_output_dir
     from .project import build_context, render_project
 
     t0 = time.monotonic()
     model_path = Path(args.model) if args.model else EXAMPLE_MODEL
     model = TFLiteModel.from_file(model_path)
     board = load_board(args)
-    analysis = analyze(model, board)
-    require_deployable(analysis)
-    require_fit(analysis)
+    # the user's inputs and the output directory are checked before any work
+    labels = _labels(Path(args.labels) if args.labels else None, model_path)
     samples = Path(args.samples) if args.samples else samples_path_for(model_path)
     if args.samples and not samples.exists():
         raise ModelError(f"samples file {samples} does not exist", "Check the path, or leave --samples out")
+    out = Path(args.output or f"build/{model_path.stem}-{board.id}")
+    check_output_dir(out, args.force)
+    analysis = analyze(model, board)
+    require_deployable(analysis)
+    require_fit(analysis)
     # The golden outputs come from the model as given; the firmware runs analysis.deployed (the same model
     # with exact rewrites around the runtime's known gaps, if any), so the device checks the rewrite too.
     deployed = analysis.deployed
@@ -67,17 +82,16 @@ def cmd_build(args) -> int:
             raise
         # the host interpreter cannot run the original either (it crashes on a DEPTHWISE_CONV_2D without bias)
         golden = make_golden(deployed, samples=samples, count=args.golden)
-    labels = _labels(Path(args.labels) if args.labels else None, model_path)
-    out = Path(args.output or f"build/{model_path.stem}-{board.id}")
     # Recorded in the generated files; canonical (no output path) so that builds are reproducible.
     command = "tinydeploy build" + (f" {shlex.quote(model_path.name)}" if args.model else "") + f" --board {board.id}"
     arena_plan = None
     if args.arena == "measured":
-        from ..emulate.measure import measure
         from .project import measured_arena_plan
 
-        m = measure(deployed, analysis, tflm=args.tflm, runs=1, golden=golden, labels=labels, name=model_path.stem,
-                    command=command)
+        # args.measure: the emulate stage's measurement, wired in by the root CLI (emulate builds on generate,
+        # so generate does not import it)
+        m = args.measure(deployed, analysis, tflm=args.tflm, runs=1, golden=golden, labels=labels, name=model_path.stem,
+                         command=command)
         arena_plan = measured_arena_plan(analysis, m.arena_used_bytes, m.target)
     ctx = build_context(deployed, analysis, golden, labels, name=model_path.stem, command=command, arena_plan=arena_plan)
     metadata = {

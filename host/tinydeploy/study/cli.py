@@ -44,7 +44,7 @@ def _emulator_missing(tflm: str | None) -> str | None:
 def cmd_study(args) -> int:
     import sys
 
-    from ..cli import write_json
+    from ..console import write_json
     from ..console import console, progress
     from ..errors import TinyDeployError
     from .grid import DATASETS, FAMILIES, PROFILES, TOO_BIG, add_emulated_latency, run

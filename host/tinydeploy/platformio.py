@@ -1,4 +1,4 @@
-"""Running PlatformIO: always with a timeout, and with a clear word when its registry is out of reach.
+"""Running PlatformIO (`build` compiles with it, `flash` uploads with it): always with a timeout, and with a clear word when its registry is out of reach.
 
 Offline, PlatformIO retries its registry for about 60 s before failing, so before a command that
 needs packages we check that the registry's host resolves and answers, which fails in milliseconds.
@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DeviceError
+from .errors import DeviceError
 
 REGISTRY_HOST = "api.registry.platformio.org"
 _SIZE = re.compile(r"^(RAM|Flash):.*used (\d+) bytes from (\d+) bytes", re.M)
