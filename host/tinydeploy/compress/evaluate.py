@@ -25,10 +25,11 @@ def _input_tensor(model_bytes: bytes):
 
 def predict_tflite(model_bytes: bytes, x_uint8: np.ndarray) -> np.ndarray:
     """Class predictions from the TFLite (desktop) interpreter; quantizes inputs for integer models."""
-    from .tfenv import import_tf
+    from .tfenv import import_tf, native_stderr_quiet
 
     tf, _ = import_tf()
-    interp = tf.lite.Interpreter(model_content=model_bytes, num_threads=2)
+    with native_stderr_quiet():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        interp = tf.lite.Interpreter(model_content=model_bytes, num_threads=2)
     inp = interp.get_input_details()[0]
     out = interp.get_output_details()[0]
     x = normalize(x_uint8)
@@ -36,7 +37,8 @@ def predict_tflite(model_bytes: bytes, x_uint8: np.ndarray) -> np.ndarray:
         x = _input_tensor(model_bytes).quantize(x)
     preds = np.empty(len(x), np.int64)
     interp.resize_tensor_input(inp["index"], [1] + list(x.shape[1:]))
-    interp.allocate_tensors()
+    with native_stderr_quiet():
+        interp.allocate_tensors()
     for i in range(len(x)):
         interp.set_tensor(inp["index"], x[i:i + 1])
         interp.invoke()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .datasets import normalize
-from .tfenv import import_tf
+from .tfenv import import_tf, native_stderr_quiet
 
 VARIANTS = ("float32", "float16", "dynamic", "int16x8", "int8")
 
@@ -45,4 +45,5 @@ def convert(model, variant: str, x_rep: np.ndarray | None = None, rep_samples: i
         conv._experimental_disable_per_channel_quantization_for_dense_layers = True
     else:
         raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
-    return conv.convert()
+    with native_stderr_quiet():  # the converter prints its statistics to fd 2
+        return conv.convert()

@@ -7,17 +7,52 @@ only the training and conversion commands call this.
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+from contextlib import contextmanager
+
+_imported = False
+
+
+@contextmanager
+def native_stderr_quiet():
+    """Keep what TensorFlow's C++ writes straight to file descriptor 2 (absl's start-up lines, the CUDA probe on
+    a machine without a GPU, the converter's statistics) off the terminal, where newcomers read it as
+    failures. If the block fails, that output is shown after all, since it may say why."""
+    if os.environ.get("TINYDEPLOY_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read()[-4000:].decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def import_tf():
+    global _imported
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import warnings
 
     warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated.*")
-    import tensorflow as tf
-    import tf_keras as keras
+    warnings.filterwarnings("ignore", message=r".*Statistics for quantized inputs were expected.*")
+    with native_stderr_quiet():
+        import tensorflow as tf
+        import tf_keras as keras
 
+        if not _imported:
+            tf.config.list_physical_devices()  # the CUDA probe happens here, quietly, not at the first layer
+            _imported = True
     tf.get_logger().setLevel("ERROR")
     return tf, keras
 
