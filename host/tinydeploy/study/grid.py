@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -145,7 +146,8 @@ def run(datasets, families, profile: Profile, out_dir: Path, *, workers: int = 2
     if progress:
         progress(done, total)
     failures = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawn, not fork: a worker forked from a process that already runs TensorFlow's threads can deadlock
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futs = {pool.submit(_group, d, f, profile, str(cache), measured): (d, f, p) for d, f, p in todo}
         for fut in as_completed(futs):
             d, f, path = futs[fut]
