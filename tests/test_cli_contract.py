@@ -52,18 +52,19 @@ def test_installed_wheel_renders_the_same_project(tmp_path):
     from conftest import ROOT
 
     venv = tmp_path / "venv"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what the venv has installed
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     py = venv / "bin" / "python"
     r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
-                       capture_output=True, text=True, timeout=600)
+                       capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr
     where = subprocess.run([str(py), "-c", "import tinydeploy.sources as s; print(s.firmware_dir())"], cwd=tmp_path,
-                           capture_output=True, text=True, check=True).stdout.strip()
+                           capture_output=True, text=True, check=True, env=env).stdout.strip()
     assert where.startswith(str(venv)), where  # the installed copy, not the checkout
     work = tmp_path / "elsewhere"
     work.mkdir()
     r = subprocess.run([str(venv / "bin" / "tinydeploy"), "build", "--board", "nano33ble", "-o", "X", "--no-compile"],
-                       cwd=work, capture_output=True, text=True, timeout=300)
+                       cwd=work, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
     ref = tmp_path / "ref"
     run_cli("build", "--board", "nano33ble", "-o", ref, "--no-compile", check=0)

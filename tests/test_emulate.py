@@ -7,6 +7,7 @@ The reference is independent of the firmware: the outputs of the real TFLM inter
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -96,10 +97,13 @@ def test_instruction_counts_are_exact_and_per_op_times_add_up(emulated, name):
     assert 0 < d["arena"]["used"] <= d["arena"]["allocated"]
 
 
-def test_terminal_says_counts_are_emulated_instructions(emulated):
+def test_terminal_says_counts_are_emulated_instructions(emulated, projects, tflm_dir):
     r, _ = emulated["example"]
     assert "emulated" in r.stdout and "instructions" in r.stdout and "not board cycles" in r.stdout
     assert "ms (estimate)" in r.stdout
+    r = run_cli("emulate", projects["example"], "--tflm", tflm_dir, "--runs", "1", "--json", "-")
+    assert r.returncode == 0 and json.loads(r.stdout)["counter"] == "instructions"  # only JSON on stdout
+    assert "not board cycles" in r.stderr
 
 
 def _shrink_arena(project, dest, nbytes):

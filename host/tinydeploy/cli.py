@@ -77,8 +77,7 @@ def cmd_analyze(args) -> int:
     model = TFLiteModel.from_file(args.model)
     board = load_board(args)
     result = analyze(model, board, measure_arena=not args.no_arena)
-    if args.json != "-":
-        render(result)
+    render(result)
     write_json(args.json, result.to_dict())
     if result.support_issues or not (result.is_int8 or args.allow_float):
         require_deployable(result)

@@ -129,7 +129,6 @@ def cmd_compress(args) -> int:
     opts = CompressOptions(variants=variants, prune=prune, finetune_epochs=args.finetune_epochs,
                            rep_samples=args.rep_samples, tflm_eval=not args.no_tflm_eval, batch_size=args.batch_size)
     report = compress(model, ds, args.name or stem, Path(args.output), opts, force=args.force)
-    if args.json != "-":
-        render(report)
+    render(report)
     write_json(args.json, report)
     return 0

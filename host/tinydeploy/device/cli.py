@@ -49,14 +49,13 @@ def cmd_ports(args) -> int:
     from .ports import list_ports
 
     ports = list_ports()
-    if args.json != "-":
-        t = Table(title="serial ports", title_justify="left")
-        for c in ("port", "description", "VID:PID", "board"):
-            t.add_column(c)
-        for p in ports:
-            vp = f"{p.vid:04x}:{p.pid:04x}" if p.vid is not None else "-"
-            t.add_row(p.device, p.description, vp, f"{p.board} ({p.mode})" if p.board else "")
-        console.print(t if ports else "no serial ports found")
+    t = Table(title="serial ports", title_justify="left")
+    for c in ("port", "description", "VID:PID", "board"):
+        t.add_column(c)
+    for p in ports:
+        vp = f"{p.vid:04x}:{p.pid:04x}" if p.vid is not None else "-"
+        t.add_row(p.device, p.description, vp, f"{p.board} ({p.mode})" if p.board else "")
+    console.print(t if ports else "no serial ports found")
     write_json(args.json, [p.to_dict() for p in ports])
     return 0
 
@@ -104,19 +103,18 @@ def report(d: dict, args) -> int:
     from ..console import console
     from .report import render
 
-    if args.json != "-":
-        render(d)
-        if "accuracy" in d:
-            a = d["accuracy"]
-            line = f"on-device accuracy: {a['device']['accuracy']:.4f} on {a['device']['n']} samples" \
-                if a["device"]["accuracy"] is not None else f"ran {a['device']['n']} inputs on the device"
-            if a["host"]["accuracy"] is not None:
-                line += f" (host TFLM: {a['host']['accuracy']:.4f})"
-            if a["agreement"] is not None:
-                line += f"; predictions agree on {a['agreement']:.4f}"
-            if "outputs" in a:
-                line += f"; outputs identical on {a['outputs']['identical']} of {a['device']['n']} (max |diff| {a['outputs']['max_abs_diff']})"
-            console.print(line)
+    render(d)
+    if "accuracy" in d:
+        a = d["accuracy"]
+        line = f"on-device accuracy: {a['device']['accuracy']:.4f} on {a['device']['n']} samples" \
+            if a["device"]["accuracy"] is not None else f"ran {a['device']['n']} inputs on the device"
+        if a["host"]["accuracy"] is not None:
+            line += f" (host TFLM: {a['host']['accuracy']:.4f})"
+        if a["agreement"] is not None:
+            line += f"; predictions agree on {a['agreement']:.4f}"
+        if "outputs" in a:
+            line += f"; outputs identical on {a['outputs']['identical']} of {a['device']['n']} (max |diff| {a['outputs']['max_abs_diff']})"
+        console.print(line)
     write_json(args.json, d)
     golden = d.get("golden") or []
     return 0 if all(g["pass"] for g in golden) else 1

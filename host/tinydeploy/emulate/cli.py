@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 def add_parsers(sub, add_board, add_json) -> None:
+    from ..cliargs import bounded_int
     from ..device.cli import add_bench_options
 
     e = sub.add_parser("emulate", help="compile a generated project for an emulated Cortex-M4 (QEMU) and benchmark it there")
@@ -15,7 +16,7 @@ def add_parsers(sub, add_board, add_json) -> None:
     e.add_argument("--tflm", metavar="DIR", help="the Arduino_TensorFlowLite library folder (default: $TINYDEPLOY_TFLM_DIR, "
                                                  "else PROJECT/.pio/libdeps/<env>/Arduino_TensorFlowLite)")
     e.add_argument("--board", default="nano33ble", help="the board whose build flags the emulated build uses")
-    e.add_argument("--jobs", type=int, help="parallel compiler processes for the one-time TFLM build (default: CPU count)")
+    e.add_argument("--jobs", type=bounded_int(1, 64), help="parallel compiler processes for the one-time TFLM build (default: CPU count)")
     add_bench_options(e)
     add_json(e)
     e.set_defaults(func=cmd_emulate)
