@@ -88,3 +88,17 @@ def test_mobilenet_trained_from_scratch_does_not_collapse():
     pred = m.predict(normalize(ds.x_test), verbose=0).argmax(1)
     assert len(np.unique(pred)) == 2
     assert metrics(ds.y_test, pred, 2)["balanced_accuracy"] > 0.6
+
+
+def test_samples_carry_the_host_interpreters_predictions(fashion_report):
+    import numpy as np
+
+    from tinydeploy.samples import Samples
+    from tinydeploy.tflm_host import reference_outputs
+
+    out, _ = fashion_report
+    s = Samples.load(out / "custom_cnn_int8.samples.npz")
+    assert s.x.dtype == np.int8 and s.y is not None and s.host_pred is not None
+    model = (out / "custom_cnn_int8.tflite").read_bytes()
+    outs = reference_outputs(model, s.x.reshape(len(s.x), 1, 28, 28, 1))
+    assert s.host_pred.tolist() == outs.argmax(axis=1).tolist()

@@ -4,7 +4,6 @@ and statistics compiled for the host on the device side (tests/native/host_devic
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 
@@ -173,3 +172,24 @@ def test_golden_tolerance(pty_device, tmp_path, shift, passes):
 def test_ports_lists_without_error():
     r = run_cli("ports", "--json", "-")
     assert r.returncode == 0 and isinstance(json.loads(r.stdout), list)
+
+
+def test_bench_accuracy_reports_host_accuracy_and_agreement(pty_device, tmp_path):
+    """Samples carry the TFLM host interpreter's predictions (compress writes them): bench compares with them."""
+    from tinydeploy.samples import Samples
+    from tinydeploy.tflm_host import reference_outputs
+
+    s = Samples.load(EXAMPLE.with_name("fashion_cnn_int8.samples.npz"), 6)
+    x = s.int8_inputs()
+    host = reference_outputs(EXAMPLE.read_bytes(), x.reshape(6, 1, 28, 28, 1)).argmax(axis=1)
+    Samples(x, s.y, host).save(tmp_path / "s.npz")
+    dev = pty_device()
+    r, d = bench(dev.path, tmp_path, "--accuracy", tmp_path / "s.npz")
+    assert r.returncode == 0, r.stderr
+    a = d["accuracy"]
+    assert a["host"]["accuracy"] == pytest.approx(float((host == s.y).mean()))
+    assert a["agreement"] == pytest.approx(float((np.array(a["device"]["predictions"]) == host).mean()))
+    # uint8 images where int8 inputs are needed: refused in one line before the device is asked, never wrapped
+    Samples(np.full((2, 28, 28, 1), 200, np.uint8), np.zeros(2, np.int64)).save(tmp_path / "img.npz")
+    r, _ = bench(dev.path, tmp_path, "--accuracy", tmp_path / "img.npz")
+    assert r.returncode == 2 and "uint8 images" in r.stderr and r.stderr.strip().count("\n") == 0

@@ -48,7 +48,11 @@ def predict_tflite(model_bytes: bytes, x_uint8: np.ndarray) -> np.ndarray:
 
 def quantize_inputs_int8(model_bytes: bytes, x_uint8: np.ndarray) -> np.ndarray:
     """The int8 inputs the device gets for these images (from the model's input quantization)."""
-    return _input_tensor(model_bytes).quantize(normalize(x_uint8))
+    from ..samples import Samples
+    from ..tflite_model import TFLiteModel
+
+    x = np.asarray(x_uint8, dtype=np.uint8)
+    return Samples(x).int8_inputs(TFLiteModel.from_bytes(model_bytes)).reshape(x.shape)
 
 
 def predict_tflm(model_bytes: bytes, x_uint8: np.ndarray) -> np.ndarray:

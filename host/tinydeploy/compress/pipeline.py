@@ -9,10 +9,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ..console import console, err_console
 from ..fsutil import StagedDirectory, write_json_atomic, write_text_atomic
+from ..samples import Samples
 from .datasets import Dataset
 from .evaluate import metrics, predict_tflite, predict_tflm, quantize_inputs_int8
 from .quantize import convert
@@ -100,7 +99,8 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
                 (tmp / f"{stem}.labels.txt").write_text(labels)
                 n = opts.golden_samples
                 xq = quantize_inputs_int8(data, ds.x_test[:n])
-                np.savez(tmp / f"{stem}.samples.npz", x=xq, y=ds.y_test[:n])
+                host = predict_tflm(data, ds.x_test[:n]) if opts.tflm_eval else None
+                Samples(xq, ds.y_test[:n], host).save(tmp / f"{stem}.samples.npz")
             results.append(r)
         report = _report(name, ds, results, time.monotonic() - t0)
         write_json_atomic(tmp / "compress.json", report)

@@ -75,11 +75,12 @@ def cmd_flash(args) -> int:
 def cmd_bench(args) -> int:
     from .link import Link
 
+    samples = _samples(args)  # a bad file is refused before the device is touched
     link = Link.open(port=args.port, url=args.url)
     with link:
         d = bench_link(link, args)
-        if args.accuracy:
-            d["accuracy"] = _accuracy(link, args)
+        if samples is not None:
+            d["accuracy"] = _accuracy(link, samples)
     return report(d, args)
 
 
@@ -120,22 +121,23 @@ def report(d: dict, args) -> int:
     return 0 if all(g["pass"] for g in golden) else 1
 
 
-def _accuracy(link, args) -> dict:
-    import zipfile
+def _samples(args):
+    from ..samples import Samples
 
-    import numpy as np
+    if not args.accuracy:
+        return None
+    samples = Samples.load(args.accuracy, args.limit)
+    samples.int8_inputs()  # no model here: the samples must be int8 inputs (compress writes them so)
+    return samples
 
+
+def _accuracy(link, samples) -> dict:
     from ..console import progress
-    from ..errors import DatasetError
     from .runner import accuracy_report
 
-    try:
-        with np.load(args.accuracy) as z:
-            x, y = z["x"][: args.limit], z["y"][: args.limit]
-            host_pred = z["host_pred"][: args.limit] if "host_pred" in z else None
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DatasetError(f"cannot read {args.accuracy} ({e})", "Pass an .npz with int8 inputs x and labels y") from None
+    x = samples.int8_inputs()
     link.drain(0.2)
     with progress() as prog:
         task = prog.add_task("on-device inference", total=len(x))
-        return accuracy_report(link, x, y, host_pred=host_pred, progress=lambda i: prog.update(task, completed=i))
+        return accuracy_report(link, x, samples.y, host_pred=samples.host_pred,
+                               progress=lambda i: prog.update(task, completed=i))

@@ -33,6 +33,7 @@ def cmd_emulate(args) -> int:
     project = Path(args.project)
     if not project.is_dir():
         raise ModelError(f"project directory {project} does not exist", "Run `tinydeploy build MODEL.tflite -o DIR` first")
+    comparison = _comparison(project, args) if args.accuracy else None  # bad samples are refused before any work
     t0 = time.monotonic()
     with progress() as prog:
         tasks: dict[str, int] = {}
@@ -56,19 +57,17 @@ def cmd_emulate(args) -> int:
         extra["emulation"]["qemu"] = q.command(q.port)
         with Link.open(url=q.url) as link:
             d = bench_link(link, args, extra)
-            if args.accuracy:
-                d["accuracy"] = _accuracy(link, project, args)
+            if comparison is not None:
+                d["accuracy"] = _accuracy(link, *comparison)
     d["emulation"]["seconds"] = round(time.monotonic() - t0, 1)
     return report(d, args)
 
 
-def _accuracy(link, project: Path, args) -> dict:
-    """Test inputs on the emulated device and on the host's TFLM interpreter: accuracy, agreement, identical outputs."""
-    from ..console import progress
-    from ..device.runner import accuracy_report
+def _comparison(project: Path, args):
+    """The --accuracy inputs as the model takes them, their labels, and the TFLM host interpreter's outputs."""
     from ..errors import ModelError
-    from ..generate.golden import load_samples
     from ..generate.project import MODEL_FILE
+    from ..samples import Samples
     from ..tflite_model import TFLiteModel
     from ..tflm_host import reference_outputs
 
@@ -76,10 +75,18 @@ def _accuracy(link, project: Path, args) -> dict:
     if not model_path.is_file():
         raise ModelError(f"{project} has no {MODEL_FILE} to compare with", "Regenerate the project with this tinydeploy (tinydeploy build --force)")
     model = TFLiteModel.from_file(model_path)
-    x, y = load_samples(args.accuracy, model, args.limit)
+    samples = Samples.load(args.accuracy, args.limit)
+    x = samples.int8_inputs(model)
     host = reference_outputs(model.data, x.reshape((len(x),) + tuple(model.input_tensors[0].shape)))
+    return x, samples.y, host.reshape(len(x), -1)
+
+
+def _accuracy(link, x, y, host) -> dict:
+    """The inputs on the emulated device against the host's outputs: accuracy, agreement, identical outputs."""
+    from ..console import progress
+    from ..device.runner import accuracy_report
+
     link.drain(0.2)
     with progress() as prog:
         task = prog.add_task("emulated inference", total=len(x))
-        return accuracy_report(link, x, y, host_outputs=host.reshape(len(x), -1),
-                               progress=lambda i: prog.update(task, completed=i))
+        return accuracy_report(link, x, y, host_outputs=host, progress=lambda i: prog.update(task, completed=i))

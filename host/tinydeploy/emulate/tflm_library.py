@@ -66,7 +66,7 @@ class TflmLibrary:
         if not (root / "src" / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file():
             raise ToolchainError(f"{root} ({origin}) is not the {LIBRARY_NAME} library: "
                                  "src/tensorflow/lite/micro/micro_interpreter.h is missing",
-                                 f"Point it at the folder that holds library.properties and src/")
+                                 "Point it at the folder that holds library.properties and src/")
         return cls(root.resolve(), origin)
 
     def sources(self) -> list[Path]:
