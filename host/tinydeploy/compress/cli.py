@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .names import FAMILIES, VARIANTS
+
 
 def _add_data(p):
     p.add_argument("--dataset", default="fashion-mnist",
@@ -16,7 +18,7 @@ def _add_data(p):
 
 def _add_model(p):
     p.add_argument("--model", default="custom_cnn",
-                   help="custom_cnn | vgg_style | vgg16 | mobilenet_v1 | mobilenet_v2, or a .keras/.h5/SavedModel to start from")
+                   help=f"{' | '.join(FAMILIES)}, or a .keras/.h5/SavedModel to start from")
     p.add_argument("--alpha", type=float, help="width multiplier (MobileNets: alpha; vgg_style: width)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
@@ -37,8 +39,7 @@ def add_parsers(sub, add_board, add_json) -> None:
     c.add_argument("-o", "--output", required=True, help="output directory")
     c.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     c.add_argument("--name", help="file name stem (default: the model family or file stem)")
-    c.add_argument("--variants", default="float32,float16,dynamic,int16x8,int8",
-                   help="comma-separated: float32,float16,dynamic,int16x8,int8")
+    c.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {','.join(VARIANTS)}")
     c.add_argument("--quantize", choices=("int8",), help="shorthand for --variants int8")
     c.add_argument("--prune", default="", help="comma-separated target sparsities, e.g. 0.5,0.75 (each adds a pruned int8 model)")
     c.add_argument("--finetune-epochs", type=int, default=2)
@@ -112,7 +113,6 @@ def cmd_compress(args) -> int:
     from .pipeline import CompressOptions, compress, render
 
     variants = ("int8",) if args.quantize else tuple(v for v in args.variants.split(",") if v)
-    from .quantize import VARIANTS
     from ..errors import TinyDeployError
 
     bad = [v for v in variants if v not in VARIANTS]

@@ -11,9 +11,8 @@ mobilenet_v2    keras.applications.MobileNetV2 with alpha and input resolution
 from __future__ import annotations
 
 from ..errors import TinyDeployError
+from .names import FAMILIES
 from .tfenv import import_tf
-
-FAMILIES = ("custom_cnn", "vgg_style", "vgg16", "mobilenet_v1", "mobilenet_v2")
 
 
 def custom_cnn(input_shape, num_classes, width: float = 1.0):

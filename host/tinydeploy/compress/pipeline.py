@@ -13,13 +13,14 @@ from ..console import console, err_console
 from ..fsutil import StagedDirectory, write_json_atomic, write_text_atomic
 from ..samples import Samples
 from .datasets import Dataset
+from .names import VARIANTS
 from .evaluate import metrics, predict_tflite, predict_tflm, quantize_inputs_int8
 from .quantize import convert
 
 
 @dataclass
 class CompressOptions:
-    variants: tuple[str, ...] = ("float32", "float16", "dynamic", "int16x8", "int8")
+    variants: tuple[str, ...] = VARIANTS
     prune: tuple[float, ...] = ()  # target sparsities; each adds a pruned int8 model
     finetune_epochs: int = 2
     rep_samples: int = 200

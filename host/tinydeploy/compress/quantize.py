@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .datasets import normalize
+from .names import VARIANTS
 from .tfenv import import_tf, native_stderr_quiet
-
-VARIANTS = ("float32", "float16", "dynamic", "int16x8", "int8")
 
 
 def convert(model, variant: str, x_rep: np.ndarray | None = None, rep_samples: int = 200) -> bytes:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 
 def add_parsers(sub, add_board, add_json) -> None:
+    from .grid import STUDY_FAMILIES
+
     s = sub.add_parser("study", help="accuracy x latency x size study over datasets, model families and variants")
     s.add_argument("--datasets", default="fashion,radiology", help="comma-separated: fashion,radiology,dermatology")
-    s.add_argument("--families", default="custom_cnn,vgg_style,mobilenet_v1,mobilenet_v2,vgg16,mobilenet_v2_1.0",
+    s.add_argument("--families", default=",".join(STUDY_FAMILIES),
                    help="comma-separated model families (vgg16 and mobilenet_v2_1.0 are analysed, not trained)")
     s.add_argument("--quick", action="store_true", help="subsets and one epoch (for tests)")
     s.add_argument("-o", "--output", default="results", help="output directory (default results/)")
@@ -47,7 +49,7 @@ def cmd_study(args) -> int:
     from ..console import write_json
     from ..console import console, progress
     from ..errors import TinyDeployError
-    from .grid import DATASETS, FAMILIES, PROFILES, TOO_BIG, add_emulated_latency, run
+    from .grid import DATASETS, PROFILES, STUDY_FAMILIES, add_emulated_latency, run
     from .outputs import write_all
 
     datasets = [d for d in args.datasets.split(",") if d]
@@ -56,8 +58,8 @@ def cmd_study(args) -> int:
         if d not in DATASETS:
             raise TinyDeployError(f"unknown dataset {d!r}", f"Choose from {', '.join(DATASETS)}")
     for f in families:
-        if f not in FAMILIES and f not in TOO_BIG:
-            raise TinyDeployError(f"unknown family {f!r}", f"Choose from {', '.join([*FAMILIES, *TOO_BIG])}")
+        if f not in STUDY_FAMILIES:
+            raise TinyDeployError(f"unknown family {f!r}", f"Choose from {', '.join(STUDY_FAMILIES)}")
     measured = {}
     for spec in args.bench:
         key, _, path = spec.partition("=")

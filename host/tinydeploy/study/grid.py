@@ -9,7 +9,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..compress.quantize import VARIANTS
+from ..compress.names import FAMILIES as MODEL_FAMILIES
+from ..compress.names import VARIANTS
 
 SPARSITIES = (0.5, 0.75)
 
@@ -22,6 +23,8 @@ FAMILIES = {
 }
 # Reference rows that cannot fit: analysed (size, arena, MACs) but not trained. row -> (family, build kwargs)
 TOO_BIG = {"vgg16": ("vgg16", {}), "mobilenet_v2_1.0": ("mobilenet_v2", {"alpha": 1.0})}
+assert set(FAMILIES) <= set(MODEL_FAMILIES) and {f for f, _ in TOO_BIG.values()} <= set(MODEL_FAMILIES)
+STUDY_FAMILIES = (*FAMILIES, *TOO_BIG)  # the study's rows, in the order of its tables
 
 DATASETS = {"fashion": "fashion-mnist", "radiology": "pneumonia", "dermatology": "ham10000"}
 
