@@ -133,7 +133,7 @@ def test_rewrite_is_exact_on_the_host_interpreter(stock_models, name):
     model = TFLiteModel.from_file(path)
     a = analyze(model, load("nano33ble"))
     assert {r.gap for r in a.repairs} == EXPECTED_GAPS[name]
-    assert a.support_issues == [] and a.fit["fits"] is True
+    assert a.support_issues == [] and a.fit.fits is True
     dep = a.deployed
     # nothing the pinned TFLM gets wrong is left
     for op in dep.operators:

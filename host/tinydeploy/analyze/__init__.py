@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ..boards import Board
 from ..errors import ModelError
 from ..tflite_model import TFLiteModel
+from .artifacts import ArenaFigure, Budget, FitVerdict, FlashEstimate
 from .layers import WEIGHT_OPS, OpStats, op_stats
 from .runtime import Runtime, pinned
 
@@ -49,9 +50,9 @@ class Analysis:
     output: dict
     type_issues: list[Issue]
     support_issues: list[Issue]
-    arena: dict | None  # tflm_host.record_arena() result, or None when not measured
-    flash: dict
-    fit: dict = field(default_factory=dict)
+    arena: ArenaFigure | None  # None when not measured
+    flash: FlashEstimate
+    fit: FitVerdict | None = None
     # Exact rewrites around the pinned runtime's known gaps; ops, arena and flash are those of `deployed`,
     # the model as the generated firmware will run it.
     repairs: list = field(default_factory=list)
@@ -96,9 +97,9 @@ class Analysis:
             "support": {"ok": self.supported, "issues": [i.to_dict() for i in self.support_issues]},
             "repairs": [r.to_dict() for r in self.repairs],
             "deployed_model_bytes": len(self.deployed.data) if self.deployed else self.model_bytes,
-            "arena": self.arena,
-            "flash": self.flash,
-            "fit": self.fit,
+            "arena": self.arena.to_dict() if self.arena else None,
+            "flash": self.flash.to_dict(),
+            "fit": self.fit.to_dict() if self.fit else None,
         }
 
 
@@ -207,12 +208,12 @@ def check_support(model: TFLiteModel, runtime: Runtime) -> list[Issue]:
     return issues
 
 
-def flash_estimate(model: TFLiteModel, runtime: Runtime) -> dict:
+def flash_estimate(model: TFLiteModel, runtime: Runtime) -> FlashEstimate:
     fe = runtime.flash_estimate
     kernels = {name: runtime.kernel_flash_bytes(name) for name in model.op_names}
     total = len(model.data) + fe["framework_bytes"] + sum(kernels.values())
-    return {"kind": "estimate", "model_bytes": len(model.data), "framework_bytes": fe["framework_bytes"],
-            "kernel_bytes": kernels, "total_bytes": total, "method": fe["method"]}
+    return FlashEstimate(model_bytes=len(model.data), framework_bytes=fe["framework_bytes"], kernel_bytes=kernels,
+                         total_bytes=total, method=fe["method"])
 
 
 def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, runtime: Runtime | None = None) -> Analysis:
@@ -232,44 +233,24 @@ def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, run
         arena=None, flash=flash_estimate(deployed, runtime), repairs=repairs, deployed=deployed,
     )
     if measure_arena and a.is_int8 and not a.support_issues:  # TFLM would refuse or abort on the others
-        a.arena = tflm_host.record_arena(deployed.data)
+        a.arena = ArenaFigure(**tflm_host.record_arena(deployed.data))
     a.fit = fit_verdict(a)
     return a
 
 
-def fit_verdict(a: Analysis) -> dict:
+def fit_verdict(a: Analysis) -> FitVerdict:
     b = a.board
-    flash_need = a.flash["total_bytes"]
-    arena = a.arena["device_bytes"] if a.arena else None
+    arena = a.arena.device_bytes if a.arena else None
     firmware = a.runtime.firmware_ram_bytes(math.prod(a.input["shape"]), len(a.ops), len(a.op_names))
-    ram_need = arena_with_margin(arena) + firmware if arena is not None else None
-    flash_ok = flash_need <= b.app_flash_bytes
-    ram_ok = ram_need is None or ram_need <= b.app_ram_bytes
-    peak = max(a.ops, key=lambda o: o.live_bytes) if a.ops else None
-    biggest = sorted((o for o in a.ops if o.weight_bytes), key=lambda o: -o.weight_bytes)[:3]
-    verdict = {
-        "fits": bool(flash_ok and ram_ok) if ram_need is not None else (None if flash_ok else False),
-        "flash": {"need_bytes": flash_need, "available_bytes": b.app_flash_bytes,
-                  "headroom_bytes": b.app_flash_bytes - flash_need, "ok": flash_ok, "kind": "estimate"},
-        "ram": {"need_bytes": ram_need, "arena_bytes": arena, "available_bytes": b.app_ram_bytes,
-                "firmware_bytes": firmware, "firmware_kind": a.runtime.firmware_ram_estimate["kind"],
-                "firmware_method": a.runtime.firmware_ram_estimate["method"],
-                "headroom_bytes": None if ram_need is None else b.app_ram_bytes - ram_need, "ok": ram_ok,
-                "margin": f"+{int(ARENA_MARGIN_FRACTION * 100)}% (at least {ARENA_MARGIN_MIN_BYTES} B) + {ARENA_ALIGN_BYTES} B alignment"},
-        "peak_activation_op": peak.to_dict() if peak else None,
-        "largest_weights": [o.to_dict() for o in biggest],
-    }
-    return verdict
-
-
-def overruns(fit: dict) -> dict[str, int]:
-    """Bytes by which a model exceeds each budget of a fit verdict, only for those it exceeds."""
-    out = {}
-    if not fit["flash"]["ok"]:
-        out["flash"] = -fit["flash"]["headroom_bytes"]
-    if not fit["ram"]["ok"]:
-        out["RAM"] = -fit["ram"]["headroom_bytes"]
-    return out
+    return FitVerdict(
+        flash=Budget(a.flash.total_bytes, b.app_flash_bytes),
+        ram=Budget(arena_with_margin(arena) + firmware if arena is not None else None, b.app_ram_bytes),
+        arena_bytes=arena, firmware_bytes=firmware, firmware_kind=a.runtime.firmware_ram_estimate["kind"],
+        firmware_method=a.runtime.firmware_ram_estimate["method"],
+        margin=f"+{int(ARENA_MARGIN_FRACTION * 100)}% (at least {ARENA_MARGIN_MIN_BYTES} B) + {ARENA_ALIGN_BYTES} B alignment",
+        peak_op=max(a.ops, key=lambda o: o.live_bytes) if a.ops else None,
+        largest_weights=tuple(sorted((o for o in a.ops if o.weight_bytes), key=lambda o: -o.weight_bytes)[:3]),
+    )
 
 
 def require_deployable(a: Analysis) -> None:
@@ -289,12 +270,12 @@ def require_deployable(a: Analysis) -> None:
 
 def require_fit(a: Analysis) -> None:
     """Raise the one-line verdict for a model that does not fit the board (exit 1), with the levers that shrink it."""
-    if a.fit.get("fits") is not False:
+    if a.fit.fits is not False:
         return
     from ..console import kib
     from ..errors import EXIT_DOES_NOT_FIT
 
-    over = ", ".join(f"{k} over by {kib(n)}" for k, n in overruns(a.fit).items())
+    over = ", ".join(f"{k} over by {kib(n)}" for k, n in a.fit.overruns().items())
     raise ModelError(f"{a.source} does not fit the {a.board.name} ({over})",
                      "Shrink what the board stores and holds: a smaller width multiplier, a smaller input size, fewer "
                      "filters (`tinydeploy compress --prune-filters`), or fewer layers; unstructured pruning leaves the "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from ..console import console, human, kib
-from . import Analysis, overruns
+from . import Analysis
 
 
 def render(a: Analysis) -> None:
@@ -44,41 +44,41 @@ def render(a: Analysis) -> None:
 
     if a.arena:
         ar = a.arena
-        console.print(f"tensor arena: {kib(ar['device_bytes'])} on the 32-bit device (host TFLM recorded "
-                      f"{kib(ar['host_total_bytes'])} on 64-bit: head {kib(ar['host_head_bytes'])}, tail "
-                      f"{kib(ar['host_tail_bytes'])}); correction: {ar['method']}")
+        console.print(f"tensor arena: {kib(ar.device_bytes)} on the 32-bit device (host TFLM recorded "
+                      f"{kib(ar.host_total_bytes)} on 64-bit: head {kib(ar.host_head_bytes)}, tail "
+                      f"{kib(ar.host_tail_bytes)}); correction: {ar.method}")
     else:
         console.print("tensor arena: not measured")
     f = a.flash
-    console.print(f"flash (estimate): {kib(f['total_bytes'])} = model {kib(f['model_bytes'])} + TFLM framework "
-                  f"{kib(f['framework_bytes'])} + {len(f['kernel_bytes'])} kernels {kib(sum(f['kernel_bytes'].values()))}")
+    console.print(f"flash (estimate): {kib(f.total_bytes)} = model {kib(f.model_bytes)} + TFLM framework "
+                  f"{kib(f.framework_bytes)} + {len(f.kernel_bytes)} kernels {kib(sum(f.kernel_bytes.values()))}")
     _verdict(a)
 
 
 def _verdict(a: Analysis) -> None:
     v = a.fit
     b = a.board
-    fl, ram = v["flash"], v["ram"]
+    fl, ram = v.flash, v.ram
     console.print(f"board budget: flash {kib(b.app_flash_bytes)} for the application ({kib(b.flash_bytes)} - bootloader "
                   f"{kib(b.bootloader_flash_bytes)} - core reserve {kib(b.reserve_flash_bytes)}), RAM {kib(b.app_ram_bytes)} "
                   f"({kib(b.ram_bytes)} - core reserve {kib(b.reserve_ram_bytes)}; reserve is {b.reserve_kind})")
-    peak = v["peak_activation_op"]
+    peak = v.peak_op
     if peak:
-        console.print(f"peak activation memory: op {peak['index']} {peak['op']} ({kib(peak['live_bytes'])} live)")
-    if v["largest_weights"]:
-        console.print("largest weights: " + ", ".join(f"op {o['index']} {o['op']} {kib(o['weight_bytes'])}"
-                                                      for o in v["largest_weights"]))
-    over = overruns(v)
+        console.print(f"peak activation memory: op {peak.index} {peak.op} ({kib(peak.live_bytes)} live)")
+    if v.largest_weights:
+        console.print("largest weights: " + ", ".join(f"op {o.index} {o.op} {kib(o.weight_bytes)}"
+                                                      for o in v.largest_weights))
+    over = v.overruns()
     flag = lambda k: f" ([red]over by {kib(over[k])}[/])" if k in over else ""
-    parts = [f"flash {kib(fl['need_bytes'])} of {kib(fl['available_bytes'])}" + flag("flash")]
-    if ram["need_bytes"] is not None:
-        parts.append(f"RAM {kib(ram['need_bytes'])} (arena + margin + firmware {kib(ram['firmware_bytes'])}, "
-                     f"{ram['firmware_kind']}) of {kib(ram['available_bytes'])}" + flag("RAM"))
+    parts = [f"flash {kib(fl.need_bytes)} of {kib(fl.available_bytes)}" + flag("flash")]
+    if ram.need_bytes is not None:
+        parts.append(f"RAM {kib(ram.need_bytes)} (arena + margin + firmware {kib(v.firmware_bytes)}, "
+                     f"{v.firmware_kind}) of {kib(ram.available_bytes)}" + flag("RAM"))
     if a.type_issues or a.support_issues:
         console.print("[bold red]verdict: cannot be deployed[/] - " + (a.type_issues or a.support_issues)[0].message)
-    elif v["fits"] is True:
+    elif v.fits is True:
         console.print("[bold green]verdict: fits[/] - " + "; ".join(parts))
-    elif v["fits"] is False:
+    elif v.fits is False:
         console.print("[bold red]verdict: does not fit[/] - " + "; ".join(parts))
     else:
         console.print("[yellow]verdict: unknown (arena not measured)[/] - " + "; ".join(parts))

@@ -47,16 +47,16 @@ def host_arena_plan(analysis: Analysis) -> dict:
     arena = analysis.arena
     if arena is None:
         raise TinyDeployError("the arena was not measured", "Run build without --no-arena")
-    return {"kind": "host-estimate", "host_bytes": arena["host_total_bytes"], "needed_bytes": arena["device_bytes"],
-            "bytes": arena_with_margin(arena["device_bytes"]),
-            "source": f"the host TFLM interpreter measured {arena['host_total_bytes']} B (64-bit), corrected to "
-                      f"{arena['device_bytes']} B for the 32-bit device",
+    return {"kind": "host-estimate", "host_bytes": arena.host_total_bytes, "needed_bytes": arena.device_bytes,
+            "bytes": arena_with_margin(arena.device_bytes),
+            "source": f"the host TFLM interpreter measured {arena.host_total_bytes} B (64-bit), corrected to "
+                      f"{arena.device_bytes} B for the 32-bit device",
             "margin": f"{int(ARENA_MARGIN_FRACTION * 100)}%, at least {ARENA_MARGIN_MIN_BYTES} B, + 16 B alignment"}
 
 
 def measured_arena_plan(analysis: Analysis, used_bytes: int, target: str) -> dict:
     """The arena from the firmware's own arena_used_bytes() (the pinned TFLM and its CMSIS-NN kernels)."""
-    return {"kind": "measured", "host_bytes": (analysis.arena or {}).get("host_total_bytes"), "needed_bytes": used_bytes,
+    return {"kind": "measured", "host_bytes": analysis.arena.host_total_bytes if analysis.arena else None, "needed_bytes": used_bytes,
             "bytes": _round16(used_bytes * (1 + MEASURED_ARENA_MARGIN) + ARENA_ALIGN_BYTES),
             "source": f"the firmware's arena_used_bytes() measured {used_bytes} B on {target} with the pinned TFLM",
             "margin": f"{int(MEASURED_ARENA_MARGIN * 100)}%, + 16 B alignment"}
@@ -90,7 +90,7 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
         "golden": {"count": golden.count, "source": golden.source, "tolerance": golden.tolerance,
                    "inputs_array": int8_array(golden.inputs), "outputs_array": int8_array(golden.outputs)},
         "analysis": {"macs": analysis.total_macs, "params": analysis.total_params,
-                     "flash_bytes": analysis.flash["total_bytes"], "app_flash_bytes": analysis.board.app_flash_bytes,
+                     "flash_bytes": analysis.flash.total_bytes, "app_flash_bytes": analysis.board.app_flash_bytes,
                      "app_ram_bytes": analysis.board.app_ram_bytes},
     }
 

@@ -59,7 +59,7 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, meas
     import numpy as np
 
     from .. import boards
-    from ..analyze import analyze, overruns
+    from ..analyze import analyze
     from ..compress.datasets import load_dataset
     from ..compress.models import build, min_input_size, train
     from ..compress.pipeline import evaluate_variant, pruned_copy
@@ -90,9 +90,9 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, meas
             a = analyze(m, board, measure_arena=False)
             why.append(f"arena not measurable ({e.what})")
         ops = [o.to_dict() for o in a.ops]
-        arena = a.arena["device_bytes"] if a.arena else None
-        fits = variant == "int8" and a.supported and a.fit["fits"] is True
-        over = [f"{k} +{n / 1024:.0f} KiB" for k, n in overruns(a.fit).items()]
+        arena = a.arena.device_bytes if a.arena else None
+        fits = variant == "int8" and a.supported and a.fit.fits is True
+        over = [f"{k} +{n / 1024:.0f} KiB" for k, n in a.fit.overruns().items()]
         if variant != "int8":
             over.append("not int8")
         elif not a.is_int8:
