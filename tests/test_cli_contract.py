@@ -19,6 +19,8 @@ def test_json_dash_is_only_json_on_stdout(tmp_path):
         json.loads(r.stdout)  # nothing else on stdout
     r = run_cli("analyze", EXAMPLE)
     assert "verdict: fits" in r.stdout  # without --json -, people read stdout
+    r = run_cli("flash", tmp_path / "no-project", "--json", "-")  # a failure: nothing but nothing on stdout
+    assert r.returncode == 2 and r.stdout == "" and "not a PlatformIO project" in r.stderr
 
 
 def test_internal_error_is_one_line_exit_4(tmp_path):

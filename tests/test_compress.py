@@ -60,15 +60,23 @@ def test_medical_datasets_end_to_end(tmp_path, dataset):
     """Quick setting: a subset and one epoch, int8 only; the full runs are documented in the README."""
     out = tmp_path / dataset
     r = run_cli("compress", "--dataset", dataset, "--model", "custom_cnn", "--subset", "800", "--epochs", "1",
-                "--variants", "float32,int8", "-o", out, "--json", tmp_path / "r.json", check=0, timeout=900)
+                "--variants", "float32,int8", "-o", out, "--json", "-", check=0, timeout=900)
     # TensorFlow's native noise stays off the terminal (a newcomer reads it as failures)
     for noise in ("cuInit", "absl::InitializeLog", "fully_quantize", "XNNPACK", "oneDNN"):
         assert noise not in r.stderr, r.stderr
-    rep = json.loads((tmp_path / "r.json").read_text())
+    rep = json.loads(r.stdout)  # --json -: the document alone on stdout
     i8 = [r for r in rep["rows"] if r["variant"] == "int8"][0]
     # two independent int8 runtimes (TFLite, the TFLM host interpreter) on the same test images agree
     assert i8["tflm_accuracy"] is not None and abs(i8["tflm_accuracy"] - i8["accuracy"]) <= 0.02
     run_cli("analyze", out / "custom_cnn_int8.tflite", check=0)
+
+
+def test_train_json_on_stdout(tmp_path):
+    r = run_cli("train", "--dataset", "fashion-mnist", "--model", "custom_cnn", "--subset", "300", "--epochs", "1",
+                "-o", tmp_path / "m.keras", "--json", "-", check=0, timeout=600)
+    d = json.loads(r.stdout)
+    assert (tmp_path / "m.keras").exists() and d
+    assert "training custom_cnn" in r.stderr  # people still see progress, on stderr
 
 
 def test_mobilenet_trained_from_scratch_does_not_collapse():

@@ -125,11 +125,11 @@ def test_socket_url(host_device, tmp_path):
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    out = tmp_path / "b.json"
-    r = run_cli("bench", "--url", f"socket://127.0.0.1:{port}", "--runs", "3", "--json", out, timeout=60)
+    r = run_cli("bench", "--url", f"socket://127.0.0.1:{port}", "--runs", "3", "--json", "-", timeout=60)
     srv.close()
     assert r.returncode == 0, r.stderr
-    assert json.loads(out.read_text())["latency"]["runs"] == 3
+    assert json.loads(r.stdout)["latency"]["runs"] == 3  # --json -: the document alone on stdout
+    assert "latency over 3 runs" in r.stderr
 
 
 def test_mlperf_runner_commands_and_accuracy(pty_device, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
@@ -38,8 +39,9 @@ def test_quick_study(tmp_path, tflm_dir):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     # resumable: the second run reuses the cached groups
     before = (out / "study.csv").read_text()
-    r = run_cli(*args, check=0, timeout=120)
+    r = run_cli(*args, "--json", "-", check=0, timeout=120)
     assert (out / "study.csv").read_text() == before
+    assert len(json.loads(r.stdout)["rows"]) == 9  # --json -: the document alone on stdout
 
 
 def test_two_groups_one_failing_keeps_the_other(tmp_path):
