@@ -47,6 +47,19 @@ def test_pruned_sparsity_and_accuracy(fashion_report):
     sp = json.loads((out / "custom_cnn_pruned50.sparsity.json").read_text())
     assert sp["layers"] and all(l["sparsity"] >= 0.49 for l in sp["layers"].values())
     assert abs(rows[("custom_cnn_pruned50", "int8")]["accuracy"] - rows[("custom_cnn", "int8")]["accuracy"]) <= 0.02
+    # TFLM stores weights dense: the pruned file has the parent's bytes; its gain is the compressed size
+    pruned, parent = rows[("custom_cnn_pruned50", "int8")], rows[("custom_cnn", "int8")]
+    assert pruned["bytes"] == parent["bytes"] and pruned["gzip_bytes"] < 0.85 * parent["gzip_bytes"]
+    import gzip
+
+    assert parent["gzip_bytes"] == len(gzip.compress((out / "custom_cnn_int8.tflite").read_bytes(), 9))
+
+
+def test_compress_refuses_a_non_empty_output_before_training(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep")
+    r = run_cli("compress", "--dataset", "fashion-mnist", "--epochs", "5", "-o", tmp_path)
+    assert r.returncode == 2 and "is not empty" in r.stderr and "training" not in r.stderr
+    assert (tmp_path / "mine.txt").read_text() == "keep"
 
 
 def test_compressed_model_builds(fashion_report, tmp_path):

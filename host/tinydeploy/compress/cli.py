@@ -91,8 +91,7 @@ def _model(args, ds):
 
 
 def cmd_train(args) -> int:
-    from ..console import write_json
-    from ..console import console
+    from ..console import console, write_json
     from ..fsutil import check_output_file
     from .datasets import normalize
 
@@ -109,9 +108,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_compress(args) -> int:
+    import time
+
     from ..console import write_json
+    from ..fsutil import check_output_dir
     from .pipeline import CompressOptions, compress, render
 
+    started = time.monotonic()
+    check_output_dir(args.output, args.force)  # before minutes of training, not after
     variants = ("int8",) if args.quantize else tuple(v for v in args.variants.split(",") if v)
     from ..errors import TinyDeployError
 
@@ -128,7 +132,7 @@ def cmd_compress(args) -> int:
     model, stem = _model(args, ds)
     opts = CompressOptions(variants=variants, prune=prune, finetune_epochs=args.finetune_epochs,
                            rep_samples=args.rep_samples, tflm_eval=not args.no_tflm_eval, batch_size=args.batch_size)
-    report = compress(model, ds, args.name or stem, Path(args.output), opts, force=args.force)
+    report = compress(model, ds, args.name or stem, Path(args.output), opts, force=args.force, started=started)
     render(report)
     write_json(args.json, report)
     return 0

@@ -128,5 +128,23 @@ def train(model, ds, *, epochs: int, batch_size: int = 128, lr: float = 1e-3, cl
         counts = np.bincount(ds.y_train, minlength=ds.num_classes).astype(np.float64)
         cw = {i: float(len(ds.y_train) / (ds.num_classes * max(c, 1))) for i, c in enumerate(counts)}
     model.fit(normalize(ds.x_train), ds.y_train, validation_data=(normalize(ds.x_val), ds.y_val), epochs=epochs,
-              batch_size=batch_size, verbose=verbose, class_weight=cw, callbacks=list(callbacks))
+              batch_size=batch_size, verbose=verbose, class_weight=cw, callbacks=[EpochLine(keras), *callbacks])
     return model
+
+
+def EpochLine(keras):
+    """A Keras callback that prints one line per epoch on stderr: loss, validation accuracy, time."""
+    import time
+
+    from ..console import err_console
+
+    class _EpochLine(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            err_console.print(f"  epoch {epoch + 1}/{self.params.get('epochs', '?')}: loss {logs.get('loss', float('nan')):.4f}, "
+                              f"val accuracy {logs.get('val_accuracy', float('nan')):.4f}, {time.monotonic() - self.t0:.1f} s")
+
+    return _EpochLine()
