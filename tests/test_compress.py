@@ -47,6 +47,10 @@ def test_pruned_sparsity_and_accuracy(fashion_report):
     sp = json.loads((out / "custom_cnn_pruned50.sparsity.json").read_text())
     assert sp["layers"] and all(l["sparsity"] >= 0.49 for l in sp["layers"].values())
     assert abs(rows[("custom_cnn_pruned50", "int8")]["accuracy"] - rows[("custom_cnn", "int8")]["accuracy"]) <= 0.02
+    # compared with the parent trained as many epochs in total (2 + 2 fine-tuning), not with the 2-epoch parent
+    baseline = rows[("custom_cnn_plus2ep", "int8")]
+    assert rows[("custom_cnn_pruned50", "int8")]["vs_equal_epochs_pp"] == pytest.approx(
+        100 * (rows[("custom_cnn_pruned50", "int8")]["accuracy"] - baseline["accuracy"]))
     # TFLM stores weights dense: the pruned file has the parent's bytes; its gain is the compressed size
     pruned, parent = rows[("custom_cnn_pruned50", "int8")], rows[("custom_cnn", "int8")]
     assert pruned["bytes"] == parent["bytes"] and pruned["gzip_bytes"] < 0.85 * parent["gzip_bytes"]
