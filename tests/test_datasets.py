@@ -46,6 +46,12 @@ def test_class_folder_tree_with_splits(tmp_path):
     ds = load_dataset(f"pneumonia:{root}", size=16, channels=1)
     assert ds.class_names == ["NORMAL", "PNEUMONIA"] and ds.x_train.shape == (6, 16, 16, 1)
     assert ds.x_test[ds.y_test == 1].mean() > ds.x_test[ds.y_test == 0].mean()
+    # one unreadable image: a one-line error that names the file, exit 2
+    bad = root / "train" / "NORMAL" / "1.jpeg"
+    bad.write_bytes(b"not a jpeg at all")
+    r = run_cli("train", "--dataset", f"pneumonia:{root}", "--size", "16", "-o", tmp_path / "m.keras",
+                env={"PYTHONWARNINGS": "ignore"})
+    assert r.returncode == 2 and str(bad) in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
 
 
 def test_ham10000_zip_parts_grouped_by_lesion(tmp_path):

@@ -287,10 +287,7 @@ class TFLiteModel:
     @property
     def op_names(self) -> list[str]:
         """Distinct operator names, in order of first use."""
-        seen: dict[str, None] = {}
-        for op in self.operators:
-            seen.setdefault(op.opname, None)
-        return list(seen)
+        return list(dict.fromkeys(op.opname for op in self.operators))
 
     def producers(self) -> dict[int, Operator]:
         return {t: op for op in self.operators for t in op.outputs}

@@ -68,10 +68,7 @@ class Analysis:
 
     @property
     def op_names(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for o in self.ops:
-            seen.setdefault(o.op, None)
-        return list(seen)
+        return list(dict.fromkeys(o.op for o in self.ops))  # distinct, in order of first use
 
     @property
     def is_int8(self) -> bool:

@@ -190,11 +190,15 @@ def load_medmnist_npz(path: str | Path, name: str | None = None, class_names: li
                    y["val"], x["test"], y["test"])
 
 
-def _decode_image(data: bytes, size: int | None, channels: int) -> np.ndarray:
-    from PIL import Image
+def _decode_image(data: bytes, size: int | None, channels: int, name: str = "an image") -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
 
-    im = Image.open(io.BytesIO(data))
-    im = im.convert("L" if channels == 1 else "RGB")
+    try:
+        im = Image.open(io.BytesIO(data))
+        im = im.convert("L" if channels == 1 else "RGB")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise DatasetError(f"cannot decode {name} ({type(e).__name__}: {str(e)[:100]})",
+                           "Remove or replace that file; the other images are fine") from None
     if size:
         im = im.resize((size, size), Image.BILINEAR)
     a = np.asarray(im, dtype=np.uint8)
@@ -274,7 +278,7 @@ def load_ham10000(path: str | Path | None = None, size: int = 28, channels: int 
             else:
                 z = open_zips.get(src) or open_zips.setdefault(src, zipfile.ZipFile(src))
                 data = z.read(member)
-            x[i] = _decode_image(data, size, channels)
+            x[i] = _decode_image(data, size, channels, f"{r['image_id']} ({src.name})")
             prog.advance(task)
     for z in open_zips.values():
         z.close()
@@ -298,7 +302,7 @@ def load_image_folder(root: str | Path, size: int = 64, channels: int = 1, seed:
         return classes, files
 
     def read(files, classes):
-        x = np.stack([_decode_image(f.read_bytes(), size, channels) for f, _ in files]) if files else \
+        x = np.stack([_decode_image(f.read_bytes(), size, channels, str(f)) for f, _ in files]) if files else \
             np.empty((0, size, size, channels), np.uint8)
         y = np.array([classes.index(c) for _, c in files], np.int64)
         return x, y
