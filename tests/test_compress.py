@@ -127,3 +127,16 @@ def test_samples_carry_the_host_interpreters_predictions(fashion_report):
     model = (out / "custom_cnn_int8.tflite").read_bytes()
     outs = reference_outputs(model, s.x.reshape(len(s.x), 1, 28, 28, 1))
     assert s.host_pred.tolist() == outs.argmax(axis=1).tolist()
+
+
+def test_qat_model_converts_passes_analyze_and_is_compared_at_equal_epochs(tmp_path):
+    out = tmp_path / "q"
+    r = run_cli("compress", "--dataset", "fashion-mnist", "--model", "custom_cnn", "--subset", "1500", "--epochs", "1",
+                "--variants", "int8", "--qat", "--finetune-epochs", "1", "-o", out, "--json", "-", check=0, timeout=900)
+    rows = {r_["name"]: r_ for r_ in json.loads(r.stdout)["rows"]}
+    qat, base = rows["custom_cnn_qat"], rows["custom_cnn_plus1ep"]  # both: 1 + 1 epochs
+    assert qat["variant"] == base["variant"] == "int8"
+    assert qat["vs_equal_epochs_pp"] == pytest.approx(100 * (qat["accuracy"] - base["accuracy"]))
+    assert abs(qat["tflm_accuracy"] - qat["accuracy"]) <= 0.02  # TFLite and TFLM agree on the QAT model too
+    a = run_cli("analyze", out / "custom_cnn_qat_int8.tflite")
+    assert a.returncode == 0 and "verdict: fits" in a.stdout, a.stderr

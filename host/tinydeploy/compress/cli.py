@@ -42,7 +42,9 @@ def add_parsers(sub, add_board, add_json) -> None:
     c.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {','.join(VARIANTS)}")
     c.add_argument("--quantize", choices=("int8",), help="shorthand for --variants int8")
     c.add_argument("--prune", default="", help="comma-separated target sparsities, e.g. 0.5,0.75 (each adds a pruned int8 model)")
-    c.add_argument("--finetune-epochs", type=int, default=2)
+    c.add_argument("--finetune-epochs", type=int, default=2, help="epochs of pruning and QAT fine-tuning (default 2)")
+    c.add_argument("--qat", action="store_true", help="also make an int8 model by quantization-aware training, "
+                                                      "compared with post-training int8 after the same epochs")
     c.add_argument("--rep-samples", type=int, default=200, help="representative training samples for calibration")
     c.add_argument("--no-tflm-eval", action="store_true", help="skip evaluating int8 models with the TFLM host interpreter")
     add_json(c)
@@ -130,7 +132,7 @@ def cmd_compress(args) -> int:
         raise TinyDeployError("--prune sparsities must be between 0 and 1")
     ds = _dataset(args)
     model, stem = _model(args, ds)
-    opts = CompressOptions(variants=variants, prune=prune, finetune_epochs=args.finetune_epochs,
+    opts = CompressOptions(variants=variants, prune=prune, qat=args.qat, finetune_epochs=args.finetune_epochs,
                            rep_samples=args.rep_samples, tflm_eval=not args.no_tflm_eval, batch_size=args.batch_size)
     report = compress(model, ds, args.name or stem, Path(args.output), opts, force=args.force, started=started)
     render(report)

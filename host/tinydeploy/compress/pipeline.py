@@ -23,6 +23,7 @@ from .quantize import convert
 class CompressOptions:
     variants: tuple[str, ...] = VARIANTS
     prune: tuple[float, ...] = ()  # target sparsities; each adds a pruned int8 model
+    qat: bool = False  # adds a quantization-aware-trained int8 model
     finetune_epochs: int = 2
     rep_samples: int = 200
     golden_samples: int = 16
@@ -96,12 +97,18 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
         labels = "\n".join(ds.class_names) + "\n"
         base_sparsity = sparsity_report(model)["overall"]
         jobs = [(name, model, v, base_sparsity) for v in opts.variants]
-        if opts.prune:
-            # Pruned models get fine-tuning epochs on top of the parent's: the parent, trained as many epochs
-            # more with the same learning rate, is the like-for-like baseline they are compared with.
+        if opts.prune or opts.qat:
+            # Pruned and QAT models get fine-tuning epochs on top of the parent's: the parent, trained as many
+            # epochs more with the same learning rate, is the like-for-like baseline they are compared with.
             err_console.print(f"training {name} {opts.finetune_epochs} more epochs (the equal-epoch baseline) ...")
             more = continued_copy(model, ds, epochs=opts.finetune_epochs, batch_size=opts.batch_size)
             jobs.append((f"{name}_plus{opts.finetune_epochs}ep", more, "int8", sparsity_report(more)["overall"]))
+        if opts.qat:
+            from .qat import qat_copy
+
+            err_console.print(f"quantization-aware training, {opts.finetune_epochs} epochs ...")
+            q = qat_copy(model, ds, epochs=opts.finetune_epochs, batch_size=opts.batch_size, class_weight=ds.imbalanced)
+            jobs.append((f"{name}_qat", q, "int8", base_sparsity))
         for s in opts.prune:
             err_console.print(f"pruning to {s:.0%} sparsity, {opts.finetune_epochs} fine-tuning epochs ...")
             pruned = pruned_copy(model, ds, s, epochs=opts.finetune_epochs, batch_size=opts.batch_size)
@@ -141,7 +148,7 @@ def _report(name: str, ds: Dataset, results: list[VariantResult], seconds: float
         row = r.row()
         row["size_vs_float32"] = r.bytes / f32.bytes if f32 else None
         row["accuracy_delta_pp"] = 100 * (r.metrics["accuracy"] - f32.metrics["accuracy"]) if f32 else None
-        if baseline is not None and "_pruned" in r.name:  # against the parent trained as many epochs in total
+        if baseline is not None and ("_pruned" in r.name or r.name.endswith("_qat")):  # same epochs in total
             row["vs_equal_epochs_pp"] = 100 * (r.metrics["accuracy"] - baseline.metrics["accuracy"])
         rows.append(row)
     return {"schema": "tinydeploy.compress/1", "model": name, "dataset": ds.summary(), "seconds": round(seconds, 1),
@@ -152,7 +159,8 @@ def markdown(report: dict) -> str:
     ds = report["dataset"]
     lines = [f"# {report['model']} on {ds['name']}", "",
              f"Test split: {ds['test']} images, {len(ds['classes'])} classes. Run time {report['seconds']} s.", "",
-             "Δ pp: against float32. Δ equal epochs: a pruned model against its parent trained as many epochs in total.", "",
+             "Δ pp: against float32. Δ equal epochs: a pruned or QAT model against its parent trained as many epochs "
+             "in total (post-training int8).", "",
              "| model | variant | bytes | gzip bytes | x float32 | sparsity | accuracy | Δ pp | Δ equal epochs | balanced acc. | TFLM acc. |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["rows"]:
