@@ -140,3 +140,17 @@ def test_qat_model_converts_passes_analyze_and_is_compared_at_equal_epochs(tmp_p
     assert abs(qat["tflm_accuracy"] - qat["accuracy"]) <= 0.02  # TFLite and TFLM agree on the QAT model too
     a = run_cli("analyze", out / "custom_cnn_qat_int8.tflite")
     assert a.returncode == 0 and "verdict: fits" in a.stdout, a.stderr
+
+
+def test_field_recipe_trains_the_bn_cnn_and_it_deploys(tmp_path):
+    """The field recipe (augmentation, cosine schedule, early stopping) and the BatchNorm family: the model trains,
+    BatchNorm folds away at conversion, and the int8 model passes analyze."""
+    out = tmp_path / "r"
+    r = run_cli("compress", "--dataset", "fashion-mnist", "--model", "bn_cnn", "--recipe", "field", "--subset", "1500",
+                "--epochs", "2", "--variants", "int8", "-o", out, "--json", "-", check=0, timeout=900)
+    assert "epoch 2/2" in r.stderr or "epoch 1/2" in r.stderr
+    row = json.loads(r.stdout)["rows"][0]
+    assert row["tflm_accuracy"] is not None and abs(row["tflm_accuracy"] - row["accuracy"]) <= 0.02
+    a = run_cli("analyze", out / "bn_cnn_int8.tflite", "--json", "-")
+    assert a.returncode == 0, a.stderr
+    assert "BATCH_NORM" not in " ".join(json.loads(a.stdout)["op_types"])  # folded into the convolutions

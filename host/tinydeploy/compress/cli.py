@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .names import FAMILIES, VARIANTS
+from .names import FAMILIES, RECIPES, VARIANTS
 
 
 def _add_data(p):
@@ -19,8 +19,11 @@ def _add_data(p):
 def _add_model(p):
     p.add_argument("--model", default="custom_cnn",
                    help=f"{' | '.join(FAMILIES)}, or a .keras/.h5/SavedModel to start from")
-    p.add_argument("--alpha", type=float, help="width multiplier (MobileNets: alpha; vgg_style: width)")
+    p.add_argument("--alpha", type=float, help="width multiplier (MobileNets: alpha; the others: width)")
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--recipe", choices=RECIPES, default="plain",
+                   help="plain: constant-LR Adam; field: augmentation, cosine LR schedule, early stopping with the best "
+                        "weights (default plain)")
     p.add_argument("--batch-size", type=int, default=128)
 
 
@@ -88,7 +91,7 @@ def _model(args, ds):
         kw["alpha" if args.model.startswith("mobilenet") else "width"] = args.alpha
     m = build(args.model, ds.input_shape, ds.num_classes, **kw)
     err_console.print(f"training {args.model} ({m.count_params():,} parameters) for {args.epochs} epochs ...")
-    train(m, ds, epochs=args.epochs, batch_size=args.batch_size, class_weight=ds.imbalanced)
+    train(m, ds, epochs=args.epochs, batch_size=args.batch_size, class_weight=ds.imbalanced, recipe=args.recipe)
     return m, args.model
 
 

@@ -65,6 +65,11 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     @property
+    def flips_keep_labels(self) -> bool:
+        """A mirrored image keeps its label: not for chest X-rays (the heart's side is anatomy)."""
+        return self.name not in ("pneumonia",)
+
+    @property
     def imbalanced(self) -> bool:
         counts = np.bincount(self.y_train, minlength=self.num_classes)
         return counts.max() > 2 * max(counts.min(), 1)

@@ -1,7 +1,11 @@
 """The names the compress stage answers to, in one place (no imports: the CLIs read them at start-up)."""
 
 # Model families (compress/models.py builds each; `vgg16` is the plain ImageNet VGG16, too big for the board).
-FAMILIES = ("custom_cnn", "vgg_style", "vgg16", "mobilenet_v1", "mobilenet_v2")
+FAMILIES = ("custom_cnn", "bn_cnn", "vgg_style", "vgg16", "mobilenet_v1", "mobilenet_v2")
+
+# Training recipes (compress/models.py: train): "plain" is constant-LR Adam; "field" adds augmentation that keeps
+# labels' meaning, a cosine learning-rate schedule and early stopping on validation accuracy (best weights kept).
+RECIPES = ("plain", "field")
 
 # Conversion variants (compress/quantize.py), in the order tables list them; int8 is the deployable one.
 VARIANTS = ("float32", "float16", "dynamic", "int16x8", "int8")
