@@ -88,6 +88,10 @@ def _model(args, ds):
         return load_keras_model(args.model), p.stem
     kw = {}
     if args.alpha is not None:
+        if args.model == "vgg16":
+            from ..errors import TinyDeployError
+
+            raise TinyDeployError("vgg16 is the plain VGG16 and takes no --alpha", "Use vgg_style --alpha W for a narrower VGG")
         kw["alpha" if args.model.startswith("mobilenet") else "width"] = args.alpha
     m = build(args.model, ds.input_shape, ds.num_classes, **kw)
     err_console.print(f"training {args.model} ({m.count_params():,} parameters) for {args.epochs} epochs ...")
