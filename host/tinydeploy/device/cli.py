@@ -27,9 +27,9 @@ def add_parsers(sub, add_board, add_json) -> None:
 
 
 def add_bench_options(b) -> None:
+    """The options of a benchmark run, shared by `bench` (a board) and `emulate`; bounds are the firmware's."""
     from ..cliargs import bounded_int
 
-    """The options of a benchmark run, shared by `bench` (a board) and `emulate`; bounds are the firmware's."""
     b.add_argument("--runs", type=bounded_int(1, 100), default=20, help="timed inferences (default 20, 1 to 100)")
     b.add_argument("--warmup", type=bounded_int(0, 1000), default=2, help="warm-up inferences (default 2, at most 1000)")
     b.add_argument("--timeout", type=float, default=120.0, help="seconds for the whole report (default 120)")
@@ -75,12 +75,12 @@ def cmd_flash(args) -> int:
 def cmd_bench(args) -> int:
     from .link import Link
 
-    samples = _samples(args)  # a bad file is refused before the device is touched
+    inputs = _inputs(args)  # a bad file is refused before the device is touched
     link = Link.open(port=args.port, url=args.url)
     with link:
         d = bench_link(link, args)
-        if samples is not None:
-            d["accuracy"] = _accuracy(link, samples)
+        if inputs is not None:
+            d["accuracy"] = _accuracy(link, *inputs)
     return report(d, args)
 
 
@@ -100,8 +100,7 @@ def bench_link(link, args, extra: dict | None = None) -> dict:
 
 def report(d: dict, args) -> int:
     """Show a bench dict, write --json; exit 0 when every golden vector passed, else 1."""
-    from ..console import write_json
-    from ..console import console
+    from ..console import console, write_json
     from .report import render
 
     render(d)
@@ -121,21 +120,20 @@ def report(d: dict, args) -> int:
     return 0 if all(g["pass"] for g in golden) else 1
 
 
-def _samples(args):
+def _inputs(args):
+    """--accuracy's int8 inputs and the samples they came from (None without --accuracy)."""
     from ..samples import Samples
 
     if not args.accuracy:
         return None
     samples = Samples.load(args.accuracy, args.limit)
-    samples.int8_inputs()  # no model here: the samples must be int8 inputs (compress writes them so)
-    return samples
+    return samples.int8_inputs(), samples  # no model here: the samples must be int8 inputs (compress writes them so)
 
 
-def _accuracy(link, samples) -> dict:
+def _accuracy(link, x, samples) -> dict:
     from ..console import progress
     from .runner import accuracy_report
 
-    x = samples.int8_inputs()
     link.drain(0.2)
     with progress() as prog:
         task = prog.add_task("on-device inference", total=len(x))

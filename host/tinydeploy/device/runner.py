@@ -16,17 +16,21 @@ _RESULTS = re.compile(r"^m-results-\[([^]]+)\]$")
 CHUNK = 31  # bytes per "db HEX%" command, as the runner sends them
 
 
-def _reply(link: Link, timeout: float) -> list[str]:
-    """The lines of one reply, up to its m-ready. An e-[...] line raises, once the reply is complete, so that
-    the next command's reply starts clean."""
-    lines, error = [], None
+def _until_ready(link: Link, timeout: float) -> list:
+    """Every event of one reply, up to its m-ready: read whole before anything raises, so that the next
+    command's reply starts clean."""
+    events = []
     for ev in link.events(timeout=timeout, idle_timeout=timeout):
-        if ev.kind == "line":
-            if ev.text == "m-ready":
-                break
-            if ev.text.startswith("e-") and error is None:
-                error = ev.text
-            lines.append(ev.text)
+        if ev.kind == "line" and ev.text == "m-ready":
+            break
+        events.append(ev)
+    return events
+
+
+def _reply(link: Link, timeout: float) -> list[str]:
+    """The lines of one reply; an e-[...] line raises."""
+    lines = [ev.text for ev in _until_ready(link, timeout) if ev.kind == "line"]
+    error = next((l for l in lines if l.startswith("e-")), None)
     if error:
         raise DeviceError(f"the firmware answered {error}", "Check that the inputs match the model's input size")
     return lines
@@ -56,20 +60,15 @@ def infer_exact(link: Link, x: np.ndarray, *, timeout: float = 30.0) -> tuple[np
     """One inference with ``td-infer``: the device's int8 outputs and its counter's reading (cycles or instructions)."""
     load_input(link, x)
     link.send("td-infer")
-    result = None
-    for ev in link.events(timeout=timeout, idle_timeout=timeout):
+    for ev in _until_ready(link, timeout):
         if ev.kind == "record" and ev.record.type == "result":
-            result = np.array(ev.record.ints("out"), dtype=np.int8), ev.record.int("cycles")
-        elif ev.kind == "record" and ev.record.type == "error":
+            return np.array(ev.record.ints("out"), dtype=np.int8), ev.record.int("cycles")
+        if ev.kind == "record" and ev.record.type == "error":
             raise DeviceError(f"the firmware reported {ev.record.str('code')}: {ev.record.str('detail')}",
                               "See the firmware's report with `tinydeploy bench`")
-        elif ev.kind == "line" and ev.text.startswith("e-"):
+        if ev.kind == "line" and ev.text.startswith("e-"):
             raise DeviceError(f"the firmware answered {ev.text}", "Rebuild and flash the firmware with this tinydeploy")
-        elif ev.kind == "line" and ev.text == "m-ready":
-            break  # the reply is complete: the next command starts clean
-    if result is None:
-        raise DeviceError("no result record for td-infer", "Rebuild and flash the firmware with this tinydeploy")
-    return result
+    raise DeviceError("no result record for td-infer", "Rebuild and flash the firmware with this tinydeploy")
 
 
 def device_outputs(link: Link, x: np.ndarray, progress=None) -> tuple[np.ndarray, list[int]]:
