@@ -121,7 +121,7 @@ def _sizes(tc: ArmToolchain, elf: Path) -> tuple[int, int, int]:
 
 
 def build_firmware(project: Path, lib: TflmLibrary, board: Board, *, out_dir: Path | None = None,
-                   extra_defines: tuple[str, ...] = (), extra_sources: tuple[Path, ...] = (), jobs: int | None = None,
+                   extra_sources: tuple[Path, ...] = (), jobs: int | None = None,
                    progress: Callable[[str, int, int], None] | None = None) -> FirmwareImage:
     """Compile PROJECT/src with the emulator's board layer, link with the cached TFLM archive."""
     tc = ArmToolchain.find()
@@ -138,7 +138,7 @@ def build_firmware(project: Path, lib: TflmLibrary, board: Board, *, out_dir: Pa
     archive = build_archive(lib, tc, lib_flags, jobs=jobs,
                             progress=(lambda d, n: progress("compiling TFLM (once, then cached)", d, n)) if progress else None)
     board_dir = firmware_dir() / target.firmware_dir
-    app_flags = CompileFlags(cpu=cpu, defines=(*lib_flags.defines, *target.defines, *pflags.defines, *extra_defines),
+    app_flags = CompileFlags(cpu=cpu, defines=(*lib_flags.defines, *target.defines, *pflags.defines),
                              c_std=lib_flags.c_std, cxx_std=lib_flags.cxx_std, optimize=lib_flags.optimize)
     out = out_dir or project / ".emulator"
     out.mkdir(parents=True, exist_ok=True)
@@ -175,9 +175,8 @@ def build_firmware(project: Path, lib: TflmLibrary, board: Board, *, out_dir: Pa
 
 
 def emulate_project(project: Path, *, tflm: str | None, board_id: str = "nano33ble", jobs: int | None = None,
-                    extra_defines: tuple[str, ...] = (), extra_sources: tuple[Path, ...] = (), progress=None):
+                    extra_sources: tuple[Path, ...] = (), progress=None):
     """Build the emulated firmware for PROJECT; returns (FirmwareImage, TflmLibrary)."""
     lib = TflmLibrary.locate(tflm, project)
-    image = build_firmware(project, lib, load(board_id), jobs=jobs, extra_defines=extra_defines,
-                           extra_sources=extra_sources, progress=progress)
+    image = build_firmware(project, lib, load(board_id), jobs=jobs, extra_sources=extra_sources, progress=progress)
     return image, lib
