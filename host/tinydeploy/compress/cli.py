@@ -45,6 +45,9 @@ def add_parsers(sub, add_board, add_json) -> None:
     c.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {','.join(VARIANTS)}")
     c.add_argument("--quantize", choices=("int8",), help="shorthand for --variants int8")
     c.add_argument("--prune", default="", help="comma-separated target sparsities, e.g. 0.5,0.75 (each adds a pruned int8 model)")
+    c.add_argument("--prune-filters", default="", metavar="FRACTIONS",
+                   help="comma-separated fractions of filters to remove, e.g. 0.5 (structured pruning: each adds a "
+                        "smaller int8 model, rebuilt and fine-tuned)")
     c.add_argument("--finetune-epochs", type=int, default=2, help="epochs of pruning and QAT fine-tuning (default 2)")
     c.add_argument("--qat", action="store_true", help="also make an int8 model by quantization-aware training, "
                                                       "compared with post-training int8 after the same epochs")
@@ -77,7 +80,9 @@ def _dataset(args):
     return ds
 
 
-def _model(args, ds):
+def _model(args, ds, before_training=None):
+    """The user's model, or a family's trained; ``before_training(model)`` checks the model first (seconds, not
+    minutes: a lever that cannot apply to it fails before training)."""
     from ..console import err_console
     from .models import build, load_keras_model, train
     from .tfenv import seed_everything
@@ -85,7 +90,10 @@ def _model(args, ds):
     seed_everything(args.seed)
     p = _model_file(args.model)
     if p is not None:
-        return load_keras_model(args.model), p.stem
+        m = load_keras_model(args.model)
+        if before_training:
+            before_training(m)
+        return m, p.stem
     kw = {}
     if args.alpha is not None:
         if args.model == "vgg16":
@@ -94,6 +102,8 @@ def _model(args, ds):
             raise TinyDeployError("vgg16 is the plain VGG16 and takes no --alpha", "Use vgg_style --alpha W for a narrower VGG")
         kw["alpha" if args.model.startswith("mobilenet") else "width"] = args.alpha
     m = build(args.model, ds.input_shape, ds.num_classes, **kw)
+    if before_training:
+        before_training(m)
     err_console.print(f"training {args.model} ({m.count_params():,} parameters) for {args.epochs} epochs ...")
     train(m, ds, epochs=args.epochs, batch_size=args.batch_size, class_weight=ds.imbalanced, recipe=args.recipe)
     return m, args.model
@@ -116,6 +126,18 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _fractions(flag: str, text: str) -> tuple[float, ...]:
+    from ..errors import TinyDeployError
+
+    try:
+        out = tuple(float(s) for s in text.split(",") if s)
+    except ValueError:
+        raise TinyDeployError(f"{flag} takes fractions like 0.5,0.75, not {text!r}") from None
+    if any(not 0 < s < 1 for s in out):
+        raise TinyDeployError(f"{flag} fractions must be between 0 and 1 (exclusive)")
+    return out
+
+
 def cmd_compress(args) -> int:
     import time
 
@@ -131,15 +153,19 @@ def cmd_compress(args) -> int:
     bad = [v for v in variants if v not in VARIANTS]
     if bad:
         raise TinyDeployError(f"unknown variant {bad[0]!r}", f"Choose from {', '.join(VARIANTS)}")
-    try:
-        prune = tuple(float(s) for s in args.prune.split(",") if s)
-    except ValueError:
-        raise TinyDeployError(f"--prune takes fractions like 0.5,0.75, not {args.prune!r}") from None
-    if any(not 0 < s < 1 for s in prune):
-        raise TinyDeployError("--prune sparsities must be between 0 and 1")
+    prune = _fractions("--prune", args.prune)
+    prune_filters = _fractions("--prune-filters", args.prune_filters)
     ds = _dataset(args)
-    model, stem = _model(args, ds)
-    opts = CompressOptions(variants=variants, prune=prune, qat=args.qat, finetune_epochs=args.finetune_epochs,
+
+    def check(m):
+        from .filters import prune_filters as rebuild_smaller
+
+        for f in prune_filters:  # a model structured pruning cannot handle is refused before training
+            rebuild_smaller(m, f)
+
+    model, stem = _model(args, ds, before_training=check if prune_filters else None)
+    opts = CompressOptions(variants=variants, prune=prune, prune_filters=prune_filters, qat=args.qat,
+                           finetune_epochs=args.finetune_epochs,
                            rep_samples=args.rep_samples, tflm_eval=not args.no_tflm_eval, batch_size=args.batch_size)
     report = compress(model, ds, args.name or stem, Path(args.output), opts, force=args.force, started=started)
     render(report)

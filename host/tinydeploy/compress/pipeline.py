@@ -24,6 +24,7 @@ class CompressOptions:
     variants: tuple[str, ...] = VARIANTS
     prune: tuple[float, ...] = ()  # target sparsities; each adds a pruned int8 model
     qat: bool = False  # adds a quantization-aware-trained int8 model
+    prune_filters: tuple[float, ...] = ()  # fractions of filters removed; each adds a smaller int8 model
     finetune_epochs: int = 2
     rep_samples: int = 200
     golden_samples: int = 16
@@ -84,6 +85,35 @@ def pruned_copy(model, ds: Dataset, sparsity: float, *, epochs: int, batch_size:
     return prune(clone, ds, target_sparsity=sparsity, epochs=epochs, batch_size=batch_size, class_weight=ds.imbalanced)
 
 
+def filter_pruned_copy(model, ds: Dataset, fraction: float, *, epochs: int, batch_size: int = 128):
+    """``model`` with ``fraction`` of its filters removed (compress/filters.py), fine-tuned ``epochs`` with the
+    pruning fine-tuning rate and the model's class weights; ``model`` itself is left as it is."""
+    from .filters import prune_filters
+    from .models import train
+    from .prune import FINETUNE_LR
+
+    smaller = prune_filters(model, fraction)
+    return train(smaller, ds, epochs=epochs, batch_size=batch_size, lr=FINETUNE_LR, class_weight=ds.imbalanced)
+
+
+def deployment_figures(data: bytes, name: str) -> dict:
+    """What an int8 model costs on the board, from the TF-free analyzer: MACs, parameters, arena (measured by the TFLM
+    host interpreter, 32-bit figure) and a latency ESTIMATE from the cycle model (study/cycle_model.py)."""
+    from .. import boards
+    from ..analyze import analyze
+    from ..errors import ModelError
+    from ..study.cycle_model import estimate_ms
+    from ..tflite_model import TFLiteModel
+
+    m = TFLiteModel.from_bytes(data, source=name)
+    try:
+        a = analyze(m, boards.load("nano33ble"))
+    except ModelError:  # the host interpreter refused the model: the graph's figures without an arena
+        a = analyze(m, boards.load("nano33ble"), measure_arena=False)
+    return {"macs": a.total_macs, "params": a.total_params, "arena_bytes": a.arena.device_bytes if a.arena else None,
+            "latency_ms_estimate": round(estimate_ms([o.to_dict() for o in a.ops], "int8"), 3), "fits": a.fit.fits}
+
+
 def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions, *, force: bool,
              started: float | None = None) -> dict:
     """``started``: time.monotonic() when the command began, so that the reported run time covers loading and
@@ -97,7 +127,7 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
         labels = "\n".join(ds.class_names) + "\n"
         base_sparsity = sparsity_report(model)["overall"]
         jobs = [(name, model, v, base_sparsity) for v in opts.variants]
-        if opts.prune or opts.qat:
+        if opts.prune or opts.qat or opts.prune_filters:
             # Pruned and QAT models get fine-tuning epochs on top of the parent's: the parent, trained as many
             # epochs more with the same learning rate, is the like-for-like baseline they are compared with.
             err_console.print(f"training {name} {opts.finetune_epochs} more epochs (the equal-epoch baseline) ...")
@@ -117,6 +147,16 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
             pruned.save(tmp / f"{pname}.keras")
             write_json_atomic(tmp / f"{pname}.sparsity.json", rep)
             jobs.append((pname, pruned, "int8", rep["overall"]))
+        for f in opts.prune_filters:
+            from .filters import channel_report
+
+            err_console.print(f"removing {f:.0%} of the filters, {opts.finetune_epochs} fine-tuning epochs ...")
+            smaller = filter_pruned_copy(model, ds, f, epochs=opts.finetune_epochs, batch_size=opts.batch_size)
+            fpname = f"{name}_filters{int(round(f * 100))}"
+            smaller.save(tmp / f"{fpname}.keras")
+            write_json_atomic(tmp / f"{fpname}.channels.json", {"parent": channel_report(model), "pruned": channel_report(smaller),
+                                                               "fraction": f})
+            jobs.append((fpname, smaller, "int8", sparsity_report(smaller)["overall"]))
         for jname, m, variant, sparsity in jobs:
             err_console.print(f"converting {jname} to {variant} and evaluating ...")
             data = convert(m, variant, ds.x_train, opts.rep_samples)
@@ -127,6 +167,7 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
             r = VariantResult(jname, variant, fname, len(data), sparsity, met, tmet,
                               extra={"gzip_bytes": len(gzip.compress(data, 9))})
             if variant == "int8":
+                r.extra.update(deployment_figures(data, fname))
                 stem = fname[: -len(".tflite")]
                 (tmp / f"{stem}.labels.txt").write_text(labels)
                 n = opts.golden_samples
@@ -140,6 +181,10 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
     return report
 
 
+def _is_pruned(name: str) -> bool:
+    return "_pruned" in name or "_filters" in name
+
+
 def _report(name: str, ds: Dataset, results: list[VariantResult], seconds: float) -> dict:
     f32 = next((r for r in results if r.variant == "float32" and r.name == name), None)
     baseline = next((r for r in results if r.name.startswith(f"{name}_plus") and r.variant == "int8"), None)
@@ -148,8 +193,13 @@ def _report(name: str, ds: Dataset, results: list[VariantResult], seconds: float
         row = r.row()
         row["size_vs_float32"] = r.bytes / f32.bytes if f32 else None
         row["accuracy_delta_pp"] = 100 * (r.metrics["accuracy"] - f32.metrics["accuracy"]) if f32 else None
-        if baseline is not None and ("_pruned" in r.name or r.name.endswith("_qat")):  # same epochs in total
+        if baseline is not None and (_is_pruned(r.name) or r.name.endswith("_qat")):  # same epochs in total
             row["vs_equal_epochs_pp"] = 100 * (r.metrics["accuracy"] - baseline.metrics["accuracy"])
+        parent = next((p for p in results if p.name == name and p.variant == "int8"), None)
+        if "_filters" in r.name and parent is not None:  # what removing filters saved on the board
+            row["vs_parent"] = {k: r.extra[k] / parent.extra[k] for k in ("macs", "params", "arena_bytes", "latency_ms_estimate")
+                                if r.extra.get(k) and parent.extra.get(k)}
+            row["vs_parent"]["bytes"] = r.bytes / parent.bytes
         rows.append(row)
     return {"schema": "tinydeploy.compress/1", "model": name, "dataset": ds.summary(), "seconds": round(seconds, 1),
             "rows": rows, "confusion": {f"{r.name}/{r.variant}": r.metrics["confusion"] for r in results}}
@@ -170,6 +220,19 @@ def markdown(report: dict) -> str:
                      f"{f(r['sparsity'], '.1%')} | {f(r['accuracy'], '.4f')} | {f(r['accuracy_delta_pp'], '+.2f')} | "
                      f"{f(r.get('vs_equal_epochs_pp'), '+.2f')} | "
                      f"{f(r['balanced_accuracy'], '.4f')} | {f(r['tflm_accuracy'], '.4f')} |")
+    dep = [r for r in report["rows"] if r["variant"] == "int8" and "macs" in r]
+    if dep:
+        lines += ["", "On the board (int8): MACs and parameters from the graph, arena measured by the TFLM host interpreter "
+                  "(32-bit), latency an ESTIMATE from the cycle model (`tinydeploy emulate` measures it). "
+                  "x parent: a filter-pruned model against its unpruned parent.", "",
+                  "| model | MACs | params | bytes | arena bytes | est. latency ms | x parent (MACs / bytes / arena) |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
+        for r in dep:
+            vp = r.get("vs_parent")
+            ratio = "-" if not vp else " / ".join(f"{vp[k]:.2f}" if k in vp else "-" for k in ("macs", "bytes", "arena_bytes"))
+            lines.append(f"| {r['name']} | {r['macs']:,} | {r['params']:,} | {r['bytes']:,} | "
+                         f"{'-' if r['arena_bytes'] is None else format(r['arena_bytes'], ',')} | "
+                         f"{r['latency_ms_estimate']:.1f} | {ratio} |")
     return "\n".join(lines) + "\n"
 
 
@@ -187,3 +250,15 @@ def render(report: dict) -> None:
                   f(r["accuracy"], ".4f"), f(r["accuracy_delta_pp"], "+.2f"), f(r["balanced_accuracy"], ".4f"),
                   f(r["tflm_accuracy"], ".4f"))
     console.print(t)
+    dep = [r for r in report["rows"] if r["variant"] == "int8" and "macs" in r]
+    if dep:
+        d = Table(title="int8 on the board (latency: cycle-model ESTIMATE; x parent: filter-pruned vs unpruned)",
+                  title_justify="left")
+        for c in ("model", "MACs", "params", "bytes", "arena", "est. ms", "Δ equal epochs", "x parent MACs", "x parent bytes"):
+            d.add_column(c, justify="left" if c == "model" else "right")
+        for r in dep:
+            vp = r.get("vs_parent") or {}
+            d.add_row(r["name"], f"{r['macs']:,}", f"{r['params']:,}", f"{r['bytes']:,}", f(r["arena_bytes"], ","),
+                      f(r["latency_ms_estimate"], ".1f"), f(r.get("vs_equal_epochs_pp"), "+.2f"), f(vp.get("macs"), ".2f"),
+                      f(vp.get("bytes"), ".2f"))
+        console.print(d)
