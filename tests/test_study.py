@@ -13,12 +13,23 @@ pytestmark = pytest.mark.slow  # trains with TensorFlow
 
 
 def test_quick_study(tmp_path, tflm_dir):
+    """The quick profile end to end, through compress()'s public pipeline: every row kind, emulated latencies for the
+    int8 rows that fit, structured-pruned rows smaller and faster than their parent, the CSV and the Markdown in
+    agreement, the report and the plots, resumption, --bench applied over cached rows, and the output guard."""
+    import time
+
     out = tmp_path / "r"
     args = ("study", "--quick", "--datasets", "radiology", "--families", "custom_cnn,vgg16,mobilenet_v2_1.0", "-o", out,
             "--tflm", tflm_dir)
+    t0 = time.monotonic()
     run_cli(*args, check=0, timeout=600)
+    assert time.monotonic() - t0 < 180  # the issue's bound for the quick profile on this machine
     rows = list(csv.DictReader(open(out / "study.csv")))
-    assert len(rows) == 9  # 5 variants + 2 pruned int8 + the vgg16 and mobilenet_v2_1.0 reference rows
+    kinds = [r["kind"] for r in rows if r["family"] == "custom_cnn"]
+    assert kinds == ["float32", "float16", "dynamic", "int16x8", "int8", "int8+epochs", "int8+qat", "int8+pruned",
+                     "int8+filters"]
+    by = {r["kind"]: r for r in rows if r["family"] == "custom_cnn"}
+    assert [r["epochs"] for r in rows if r["family"] == "custom_cnn"] == ["1"] * 5 + ["2"] * 4  # 1 epoch + 1 fine-tuning
     vgg = [r for r in rows if r["family"] == "vgg16"][0]
     assert vgg["fits"] == "False" and "flash +" in vgg["does_not_fit_by"]
     # untrained MobileNetV2 1.0: TFLM's host interpreter aborts on it; the row still comes, saying why
@@ -32,16 +43,45 @@ def test_quick_study(tmp_path, tflm_dir):
         if deployable:
             assert int(r["instructions"]) > 100_000 and int(r["device_arena_bytes"]) > 0
             assert float(r["latency_ms"]) == pytest.approx(int(r["instructions"]) / 64e3, rel=1e-3)
-    assert sum(r["latency_kind"] == "emulated" for r in rows) == 3  # int8, pruned50, pruned75
-    md = (out / "study.md").read_text().splitlines()[2:]
-    assert [l.split(" | ")[2] for l in md] == [r["model"] for r in rows]
+    assert sum(r["latency_kind"] == "emulated" for r in rows) == 5
+    # structured pruning: smaller and faster than its parent (both emulated); unstructured: same bytes, smaller gzip
+    f, p, u = by["int8+filters"], by["int8"], by["int8+pruned"]
+    assert int(f["model_bytes"]) <= 0.55 * int(p["model_bytes"]) and int(f["instructions"]) < 0.6 * int(p["instructions"])
+    assert int(f["macs"]) <= 0.55 * int(p["macs"])
+    assert u["model_bytes"] == p["model_bytes"] and int(u["gzip_bytes"]) < int(p["gzip_bytes"])
+    assert u["instructions"] == p["instructions"]  # TFLM multiplies the zeros too
+    # the QAT and pruned rows are compared with the parent trained as many epochs
+    base = float(by["int8+epochs"]["balanced_accuracy"])
+    for k in ("int8+qat", "int8+pruned", "int8+filters"):
+        assert float(by[k]["vs_equal_epochs_pp"]) == pytest.approx(100 * (float(by[k]["accuracy"]) - float(by["int8+epochs"]["accuracy"])), abs=0.01)
+    assert 0 <= base <= 1
+    # the Markdown table and the CSV hold the same rows and values
+    cells = lambda line: [c.strip() for c in line[1:-1].split("|")]
+    lines = (out / "study.md").read_text().splitlines()
+    cols = cells(lines[0])
+    assert cols == list(rows[0].keys()) and len(lines) == 2 + len(rows)
+    for line, r in zip(lines[2:], rows):
+        assert cells(line) == [r[c].replace("|", "/") for c in cols]
     for png in ("accuracy_vs_size.png", "accuracy_vs_latency.png", "size_reduction.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
-    # resumable: the second run reuses the cached groups
+    report = (out / "report.md").read_text()
+    assert "Quick profile" in report and "mean nothing" in report and "Beside the reference paper's insights" in report
+    # resumable: the same command reuses the cached groups; --bench now applies to a cached row
     before = (out / "study.csv").read_text()
     r = run_cli(*args, "--json", "-", check=0, timeout=120)
     assert (out / "study.csv").read_text() == before
-    assert len(json.loads(r.stdout)["rows"]) == 9  # --json -: the document alone on stdout
+    assert len(json.loads(r.stdout)["rows"]) == 11  # --json -: the document alone on stdout
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"latency": {"ms": {"median": 12.5}}}))
+    r = run_cli(*args, "--bench", f"radiology/custom_cnn/int8={bench}", "--json", "-", check=0, timeout=120)
+    row = [x for x in json.loads(r.stdout)["rows"] if x["model"] == "custom_cnn" and x["variant"] == "int8"][0]
+    assert row["latency_kind"] == "measured" and row["latency_ms"] == 12.5
+    # another command's study in the same directory, or a report without its cache: refused without --force
+    r = run_cli("study", "--quick", "--datasets", "radiology", "--families", "custom_cnn", "-o", out)
+    assert r.returncode == 2 and "not empty" in r.stderr and (out / "study.csv").read_text() != ""
+    (out / "notes.txt").write_text("mine")
+    r = run_cli(*args)
+    assert r.returncode == 2 and "notes.txt" in r.stderr and (out / "notes.txt").read_text() == "mine"
 
 
 def test_two_groups_one_failing_keeps_the_other(tmp_path):

@@ -72,7 +72,7 @@ class Dataset:
     @property
     def imbalanced(self) -> bool:
         counts = np.bincount(self.y_train, minlength=self.num_classes)
-        return counts.max() > 2 * max(counts.min(), 1)
+        return bool(counts.max() > 2 * max(counts.min(), 1))
 
     def subset(self, train: int | None = None, test: int | None = None, seed: int = 0) -> "Dataset":
         """A smaller dataset (stratification kept by a seeded shuffle) for quick runs."""

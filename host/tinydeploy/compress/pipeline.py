@@ -111,7 +111,7 @@ def deployment_figures(data: bytes, name: str) -> dict:
     except ModelError:  # the host interpreter refused the model: the graph's figures without an arena
         a = analyze(m, boards.load("nano33ble"), measure_arena=False)
     return {"macs": a.total_macs, "params": a.total_params, "arena_bytes": a.arena.device_bytes if a.arena else None,
-            "latency_ms_estimate": round(estimate_ms([o.to_dict() for o in a.ops], "int8"), 3), "fits": a.fit.fits}
+            "latency_ms_estimate": round(estimate_ms([o.to_dict() for o in a.ops], "int8"), 3), "fits": None if a.fit.fits is None else bool(a.fit.fits)}
 
 
 def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions, *, force: bool,

@@ -15,8 +15,13 @@ def add_parsers(sub, add_board, add_json) -> None:
     s.add_argument("--datasets", default="fashion,radiology", help="comma-separated: fashion,radiology,dermatology")
     s.add_argument("--families", default=",".join(STUDY_FAMILIES),
                    help="comma-separated model families (vgg16 and mobilenet_v2_1.0 are analysed, not trained)")
-    s.add_argument("--quick", action="store_true", help="subsets and one epoch (for tests)")
-    s.add_argument("-o", "--output", default="results", help="output directory (default results/)")
+    s.add_argument("--quick", action="store_true", help="small subsets and one epoch: checks the pipeline in a couple "
+                                                        "of minutes; its accuracies mean nothing")
+    s.add_argument("-o", "--output", default="results", help="output directory (default results/); the same command "
+                                                             "resumes an interrupted study there")
+    s.add_argument("--force", action="store_true", help="write over a finished study's report in the output directory")
+    s.add_argument("--latency-budget", type=float, default=100.0, metavar="MS",
+                   help="the latency budget drawn on the plots (default 100 ms: 10 inferences a second)")
     s.add_argument("--workers", type=int, default=2, help="parallel (dataset, family) groups (default 2)")
     s.add_argument("--bench", action="append", default=[], metavar="DATASET/MODEL/VARIANT=BENCH.json",
                    help="use a measured latency from a `tinydeploy bench --json` file for that row")
@@ -43,13 +48,42 @@ def _emulator_missing(tflm: str | None) -> str | None:
     return None
 
 
+STUDY_FILES = {"cache", "report.md", "study.csv", "study.md", "accuracy_vs_size.png", "accuracy_vs_latency.png",
+               "size_reduction.png"}
+
+
+def _check_output(out: Path, force: bool, run: dict) -> None:
+    """The output directory may be new or empty, or hold a study made by this same command (``run``: profile,
+    datasets, families, recorded in its cache), which it resumes; anything else, a committed report without its
+    cache included, is written over only with --force."""
+    import json
+
+    from ..errors import TinyDeployError
+
+    if out.exists() and not out.is_dir():
+        raise TinyDeployError(f"{out} exists and is not a directory", "Choose another output directory with -o")
+    if not out.is_dir() or force or not any(out.iterdir()):
+        return
+    try:
+        same = json.loads((out / "cache" / "run.json").read_text()) == run
+    except (OSError, ValueError):
+        same = False
+    other = sorted(p.name for p in out.iterdir() if p.name not in STUDY_FILES)
+    if other or not same:
+        raise TinyDeployError(f"output directory {out} is not empty and holds " + (other[0] if other else
+                              "a study made by another command"),
+                              "Choose another directory with -o, or pass --force to write over its report "
+                              "(cached rows are reused)")
+
+
 def cmd_study(args) -> int:
     import sys
 
     from ..console import write_json
+    from ..fsutil import write_json_atomic
     from ..console import console, progress
     from ..errors import TinyDeployError
-    from .grid import DATASETS, PROFILES, STUDY_FAMILIES, add_emulated_latency, run
+    from .grid import DATASETS, PROFILES, STUDY_FAMILIES, add_emulated_latency, apply_measured, run
     from .outputs import write_all
 
     datasets = [d for d in args.datasets.split(",") if d]
@@ -69,21 +103,26 @@ def cmd_study(args) -> int:
             raise TinyDeployError(f"cannot read a bench latency from {path}", "Pass a file written by `tinydeploy bench --json`") from None
     profile = PROFILES["quick" if args.quick else "full"]
     out = Path(args.output)
+    run_id = {"profile": profile.key, "datasets": datasets, "families": families}
+    _check_output(out, args.force, run_id)
+    (out / "cache").mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "cache" / "run.json", run_id)
     t0 = time.monotonic()
     with progress() as prog:
         task = prog.add_task(f"study ({profile.name})", total=len(datasets) * len(families))
-        rows, failures = run(datasets, families, profile, out, workers=args.workers, measured=measured,
-                   progress=lambda done, total: prog.update(task, completed=done))
+        rows, failures = run(datasets, families, profile, out, workers=args.workers,
+                             progress=lambda done, total: prog.update(task, completed=done))
+        apply_measured(rows, measured)
         why_not = None if not args.no_emulate else "--no-emulate"
         if why_not is None:
             why_not = _emulator_missing(args.tflm)
         if why_not is None:
             etask = prog.add_task("emulated latency (int8 rows that fit)", total=None)
-            add_emulated_latency(rows, out, profile, args.tflm,
+            add_emulated_latency(rows, out, args.tflm,
                                  progress=lambda done, total: prog.update(etask, completed=done, total=total))
         else:
             console.print(f"[yellow]latencies are cycle-model estimates:[/] {why_not}")
-    meta = {"profile": profile.name, "seconds": time.monotonic() - t0, "latency_source": why_not or "emulated",
+    meta = {"profile": profile.name, "profile_text": profile.describe(), "latency_budget_ms": args.latency_budget, "seconds": time.monotonic() - t0, "latency_source": why_not or "emulated",
             "command": "tinydeploy " + " ".join(sys.argv[1:]),
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "failures": failures}
     files = write_all(rows, out, meta)

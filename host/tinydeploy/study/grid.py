@@ -12,7 +12,8 @@ from pathlib import Path
 from ..compress.names import FAMILIES as MODEL_FAMILIES
 from ..compress.names import VARIANTS
 
-SPARSITIES = (0.5, 0.75)
+SPARSITY = 0.5  # the unstructured-pruned int8 row (weights zeroed; its gain is the gzip size)
+FILTERS = 0.5  # the structured-pruned int8 row (half the filters removed; smaller and faster)
 
 # family -> build kwargs for microcontroller size
 FAMILIES = {
@@ -21,6 +22,8 @@ FAMILIES = {
     "mobilenet_v1": {"alpha": 0.25},
     "mobilenet_v2": {"alpha": 0.35},
 }
+# Families structured pruning cannot take (compress/filters.py): channels joined by an addition.
+NO_FILTER_PRUNING = {"mobilenet_v2": "residual additions join channels (structured pruning needs a chain)"}
 # Reference rows that cannot fit: analysed (size, arena, MACs) but not trained. row -> (family, build kwargs)
 TOO_BIG = {"vgg16": ("vgg16", {}), "mobilenet_v2_1.0": ("mobilenet_v2", {"alpha": 1.0})}
 assert set(FAMILIES) <= set(MODEL_FAMILIES) and {f for f, _ in TOO_BIG.values()} <= set(MODEL_FAMILIES)
@@ -28,10 +31,18 @@ STUDY_FAMILIES = (*FAMILIES, *TOO_BIG)  # the study's rows, in the order of its 
 
 DATASETS = {"fashion": "fashion-mnist", "radiology": "pneumonia", "dermatology": "ham10000"}
 
+# The rows of one family, in table order: (kind, what it is). A row's `kind` names its compression lever.
+KINDS = {**{v: f"{v}, post-training" for v in VARIANTS},
+         "int8+epochs": "int8 of the parent trained as many epochs as the fine-tuned rows below (their baseline)",
+         "int8+qat": "int8 by quantization-aware training",
+         "int8+pruned": f"int8, {SPARSITY:.0%} of the weights zeroed (unstructured)",
+         "int8+filters": f"int8, {FILTERS:.0%} of the filters removed (structured)"}
+
 
 # Part of every cached row's key: bump it when a change alters what a group computes, so that a rerun
 # does not mix rows made before and after the change. 2: BatchNorm momentum, int32 shape arithmetic.
-ROWS_VERSION = 2
+# 3: rows come from compress() (QAT, structured pruning, equal-epoch baseline, gzip size).
+ROWS_VERSION = 3
 
 
 @dataclass
@@ -46,15 +57,30 @@ class Profile:
     def key(self) -> str:
         return f"v{ROWS_VERSION}-{self.name}-e{self.epochs}-f{self.finetune_epochs}-{self.train_subset}-{self.test_subset}"
 
+    def describe(self) -> str:
+        data = "full datasets" if self.train_subset is None else f"{self.train_subset} training images"
+        return f"{self.name} profile: {data}, {self.epochs} epoch(s) + {self.finetune_epochs} fine-tuning"
+
 
 PROFILES = {
-    "quick": Profile("quick", 1, 1, 1500, 300),
+    "quick": Profile("quick", 1, 1, 600, 200),
     "full": Profile("full", 3, 1, None, None),
 }
 
 
-def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, measured: dict) -> list[dict]:
-    """Train one family on one dataset, prune, convert all variants, evaluate, analyze. Runs in a worker."""
+def _kind(family: str, name: str, variant: str) -> str:
+    suffix = name[len(family):]
+    if not suffix:
+        return variant
+    for tag, kind in (("_plus", "int8+epochs"), ("_qat", "int8+qat"), ("_pruned", "int8+pruned"), ("_filters", "int8+filters")):
+        if suffix.startswith(tag):
+            return kind
+    raise ValueError(f"unexpected compress row {name}")
+
+
+def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str) -> list[dict]:
+    """Train one family on one dataset, then compress()'s public pipeline (every variant, QAT, unstructured and
+    structured pruning, the equal-epoch baseline), its output kept in the cache; analyze every file. Runs in a worker."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import numpy as np
 
@@ -62,8 +88,7 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, meas
     from ..analyze import analyze
     from ..compress.datasets import load_dataset
     from ..compress.models import build, min_input_size, train
-    from ..compress.pipeline import evaluate_variant, pruned_copy
-    from ..compress.prune import sparsity_report
+    from ..compress.pipeline import CompressOptions, compress
     from ..compress.quantize import convert
     from ..compress.tfenv import seed_everything
     from ..errors import ModelError
@@ -77,11 +102,11 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, meas
     ds = load_dataset(DATASETS[dataset_key], size=size if size != 28 else None)
     if profile.train_subset:
         ds = ds.subset(profile.train_subset, profile.test_subset)
+    imbalanced = ds.imbalanced
     seed_everything(0)
     model = build(base, ds.input_shape, ds.num_classes, **kw)
-    rows = []
 
-    def row_for(name, variant, data, sparsity, trained, met=None, tmet=None):
+    def row_for(name, variant, kind, data, file, crow=None):
         m = TFLiteModel.from_bytes(data, source=name)
         why = []  # reasons a row does not fit, beyond the budgets it exceeds
         try:
@@ -98,44 +123,54 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, meas
         elif not a.is_int8:
             over.append(f"not full int8 ({a.type_issues[0].message})")
         over += [i.message for i in a.support_issues] + why
-        key = f"{dataset_key}/{name}/{variant}"
-        lat, lat_kind = (measured[key], "measured") if key in measured else (estimate_ms(ops, variant), "estimated")
+        c = crow or {}
+        acc, bal = c.get("accuracy"), c.get("balanced_accuracy")
         return {
-            "dataset": dataset_key, "family": family, "model": name, "variant": variant,
-            "sparsity": sparsity, "trained": trained,
-            "accuracy": None if met is None else met["accuracy"],
-            "balanced_accuracy": None if met is None else met["balanced_accuracy"],
-            "tflm_accuracy": None if tmet is None else tmet["accuracy"],
-            "model_bytes": len(data), "arena_bytes": arena, "macs": a.total_macs, "params": a.total_params,
+            "dataset": dataset_key, "family": family, "model": name, "variant": variant, "kind": kind,
+            "sparsity": c.get("sparsity"), "trained": crow is not None,
+            "epochs": c.get("epochs"),
+            "accuracy": acc, "balanced_accuracy": bal, "imbalanced": imbalanced,
+            "headline": bal if imbalanced else acc,
+            "tflm_accuracy": c.get("tflm_accuracy"), "vs_equal_epochs_pp": c.get("vs_equal_epochs_pp"),
+            "model_bytes": len(data), "gzip_bytes": c.get("gzip_bytes"), "arena_bytes": arena,
+            "macs": a.total_macs, "params": a.total_params,
+            "model_budget_bytes": a.fit.flash.available_bytes - (a.flash.total_bytes - a.flash.model_bytes),
             "fits": bool(fits), "does_not_fit_by": "; ".join(over) if not fits else "",
-            "latency_ms": lat, "latency_kind": lat_kind,
+            "latency_ms": estimate_ms(ops, variant), "latency_kind": "estimated",
+            "latency_estimate_ms": estimate_ms(ops, variant), "file": file,
         }
 
     if family in TOO_BIG:
         rep = np.random.default_rng(0).integers(0, 256, (8,) + ds.input_shape, dtype=np.uint8)
-        rows.append(row_for(family, "int8", convert(model, "int8", rep, 8), 0.0, False))
-        return rows
+        data = convert(model, "int8", rep, 8)
+        file = f"{dataset_key}_{family}_int8.tflite"
+        (cache / file).write_bytes(data)
+        return [row_for(family, "int8", "int8", data, file)]
 
     train(model, ds, epochs=profile.epochs, class_weight=ds.imbalanced)
-    jobs = [(family, model, v, sparsity_report(model)["overall"]) for v in VARIANTS]
-    for s in SPARSITIES:
-        pruned = pruned_copy(model, ds, s, epochs=profile.finetune_epochs)
-        jobs.append((f"{family}_pruned{int(s * 100)}", pruned, "int8", sparsity_report(pruned)["overall"]))
-    for name, m, variant, sp in jobs:
-        data = convert(m, variant, ds.x_train)
-        (cache / f"{dataset_key}_{name}_{variant}_{profile.name}.tflite").write_bytes(data)
-        met, tmet = evaluate_variant(data, ds, variant)
-        rows.append(row_for(name, variant, data, sp, True, met, tmet))
+    opts = CompressOptions(variants=VARIANTS, prune=(SPARSITY,), qat=True,
+                           prune_filters=() if family in NO_FILTER_PRUNING else (FILTERS,),
+                           finetune_epochs=profile.finetune_epochs)
+    sub = f"{dataset_key}_{family}_{profile.key}"
+    report = compress(model, ds, family, cache / sub, opts, force=True)
+    rows = []
+    for c in report["rows"]:
+        kind = _kind(family, c["name"], c["variant"])
+        c = {**c, "epochs": profile.epochs + (0 if kind in VARIANTS else profile.finetune_epochs)}
+        file = f"{sub}/{c['file']}"
+        rows.append(row_for(c["name"], c["variant"], kind, (cache / file).read_bytes(), file, c))
+    if family in NO_FILTER_PRUNING:  # the row says why it is missing
+        rows.append({"dataset": dataset_key, "family": family, "model": f"{family}_filters{int(FILTERS * 100)}",
+                     "variant": "int8", "kind": "int8+filters", "trained": False, "imbalanced": imbalanced, "fits": False,
+                     "does_not_fit_by": f"not applicable: {NO_FILTER_PRUNING[family]}"})
     return rows
 
 
-def run(datasets, families, profile: Profile, out_dir: Path, *, workers: int = 2, measured: dict | None = None,
-        progress=None) -> tuple[list[dict], list[str]]:
+def run(datasets, families, profile: Profile, out_dir: Path, *, workers: int = 2, progress=None) -> tuple[list[dict], list[str]]:
     """Rows of every (dataset, family) group, and a line for each group that failed. A failed group does
     not stop the others; it is not cached, so the next run tries it again."""
     cache = out_dir / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    measured = measured or {}
     todo, rows = [], []
     for d in datasets:
         for f in families:
@@ -151,7 +186,7 @@ def run(datasets, families, profile: Profile, out_dir: Path, *, workers: int = 2
     failures = []
     # spawn, not fork: a worker forked from a process that already runs TensorFlow's threads can deadlock
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futs = {pool.submit(_group, d, f, profile, str(cache), measured): (d, f, p) for d, f, p in todo}
+        futs = {pool.submit(_group, d, f, profile, str(cache)): (d, f, p) for d, f, p in todo}
         for fut in as_completed(futs):
             d, f, path = futs[fut]
             try:
@@ -168,15 +203,33 @@ def run(datasets, families, profile: Profile, out_dir: Path, *, workers: int = 2
                 progress(done, total)
     order = {d: i for i, d in enumerate(datasets)}
     forder = {f: i for i, f in enumerate(families)}
-    rows.sort(key=lambda r: (order[r["dataset"]], forder[r["family"]], r["model"], VARIANTS.index(r["variant"])))
+    kinds = list(KINDS)
+    rows.sort(key=lambda r: (order[r["dataset"]], forder[r["family"]], kinds.index(r["kind"])))
     return rows, failures
 
 
-def add_emulated_latency(rows: list[dict], out_dir: Path, profile: Profile, tflm: str | None, progress=None) -> int:
+def apply_measured(rows: list[dict], measured: dict) -> int:
+    """Board latencies from `tinydeploy bench --json` files ({DATASET/MODEL/VARIANT: ms}) replace the others. Applied
+    after the cache, so a cached row never hides (or keeps) a --bench figure."""
+    n = 0
+    for r in rows:
+        key = f"{r['dataset']}/{r['model']}/{r['variant']}"
+        if key in measured:
+            r.update(latency_ms=measured[key], latency_kind="measured")
+            n += 1
+    return n
+
+
+def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, progress=None) -> int:
     """Instructions per inference on the emulated Cortex-M4 for every int8 row that fits (and has no board
-    measurement): the row's latency becomes `emulated`. Results are cached by the model's sha256. Returns the
-    number of rows measured."""
+    measurement): the row's latency becomes `emulated`. Results are cached by what decides them: the model's bytes,
+    the TFLM library's files, the compiler's version and tinydeploy's firmware and templates. Returns the number of
+    rows measured."""
     import hashlib
+
+    from ..emulate.tflm_library import TflmLibrary
+    from ..emulate.toolchain import ArmToolchain
+    from ..sources import firmware_dir, templates_dir
 
     from .. import boards
     from ..analyze import analyze
@@ -186,13 +239,19 @@ def add_emulated_latency(rows: list[dict], out_dir: Path, profile: Profile, tflm
 
     cache = out_dir / "cache"
     board = boards.load("nano33ble")
-    todo = [r for r in rows if r["variant"] == "int8" and r["fits"] and r["latency_kind"] != "measured"]
+    todo = [r for r in rows if r["variant"] == "int8" and r["fits"] and r.get("latency_kind") != "measured"]
+    if not todo:
+        return 0
+    setup = hashlib.sha256(TflmLibrary.locate(tflm).fingerprint().encode() + ArmToolchain.find().version.encode())
+    for d in (firmware_dir(), templates_dir()):
+        for p in sorted(d.rglob("*")):
+            if p.is_file() and "__pycache__" not in p.parts:
+                setup.update(p.relative_to(d).as_posix().encode() + b"\0" + p.read_bytes())
     for i, r in enumerate(todo):
-        path = cache / f"{r['dataset']}_{r['model']}_{r['variant']}_{profile.name}.tflite"
-        if not path.exists():
-            continue
+        path = cache / r["file"]
         data = path.read_bytes()
-        em = cache / f"emulated_{hashlib.sha256(data).hexdigest()[:20]}.json"
+        key = hashlib.sha256(setup.digest() + data).hexdigest()[:24]
+        em = cache / f"emulated_{key}.json"
         if em.exists():
             m = json.loads(em.read_text())
         else:
