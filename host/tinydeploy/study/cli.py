@@ -12,7 +12,7 @@ def add_parsers(sub, add_board, add_json) -> None:
     from .grid import STUDY_FAMILIES
 
     s = sub.add_parser("study", help="accuracy x latency x size study over datasets, model families and variants")
-    s.add_argument("--datasets", default="fashion,radiology", help="comma-separated: fashion,radiology,dermatology")
+    s.add_argument("--datasets", default="fashion,radiology,dermatology", help="comma-separated: fashion,radiology,dermatology (default all three)")
     s.add_argument("--families", default=",".join(STUDY_FAMILIES),
                    help="comma-separated model families (vgg16 and mobilenet_v2_1.0 are analysed, not trained)")
     s.add_argument("--quick", action="store_true", help="small subsets and one epoch: checks the pipeline in a couple "
