@@ -70,6 +70,13 @@ class Dataset:
         return self.name not in ("pneumonia",)
 
     @property
+    def shift_fraction(self) -> float:
+        """How far the field recipe shifts images (fraction of the side). Fashion-MNIST's garments are centred and
+        size-normalised by construction, and shifts cost accuracy there (full set, 12 epochs: int8 0.918 with 5 %
+        shifts against 0.926 without); photographs and X-rays are framed by hand: 10 %."""
+        return 0.0 if self.name == "fashion-mnist" else 0.1
+
+    @property
     def imbalanced(self) -> bool:
         counts = np.bincount(self.y_train, minlength=self.num_classes)
         return bool(counts.max() > 2 * max(counts.min(), 1))
