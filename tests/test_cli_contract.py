@@ -88,6 +88,8 @@ def test_bad_inputs_are_one_line_exit_2_and_write_nothing(tmp_path):
         (("build", "-o", out, "--no-compile", "--samples", truncated), "cannot read samples file"),
         (("analyze", EXAMPLE, "--reserve-flash", "-5"), "--reserve-flash"),
         (("emulate", tmp_path / "no-project"), "does not exist"),
+        (("search", "--storage", "mysql://db/x", "-o", out), "unsupported storage"),
+        (("search", "--trials", "0", "-o", out), "--trials"),
     ]
     for args, needle in cases:
         r = run_cli(*args)

@@ -36,9 +36,10 @@ def _stage_clis():
     from .device import cli as device_cli
     from .emulate import cli as emulate_cli
     from .generate import cli as generate_cli
+    from .search import cli as search_cli
     from .study import cli as study_cli
 
-    return [compress_cli, generate_cli, device_cli, emulate_cli, study_cli]
+    return [compress_cli, generate_cli, device_cli, emulate_cli, study_cli, search_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

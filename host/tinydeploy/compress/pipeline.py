@@ -98,11 +98,11 @@ def filter_pruned_copy(model, ds: Dataset, fraction: float, *, epochs: int, batc
 
 def deployment_figures(data: bytes, name: str) -> dict:
     """What an int8 model costs on the board, from the TF-free analyzer: MACs, parameters, arena (measured by the TFLM
-    host interpreter, 32-bit figure) and a latency ESTIMATE from the cycle model (study/cycle_model.py)."""
+    host interpreter, 32-bit figure) and a latency ESTIMATE from the cycle model (analyze/cycle_model.py)."""
     from .. import boards
     from ..analyze import analyze
     from ..errors import ModelError
-    from ..study.cycle_model import estimate_ms
+    from ..analyze.cycle_model import estimate_ms
     from ..tflite_model import TFLiteModel
 
     m = TFLiteModel.from_bytes(data, source=name)

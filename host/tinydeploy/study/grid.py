@@ -93,7 +93,7 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str) -> l
     from ..compress.tfenv import seed_everything
     from ..errors import ModelError
     from ..tflite_model import TFLiteModel
-    from .cycle_model import estimate_ms
+    from ..analyze.cycle_model import estimate_ms
 
     cache = Path(cache_dir)
     board = boards.load("nano33ble")

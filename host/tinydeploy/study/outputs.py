@@ -272,7 +272,7 @@ def write_all(rows, out_dir: Path, meta: dict) -> dict:
                "Each row's `latency_kind` says where its latency comes from: `measured` (a board's `bench` JSON), "
                "`emulated` (the firmware compiled against the pinned TFLM and run on QEMU's Cortex-M4: `instructions` "
                "per inference, exact; ms = instructions / 64 MHz, an estimate that takes one instruction per cycle, so "
-               "the board is slower), or `estimated` (the per-op cycle model, host/tinydeploy/study/cycle_model.py, "
+               "the board is slower), or `estimated` (the per-op cycle model, host/tinydeploy/analyze/cycle_model.py, "
                "where the row does not fit or the emulator was not available). `device_arena_bytes` is the firmware's "
                "own arena_used_bytes() on the emulator; `arena_bytes` the TFLM host interpreter's, corrected to 32-bit. "
                "Flash is an estimate.",

@@ -1,0 +1,126 @@
+"""The search driver: storage, workers, progress, and the Pareto front.
+
+Every worker runs the same command against one Optuna storage: an SQLite file in the output directory by default (an
+interrupted search resumes with the same command), or PostgreSQL (``--storage postgresql://...``) shared by workers on
+several machines. Optuna gives each trial its number inside the storage's transaction, so workers never duplicate
+one; the study stops taking new trials when ``--trials`` have finished in all (constraint rejections and early stops
+included). A trial left running by a worker that was killed is failed: at once when that worker ran on this machine
+(its process is gone), else by Optuna's heartbeat after ``GRACE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+from ..errors import TinyDeployError
+
+HEARTBEAT_SECONDS = 20
+GRACE_SECONDS = 120
+FINISHED = ("COMPLETE", "PRUNED")  # what counts toward --trials: a failed or killed trial is run again
+
+
+def storage_url(storage: str | None, out_dir: Path) -> str:
+    return storage or f"sqlite:///{(out_dir / 'search.db').resolve()}"
+
+
+def check_storage_url(url: str) -> None:
+    """A storage this command can use (before anything is written), or a one-line error that says what to do."""
+    if url.startswith(("postgresql", "postgres")):
+        try:
+            import psycopg  # noqa: F401  (SQLAlchemy 2.1's default PostgreSQL driver)
+        except ImportError:
+            raise TinyDeployError("PostgreSQL storage needs the psycopg driver", "pip install 'psycopg[binary]'") from None
+    elif not url.startswith("sqlite"):
+        raise TinyDeployError(f"unsupported storage {url.split(':')[0]!r}",
+                              "Use sqlite:///FILE (the default) or postgresql://USER@HOST:PORT/DB")
+
+
+def open_storage(url: str):
+    """An Optuna RDB storage with heartbeats, or a one-line error that says what to do."""
+    import optuna
+
+    check_storage_url(url)
+    kw = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kw, heartbeat_interval=HEARTBEAT_SECONDS,
+                                          grace_period=GRACE_SECONDS)
+    except Exception as e:  # sqlalchemy's OperationalError and kin: the server or file cannot be reached
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TinyDeployError(f"cannot open the search storage ({first[:160]})",
+                              "Check the URL, that the server runs and the database exists") from None
+
+
+def fail_orphans(study) -> int:
+    """Fail this machine's trials whose worker process is gone (killed, so Optuna never heard of its end)."""
+    from optuna.trial import TrialState
+
+    host, n = socket.gethostname(), 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        w = t.user_attrs.get("worker", "")
+        h, _, pid = w.rpartition(":")
+        if h == host and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            study.tell(t.number, state=TrialState.FAIL)
+            n += 1
+    return n
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def finished(study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=tuple(getattr(TrialState, s) for s in FINISHED)))
+
+
+def front(study) -> list:
+    """The completed trials no other completed trial beats on both objectives (accuracy up, latency down), fastest
+    first."""
+    from optuna.trial import TrialState
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    out = []
+    for t in done:
+        acc, lat = t.values
+        if not any((o.values[0] >= acc and o.values[1] <= lat) and (o.values[0] > acc or o.values[1] < lat) for o in done):
+            out.append(t)
+    return sorted(out, key=lambda t: (t.values[1], -t.values[0]))
+
+
+def progress_line(study, trial, target: int, t_start: float, mine: int) -> str:
+    """One line per finished trial: what it was, what it scored or why it stopped, the front, time left."""
+    from optuna.trial import TrialState
+
+    c = trial.user_attrs.get("candidate", "{}")
+    desc = c
+    try:
+        from .space import Candidate
+
+        desc = Candidate.from_json(c).describe()
+    except (ValueError, KeyError):
+        pass
+    if trial.state == TrialState.COMPLETE:
+        what = (f"{trial.user_attrs.get('metric', 'accuracy')} {trial.values[0]:.4f}, {trial.values[1]:.2f} ms "
+                f"({trial.user_attrs.get('latency_kind')}), {trial.user_attrs.get('model_bytes', 0):,} B")
+    elif trial.state == TrialState.PRUNED:
+        rejected = trial.user_attrs.get("rejected")
+        what = f"rejected {rejected}" if rejected else "stopped early: below the median of faster trials"
+    else:
+        what = "failed: " + str(trial.system_attrs.get("fail_reason", "see the log")).splitlines()[0][:200]
+    n = finished(study)
+    f = front(study)
+    best = max((t.values[0] for t in f), default=None)
+    elapsed = time.monotonic() - t_start
+    left = "" if mine == 0 or n >= target else f", about {elapsed / mine * (target - n) / 60:.0f} min left for this worker"
+    return (f"trial {trial.number} ({n}/{target}): {desc} -> {what} | front {len(f)} model(s)"
+            + (f", best {best:.4f}" if best is not None else "") + f" | {elapsed / 60:.1f} min{left}")
