@@ -41,10 +41,11 @@ def test_a_candidate_that_cannot_fit_is_rejected_before_training(tmp_path):
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["trials"]["PRUNED"] == 3 and rep["rejected_before_or_after_training"] == 3 and rep["front"] == []
-    assert "epoch 1/1" not in r.stderr and r.stderr.count("rejected before training: does not fit: RAM +") == 3
+    assert "epoch 1/1" not in r.stderr and r.stderr.count("rejected before training: does not fit:") == 3
     study = _study(f"sqlite:///{out / 'search.db'}")
-    for t in study.trials:
-        assert t.user_attrs["rejected"].startswith("before training") and t.user_attrs["seconds"] < 20
+    for t in study.trials:  # a large candidate may exceed flash too; every one exceeds RAM
+        assert t.user_attrs["rejected"].startswith("before training") and "RAM +" in t.user_attrs["rejected"]
+        assert t.user_attrs["seconds"] < 20
         assert "val_curve" not in t.user_attrs  # not one epoch
 
 

@@ -47,8 +47,9 @@ def _randomize_and_silence(model, fraction, rng, x):
             if len(w) > 1:
                 w[1] = rng.normal(0, 0.05, w[1].shape).astype(np.float32)
             cur = None
-            if i == weighted[-1]:  # the classifier keeps every output; sharper logits make outputs differ more
-                w[0] = w[0] * 10
+            if i == weighted[-1]:  # the classifier keeps every output; logits of spread ~2 keep the softmax responsive
+                feats = keras.Model(model.input, layer.input)(x).numpy().reshape(len(x), -1)
+                w[0] = rng.normal(0, 2.0 / (np.sqrt(feats.shape[1]) * (feats.std() + 1e-6)), w[0].shape).astype(np.float32)
             else:
                 n = w[0].shape[-1]
                 cur = rng.choice(n, n - max(1, int(round(n * (1 - fraction)))), replace=False)

@@ -49,7 +49,8 @@ def test_quick_study(tmp_path, tflm_dir):
     assert int(f["model_bytes"]) <= 0.55 * int(p["model_bytes"]) and int(f["instructions"]) < 0.6 * int(p["instructions"])
     assert int(f["macs"]) <= 0.55 * int(p["macs"])
     assert u["model_bytes"] == p["model_bytes"] and int(u["gzip_bytes"]) < int(p["gzip_bytes"])
-    assert u["instructions"] == p["instructions"]  # TFLM multiplies the zeros too
+    # TFLM multiplies the zeros too: the same work to within data-dependent branches (measured: 40 in 4.4 million)
+    assert int(u["instructions"]) == pytest.approx(int(p["instructions"]), rel=1e-3)
     # the QAT and pruned rows are compared with the parent trained as many epochs
     base = float(by["int8+epochs"]["balanced_accuracy"])
     for k in ("int8+qat", "int8+pruned", "int8+filters"):

@@ -44,13 +44,20 @@ def open_storage(url: str):
 
     check_storage_url(url)
     kw = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kw, heartbeat_interval=HEARTBEAT_SECONDS,
-                                          grace_period=GRACE_SECONDS)
-    except Exception as e:  # sqlalchemy's OperationalError and kin: the server or file cannot be reached
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TinyDeployError(f"cannot open the search storage ({first[:160]})",
-                              "Check the URL, that the server runs and the database exists") from None
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kw, heartbeat_interval=HEARTBEAT_SECONDS,
+                                              grace_period=GRACE_SECONDS)
+        except Exception as e:  # sqlalchemy's OperationalError and kin: the server or file cannot be reached
+            if "duplicate key" in str(e) or "UNIQUE constraint" in str(e):
+                # two workers creating Optuna's tables at the same moment: the other one won; open them again
+                time.sleep(0.5 + attempt)
+                continue
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TinyDeployError(f"cannot open the search storage ({first[:160]})",
+                                  "Check the URL, that the server runs and the database exists") from None
+    raise TinyDeployError("cannot open the search storage (its tables kept changing under it)",
+                          "Run the command again")
 
 
 def fail_orphans(study) -> int:
