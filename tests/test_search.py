@@ -167,7 +167,7 @@ def test_two_workers_share_one_postgresql_storage(tmp_path, postgres):
     assert len(workers) == 2, workers
     for t in trials:
         if t.state.name == "COMPLETE":
-            assert len(t.values) == 2 and t.user_attrs["tflite_b64"]
+            assert len(t.values) == 2 and (t.user_attrs.get("tflite_b64") or "duplicate_of" in t.user_attrs)
     # each worker wrote the same front from the shared storage (its models included, ready for `build`)
     fronts = [json.loads((tmp_path / f"w{i}" / "search.json").read_text())["front"] for i in range(2)]
     done = [json.loads((tmp_path / f"w{i}" / "search.json").read_text())["trials"] for i in range(2)]
@@ -175,3 +175,26 @@ def test_two_workers_share_one_postgresql_storage(tmp_path, postgres):
     assert "password" not in json.dumps(fronts)
     last = max(range(2), key=lambda i: (tmp_path / f"w{i}" / "search.json").stat().st_mtime)
     assert [r["trial"] for r in fronts[last]] and all((tmp_path / f"w{last}" / r["file"]).exists() for r in fronts[last])
+
+
+def test_a_candidate_proposed_again_is_not_trained_twice():
+    """The sampler may propose a finished candidate again (TPE does, late in a search): the trial takes the first
+    one's figures without training, and the front lists the model once."""
+    import optuna
+
+    from tinydeploy import boards
+    from tinydeploy.compress.datasets import load_dataset
+    from tinydeploy.search.objective import Objective, SearchConfig
+    from tinydeploy.search.run import front
+
+    ds = load_dataset("pneumonia").subset(300, None)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    params = {"family": "cnn", "stages": 2, "width0": 8, "width1": 12, "kernel0": 3, "kernel1": 3, "resolution": 16,
+              "head": "gap", "compression": "ptq"}
+    study.enqueue_trial(params)
+    study.enqueue_trial(params)
+    study.optimize(Objective(ds, SearchConfig(board=boards.load("nano33ble"), epochs=1, emulate=False)), n_trials=2)
+    first, again = study.trials
+    assert first.state.name == again.state.name == "COMPLETE" and again.values == first.values
+    assert "val_curve" in first.user_attrs and "val_curve" not in again.user_attrs  # not one epoch the second time
+    assert again.user_attrs["duplicate_of"] == 0 and [t.number for t in front(study)] == [0]

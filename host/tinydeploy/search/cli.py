@@ -112,7 +112,7 @@ def cmd_search(args) -> int:
 
     def on_trial(study_, trial):
         mine[0] += 1
-        err_console.print(run.progress_line(study_, trial, args.trials, t_start, mine[0]), soft_wrap=True, highlight=False)
+        err_console.print(run.progress_line(study_, trial, args.trials, t_start, mine[0], args.timeout), soft_wrap=True, highlight=False)
 
     if remaining:
         from optuna.study import MaxTrialsCallback

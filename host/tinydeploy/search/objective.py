@@ -152,6 +152,11 @@ class Objective:
         c = suggest(trial, self.ds.input_shape[0])
         trial.set_user_attr("candidate", c.to_json())
         trial.set_user_attr("worker", WORKER)
+        same = next((t for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                     if t.params == trial.params and "duplicate_of" not in t.user_attrs), None)
+        if same is not None:  # the sampler proposed a finished candidate again: its figures, not a second training
+            trial.set_user_attr("duplicate_of", same.number)
+            return tuple(same.values)
         ds = self.data(c.resolution)
         model = build_model(c, ds.input_shape[-1], ds.num_classes)
         # the hard constraints, before any training: the untrained int8 model as it would be deployed

@@ -86,7 +86,8 @@ def _plot(study, front, path: Path, board: Board, report: dict) -> None:
     import matplotlib.pyplot as plt
     from optuna.trial import TrialState
 
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.values and "duplicate_of" not in t.user_attrs]
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.scatter([t.values[1] for t in done], [t.values[0] for t in done], color="0.6", s=22, label="completed trials")
     ax.plot([t.values[1] for t in front], [t.values[0] for t in front], "o-", color="crimson", ms=6, lw=1.2,

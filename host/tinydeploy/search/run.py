@@ -95,7 +95,8 @@ def front(study) -> list:
     first."""
     from optuna.trial import TrialState
 
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.values and "duplicate_of" not in t.user_attrs]
     out = []
     for t in done:
         acc, lat = t.values
@@ -104,7 +105,7 @@ def front(study) -> list:
     return sorted(out, key=lambda t: (t.values[1], -t.values[0]))
 
 
-def progress_line(study, trial, target: int, t_start: float, mine: int) -> str:
+def progress_line(study, trial, target: int, t_start: float, mine: int, timeout: float | None = None) -> str:
     """One line per finished trial: what it was, what it scored or why it stopped, the front, time left."""
     from optuna.trial import TrialState
 
@@ -116,7 +117,9 @@ def progress_line(study, trial, target: int, t_start: float, mine: int) -> str:
         desc = Candidate.from_json(c).describe()
     except (ValueError, KeyError):
         pass
-    if trial.state == TrialState.COMPLETE:
+    if trial.state == TrialState.COMPLETE and "duplicate_of" in trial.user_attrs:
+        what = f"proposed again: trial {trial.user_attrs['duplicate_of']}'s figures, not trained twice"
+    elif trial.state == TrialState.COMPLETE:
         what = (f"{trial.user_attrs.get('metric', 'accuracy')} {trial.values[0]:.4f}, {trial.values[1]:.2f} ms "
                 f"({trial.user_attrs.get('latency_kind')}), {trial.user_attrs.get('model_bytes', 0):,} B")
     elif trial.state == TrialState.PRUNED:
@@ -128,6 +131,9 @@ def progress_line(study, trial, target: int, t_start: float, mine: int) -> str:
     f = front(study)
     best = max((t.values[0] for t in f), default=None)
     elapsed = time.monotonic() - t_start
-    left = "" if mine == 0 or n >= target else f", about {elapsed / mine * (target - n) / 60:.0f} min left for this worker"
+    need = None if mine == 0 or n >= target else elapsed / mine * (target - n)
+    if timeout is not None:  # this worker stops starting trials at its --timeout
+        need = max(timeout - elapsed, 0) if need is None else min(need, max(timeout - elapsed, 0))
+    left = "" if need is None else f", about {need / 60:.0f} min left for this worker"
     return (f"trial {trial.number} ({n}/{target}): {desc} -> {what} | front {len(f)} model(s)"
             + (f", best {best:.4f}" if best is not None else "") + f" | {elapsed / 60:.1f} min{left}")
