@@ -19,7 +19,8 @@ def add_parsers(sub, add_board, add_json) -> None:
                                                         "of minutes; its accuracies mean nothing")
     s.add_argument("-o", "--output", default="results", help="output directory (default results/); the same command "
                                                              "resumes an interrupted study there")
-    s.add_argument("--force", action="store_true", help="write over a finished study's report in the output directory")
+    s.add_argument("--force", action="store_true", help="write into an output directory that holds anything but a study "
+                                                        "made by this same command (a committed report, other files)")
     s.add_argument("--latency-budget", type=float, default=100.0, metavar="MS",
                    help="the latency budget drawn on the plots (default 100 ms: 10 inferences a second)")
     s.add_argument("--workers", type=int, default=2, help="parallel (dataset, family) groups (default 2)")
@@ -79,9 +80,8 @@ def _check_output(out: Path, force: bool, run: dict) -> None:
 def cmd_study(args) -> int:
     import sys
 
-    from ..console import write_json
+    from ..console import console, progress, write_json
     from ..fsutil import write_json_atomic
-    from ..console import console, progress
     from ..errors import TinyDeployError
     from .grid import DATASETS, PROFILES, STUDY_FAMILIES, add_emulated_latency, apply_measured, run
     from .outputs import write_all
@@ -101,6 +101,8 @@ def cmd_study(args) -> int:
             measured[key] = json.loads(Path(path).read_text())["latency"]["ms"]["median"]
         except (OSError, KeyError, TypeError, ValueError):
             raise TinyDeployError(f"cannot read a bench latency from {path}", "Pass a file written by `tinydeploy bench --json`") from None
+    if not args.latency_budget > 0:
+        raise TinyDeployError(f"--latency-budget takes a positive number of ms, not {args.latency_budget:g}")
     profile = PROFILES["quick" if args.quick else "full"]
     out = Path(args.output)
     run_id = {"profile": profile.key, "datasets": datasets, "families": families}
@@ -122,7 +124,8 @@ def cmd_study(args) -> int:
                                  progress=lambda done, total: prog.update(etask, completed=done, total=total))
         else:
             console.print(f"[yellow]latencies are cycle-model estimates:[/] {why_not}")
-    meta = {"profile": profile.name, "profile_text": profile.describe(), "latency_budget_ms": args.latency_budget, "seconds": time.monotonic() - t0, "latency_source": why_not or "emulated",
+    meta = {"profile": profile.name, "profile_text": profile.describe(), "latency_budget_ms": args.latency_budget,
+            "seconds": time.monotonic() - t0, "latency_source": why_not or "emulated",
             "command": "tinydeploy " + " ".join(sys.argv[1:]),
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "failures": failures}
     files = write_all(rows, out, meta)
