@@ -101,8 +101,8 @@ def deployment_figures(data: bytes, name: str) -> dict:
     host interpreter, 32-bit figure) and a latency ESTIMATE from the cycle model (analyze/cycle_model.py)."""
     from .. import boards
     from ..analyze import analyze
-    from ..errors import ModelError
     from ..analyze.cycle_model import estimate_ms
+    from ..errors import ModelError
     from ..tflite_model import TFLiteModel
 
     m = TFLiteModel.from_bytes(data, source=name)
@@ -111,7 +111,8 @@ def deployment_figures(data: bytes, name: str) -> dict:
     except ModelError:  # the host interpreter refused the model: the graph's figures without an arena
         a = analyze(m, boards.load("nano33ble"), measure_arena=False)
     return {"macs": a.total_macs, "params": a.total_params, "arena_bytes": a.arena.device_bytes if a.arena else None,
-            "latency_ms_estimate": round(estimate_ms([o.to_dict() for o in a.ops], "int8"), 3), "fits": None if a.fit.fits is None else bool(a.fit.fits)}
+            "latency_ms_estimate": round(estimate_ms([o.to_dict() for o in a.ops], "int8"), 3),
+            "fits": None if a.fit.fits is None else bool(a.fit.fits)}
 
 
 def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions, *, force: bool,
@@ -154,8 +155,8 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
             smaller = filter_pruned_copy(model, ds, f, epochs=opts.finetune_epochs, batch_size=opts.batch_size)
             fpname = f"{name}_filters{int(round(f * 100))}"
             smaller.save(tmp / f"{fpname}.keras")
-            write_json_atomic(tmp / f"{fpname}.channels.json", {"parent": channel_report(model), "pruned": channel_report(smaller),
-                                                               "fraction": f})
+            write_json_atomic(tmp / f"{fpname}.channels.json",
+                              {"parent": channel_report(model), "pruned": channel_report(smaller), "fraction": f})
             jobs.append((fpname, smaller, "int8", sparsity_report(smaller)["overall"]))
         for jname, m, variant, sparsity in jobs:
             err_console.print(f"converting {jname} to {variant} and evaluating ...")
