@@ -198,3 +198,31 @@ def test_a_candidate_proposed_again_is_not_trained_twice():
     assert first.state.name == again.state.name == "COMPLETE" and again.values == first.values
     assert "val_curve" in first.user_attrs and "val_curve" not in again.user_attrs  # not one epoch the second time
     assert again.user_attrs["duplicate_of"] == 0 and [t.number for t in front(study)] == [0]
+
+
+def test_early_stopping_asks_optunas_median_pruner_about_faster_trials_only():
+    """Optuna refuses intermediate reports in multi-objective studies; the callback asks MedianPruner through a view
+    of the completed trials at least as fast as this one. Below their median: stopped; above it, or when every
+    completed trial is slower (a fast candidate may belong on the front), or fewer than 3 are faster: it goes on."""
+    import optuna
+
+    from tinydeploy.compress.tfenv import import_tf
+    from tinydeploy.search.objective import _pruning_callback
+
+    _, keras = import_tf()
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for acc, ms in ((0.80, 10.0), (0.82, 12.0), (0.84, 14.0)):
+        study.add_trial(optuna.trial.create_trial(values=[acc, ms], user_attrs={"val_curve": [acc],
+                                                                                "latency_estimate_ms": ms}))
+
+    def epoch(val, est_ms):
+        cb = _pruning_callback(study.ask(), keras, est_ms, startup=3)
+        cb.on_epoch_end(0, {"val_accuracy": val})
+
+    with pytest.raises(optuna.TrialPruned):
+        epoch(0.70, 20.0)  # slower than all three and below their median 0.82
+    epoch(0.83, 20.0)  # above the median: goes on
+    epoch(0.70, 5.0)  # faster than every completed trial: nothing to compare with, goes on
+    epoch(0.70, 12.5)  # only two trials are as fast: fewer than the pruner's 3 start-up trials, goes on
+    with pytest.raises(optuna.TrialPruned):
+        epoch(0.81, 14.5)  # just below the median of the three faster ones: stopped
