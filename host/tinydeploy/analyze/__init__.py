@@ -213,6 +213,15 @@ def flash_estimate(model: TFLiteModel, runtime: Runtime) -> FlashEstimate:
                          total_bytes=total, method=fe["method"])
 
 
+def analyze_or_graph(model: TFLiteModel, board: Board) -> tuple[Analysis, ModelError | None]:
+    """``analyze`` with the arena measured; when the TFLM host interpreter refuses or aborts on the model, the graph's
+    figures without an arena, and the refusal (for callers that report many models and must not stop at one)."""
+    try:
+        return analyze(model, board), None
+    except ModelError as e:
+        return analyze(model, board, measure_arena=False), e
+
+
 def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, runtime: Runtime | None = None) -> Analysis:
     from .. import tflm_host
     from ..repair import apply

@@ -100,16 +100,11 @@ def deployment_figures(data: bytes, name: str) -> dict:
     """What an int8 model costs on the board, from the TF-free analyzer: MACs, parameters, arena (measured by the TFLM
     host interpreter, 32-bit figure) and a latency ESTIMATE from the cycle model (analyze/cycle_model.py)."""
     from .. import boards
-    from ..analyze import analyze
+    from ..analyze import analyze_or_graph
     from ..analyze.cycle_model import estimate_ms
-    from ..errors import ModelError
     from ..tflite_model import TFLiteModel
 
-    m = TFLiteModel.from_bytes(data, source=name)
-    try:
-        a = analyze(m, boards.load("nano33ble"))
-    except ModelError:  # the host interpreter refused the model: the graph's figures without an arena
-        a = analyze(m, boards.load("nano33ble"), measure_arena=False)
+    a, _ = analyze_or_graph(TFLiteModel.from_bytes(data, source=name), boards.load("nano33ble"))
     return {"macs": a.total_macs, "params": a.total_params, "arena_bytes": a.arena.device_bytes if a.arena else None,
             "latency_ms_estimate": round(estimate_ms([o.to_dict() for o in a.ops], "int8"), 3),
             "fits": None if a.fit.fits is None else bool(a.fit.fits)}

@@ -114,16 +114,12 @@ class Objective:
         """Analyze an int8 model (TF-free: flash with the runtime, arena by the TFLM host interpreter, firmware RAM);
         raise Rejected when it does not fit. ``untrained``: an untrained model's softmax input may barely vary, which
         TFLM refuses (analyze says so); that says nothing about the trained model, so it is not held against it."""
-        from ..analyze import analyze
-        from ..errors import ModelError
+        from ..analyze import analyze_or_graph
         from ..analyze.cycle_model import estimate_ms
         from ..tflite_model import TFLiteModel
 
-        m = TFLiteModel.from_bytes(data, source=name)
-        try:
-            a = analyze(m, self.cfg.board)
-        except ModelError:  # e.g. an untrained model's softmax: judge flash now, everything after training
-            a = analyze(m, self.cfg.board, measure_arena=False)
+        # refused, e.g. for an untrained model's softmax: judge what the graph shows now, the rest after training
+        a, _ = analyze_or_graph(TFLiteModel.from_bytes(data, source=name), self.cfg.board)
         issues = [i for i in a.support_issues
                   if not (untrained and i.message.startswith("SOFTMAX (op") and "input scale" in i.message)]
         if issues:

@@ -85,13 +85,12 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str) -> l
     import numpy as np
 
     from .. import boards
-    from ..analyze import analyze
+    from ..analyze import analyze_or_graph
     from ..compress.datasets import load_dataset
     from ..compress.models import build, min_input_size, train
     from ..compress.pipeline import CompressOptions, compress
     from ..compress.quantize import convert
     from ..compress.tfenv import seed_everything
-    from ..errors import ModelError
     from ..tflite_model import TFLiteModel
     from ..analyze.cycle_model import estimate_ms
 
@@ -108,12 +107,9 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str) -> l
 
     def row_for(name, variant, kind, data, file, crow=None):
         m = TFLiteModel.from_bytes(data, source=name)
-        why = []  # reasons a row does not fit, beyond the budgets it exceeds
-        try:
-            a = analyze(m, board)  # the arena is measured for int8 models only
-        except ModelError as e:  # the TFLM host interpreter refused or aborted on this model
-            a = analyze(m, board, measure_arena=False)
-            why.append(f"arena not measurable ({e.what})")
+        a, refused = analyze_or_graph(m, board)  # the arena is measured for int8 models only
+        # reasons a row does not fit, beyond the budgets it exceeds
+        why = [] if refused is None else [f"arena not measurable ({refused.what})"]
         ops = [o.to_dict() for o in a.ops]
         arena = a.arena.device_bytes if a.arena else None
         fits = variant == "int8" and a.supported and a.fit.fits is True
