@@ -1,7 +1,7 @@
 """tinydeploy's own sources that are not Python: the firmware's C++ (``firmware/`` at the top of the
-repository) and the project templates (``templates/``). The wheel carries them as the data-only packages
-``tinydeploy.firmware`` and ``tinydeploy.templates`` (pyproject.toml maps them); an editable install
-finds the checkout's folders the same way."""
+repository) and the project templates (``templates/``). ``host/tinydeploy/firmware`` and ``host/tinydeploy/templates``
+are links to those folders, so the wheel carries them as the data-only packages ``tinydeploy.firmware`` and
+``tinydeploy.templates`` and an editable install finds the checkout's folders the same way."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ def _package_dir(name: str, probe: str) -> Path:
         pass
     raise TinyDeployError(f"tinydeploy's {name}/ files are not installed (tinydeploy.{name} has no {probe})",
                           "Reinstall tinydeploy: pip install . (or pip install -e . from a checkout)")
+
+
+# The bundled example model that `tinydeploy build` deploys when it is given none.
+EXAMPLE_MODEL = Path(__file__).resolve().parent / "examples" / "fashion_cnn_int8.tflite"
 
 
 def firmware_dir() -> Path:

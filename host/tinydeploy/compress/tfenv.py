@@ -13,6 +13,23 @@ from contextlib import contextmanager
 
 _imported = False
 
+# What the training commands import, by the name pip knows it under (the `train` extra of pyproject.toml).
+TRAINING_MODULES = {"tensorflow": "tensorflow", "tf_keras": "tf-keras",
+                    "tensorflow_model_optimization": "tensorflow-model-optimization", "matplotlib": "matplotlib",
+                    "PIL": "pillow"}
+
+
+def require_training_extra(command: str) -> None:
+    """A one-line error before any work when the `train` extra is not installed (checked without importing it)."""
+    import importlib.util
+
+    from ..errors import ToolchainError
+
+    missing = [pkg for mod, pkg in TRAINING_MODULES.items() if importlib.util.find_spec(mod) is None]
+    if missing:
+        raise ToolchainError(f"tinydeploy {command} needs {', '.join(missing)}, which is not installed",
+                             "pip install 'tinydeploy[train]'")
+
 
 @contextmanager
 def native_stderr_quiet():
