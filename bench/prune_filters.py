@@ -28,10 +28,12 @@ def emulated(path: Path) -> dict | None:
     from tinydeploy.errors import TinyDeployError
     from tinydeploy.tflite_model import TFLiteModel
 
-    model = TFLiteModel.from_file(path)
+    from tinydeploy.repair import repair
+
+    model = repair(TFLiteModel.from_file(path)).model
     a = analyze(model, boards.load("nano33ble"))
     try:
-        return measure(a.deployed, a, tflm=os.environ.get("TINYDEPLOY_TFLM_DIR"), runs=1, name=path.stem).to_dict()
+        return measure(model, a, tflm=os.environ.get("TINYDEPLOY_TFLM_DIR"), runs=1, name=path.stem).to_dict()
     except TinyDeployError as e:
         print(f"(not emulated: {e})", file=sys.stderr)
         return None

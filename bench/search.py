@@ -55,10 +55,13 @@ def retrain(cand_json: str, epochs: int, tflm: str | None) -> dict:
     data = convert(m, "int8", ds.x_train)
     acc = metrics(ds.y_test, predict_tflite(data, ds.x_test), ds.num_classes)["accuracy"]
     board = boards.load("nano33ble")
-    a = analyze(TFLiteModel.from_bytes(data, source=c.describe()), board)
-    e = measure(a.deployed, a, tflm=tflm, runs=1, name="front")
+    from tinydeploy.repair import repair
+
+    deployed = repair(TFLiteModel.from_bytes(data, source=c.describe())).model
+    a = analyze(deployed, board)
+    e = measure(deployed, a, tflm=tflm, runs=1, name="front")
     return {"candidate": c.describe(), "accuracy": acc, "bytes": len(data), "fits": bool(a.fit.fits),
-            "instructions": e.instructions, "latency_ms": e.instructions / (board.cpu_mhz * 1e3)}
+            "instructions": e.instructions, "latency_ms": board.ms(e.instructions)}
 
 
 def main() -> int:

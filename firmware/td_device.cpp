@@ -296,6 +296,7 @@ void CommandProcessor::send_hello_record() {
   out_.field_str("fw", TD_FIRMWARE_VERSION);
   out_.field_str("board", m.board);
   out_.field_str("model", m.name);
+  out_.field_str("sha", m.sha256_prefix);
   out_.field_uint("model_bytes", m.model_bytes);
   out_.field_uint("in", m.input_bytes);
   out_.field_uint("out", m.output_bytes);

@@ -45,6 +45,7 @@ struct Platform {
 struct ModelInfo {
   const char* name;        // model name (a C identifier)
   const char* model_id;    // MLPerf Tiny "m-model-[...]" id
+  const char* sha256_prefix;  // first 16 hex digits of the deployed model's sha256
   const char* board;
   uint32_t model_bytes;
   uint32_t input_bytes;    // int8 elements of input 0

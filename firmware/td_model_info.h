@@ -12,6 +12,7 @@ inline ModelInfo model_info_from_config() {
   ModelInfo m;
   m.name = TD_MODEL_NAME;
   m.model_id = TD_MODEL_ID;
+  m.sha256_prefix = TD_MODEL_SHA256_PREFIX;
   m.board = TD_BOARD;
   m.model_bytes = td_model_data_len;
   m.input_bytes = TD_INPUT_BYTES;

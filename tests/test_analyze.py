@@ -102,12 +102,11 @@ def test_per_channel_dense_on_a_vector_input_is_rewritten(tmp_path):
     assert [x["gap"] for x in d["repairs"]] == ["per-channel-fully-connected"]
     assert d["op_types"] == ["RESHAPE", "CONV_2D", "SOFTMAX"]
 
-    from tinydeploy.analyze import analyze
-    from tinydeploy.boards import load
+    from tinydeploy.repair import repair
     from tinydeploy.tflite_model import TFLiteModel
 
     model = TFLiteModel.from_file(p)
-    deployed = analyze(model, load("nano33ble"), measure_arena=False).deployed
+    deployed = repair(model).model
     x = np.random.default_rng(0).integers(-128, 128, size=(200, 1, 8)).astype(np.int8)
     assert np.array_equal(reference_outputs(model.data, x), reference_outputs(deployed.data, x))
 

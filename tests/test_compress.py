@@ -11,17 +11,6 @@ from conftest import run_cli
 pytestmark = pytest.mark.slow  # trains with TensorFlow
 
 
-def test_balanced_accuracy_is_the_mean_recall():
-    import numpy as np
-
-    from tinydeploy.compress.evaluate import metrics
-
-    m = metrics(np.array([0, 0, 0, 1, 2, 2]), np.array([0, 0, 1, 1, 0, 2]), 3)
-    assert m["accuracy"] == pytest.approx(4 / 6)
-    assert m["balanced_accuracy"] == pytest.approx((2 / 3 + 1 + 1 / 2) / 3)
-    assert m["confusion"] == [[2, 1, 0], [0, 1, 0], [1, 0, 1]]
-
-
 @pytest.fixture(scope="module")
 def fashion_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("c") / "fashion"

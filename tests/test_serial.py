@@ -12,6 +12,7 @@ import pytest
 
 from conftest import EXAMPLE, compile_host_device, run_cli
 from tinydeploy.device.protocol import _RECORD
+from tinydeploy.errors import DeviceError
 
 
 def bench(port, tmp_path, *extra):
@@ -146,14 +147,14 @@ def test_mlperf_runner_commands_and_accuracy(pty_device, tmp_path):
         link.send("profile")
         assert _reply(link, 5) == ["m-profile-[tinydeploy-0.1.0]", "m-model-[fashion_cnn_int8]"]
         link.send("nonsense")
-        with pytest.raises(Exception, match="Unknown command: nonsense"):
+        with pytest.raises(DeviceError, match="Unknown command: nonsense"):
             _reply(link, 5)
         scores = infer_one(link, x[0])
         assert scores.shape == (10,) and abs(scores.sum() - 1.0) < 0.05  # dequantized softmax
         out, count = infer_exact(link, x[0])  # td-infer: the raw int8 outputs, the same scores
         assert np.allclose((out.astype(np.float32) + 128) / 256, scores, atol=1e-6) and count > 0
         link.send("infer 0 0")  # out of bounds: refused, and the next reply is not shifted by it
-        with pytest.raises(Exception, match="infer N W takes"):
+        with pytest.raises(DeviceError, match="infer N W takes"):
             _reply(link, 5)
         acc = accuracy_report(link, x, y)
     assert acc["device"]["n"] == 4 and len(acc["device"]["predictions"]) == 4

@@ -51,7 +51,13 @@ def test_quick_study(tmp_path, tflm_dir):
     base = float(by["int8+epochs"]["balanced_accuracy"])
     for k in ("int8+qat", "int8+pruned", "int8+filters"):
         assert float(by[k]["vs_equal_epochs_pp"]) == pytest.approx(100 * (float(by[k]["accuracy"]) - float(by["int8+epochs"]["accuracy"])), abs=0.01)
-    assert 0 <= base <= 1
+    # the headline metric (radiology is imbalanced: balanced accuracy) is the mean recall of the confusion matrix
+    # compress recorded for that very model, on the whole test split
+    import numpy as np
+
+    (cmp,) = (out / "cache").glob("radiology_custom_cnn_*/compress.json")
+    cm = np.array(json.loads(cmp.read_text())["confusion"][f"{by['int8+epochs']['model']}/int8"], dtype=float)
+    assert cm.sum() == 200 and base == pytest.approx(np.mean(np.diag(cm) / np.maximum(cm.sum(1), 1)), abs=1e-4)
     # the Markdown table and the CSV hold the same rows and values
     cells = lambda line: [c.strip() for c in line[1:-1].split("|")]
     lines = (out / "study.md").read_text().splitlines()
@@ -68,8 +74,21 @@ def test_quick_study(tmp_path, tflm_dir):
     r = run_cli(*args, "--json", "-", check=0, timeout=120)
     assert (out / "study.csv").read_text() == before
     assert len(json.loads(r.stdout)["rows"]) == 11  # --json -: the document alone on stdout
+    # --bench: a board's figure for a row, only if the board ran that row's model (the firmware's sha256 prefix,
+    # read here from the project `build` makes of the row's file)
+    file = next(x["file"] for x in json.loads(r.stdout)["rows"] if x["model"] == "custom_cnn" and x["variant"] == "int8")
+    proj = tmp_path / "proj"
+    run_cli("build", out / "cache" / file, "-o", proj, "--no-compile", check=0)
+    import re
+
+    sha = re.search(r'TD_MODEL_SHA256_PREFIX "([0-9a-f]{16})"', (proj / "src" / "model_config.h").read_text()).group(1)
     bench = tmp_path / "bench.json"
-    bench.write_text(json.dumps({"latency": {"ms": {"median": 12.5}}}))
+    bench.write_text(json.dumps({"latency": {"ms": {"median": 12.5}}, "device": {"sha": "0" * 16}}))
+    r = run_cli(*args, "--bench", f"radiology/custom_cnn/int8={bench}")
+    assert r.returncode == 2 and "measured on another model" in r.stderr
+    r = run_cli(*args, "--bench", f"radiology/custom_cnn_qat/int8={bench}".replace("_qat", "_nosuch"))
+    assert r.returncode == 2 and "no such row" in r.stderr
+    bench.write_text(json.dumps({"latency": {"ms": {"median": 12.5}}, "device": {"sha": sha}}))
     r = run_cli(*args, "--bench", f"radiology/custom_cnn/int8={bench}", "--json", "-", check=0, timeout=120)
     row = [x for x in json.loads(r.stdout)["rows"] if x["model"] == "custom_cnn" and x["variant"] == "int8"][0]
     assert row["latency_kind"] == "measured" and row["latency_ms"] == 12.5
@@ -83,9 +102,11 @@ def test_quick_study(tmp_path, tflm_dir):
 
 def test_two_groups_one_failing_keeps_the_other(tmp_path):
     """A group that fails (here: an unknown dataset) is reported; the other group's rows are there and cached."""
+    from tinydeploy.boards import load
     from tinydeploy.study.grid import PROFILES, run
 
-    rows, failures = run(["no-such-dataset", "radiology"], ["vgg16"], PROFILES["quick"], tmp_path, workers=2)
+    rows, failures = run(["no-such-dataset", "radiology"], ["vgg16"], PROFILES["quick"], tmp_path, load("nano33ble"),
+                         workers=2)
     assert len(failures) == 1 and failures[0].startswith("no-such-dataset/vgg16: KeyError")
     assert [(r["dataset"], r["family"]) for r in rows] == [("radiology", "vgg16")]
     assert [p.name.split("_")[1] for p in (tmp_path / "cache").glob("rows_*.json")] == ["radiology"]

@@ -8,6 +8,7 @@
 
 #define TD_MODEL_NAME "fashion_cnn_int8"
 #define TD_MODEL_ID "fashion_cnn_int8"
+#define TD_MODEL_SHA256_PREFIX "c754bf35b3f0a3b9"  // of the model as deployed (in the hello record)
 #define TD_BOARD "nano33ble"
 #define TD_CPU_HZ 64000000u
 #define TD_SERIAL_BAUD 115200

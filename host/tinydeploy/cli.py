@@ -34,12 +34,12 @@ def _add_board(p):
 def _stage_clis():
     from .compress import cli as compress_cli
     from .device import cli as device_cli
+    from .deploy import cli as deploy_cli
     from .emulate import cli as emulate_cli
-    from .generate import cli as generate_cli
     from .search import cli as search_cli
     from .study import cli as study_cli
 
-    return [compress_cli, generate_cli, device_cli, emulate_cli, study_cli, search_cli]
+    return [compress_cli, deploy_cli, device_cli, emulate_cli, study_cli, search_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,14 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Each stage registers its own subcommands (their handlers import lazily).
     for module in _stage_clis():
         module.add_parsers(sub, _add_board, _add_json)
-    p.set_defaults(measure=_measure_on_emulator)  # for `build --arena measured`
     return p
-
-
-def _measure_on_emulator(*args, **kw):
-    from .emulate.measure import measure
-
-    return measure(*args, **kw)
 
 
 def cmd_analyze(args) -> int:
@@ -75,11 +68,14 @@ def cmd_analyze(args) -> int:
     from .analyze.report import render
     from .tflite_model import TFLiteModel
 
+    from .repair import repair
+
     model = TFLiteModel.from_file(args.model)
     board = load_board(args)
-    result = analyze(model, board, measure_arena=not args.no_arena)
-    render(result)
-    write_json(args.json, result.to_dict())
+    repaired = repair(model)
+    result = analyze(repaired.model, board, measure_arena=not args.no_arena)
+    render(result, repaired.repairs)
+    write_json(args.json, {**result.to_dict(), "repairs": repaired.to_dict(), "original_model_bytes": len(model.data)})
     if result.support_issues or not (result.is_int8 or args.allow_float):
         require_deployable(result)
     require_fit(result)
@@ -92,29 +88,42 @@ COMMANDS = {"analyze": cmd_analyze}
 def main(argv: list[str] | None = None) -> int:
     import os
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "json", None) == "-":
-        from .console import humans_to_stderr
+    from .signals import Interrupted, signals_as_exceptions
 
-        humans_to_stderr()  # stdout carries the JSON document alone
-    try:
-        return int(args.func(args) if hasattr(args, "func") else COMMANDS[args.command](args))
-    except TinyDeployError as e:
-        from .console import err_console
+    with signals_as_exceptions():
+        try:
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            if getattr(args, "json", None) == "-":
+                from .console import humans_to_stderr
 
-        err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # a bug in tinydeploy, not the user's input: one line, exit 4
-        if os.environ.get("TINYDEPLOY_DEBUG"):
-            raise
-        first = str(e).splitlines()[0] if str(e) else ""
-        print(f"internal error: {type(e).__name__}: {first} (a bug in tinydeploy; run again with TINYDEPLOY_DEBUG=1 "
-              f"for the traceback and report it)", file=sys.stderr)
-        return EXIT_INTERNAL
+                humans_to_stderr()  # stdout carries the JSON document alone
+            elif getattr(args, "json", None):
+                from .fsutil import check_writable_file
+
+                check_writable_file(args.json, "--json")  # before the work, not after it
+            return int(args.func(args) if hasattr(args, "func") else COMMANDS[args.command](args))
+        except TinyDeployError as e:
+            from rich.text import Text
+
+            from .console import err_console
+
+            # the message as plain text: a model or file name with [brackets] is not markup
+            err_console.print(Text.assemble(("error:", "bold red"), " ", str(e)), soft_wrap=True)
+            return e.exit_code
+        except Interrupted as e:  # SIGTERM, SIGHUP: children ended and temporaries removed on the way out
+            print(f"interrupted by {e.name}", file=sys.stderr)
+            return 128 + e.signum
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except Exception as e:  # a bug in tinydeploy, not the user's input: one line, exit 4
+            if os.environ.get("TINYDEPLOY_DEBUG"):
+                raise
+            first = str(e).splitlines()[0] if str(e) else ""
+            print(f"internal error: {type(e).__name__}: {first} (a bug in tinydeploy; run again with TINYDEPLOY_DEBUG=1 "
+                  f"for the traceback and report it)", file=sys.stderr)
+            return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

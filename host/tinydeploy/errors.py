@@ -5,7 +5,6 @@ The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``; no
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_DOES_NOT_FIT = 1  # analyze: the model is valid but does not fit the board
 EXIT_BAD_INPUT = 2  # bad model, missing file, wrong option
 EXIT_DEVICE = 3  # serial/device/PlatformIO/toolchain trouble

@@ -11,6 +11,14 @@ from pathlib import Path
 from .errors import TinyDeployError
 
 
+def cache_root() -> Path:
+    """Where tinydeploy keeps what it can make again (the compiled TFLM library, decoded datasets):
+    $TINYDEPLOY_CACHE, else $XDG_CACHE_HOME/tinydeploy, else ~/.cache/tinydeploy."""
+    base = os.environ.get("TINYDEPLOY_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tinydeploy")
+    return Path(base)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -62,22 +70,79 @@ def _json_default(o):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-def check_output_file(path: str | os.PathLike, force: bool) -> Path:
-    """Refuse to overwrite an existing file unless ``force``."""
+def _nearest_existing(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _require_writable(directory: Path, what: str) -> None:
+    """Create and remove a file in ``directory`` (what root cannot do either: a read-only or virtual file system)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tinydeploy-probe.", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise TinyDeployError(f"{what} cannot be written: {directory} is not writable ({e.strerror or e})",
+                              "Choose a path in a directory you can write") from None
+
+
+def check_writable_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """A file path that can be written: not a directory, under a writable directory (missing parents are made
+    when the file is written). Checked before any work, so that a run never fails at its last step."""
     path = Path(path)
+    if path.is_dir():
+        raise TinyDeployError(f"{what} {path} is a directory", "Name a file, e.g. DIR/result.json")
+    parent = _nearest_existing(path.absolute().parent)
+    if not parent.is_dir():
+        raise TinyDeployError(f"{what} {path}: {parent} is a file, not a directory", "Choose another path")
+    _require_writable(parent, f"{what} {path}")
+    return path
+
+
+def check_output_file(path: str | os.PathLike, force: bool) -> Path:
+    """Refuse to overwrite an existing file unless ``force``; refuse a path that cannot be written."""
+    path = check_writable_file(path)
     if path.exists() and not force:
         raise TinyDeployError(f"{path} already exists", "Choose another path or pass --force to overwrite it")
     return path
 
 
-def check_output_dir(dest: str | os.PathLike, force: bool) -> Path:
-    """Refuse an output directory that is a file, or that is not empty, unless ``force`` (before any work)."""
+def _refuse_unsafe(dest: Path, inputs) -> None:
+    """Directories that no --force may replace: the root, the home directory, the current directory or any of its
+    ancestors, and any directory that holds one of the command's inputs."""
+    real = dest.resolve()
+    home = Path.home().resolve()
+    if real == real.parent or real == home or Path.cwd().resolve().is_relative_to(real):
+        where = "the root directory" if real == real.parent else "your home directory" if real == home else \
+            "the current directory" if real == Path.cwd().resolve() else "a parent of the current directory"
+        raise TinyDeployError(f"output directory {dest} is {where}, which tinydeploy never replaces (not even with "
+                              f"--force)", "Name a new directory for the output with -o, e.g. -o out")
+    for i in inputs:
+        if i is not None and Path(i).exists() and Path(i).resolve().is_relative_to(real):
+            raise TinyDeployError(f"output directory {dest} holds the input {i}, which replacing it would delete "
+                                  f"(not even --force does that)", "Name another directory for the output with -o")
+
+
+def check_output_dir(dest: str | os.PathLike, force: bool, *, inputs=(), foreign=None) -> Path:
+    """The one output-directory guard, checked before any work.
+
+    Refused always: a path that is a file, the root, the home or current directory or one of its ancestors, a
+    directory holding one of ``inputs``, and one whose parent cannot be written. Refused without ``force``: a
+    non-empty directory, unless ``foreign`` (a function of the directory: what in it is not a previous run's own
+    output, or None) finds nothing there that is not its command's own.
+    """
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
         raise TinyDeployError(f"{dest} exists and is not a directory", "Choose another output directory with -o")
-    if dest.is_dir() and any(dest.iterdir()) and not force:
-        raise TinyDeployError(f"output directory {dest} is not empty",
-                              "Choose another directory with -o, or pass --force to replace it")
+    _refuse_unsafe(dest, inputs)
+    _require_writable(_nearest_existing(dest.absolute().parent), f"output directory {dest}")
+    if dest.is_dir() and not force:
+        found = next((p.name for p in sorted(dest.iterdir())), None) if foreign is None else foreign(dest)
+        if found is not None:
+            raise TinyDeployError(f"output directory {dest} is not empty (it holds {found})",
+                                  "Choose another directory with -o, or pass --force to replace it")
     return dest
 
 
@@ -88,8 +153,8 @@ class StagedDirectory:
     replaced only after the new one is complete, so an error never leaves half a project behind.
     """
 
-    def __init__(self, dest: str | os.PathLike, force: bool):
-        self.dest = check_output_dir(dest, force)
+    def __init__(self, dest: str | os.PathLike, force: bool, *, inputs=()):
+        self.dest = check_output_dir(dest, force, inputs=inputs).resolve()  # only the output itself is ever renamed
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", dir=self.dest.parent))
         os.chmod(self.tmp, default_mode(directory=True))

@@ -12,6 +12,9 @@ flatbuffer itself (the schema's generated object API from the tflite-micro wheel
   channel) adds nothing to any accumulator.
 
 Buffers are written 16-byte aligned, as the TFLite converter writes them.
+
+This is the step before ``analyze``: ``repair(model)`` returns the model as deployed and the typed list of what was
+rewritten; everything after it (analyze, generate, emulate) works on ``Repaired.model``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ModelError
+from .tflite_model import TFLiteModel
 
 
 def _schema():
@@ -138,7 +142,7 @@ def _name(t) -> str:
     return n.decode() if isinstance(n, bytes) else str(n)
 
 
-def _fc_as_conv(ed: _Editor, index: int, op) -> list:
+def _fc_as_conv(ed: _Editor, op) -> list:
     S, g = ed.S, ed.g
     x, w = int(op.inputs[0]), int(op.inputs[1])
     b = int(op.inputs[2]) if len(op.inputs) > 2 else -1
@@ -169,7 +173,7 @@ def _fc_as_conv(ed: _Editor, index: int, op) -> list:
     ]
 
 
-def _with_zero_bias(ed: _Editor, index: int, op) -> list:
+def _with_zero_bias(ed: _Editor, op) -> list:
     x, w = int(op.inputs[0]), int(op.inputs[1])
     wt = ed.g.tensors[w]
     # CONV_2D weights are [C, kh, kw, in], DEPTHWISE_CONV_2D weights [1, kh, kw, C]
@@ -195,6 +199,33 @@ def apply(data: bytes, repairs: list[Repair], kinds: dict[str, str]) -> bytes:
     by_index = {r.op_index: REPAIRS[kinds[r.gap]] for r in repairs}
     ops = []
     for i, op in enumerate(ed.g.operators):
-        ops += by_index[i](ed, i, op) if i in by_index else [op]
+        ops += by_index[i](ed, op) if i in by_index else [op]
     ed.g.operators = ops
     return ed.pack()
+
+
+@dataclass(frozen=True)
+class Repaired:
+    """A model and the model as the pinned runtime will run it (the same outputs, bit for bit)."""
+
+    original: TFLiteModel
+    model: TFLiteModel  # the original itself when nothing needed a rewrite
+    repairs: tuple[Repair, ...]
+
+    def to_dict(self) -> list[dict]:
+        return [r.to_dict() for r in self.repairs]
+
+
+def repair(model: TFLiteModel, runtime=None) -> Repaired:
+    """Rewrite every op that hits a repairable known gap of ``runtime`` (default: the pinned one)."""
+    from .analyze import gap_hits
+    from .analyze.runtime import pinned
+
+    runtime = runtime or pinned()
+    repairs = tuple(Repair(gap["id"], op.index, op.opname, f"{op.opname} (op {op.index}): {gap['what']}; build: "
+                                                              f"{gap['repair_what']}")
+                    for gap, op in gap_hits(model, runtime) if gap.get("repair"))
+    if not repairs:
+        return Repaired(model, model, ())
+    kinds = {g["id"]: g["repair"] for g in runtime.known_gaps if g.get("repair")}
+    return Repaired(model, TFLiteModel.from_bytes(apply(model.data, list(repairs), kinds), source=model.source), repairs)

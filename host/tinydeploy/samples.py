@@ -30,7 +30,12 @@ class Samples:
     def load(cls, path: str | Path, limit: int | None = None) -> "Samples":
         path = Path(path)
         if not path.is_file():
-            raise DatasetError(f"samples file {path} does not exist", "Check the path")
+            raise DatasetError(f"samples file {path} " + ("is a directory" if path.is_dir() else "does not exist"),
+                               "Check the path")
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+                raise DatasetError(f"samples file {path} is not an .npz archive",
+                                   "Pass an .npz written by numpy.savez with arrays x (and y)")
         try:
             with np.load(path, allow_pickle=False) as z:
                 if "x" not in z:
@@ -40,6 +45,8 @@ class Samples:
                 host = z["host_pred"][:limit].reshape(-1) if "host_pred" in z else None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise DatasetError(f"cannot read samples file {path} ({e})", "Pass an .npz with arrays x and y") from None
+        if len(x) == 0:
+            raise DatasetError(f"{path} holds no samples (x is empty)", "Write at least one input")
         if x.dtype not in (np.int8, np.uint8):
             raise DatasetError(f"{path}: x is {x.dtype}; samples are int8 model inputs or uint8 images",
                                "Write x as int8 (quantized) or uint8 (images)")
@@ -47,6 +54,13 @@ class Samples:
             if a is not None and len(a) != len(x):
                 raise DatasetError(f"{path}: {name} has {len(a)} entries for {len(x)} inputs", "Write one per input")
         return cls(x, y, host, str(path))
+
+    def check_labels(self, classes: int) -> None:
+        """Labels, if any, name one of the model's classes (else every accuracy would silently be 0)."""
+        if self.y is not None and len(self.y) and not (0 <= int(self.y.min()) and int(self.y.max()) < classes):
+            bad = int(self.y.min()) if int(self.y.min()) < 0 else int(self.y.max())
+            raise DatasetError(f"{self.source}: label {bad} is not a class of the model (0 to {classes - 1})",
+                               "Use samples labelled for this model")
 
     def int8_inputs(self, model=None) -> np.ndarray:
         """x as the model's int8 inputs, one row per sample. uint8 images need the model (its input scale)."""

@@ -103,14 +103,6 @@ class Tensor:
         info = np.iinfo(dt)
         return np.clip(np.round(np.asarray(x, np.float32) / q.scales[0] + zp), info.min, info.max).astype(dt)
 
-    def numpy(self) -> np.ndarray:
-        """The constant data as an array (only for constant tensors of plain numeric types)."""
-        if not self.is_constant:
-            raise ValueError(f"tensor {self.name!r} has no constant data")
-        dt = {"INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-              "FLOAT32": np.float32, "FLOAT16": np.float16, "FLOAT64": np.float64, "BOOL": np.bool_}[self.dtype]
-        return np.frombuffer(self.data, dtype=dt).reshape(self.shape)
-
 
 @dataclass
 class Operator:
@@ -139,6 +131,8 @@ class TFLiteModel:
     source: str = "<bytes>"
 
     # ---- construction -------------------------------------------------------------------
+    MAX_MODEL_BYTES = 256 << 20  # far beyond any board's flash; a larger file is not read into memory
+
     @classmethod
     def from_file(cls, path: str | Path) -> "TFLiteModel":
         path = Path(path)
@@ -146,7 +140,15 @@ class TFLiteModel:
             raise ModelError(f"model file {path} does not exist", "Check the path, or run `tinydeploy compress` to make one")
         if path.is_dir():
             raise ModelError(f"{path} is a directory, not a .tflite file", "Pass the .tflite file itself")
-        data = path.read_bytes()
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) == 8 and head[4:8] != _FILE_IDENTIFIER:
+                return cls.from_bytes(head, source=str(path))  # the header's error, without reading the rest
+            if size > cls.MAX_MODEL_BYTES:
+                raise ModelError(f"{path} is {size:,} bytes; no model for a microcontroller is that large (at most "
+                                 f"{cls.MAX_MODEL_BYTES:,} are read)", "Check the file: a model must fit in the board's flash")
+            data = head + f.read()
         return cls.from_bytes(data, source=str(path))
 
     @classmethod
@@ -273,9 +275,6 @@ class TFLiteModel:
                                  "Re-export the model")
 
     # ---- convenience --------------------------------------------------------------------
-    def tensor(self, index: int) -> Tensor:
-        return self.tensors[index]
-
     @property
     def input_tensors(self) -> list[Tensor]:
         return [self.tensors[i] for i in self.inputs]
@@ -288,10 +287,6 @@ class TFLiteModel:
     def op_names(self) -> list[str]:
         """Distinct operator names, in order of first use."""
         return list(dict.fromkeys(op.opname for op in self.operators))
-
-    def producers(self) -> dict[int, Operator]:
-        return {t: op for op in self.operators for t in op.outputs}
-
 
 def _options(tfl, code: int, o) -> dict:
     """The few builtin options the analysis needs (strides, padding, depth multiplier, fused activation)."""

@@ -1,13 +1,15 @@
 """Stage 2: what a .tflite model costs on a board, and whether it fits, before anything is built.
 
 ``analyze(model, board)`` never imports TensorFlow: the graph comes from the flatbuffer reader, the
-arena from the real TFLM interpreter on the host (in a child process).
+arena from the real TFLM interpreter on the host (in a child process). It analyzes the model it is given: the
+model as deployed is made first by ``tinydeploy.repair.repair`` (exact rewrites around the runtime's known gaps),
+and an unrepaired model that hits a repairable gap gets an issue saying so.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..boards import Board
 from ..errors import ModelError
@@ -27,13 +29,29 @@ def arena_with_margin(device_bytes: int) -> int:
     return (size + 15) // 16 * 16
 
 
+# Issue codes: stable, for callers and scripts to test (messages are for people and may change).
+TYPE_NOT_INT8 = "type-not-int8"
+UNSUPPORTED_OP = "unsupported-op"
+SOFTMAX_SCALE = "softmax-input-scale"
+SUBGRAPHS = "several-subgraphs"
+MULTI_IO = "several-inputs-or-outputs"
+OUTPUT_TOO_LARGE = "output-too-large"
+RUNTIME_GAP = "runtime-gap"  # a known gap of the runtime that nothing repairs
+REPAIRABLE_GAP = "repairable-gap"  # a known gap that tinydeploy.repair rewrites exactly (repair before analyze)
+
+# The firmware reports every output of a golden check in one record line, which the host reads up to
+# device.link.MAX_LINE bytes: outputs larger than this cannot be checked (up to 5 characters per int8 value).
+MAX_OUTPUT_ELEMENTS = 600
+
+
 @dataclass
 class Issue:
-    kind: str  # "type" | "unsupported-op" | "runtime-gap"
+    kind: str  # "type" | "unsupported-op" | "runtime-gap": the class of problem
     message: str
     op_index: int | None = None
     tensor: str | None = None
     hint: str | None = None  # what to do, when it is not the usual advice of its kind
+    code: str = UNSUPPORTED_OP  # the stable machine-readable reason (the constants above)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -53,10 +71,6 @@ class Analysis:
     arena: ArenaFigure | None  # None when not measured
     flash: FlashEstimate
     fit: FitVerdict | None = None
-    # Exact rewrites around the pinned runtime's known gaps; ops, arena and flash are those of `deployed`,
-    # the model as the generated firmware will run it.
-    repairs: list = field(default_factory=list)
-    deployed: TFLiteModel | None = None
 
     @property
     def total_macs(self) -> int:
@@ -92,8 +106,6 @@ class Analysis:
             "op_types": self.op_names,
             "int8": {"ok": self.is_int8, "issues": [i.to_dict() for i in self.type_issues]},
             "support": {"ok": self.supported, "issues": [i.to_dict() for i in self.support_issues]},
-            "repairs": [r.to_dict() for r in self.repairs],
-            "deployed_model_bytes": len(self.deployed.data) if self.deployed else self.model_bytes,
             "arena": self.arena.to_dict() if self.arena else None,
             "flash": self.flash.to_dict(),
             "fit": self.fit.to_dict() if self.fit else None,
@@ -142,7 +154,8 @@ def check_types(model: TFLiteModel) -> list[Issue]:
             if ti in shape and not t.is_constant:
                 continue  # computed shapes (SHAPE, STRIDED_SLICE, PACK on int32)
             role = "constant" if t.is_constant else "activation"
-            issues.append(Issue("type", f"{t.dtype} {role} {t.name!r} of {op.opname} (op {op.index})", op.index, t.name))
+            issues.append(Issue("type", f"{t.dtype} {role} {t.name!r} of {op.opname} (op {op.index})", op.index, t.name,
+                                code=TYPE_NOT_INT8))
     return issues
 
 
@@ -166,28 +179,30 @@ GAP_DETECTORS = {
 }
 
 
-def find_gaps(model: TFLiteModel, runtime: Runtime) -> tuple[list, list[Issue]]:
-    """The ops that hit a known gap of the runtime: (exact repairs build will make, issues nothing can repair)."""
-    from ..repair import Repair
+def gap_hits(model: TFLiteModel, runtime: Runtime) -> list[tuple[dict, object]]:
+    """(known gap, op) for every op of the model that hits a known gap of the runtime (tflm_runtime.json)."""
+    return [(gap, op) for op in model.operators for gap in runtime.known_gaps
+            if gap["op"] == op.opname and GAP_DETECTORS[gap["id"]](model, op)]
 
-    repairs, issues = [], []
-    for op in model.operators:
-        for gap in runtime.known_gaps:
-            if gap["op"] != op.opname or not GAP_DETECTORS[gap["id"]](model, op):
-                continue
-            if gap.get("repair"):
-                repairs.append(Repair(gap["id"], op.index, op.opname, f"{op.opname} (op {op.index}): {gap['what']}; "
-                                                                      f"build: {gap['repair_what']}"))
-            else:
-                issues.append(Issue("runtime-gap", f"{op.opname} (op {op.index}): {gap['what']}", op.index))
-    return repairs, issues
+
+def gap_issues(model: TFLiteModel, runtime: Runtime) -> list[Issue]:
+    issues = []
+    for gap, op in gap_hits(model, runtime):
+        if gap.get("repair"):
+            issues.append(Issue("runtime-gap", f"{op.opname} (op {op.index}): {gap['what']}", op.index,
+                                code=REPAIRABLE_GAP, hint="tinydeploy build and tinydeploy analyze rewrite it exactly "
+                                "(in Python: tinydeploy.repair.repair(model) before analyze)"))
+        else:
+            issues.append(Issue("runtime-gap", f"{op.opname} (op {op.index}): {gap['what']}", op.index, code=RUNTIME_GAP))
+    return issues
 
 
 def check_support(model: TFLiteModel, runtime: Runtime) -> list[Issue]:
     issues = []
     for name in model.op_names:
         if not runtime.supports(name):
-            issues.append(Issue("unsupported-op", f"{name} is not in the pinned TFLite Micro runtime ({runtime.commit})"))
+            issues.append(Issue("unsupported-op", f"{name} is not in the pinned TFLite Micro runtime ({runtime.commit})",
+                                code=UNSUPPORTED_OP))
     for op in model.operators:
         # TFLM's int8 softmax turns input_scale * beta * 2^26 into a fixed-point multiplier that must exceed 1
         # (PreprocessSoftmaxScaling -> QuantizeMultiplierGreaterThanOne: TFLITE_CHECK_GT); below it, Prepare aborts.
@@ -201,7 +216,19 @@ def check_support(model: TFLiteModel, runtime: Runtime) -> list[Issue]:
                     hint="Train the model, or calibrate it with representative data that moves its outputs, then "
                          "convert it again"))
     if model.num_subgraphs > 1:
-        issues.append(Issue("unsupported-op", f"the model has {model.num_subgraphs} subgraphs; generated projects run the first only"))
+        issues.append(Issue("unsupported-op", f"the model has {model.num_subgraphs} subgraphs; generated projects run "
+                                              f"the first only", code=SUBGRAPHS))
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        issues.append(Issue("unsupported-op", f"the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+                                              f"the generated firmware runs image classifiers with one input and one output",
+                            code=MULTI_IO, hint="Export a model with a single input image and a single class-score "
+                                                "output (concatenate or drop the others in Keras), then convert it again"))
+    elif model.output_tensors[0].num_elements > MAX_OUTPUT_ELEMENTS:
+        n = model.output_tensors[0].num_elements
+        issues.append(Issue("unsupported-op", f"the model's output has {n:,} values; the firmware checks and reports "
+                                              f"at most {MAX_OUTPUT_ELEMENTS} (class scores)", code=OUTPUT_TOO_LARGE,
+                            hint="End the model with its classifier (a Dense layer over the classes), then convert "
+                                 "it again"))
     return issues
 
 
@@ -223,23 +250,18 @@ def analyze_or_graph(model: TFLiteModel, board: Board) -> tuple[Analysis, ModelE
 
 
 def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, runtime: Runtime | None = None) -> Analysis:
+    """The model as given: graph figures, issues, the arena measured by the TFLM host interpreter, the fit verdict."""
     from .. import tflm_host
-    from ..repair import apply
 
     runtime = runtime or pinned()
-    repairs, gap_issues = find_gaps(model, runtime)
-    deployed = model
-    if repairs:
-        kinds = {g["id"]: g["repair"] for g in runtime.known_gaps if g.get("repair")}
-        deployed = TFLiteModel.from_bytes(apply(model.data, repairs, kinds), source=model.source)
     a = Analysis(
-        source=model.source, model_bytes=len(model.data), board=board, runtime=runtime, ops=op_stats(deployed),
+        source=model.source, model_bytes=len(model.data), board=board, runtime=runtime, ops=op_stats(model),
         input=_io(model, model.inputs[0]), output=_io(model, model.outputs[0]),
-        type_issues=check_types(model), support_issues=check_support(model, runtime) + gap_issues,
-        arena=None, flash=flash_estimate(deployed, runtime), repairs=repairs, deployed=deployed,
+        type_issues=check_types(model), support_issues=check_support(model, runtime) + gap_issues(model, runtime),
+        arena=None, flash=flash_estimate(model, runtime),
     )
     if measure_arena and a.is_int8 and not a.support_issues:  # TFLM would refuse or abort on the others
-        a.arena = ArenaFigure(**tflm_host.record_arena(deployed.data))
+        a.arena = ArenaFigure(**tflm_host.record_arena(model.data))
     a.fit = fit_verdict(a)
     return a
 

@@ -1,4 +1,4 @@
-"""Latency ESTIMATE for a model on the Nano 33 BLE (Cortex-M4F, 64 MHz) when no bench JSON exists.
+"""Latency ESTIMATE for a model on a Cortex-M4F board (the Nano 33 BLE) when no bench JSON exists.
 
 Method: cycles = sum over ops of MACs(op) x c(op, dtype) + ops x 2,000 (per-op interpreter overhead).
 The constants are assumptions, not measurements of this project:
@@ -14,20 +14,25 @@ Rows with a measured `bench` JSON use the measurement instead and say so.
 
 from __future__ import annotations
 
-CPU_HZ = 64_000_000
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from ..boards import Board
+    from .layers import OpStats
+
 OP_OVERHEAD = 2000
 INT8 = {"CONV_2D": 1.2, "DEPTHWISE_CONV_2D": 2.5, "FULLY_CONNECTED": 1.3, "TRANSPOSE_CONV": 3.0}
 PER_MAC = {"int8": INT8, "int16x8": 4.0, "float32": 6.0, "float16": 6.0, "dynamic": 6.0}
 
 
-def estimate_cycles(ops: list[dict], variant: str) -> int:
+def estimate_cycles(ops: Sequence["OpStats"], variant: str) -> int:
     c = PER_MAC.get(variant, 6.0)
     total = 0.0
     for o in ops:
-        per = c.get(o["op"], 2.0) if isinstance(c, dict) else c
-        total += o["macs"] * per + OP_OVERHEAD
+        per = c.get(o.op, 2.0) if isinstance(c, dict) else c
+        total += o.macs * per + OP_OVERHEAD
     return int(total)
 
 
-def estimate_ms(ops: list[dict], variant: str) -> float:
-    return estimate_cycles(ops, variant) / CPU_HZ * 1e3
+def estimate_ms(ops: Sequence["OpStats"], variant: str, board: "Board") -> float:
+    return board.ms(estimate_cycles(ops, variant))

@@ -8,7 +8,8 @@ from ..console import console, human, kib
 from . import Analysis
 
 
-def render(a: Analysis) -> None:
+def render(a: Analysis, repairs=()) -> None:
+    """``repairs``: what tinydeploy.repair rewrote to make the analyzed model (shown with the op support)."""
     t = Table(title=f"{a.source} on {a.board.name}", title_justify="left")
     for col, just in (("#", "right"), ("op", "left"), ("output", "left"), ("params", "right"),
                       ("MACs", "right"), ("live act.", "right")):
@@ -35,11 +36,11 @@ def render(a: Analysis) -> None:
             console.print(f"  - [red]{i.message}[/]")
     else:
         console.print(f"[green]op support:[/] all {len(a.op_names)} ops in TFLM {a.runtime.commit} ({sup}; * = CMSIS-NN kernel)")
-    if a.repairs:
-        console.print(f"[yellow]{len(a.repairs)} ops hit a known gap of TFLM {a.runtime.commit} and will be rewritten "
-                      f"exactly by `tinydeploy build`[/] (the figures below are those of the rewritten model, "
-                      f"{kib(len(a.deployed.data))}):")
-        for r in a.repairs:
+    if repairs:
+        console.print(f"[yellow]{len(repairs)} ops hit a known gap of TFLM {a.runtime.commit} and will be rewritten "
+                      f"exactly by `tinydeploy build`[/] (the figures here are those of the rewritten model, "
+                      f"{kib(a.model_bytes)}):")
+        for r in repairs:
             console.print(f"  - {r.what}")
 
     if a.arena:

@@ -9,6 +9,12 @@ from importlib import resources
 from ..errors import TinyDeployError
 
 
+def cycles_to_ms(count: int | float, cpu_hz: float) -> float:
+    """The one conversion of a count (cycles measured on a board, or instructions taken one per cycle as an
+    estimate) to milliseconds at a clock of ``cpu_hz``."""
+    return count / cpu_hz * 1e3
+
+
 @dataclass(frozen=True)
 class Board:
     id: str
@@ -27,6 +33,14 @@ class Board:
     usb: dict
     gcc_flags: tuple[str, ...]
     compile: dict  # defines and language standards of the board's build (PlatformIO's Arduino core)
+
+    @property
+    def cpu_hz(self) -> int:
+        return self.cpu_mhz * 1_000_000
+
+    def ms(self, count: int | float) -> float:
+        """Milliseconds for ``count`` cycles at this board's clock."""
+        return cycles_to_ms(count, self.cpu_hz)
 
     @property
     def app_flash_bytes(self) -> int:
@@ -79,5 +93,15 @@ def load(board_id: str) -> Board:
 
 
 def from_args(args) -> Board:
-    """The board of a command's --board, with its --reserve-flash/--reserve-ram overrides."""
-    return load(args.board).with_reserve(getattr(args, "reserve_flash", None), getattr(args, "reserve_ram", None))
+    """The board of a command's --board, with its --reserve-flash/--reserve-ram overrides (each less than the board
+    has: a reserve that leaves nothing is a typo, not a budget)."""
+    b = load(args.board)
+    flash, ram = getattr(args, "reserve_flash", None), getattr(args, "reserve_ram", None)
+    if flash is not None and flash >= b.flash_bytes - b.bootloader_flash_bytes:
+        raise TinyDeployError(f"--reserve-flash {flash} leaves nothing of the {b.name}'s "
+                              f"{b.flash_bytes - b.bootloader_flash_bytes:,} B of flash after the bootloader",
+                              f"Pass the Arduino core's own flash in bytes (the profile assumes {b.reserve_flash_bytes:,})")
+    if ram is not None and ram >= b.ram_bytes:
+        raise TinyDeployError(f"--reserve-ram {ram} leaves nothing of the {b.name}'s {b.ram_bytes:,} B of RAM",
+                              f"Pass the Arduino core's own RAM in bytes (the profile assumes {b.reserve_ram_bytes:,})")
+    return b.with_reserve(flash, ram)

@@ -35,8 +35,6 @@ HAM_DEFAULT = Path("ham10000") / "images_200x150"
 
 def data_root() -> Path:
     """Where datasets named without a path are looked for: $TINYDEPLOY_DATA, else the user's data directory."""
-    import os
-
     env = os.environ.get(DATA_ENV)
     if env:
         return Path(env)
@@ -240,7 +238,9 @@ def _stratified_split(labels: np.ndarray, groups: np.ndarray | None, fractions=(
 
 
 def _cache_path(key: str) -> Path:
-    root = Path(os.environ.get("TINYDEPLOY_CACHE", Path.home() / ".cache" / "tinydeploy"))
+    from ..fsutil import cache_root
+
+    root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     return root / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
 

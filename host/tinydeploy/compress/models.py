@@ -1,6 +1,7 @@
 """The study's model families, built with tf_keras and weights=None (no downloads).
 
 custom_cnn      a small CNN for 28x28 inputs (the bundled example)
+bn_cnn          three Conv-BatchNorm-ReLU-MaxPool blocks flattened into the classifier (the `field` recipe's model)
 vgg_style       VGG16's block structure (2-2-3-3-3 convs, 64..512 filters) scaled by a width
                 multiplier and a number of blocks, for microcontroller sizes
 vgg16           plain VGG16 (include_top, weights=None): the row that does not fit

@@ -9,3 +9,8 @@ RECIPES = ("plain", "field")
 
 # Conversion variants (compress/quantize.py), in the order tables list them; int8 is the deployable one.
 VARIANTS = ("float32", "float16", "dynamic", "int16x8", "int8")
+
+# What made a compress row, beside its variant: a post-training conversion of the model (kind = its variant), or one
+# of the fine-tuned levers, each compared with the parent trained as many epochs (EQUAL_EPOCHS) in total.
+EQUAL_EPOCHS, QAT, PRUNED, FILTERS = "int8+epochs", "int8+qat", "int8+pruned", "int8+filters"
+FINE_TUNED = (QAT, PRUNED, FILTERS)

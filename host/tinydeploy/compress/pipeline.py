@@ -10,11 +10,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..boards import Board
+from ..boards import load as load_board
 from ..console import console, err_console
 from ..fsutil import StagedDirectory, write_json_atomic, write_text_atomic
 from ..samples import Samples
 from .datasets import Dataset
-from .names import VARIANTS
+from .names import EQUAL_EPOCHS, FILTERS, FINE_TUNED, PRUNED, QAT, VARIANTS
 from .evaluate import metrics, predict_tflite, predict_tflm, quantize_inputs_int8
 from .quantize import convert
 
@@ -31,12 +33,14 @@ class CompressOptions:
     eval_limit: int | None = None  # evaluate on at most this many test images
     tflm_eval: bool = True  # also run the int8 models through the TFLM host interpreter
     batch_size: int = 128
+    board: Board | None = None  # the board the int8 rows' deployment figures are for (default: nano33ble)
 
 
 @dataclass
 class VariantResult:
     name: str
     variant: str
+    kind: str  # the variant for a post-training conversion, else EQUAL_EPOCHS or one of FINE_TUNED (names.py)
     file: str
     bytes: int
     sparsity: float | None
@@ -45,7 +49,7 @@ class VariantResult:
     extra: dict = field(default_factory=dict)
 
     def row(self) -> dict:
-        return {"name": self.name, "variant": self.variant, "file": self.file, "bytes": self.bytes,
+        return {"name": self.name, "variant": self.variant, "kind": self.kind, "file": self.file, "bytes": self.bytes,
                 "sparsity": self.sparsity, "accuracy": self.metrics["accuracy"],
                 "balanced_accuracy": self.metrics["balanced_accuracy"],
                 "tflm_accuracy": None if self.tflm_metrics is None else self.tflm_metrics["accuracy"],
@@ -96,17 +100,17 @@ def filter_pruned_copy(model, ds: Dataset, fraction: float, *, epochs: int, batc
     return train(smaller, ds, epochs=epochs, batch_size=batch_size, lr=FINETUNE_LR, class_weight=ds.imbalanced)
 
 
-def deployment_figures(data: bytes, name: str) -> dict:
+def deployment_figures(data: bytes, name: str, board: Board) -> dict:
     """What an int8 model costs on the board, from the TF-free analyzer: MACs, parameters, arena (measured by the TFLM
     host interpreter, 32-bit figure) and a latency ESTIMATE from the cycle model (analyze/cycle_model.py)."""
-    from .. import boards
     from ..analyze import analyze_or_graph
     from ..analyze.cycle_model import estimate_ms
+    from ..repair import repair
     from ..tflite_model import TFLiteModel
 
-    a, _ = analyze_or_graph(TFLiteModel.from_bytes(data, source=name), boards.load("nano33ble"))
+    a, _ = analyze_or_graph(repair(TFLiteModel.from_bytes(data, source=name)).model, board)
     return {"macs": a.total_macs, "params": a.total_params, "arena_bytes": a.arena.device_bytes if a.arena else None,
-            "latency_ms_estimate": round(estimate_ms([o.to_dict() for o in a.ops], "int8"), 3),
+            "latency_ms_estimate": round(estimate_ms(a.ops, "int8", board), 3),
             "fits": None if a.fit.fits is None else bool(a.fit.fits)}
 
 
@@ -122,19 +126,19 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
         model.save(tmp / f"{name}.keras")
         labels = "\n".join(ds.class_names) + "\n"
         base_sparsity = sparsity_report(model)["overall"]
-        jobs = [(name, model, v, base_sparsity) for v in opts.variants]
+        jobs = [(name, model, v, v, base_sparsity) for v in opts.variants]
         if opts.prune or opts.qat or opts.prune_filters:
             # Pruned and QAT models get fine-tuning epochs on top of the parent's: the parent, trained as many
             # epochs more with the same learning rate, is the like-for-like baseline they are compared with.
             err_console.print(f"training {name} {opts.finetune_epochs} more epochs (the equal-epoch baseline) ...")
             more = continued_copy(model, ds, epochs=opts.finetune_epochs, batch_size=opts.batch_size)
-            jobs.append((f"{name}_plus{opts.finetune_epochs}ep", more, "int8", sparsity_report(more)["overall"]))
+            jobs.append((f"{name}_plus{opts.finetune_epochs}ep", more, "int8", EQUAL_EPOCHS, sparsity_report(more)["overall"]))
         if opts.qat:
             from .qat import qat_copy
 
             err_console.print(f"quantization-aware training, {opts.finetune_epochs} epochs ...")
             q = qat_copy(model, ds, epochs=opts.finetune_epochs, batch_size=opts.batch_size, class_weight=ds.imbalanced)
-            jobs.append((f"{name}_qat", q, "int8", base_sparsity))
+            jobs.append((f"{name}_qat", q, "int8", QAT, base_sparsity))
         for s in opts.prune:
             err_console.print(f"pruning to {s:.0%} sparsity, {opts.finetune_epochs} fine-tuning epochs ...")
             pruned = pruned_copy(model, ds, s, epochs=opts.finetune_epochs, batch_size=opts.batch_size)
@@ -142,7 +146,7 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
             pname = f"{name}_pruned{int(round(s * 100))}"
             pruned.save(tmp / f"{pname}.keras")
             write_json_atomic(tmp / f"{pname}.sparsity.json", rep)
-            jobs.append((pname, pruned, "int8", rep["overall"]))
+            jobs.append((pname, pruned, "int8", PRUNED, rep["overall"]))
         for f in opts.prune_filters:
             from .filters import channel_report
 
@@ -152,18 +156,18 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
             smaller.save(tmp / f"{fpname}.keras")
             write_json_atomic(tmp / f"{fpname}.channels.json",
                               {"parent": channel_report(model), "pruned": channel_report(smaller), "fraction": f})
-            jobs.append((fpname, smaller, "int8", sparsity_report(smaller)["overall"]))
-        for jname, m, variant, sparsity in jobs:
+            jobs.append((fpname, smaller, "int8", FILTERS, sparsity_report(smaller)["overall"]))
+        for jname, m, variant, kind, sparsity in jobs:
             err_console.print(f"converting {jname} to {variant} and evaluating ...")
             data = convert(m, variant, ds.x_train, opts.rep_samples)
             fname = f"{jname}_{variant}.tflite"
             (tmp / fname).write_bytes(data)
             met, tmet = evaluate_variant(data, ds, variant, limit=opts.eval_limit, tflm=opts.tflm_eval)
             # TFLM stores weights dense: pruning's real gain is the compressed size (TF's pruning guide measures it so)
-            r = VariantResult(jname, variant, fname, len(data), sparsity, met, tmet,
+            r = VariantResult(jname, variant, kind, fname, len(data), sparsity, met, tmet,
                               extra={"gzip_bytes": len(gzip.compress(data, 9))})
             if variant == "int8":
-                r.extra.update(deployment_figures(data, fname))
+                r.extra.update(deployment_figures(data, fname, opts.board or load_board("nano33ble")))
                 stem = fname[: -len(".tflite")]
                 (tmp / f"{stem}.labels.txt").write_text(labels)
                 n = opts.golden_samples
@@ -177,22 +181,18 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
     return report
 
 
-def _is_pruned(name: str) -> bool:
-    return "_pruned" in name or "_filters" in name
-
-
 def _report(name: str, ds: Dataset, results: list[VariantResult], seconds: float) -> dict:
-    f32 = next((r for r in results if r.variant == "float32" and r.name == name), None)
-    baseline = next((r for r in results if r.name.startswith(f"{name}_plus") and r.variant == "int8"), None)
+    f32 = next((r for r in results if r.kind == "float32"), None)
+    baseline = next((r for r in results if r.kind == EQUAL_EPOCHS), None)
     rows = []
     for r in results:
         row = r.row()
         row["size_vs_float32"] = r.bytes / f32.bytes if f32 else None
         row["accuracy_delta_pp"] = 100 * (r.metrics["accuracy"] - f32.metrics["accuracy"]) if f32 else None
-        if baseline is not None and (_is_pruned(r.name) or r.name.endswith("_qat")):  # same epochs in total
+        if baseline is not None and r.kind in FINE_TUNED:  # same epochs in total
             row["vs_equal_epochs_pp"] = 100 * (r.metrics["accuracy"] - baseline.metrics["accuracy"])
-        parent = next((p for p in results if p.name == name and p.variant == "int8"), None)
-        if "_filters" in r.name and parent is not None:  # what removing filters saved on the board
+        parent = next((p for p in results if p.kind == "int8"), None)
+        if r.kind == FILTERS and parent is not None:  # what removing filters saved on the board
             row["vs_parent"] = {k: r.extra[k] / parent.extra[k] for k in ("macs", "params", "arena_bytes", "latency_ms_estimate")
                                 if r.extra.get(k) and parent.extra.get(k)}
             row["vs_parent"]["bytes"] = r.bytes / parent.bytes

@@ -9,9 +9,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..boards import cycles_to_ms
 from ..errors import DeviceError
 from .link import Link
 from .protocol import PROTOCOL_VERSION, Record
+
+
+SUMMARY_FIELDS = {"median": "med", "p90": "p90", "min": "min", "max": "max"}  # statistic -> summary record suffix
+
+
+@dataclass(frozen=True)
+class Latency:
+    """The summary record: counts per inference (cycles on a board, instructions on the emulator) and ms."""
+
+    runs: int
+    warmup: int
+    counter: str  # "cycles" | "instructions"
+    counts: dict  # median, p90, min, max
+    ms: dict | None  # measured on a board; on the emulator an estimate from the counts (ESTIMATE_METHOD)
+    golden_pass: int
+    golden_total: int
+
+    def to_dict(self) -> dict:
+        d = {"runs": self.runs, "warmup": self.warmup, "ms": self.ms, "cycles": self.counts,
+             "golden_pass": self.golden_pass, "golden_total": self.golden_total}
+        if self.counter == "instructions":
+            d["instructions"] = self.counts
+        return d
 
 
 @dataclass
@@ -28,45 +52,70 @@ class BenchReport:
         rs = self.of(type_)
         return rs[-1] if rs else None
 
+    @property
+    def cpu_hz(self) -> int:
+        hello = self.one("hello")
+        return int(hello.fields.get("cpu_hz", 0)) if hello else 0
+
+    @property
+    def counter(self) -> str:
+        """What the counts count. Firmware before protocol field `counter` counted cycles; an emulator counts
+        instructions."""
+        hello = self.one("hello")
+        return hello.fields.get("counter", "cycles") if hello else "cycles"
+
+    @property
+    def emulated(self) -> bool:
+        return self.counter == "instructions"
+
+    @property
+    def arena(self) -> dict | None:
+        arena = self.one("arena")
+        return {k: int(v) for k, v in arena.fields.items()} if arena else None
+
+    @property
+    def latency(self) -> Latency | None:
+        summary = self.one("summary")
+        if summary is None:
+            return None
+        s = {k: int(v) for k, v in summary.fields.items()}
+        counts = {k: s[f"cyc_{f}"] for k, f in SUMMARY_FIELDS.items()}
+        if self.emulated:  # micros() is emulated time there: the board's ms come from the count, as an estimate
+            ms = {k: cycles_to_ms(v, self.cpu_hz) for k, v in counts.items()} if self.cpu_hz else None
+        else:
+            ms = {k: s[f"us_{f}"] / 1e3 for k, f in SUMMARY_FIELDS.items()}
+        return Latency(s["runs"], s["warmup"], self.counter, counts, ms, s["golden_pass"], s["golden_total"])
+
+    def op_counts(self) -> list[tuple[str, int]]:
+        """(op tag, count) in graph order."""
+        return [(r.str("tag"), r.int("cycles")) for r in self.of("op")]
+
+    def golden(self) -> list[dict]:
+        return [{"index": r.int("i"), "max_diff": r.int("max_diff"), "tolerance": r.int("tol"),
+                 "pass": r.str("pass") == "1", "output": r.ints("out")} for r in self.of("golden")]
+
     def to_dict(self) -> dict:
-        hello, arena, summary = self.one("hello"), self.one("arena"), self.one("summary")
-        cpu_hz = int(hello.fields.get("cpu_hz", 0)) if hello else 0
-        # Firmware before protocol field `counter` counted cycles; an emulator counts instructions.
-        counter = hello.fields.get("counter", "cycles") if hello else "cycles"
-        emulated = counter == "instructions"
-        runs = [{"cycles": r.int("cycles"), "us": r.int("us")} for r in self.of("run")]
-        d = {
+        hello = self.one("hello")
+        cpu_hz, lat = self.cpu_hz, self.latency
+        return {
             "schema": "tinydeploy.bench/1",
             "port": self.port,
             "complete": self.one("done") is not None and self.error is None,
             "error": self.error,
             "device": hello.fields if hello else None,
             "target": hello.fields.get("target", hello.fields.get("board")) if hello else None,
-            "counter": counter,
-            "ms_kind": (ESTIMATE_METHOD.format(mhz=cpu_hz / 1e6) if emulated else "measured") if hello else None,
-            "arena": {k: int(v) for k, v in arena.fields.items()} if arena else None,
-            "runs": runs,
-            "latency": None,
+            "counter": self.counter,
+            "ms_kind": (ESTIMATE_METHOD.format(mhz=cpu_hz / 1e6) if self.emulated else "measured") if hello else None,
+            "arena": self.arena,
+            "runs": [{"cycles": r.int("cycles"), "us": r.int("us")} for r in self.of("run")],
+            "latency": lat.to_dict() if lat else None,
             "ops": [{"index": r.int("i"), "tag": r.str("tag"), "cycles": r.int("cycles"),
-                     "ms": (r.int("cycles") / cpu_hz * 1e3) if cpu_hz else None} for r in self.of("op")],
-            "golden": [{"index": r.int("i"), "max_diff": r.int("max_diff"), "tolerance": r.int("tol"),
-                        "pass": r.str("pass") == "1", "output": r.ints("out")} for r in self.of("golden")],
+                     "ms": cycles_to_ms(r.int("cycles"), cpu_hz) if cpu_hz else None} for r in self.of("op")],
+            "golden": self.golden(),
             "errors": [r.fields for r in self.of("error")],
             "rejected_lines": self.rejected,
             "records": [r.to_dict() for r in self.records],
         }
-        if summary:
-            s = {k: int(v) for k, v in summary.fields.items()}
-            counts = {"median": s["cyc_med"], "p90": s["cyc_p90"], "min": s["cyc_min"], "max": s["cyc_max"]}
-            if emulated:  # micros() is emulated time there: the board's ms come from the count, as an estimate
-                ms = {k: v / cpu_hz * 1e3 for k, v in counts.items()} if cpu_hz else None
-            else:
-                ms = {"median": s["us_med"] / 1e3, "p90": s["us_p90"] / 1e3, "min": s["us_min"] / 1e3, "max": s["us_max"] / 1e3}
-            d["latency"] = {"runs": s["runs"], "warmup": s["warmup"], "ms": ms, "cycles": counts,
-                            "golden_pass": s["golden_pass"], "golden_total": s["golden_total"]}
-            if emulated:
-                d["latency"]["instructions"] = counts
-        return d
 
 
 # How an emulated run's instruction counts become milliseconds on the board.
@@ -86,7 +135,10 @@ def _check_version(ev) -> None:
                                    "Rebuild and flash the firmware with this tinydeploy (tinydeploy build, tinydeploy flash)")
 
 
-def handshake(link: Link, *, attempts: int = 5, reply_timeout: float = 2.0) -> Record:
+NO_ANSWER_HINT = "Is the tinydeploy firmware flashed? Run `tinydeploy flash PROJECT`, or press reset"
+
+
+def handshake(link: Link, *, attempts: int = 5, reply_timeout: float = 2.0, no_answer_hint: str | None = None) -> Record:
     """Send td-hello% until the firmware answers with a hello record."""
     for _ in range(attempts):
         link.send("td-hello")
@@ -100,15 +152,14 @@ def handshake(link: Link, *, attempts: int = 5, reply_timeout: float = 2.0) -> R
             raise
         except DeviceError:
             continue  # silence or a timeout: the board may still be enumerating; ask again
-    raise DeviceError(f"no answer to td-hello from {link.name} after {attempts} tries",
-                      "Is the tinydeploy firmware flashed? Run `tinydeploy flash PROJECT`, or press reset")
+    raise DeviceError(f"no answer to td-hello from {link.name} after {attempts} tries", no_answer_hint or NO_ANSWER_HINT)
 
 
 def run_bench(link: Link, *, runs: int = 20, warmup: int = 2, timeout: float = 120.0, idle_timeout: float = 10.0,
-              hello_tries: int = 5, hello_wait: float = 2.0) -> BenchReport:
+              hello_tries: int = 5, hello_wait: float = 2.0, no_answer_hint: str | None = None) -> BenchReport:
     report = BenchReport(port=link.name)
     try:
-        handshake(link, attempts=hello_tries, reply_timeout=hello_wait)
+        handshake(link, attempts=hello_tries, reply_timeout=hello_wait, no_answer_hint=no_answer_hint)
         link.drain(0.2)
         link.send(f"td-bench {int(runs)} {int(warmup)}")
         for ev in link.events(timeout=timeout, idle_timeout=idle_timeout):

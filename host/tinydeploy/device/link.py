@@ -30,6 +30,9 @@ class Link:
     def open(cls, port: str | None = None, url: str | None = None, baudrate: int = 115200) -> "Link":
         import serial
 
+        if url is not None and "://" not in url:
+            raise TinyDeployError(f"--url {url} is not a serial port or pyserial URL (no scheme)",
+                                  "Use socket://HOST:PORT, rfc2217://HOST:PORT or loop://, or --port for a local port")
         target = url or port
         if not target:
             from .ports import find_board

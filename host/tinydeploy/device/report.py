@@ -48,3 +48,15 @@ def render(d: dict) -> None:
                       f"(max |diff| {max(x['max_diff'] for x in g)}, tolerance {g[0]['tolerance']})")
     if d.get("rejected_lines"):
         console.print(f"[yellow]{len(d['rejected_lines'])} lines rejected (bad checksum or garbage)[/]")
+
+
+def render_accuracy(a: dict) -> None:
+    line = f"on-device accuracy: {a['device']['accuracy']:.4f} on {a['device']['n']} samples" \
+        if a["device"]["accuracy"] is not None else f"ran {a['device']['n']} inputs on the device"
+    if a["host"]["accuracy"] is not None:
+        line += f" (host TFLM: {a['host']['accuracy']:.4f})"
+    if a["agreement"] is not None:
+        line += f"; predictions agree on {a['agreement']:.4f}"
+    if "outputs" in a:
+        line += f"; outputs identical on {a['outputs']['identical']} of {a['device']['n']} (max |diff| {a['outputs']['max_abs_diff']})"
+    console.print(line)

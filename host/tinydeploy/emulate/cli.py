@@ -8,8 +8,7 @@ from pathlib import Path
 
 
 def add_parsers(sub, add_board, add_json) -> None:
-    from ..cliargs import bounded_int
-    from ..device.cli import add_bench_options
+    from ..cliargs import add_bench_options, bounded_int
 
     e = sub.add_parser("emulate", help="compile a generated project for an emulated Cortex-M4 (QEMU) and benchmark it there")
     e.add_argument("project", help="the directory written by `tinydeploy build`")
@@ -23,16 +22,18 @@ def add_parsers(sub, add_board, add_json) -> None:
 
 
 def cmd_emulate(args) -> int:
+    from ..boards import from_args as load_board
     from ..console import err_console, progress
-    from ..device.cli import bench_link, report
     from ..device.link import Link
+    from ..device.session import BenchOptions, bench_link, finish
     from ..errors import ModelError
     from .firmware import EmulatedTarget, emulate_project
     from .qemu import QemuSession
 
     project = Path(args.project)
     if not project.is_dir():
-        raise ModelError(f"project directory {project} does not exist", "Run `tinydeploy build MODEL.tflite -o DIR` first")
+        raise ModelError(f"project directory {project} " + ("is a file, not a directory" if project.exists() else
+                         "does not exist"), "Run `tinydeploy build MODEL.tflite -o DIR` first")
     comparison = _comparison(project, args) if args.accuracy else None  # bad samples are refused before any work
     t0 = time.monotonic()
     with progress() as prog:
@@ -43,7 +44,7 @@ def cmd_emulate(args) -> int:
                 tasks[stage] = prog.add_task(stage, total=total)
             prog.update(tasks[stage], completed=done)
 
-        image, lib = emulate_project(project, tflm=args.tflm, board_id=args.board, jobs=args.jobs, progress=show)
+        image, lib = emulate_project(project, tflm=args.tflm, board=load_board(args), jobs=args.jobs, progress=show)
     built_s = time.monotonic() - t0
     for w in image.warnings:
         err_console.print(f"[yellow]{w}[/]", soft_wrap=True)
@@ -56,11 +57,14 @@ def cmd_emulate(args) -> int:
     with QemuSession(image.elf, target) as q:
         extra["emulation"]["qemu"] = q.command(q.port)
         with Link.open(url=q.url) as link:
-            d = bench_link(link, args, extra)
+            d = bench_link(link, BenchOptions.from_args(args), json_path=args.json, extra=extra,
+                           no_answer_hint=f"The emulated firmware did not answer: rebuild the project with this "
+                                          f"tinydeploy (tinydeploy build --force), or raise --hello-wait "
+                                          f"({args.hello_wait:g} s now)")
             if comparison is not None:
                 d["accuracy"] = _accuracy(link, *comparison)
     d["emulation"]["seconds"] = round(time.monotonic() - t0, 1)
-    return report(d, args)
+    return finish(d, args.json)
 
 
 def _comparison(project: Path, args):
@@ -77,6 +81,7 @@ def _comparison(project: Path, args):
     model = TFLiteModel.from_file(model_path)
     samples = Samples.load(args.accuracy, args.limit)
     x = samples.int8_inputs(model)
+    samples.check_labels(model.output_tensors[0].num_elements)
     host = reference_outputs(model.data, x.reshape((len(x),) + tuple(model.input_tensors[0].shape)))
     return x, samples.y, host.reshape(len(x), -1)
 

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from ..boards import Board, load
+from ..boards import Board
 from ..errors import ModelError, ToolchainError
 from ..sources import firmware_dir
 from .tflm_library import CompileFlags, TflmLibrary, build_archive, compile_one
@@ -133,13 +133,16 @@ def build_firmware(project: Path, lib: TflmLibrary, board: Board, *, out_dir: Pa
         raise ModelError(f"{project} is not a project written by `tinydeploy build`: src/model_config.h is missing",
                          "Run `tinydeploy build MODEL.tflite -o DIR` first")
     pflags = read_project_flags(project)
+    # the board's own flags (its core's variant files, boards/<id>.json); the project's build_flags come after them
     lib_flags = CompileFlags(cpu=cpu, defines=tuple(board.compile["defines"]), c_std=board.compile["c_std"],
-                             cxx_std=board.compile["cxx_std"], optimize=pflags.optimize or "-O2")
+                             cxx_std=board.compile["cxx_std"], optimize=pflags.optimize or board.compile["optimize"],
+                             common=(*board.compile["codegen"], "-fno-common"))
     archive = build_archive(lib, tc, lib_flags, jobs=jobs,
                             progress=(lambda d, n: progress("compiling TFLM (once, then cached)", d, n)) if progress else None)
     board_dir = firmware_dir() / target.firmware_dir
     app_flags = CompileFlags(cpu=cpu, defines=(*lib_flags.defines, *target.defines, *pflags.defines),
-                             c_std=lib_flags.c_std, cxx_std=lib_flags.cxx_std, optimize=lib_flags.optimize)
+                             c_std=lib_flags.c_std, cxx_std=lib_flags.cxx_std, optimize=lib_flags.optimize,
+                             common=lib_flags.common)
     out = out_dir or project / ".emulator"
     out.mkdir(parents=True, exist_ok=True)
     sources = sorted(src.glob("*.cpp")) + [board_dir / s for s in target.board_sources] + list(extra_sources)
@@ -149,7 +152,7 @@ def build_firmware(project: Path, lib: TflmLibrary, board: Board, *, out_dir: Pa
         if progress:
             progress("compiling the firmware", i, len(sources))
         o = out / (s.stem + ".o")
-        r = compile_one(tc, app_flags, s, o, includes, extra=("-Wall",))
+        r = compile_one(tc, app_flags, s, o, includes, extra=tuple(board.compile["warnings"]))
         if r.returncode != 0:
             first = next((l for l in r.stderr.splitlines() if "error" in l), r.stderr.strip()[:300])
             raise ToolchainError(f"{s.name} does not compile for the emulated Cortex-M4: {first}",
@@ -174,9 +177,9 @@ def build_firmware(project: Path, lib: TflmLibrary, board: Board, *, out_dir: Pa
     return FirmwareImage(elf, text, data, bss, tuple(warnings))
 
 
-def emulate_project(project: Path, *, tflm: str | None, board_id: str = "nano33ble", jobs: int | None = None,
+def emulate_project(project: Path, *, tflm: str | None, board: Board, jobs: int | None = None,
                     extra_sources: tuple[Path, ...] = (), progress=None):
-    """Build the emulated firmware for PROJECT; returns (FirmwareImage, TflmLibrary)."""
+    """Build the emulated firmware for PROJECT with BOARD's flags; returns (FirmwareImage, TflmLibrary)."""
     lib = TflmLibrary.locate(tflm, project)
-    image = build_firmware(project, lib, load(board_id), jobs=jobs, extra_sources=extra_sources, progress=progress)
+    image = build_firmware(project, lib, board, jobs=jobs, extra_sources=extra_sources, progress=progress)
     return image, lib

@@ -5,7 +5,7 @@ folder with a roomy arena, compiled against the pinned TFLM, run once under QEMU
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..analyze import Analysis
@@ -36,6 +36,7 @@ class Measurement:
 
 def measure(model: TFLiteModel, analysis: Analysis, *, tflm: str | None, runs: int = 3, golden=None,
             labels: list[str] | None = None, name: str = "model", command: str = "tinydeploy emulate") -> Measurement:
+    """``model`` as deployed (``tinydeploy.repair``) and its analysis, whose board's flags the build uses."""
     from ..device.bench import DeviceErrorWithReport, run_bench
     from ..device.link import Link
     from ..generate.golden import make_golden
@@ -44,21 +45,20 @@ def measure(model: TFLiteModel, analysis: Analysis, *, tflm: str | None, runs: i
     from .qemu import QemuSession
 
     golden = golden if golden is not None else make_golden(model, count=1)
-    probe = dict(host_arena_plan(analysis))
-    probe["bytes"] = probe["bytes"] * PROBE_ARENA_FACTOR + PROBE_ARENA_EXTRA
+    plan = host_arena_plan(analysis)
+    probe = replace(plan, kind="probe", bytes=plan.bytes * PROBE_ARENA_FACTOR + PROBE_ARENA_EXTRA)
     with tempfile.TemporaryDirectory(prefix="tinydeploy-emu-") as tmp:
         project = Path(tmp) / "probe"
         ctx = build_context(model, analysis, golden, labels or [], name=name, command=command, arena_plan=probe)
         render_project(ctx, project, force=False, metadata={}, model_data=model.data)
-        image, _ = emulate_project(project, tflm=tflm)
+        image, _ = emulate_project(project, tflm=tflm, board=analysis.board)
         with QemuSession(image.elf) as q, Link.open(url=q.url) as link:
             try:
                 rep = run_bench(link, runs=runs, warmup=0, timeout=600, idle_timeout=120)
             except DeviceErrorWithReport as e:
-                raise ModelError(f"the model does not run on the emulated device even with a {probe['bytes']} B arena "
+                raise ModelError(f"the model does not run on the emulated device even with a {probe.bytes} B arena "
                                  f"({e.what})", "Check the model with `tinydeploy analyze`") from None
-    d = rep.to_dict()
-    return Measurement(instructions=d["latency"]["cycles"]["median"], arena_used_bytes=d["arena"]["used"],
-                       target=d["target"], ops=tuple((o["tag"], o["cycles"]) for o in d["ops"]),
-                       golden_pass=all(g["pass"] for g in d["golden"]),
+    return Measurement(instructions=rep.latency.counts["median"], arena_used_bytes=rep.arena["used"],
+                       target=rep.one("hello").fields.get("target"), ops=tuple(rep.op_counts()),
+                       golden_pass=all(g["pass"] for g in rep.golden()),
                        firmware_ram_bytes=image.ram_bytes, firmware_flash_bytes=image.flash_bytes)

@@ -42,6 +42,13 @@ class QemuSession:
                 "-kernel", str(self.elf), "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", *self.target.qemu_args]
 
     def __enter__(self) -> "QemuSession":
+        try:
+            return self._start()
+        except BaseException:  # a signal while QEMU starts: __exit__ will not run, so end it here
+            self._stop()
+            raise
+
+    def _start(self) -> "QemuSession":
         last = ""
         for _ in range(3):  # another program may take the free port between our probe and QEMU's bind
             port = _free_port()

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import ToolchainError
+from ..errors import TinyDeployError, ToolchainError
+from ..fsutil import cache_root
 from .toolchain import ArmToolchain
 
 LIBRARY_NAME = "Arduino_TensorFlowLite"
@@ -29,12 +30,6 @@ ENV_VAR = "TINYDEPLOY_TFLM_DIR"
 EXCLUDED_PARTS = ("peripherals/", "test_over_serial/", "third_party/kissfft/", "experimental/microfrontend/",
                   "micro/system_setup.cpp", "micro/test_helpers.cpp", "micro/test_helper_custom_ops.cpp",
                   "micro/kernels/kernel_runner.cpp", "micro/mock_micro_graph.cpp", "micro/fake_micro_context.cpp")
-
-
-def cache_root() -> Path:
-    base = os.environ.get("TINYDEPLOY_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tinydeploy")
-    return Path(base)
 
 
 @dataclass(frozen=True)
@@ -64,9 +59,11 @@ class TflmLibrary:
     @classmethod
     def _checked(cls, root: Path, origin: str) -> "TflmLibrary":
         if not (root / "src" / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file():
-            raise ToolchainError(f"{root} ({origin}) is not the {LIBRARY_NAME} library: "
-                                 "src/tensorflow/lite/micro/micro_interpreter.h is missing",
-                                 "Point it at the folder that holds library.properties and src/")
+            # the user named a folder that is not the library: bad input (exit 2), not a missing tool
+            what = "does not exist" if not root.exists() else "is not a directory" if not root.is_dir() else \
+                f"is not the {LIBRARY_NAME} library (no src/tensorflow/lite/micro/micro_interpreter.h)"
+            raise TinyDeployError(f"{root} ({origin}) {what}",
+                                  "Point it at the folder that holds library.properties and src/")
         return cls(root.resolve(), origin)
 
     def sources(self) -> list[Path]:
@@ -102,7 +99,8 @@ class CompileFlags:
 
     def for_source(self, path: Path) -> list[str]:
         lang = [f"-std={self.c_std}"] if path.suffix == ".c" else [f"-std={self.cxx_std}", *self.cxx_only]
-        return [*self.cpu, self.optimize, *lang, *self.common, *(f"-D{d}" for d in self.defines)]
+        # -pipe: no temporary files between the compiler's stages, so none is left when a signal ends a build
+        return [*self.cpu, self.optimize, *lang, *self.common, *(f"-D{d}" for d in self.defines), "-pipe"]
 
     def key(self) -> str:
         return repr(self)
@@ -143,13 +141,17 @@ def build_archive(lib: TflmLibrary, tc: ArmToolchain, flags: CompileFlags, *, jo
         return s, None
 
     failures = []
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2) as pool:
+    pool = ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2)
+    try:
         for s, err in pool.map(work, todo):
             done += 1
             if progress:
                 progress(done, len(sources))
             if err is not None:
                 failures.append((s, err))
+    finally:
+        # on Ctrl-C or a termination signal: the compilers running now finish (objects are atomic), none starts
+        pool.shutdown(wait=True, cancel_futures=True)
     if failures:
         s, err = failures[0]
         first = next((l for l in err.splitlines() if "error" in l), err.strip()[:300])

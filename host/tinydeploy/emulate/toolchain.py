@@ -65,3 +65,4 @@ def emulator_available() -> bool:
     except ToolchainError:
         return False
     return True
+

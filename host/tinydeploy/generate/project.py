@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,35 +43,50 @@ def _round16(n: float) -> int:
     return (int(n) + 15) // 16 * 16
 
 
-def host_arena_plan(analysis: Analysis) -> dict:
+@dataclass(frozen=True)
+class ArenaPlan:
+    """The tensor arena a generated project allocates, and where the figure comes from."""
+
+    kind: str  # "host-estimate" | "measured" | "probe"
+    host_bytes: int | None  # the host interpreter's 64-bit figure
+    needed_bytes: int  # what the runtime needs, by the figure's source
+    bytes: int  # what the project allocates
+    source: str
+    margin: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def host_arena_plan(analysis: Analysis) -> ArenaPlan:
     """The arena from the host interpreter's figure, corrected to 32-bit, with a margin for what it cannot see."""
     arena = analysis.arena
     if arena is None:
         raise TinyDeployError("the arena was not measured", "Run build without --no-arena")
-    return {"kind": "host-estimate", "host_bytes": arena.host_total_bytes, "needed_bytes": arena.device_bytes,
-            "bytes": arena_with_margin(arena.device_bytes),
-            "source": f"the host TFLM interpreter measured {arena.host_total_bytes} B (64-bit), corrected to "
-                      f"{arena.device_bytes} B for the 32-bit device",
-            "margin": f"{int(ARENA_MARGIN_FRACTION * 100)}%, at least {ARENA_MARGIN_MIN_BYTES} B, + 16 B alignment"}
+    return ArenaPlan("host-estimate", arena.host_total_bytes, arena.device_bytes, arena_with_margin(arena.device_bytes),
+                     f"the host TFLM interpreter measured {arena.host_total_bytes} B (64-bit), corrected to "
+                     f"{arena.device_bytes} B for the 32-bit device",
+                     f"{int(ARENA_MARGIN_FRACTION * 100)}%, at least {ARENA_MARGIN_MIN_BYTES} B, + 16 B alignment")
 
 
-def measured_arena_plan(analysis: Analysis, used_bytes: int, target: str) -> dict:
+def measured_arena_plan(analysis: Analysis, used_bytes: int, target: str) -> ArenaPlan:
     """The arena from the firmware's own arena_used_bytes() (the pinned TFLM and its CMSIS-NN kernels)."""
-    return {"kind": "measured", "host_bytes": analysis.arena.host_total_bytes if analysis.arena else None, "needed_bytes": used_bytes,
-            "bytes": _round16(used_bytes * (1 + MEASURED_ARENA_MARGIN) + ARENA_ALIGN_BYTES),
-            "source": f"the firmware's arena_used_bytes() measured {used_bytes} B on {target} with the pinned TFLM",
-            "margin": f"{int(MEASURED_ARENA_MARGIN * 100)}%, + 16 B alignment"}
+    return ArenaPlan("measured", analysis.arena.host_total_bytes if analysis.arena else None, used_bytes,
+                     _round16(used_bytes * (1 + MEASURED_ARENA_MARGIN) + ARENA_ALIGN_BYTES),
+                     f"the firmware's arena_used_bytes() measured {used_bytes} B on {target} with the pinned TFLM",
+                     f"{int(MEASURED_ARENA_MARGIN * 100)}%, + 16 B alignment")
 
 
 def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels: list[str], *, name: str,
-                  command: str, arena_plan: dict | None = None) -> dict:
+                  command: str, arena_plan: ArenaPlan | None = None) -> dict:
+    """What the templates render for ``model`` (as deployed). ``labels``: one per class, or none (class_0, ...)."""
     runtime = analysis.runtime
     arena_plan = arena_plan or host_arena_plan(analysis)
     sha = hashlib.sha256(model.data).hexdigest()
     ident = c_identifier(name)
     n_out = model.output_tensors[0].num_elements
-    if len(labels) != n_out:
-        labels = [f"class_{i}" for i in range(n_out)]
+    assert not labels or len(labels) == n_out, "labels are counted against the model's outputs before the build"
+    labels = labels or [f"class_{i}" for i in range(n_out)]
     return {
         "version": __version__,
         "command": c_comment(command),
@@ -83,7 +99,7 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
         "ops": [{"name": n, "method": runtime.resolver_method(n), "cmsis_nn": n in runtime.cmsis_nn}
                 for n in analysis.op_names],
         "max_ops": max(len(model.operators), 1),
-        "arena": arena_plan,
+        "arena": arena_plan.to_dict(),
         "input": _io_context(model.input_tensors[0]),
         "output": _io_context(model.output_tensors[0]),
         "labels": [{"c": c_string(l), "comment": c_comment(l)} for l in labels],

@@ -36,16 +36,10 @@ def add_parsers(sub, add_board, add_json) -> None:
     s.set_defaults(func=cmd_search)
 
 
-def _check_output(out: Path, force: bool) -> None:
-    from ..errors import TinyDeployError
-
-    if out.exists() and not out.is_dir():
-        raise TinyDeployError(f"{out} exists and is not a directory", "Choose another output directory with -o")
-    if out.is_dir() and not force:
-        other = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_FILES and not p.name.startswith(".front"))
-        if other:
-            raise TinyDeployError(f"output directory {out} holds {other[0]}, which is not a search's",
-                                  "Choose another directory with -o, or pass --force")
+def _foreign(out: Path) -> str | None:
+    """What in an output directory is not a search's own output (which the same command resumes)."""
+    return next((p.name for p in sorted(out.iterdir()) if p.name not in OUTPUT_FILES and not p.name.startswith(".front")),
+                None)
 
 
 def _config_of(args, board) -> dict:
@@ -61,24 +55,43 @@ def cmd_search(args) -> int:
     from ..boards import from_args as load_board
     from ..console import err_console, write_json
     from ..errors import TinyDeployError
+    from ..fsutil import check_output_dir
     from . import run
 
+    from ..compress.tfenv import require_training_extra
+
     t_start = time.monotonic()
+    require_training_extra("search")
     out = Path(args.output)
-    _check_output(out, args.force)
+    check_output_dir(out, args.force, foreign=_foreign)
     board = load_board(args)
     try:
         import optuna
     except ImportError:
-        raise TinyDeployError("tinydeploy search needs Optuna", "pip install 'tinydeploy[search]'") from None
+        from ..errors import ToolchainError
+
+        raise ToolchainError("tinydeploy search needs Optuna", "pip install 'tinydeploy[search]'") from None
     import warnings
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna's own warnings for a failed trial come with a traceback (Ctrl-C included): each trial's line says it instead
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.x
     url = run.storage_url(args.storage, out)
     run.check_storage_url(url)
-    out.mkdir(parents=True, exist_ok=True)
-    storage = run.open_storage(url)
+    # the dataset is checked before the storage is touched: a typo leaves no study behind
+    from ..compress.datasets import load_dataset
+
+    ds = load_dataset(args.dataset, seed=args.seed)
+    ds = ds.subset(args.subset, None, seed=args.seed) if args.subset < len(ds.y_train) else ds
+    made_out = not out.exists()
+    try:
+        if url.startswith("sqlite"):
+            out.mkdir(parents=True, exist_ok=True)  # the default storage lives there
+        storage = run.open_storage(url)
+    except BaseException:
+        if made_out and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
     name = args.study_name or f"{args.dataset.split(':')[0]}-{board.id}"
     config = _config_of(args, board)
     sampler = optuna.samplers.TPESampler(n_startup_trials=5, constant_liar=True)
@@ -96,10 +109,6 @@ def cmd_search(args) -> int:
         err_console.print(f"{orphans} trial(s) left running by a killed worker on this machine: marked failed")
 
     emulate, why = _emulation(args)
-    from ..compress.datasets import load_dataset
-
-    ds = load_dataset(args.dataset, seed=args.seed)
-    ds = ds.subset(args.subset, None, seed=args.seed) if args.subset < len(ds.y_train) else ds
     from .objective import Objective, SearchConfig
 
     cfg = SearchConfig(board=board, epochs=args.epochs, tflm=args.tflm, emulate=emulate)
@@ -133,14 +142,7 @@ def cmd_search(args) -> int:
 def _emulation(args) -> tuple[bool, str | None]:
     if args.no_emulate:
         return False, "--no-emulate"
-    from ..emulate.tflm_library import TflmLibrary
-    from ..emulate.toolchain import APT_PACKAGES, emulator_available
-    from ..errors import TinyDeployError
+    from ..emulate import why_not_emulated
 
-    if not emulator_available():
-        return False, f"the emulator is not installed: apt-get install {APT_PACKAGES}"
-    try:
-        TflmLibrary.locate(args.tflm)
-    except TinyDeployError as e:
-        return False, str(e)
-    return True, None
+    why = why_not_emulated(args.tflm)
+    return why is None, why

@@ -114,14 +114,15 @@ class Objective:
         """Analyze an int8 model (TF-free: flash with the runtime, arena by the TFLM host interpreter, firmware RAM);
         raise Rejected when it does not fit. ``untrained``: an untrained model's softmax input may barely vary, which
         TFLM refuses (analyze says so); that says nothing about the trained model, so it is not held against it."""
-        from ..analyze import analyze_or_graph
+        from ..analyze import SOFTMAX_SCALE, analyze_or_graph
         from ..analyze.cycle_model import estimate_ms
+        from ..repair import repair
         from ..tflite_model import TFLiteModel
 
         # refused, e.g. for an untrained model's softmax: judge what the graph shows now, the rest after training
-        a, _ = analyze_or_graph(TFLiteModel.from_bytes(data, source=name), self.cfg.board)
-        issues = [i for i in a.support_issues
-                  if not (untrained and i.message.startswith("SOFTMAX (op") and "input scale" in i.message)]
+        deployed = repair(TFLiteModel.from_bytes(data, source=name)).model
+        a, _ = analyze_or_graph(deployed, self.cfg.board)
+        issues = [i for i in a.support_issues if not (untrained and i.code == SOFTMAX_SCALE)]
         if issues:
             raise Rejected(issues[0].message)
         over = a.fit.overruns()
@@ -134,7 +135,7 @@ class Objective:
         return {"model_bytes": len(data), "arena_bytes": a.arena.device_bytes if a.arena else None,
                 "macs": a.total_macs, "params": a.total_params, "flash_need_bytes": a.fit.flash.need_bytes,
                 "ram_need_bytes": a.fit.ram.need_bytes,
-                "latency_estimate_ms": estimate_ms([o.to_dict() for o in a.ops], "int8"), "analysis": a}
+                "latency_estimate_ms": estimate_ms(a.ops, "int8", self.cfg.board), "analysis": a, "deployed": deployed}
 
     def __call__(self, trial):
         import optuna
@@ -192,13 +193,12 @@ class Objective:
         if self.cfg.emulate:
             from ..emulate.measure import measure
 
-            a = post["analysis"]
-            e = measure(a.deployed, a, tflm=self.cfg.tflm, runs=1, name=f"trial{trial.number}")
+            e = measure(post["deployed"], post["analysis"], tflm=self.cfg.tflm, runs=1, name=f"trial{trial.number}")
             instructions = e.instructions
-            latency, kind = instructions / (self.cfg.board.cpu_mhz * 1e3), "emulated"
+            latency, kind = self.cfg.board.ms(instructions), "emulated"
             post["arena_bytes"] = e.arena_used_bytes
         for k, v in post.items():
-            if k != "analysis":
+            if k not in ("analysis", "deployed"):
                 trial.set_user_attr(k, v)
         trial.set_user_attr("val_accuracy", m["accuracy"])
         trial.set_user_attr("val_balanced_accuracy", m["balanced_accuracy"])

@@ -3,12 +3,12 @@ model as an int8 .tflite with the sidecars `tinydeploy build` reads, in front/ (
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 
 from ..boards import Board
-from ..fsutil import StagedDirectory, write_bytes_atomic, write_json_atomic, write_text_atomic
+from ..fsutil import StagedDirectory, write_json_atomic, write_text_atomic
+from ..plotting import save_png
 from . import run
 from .objective import candidate, save_front_model
 
@@ -102,8 +102,4 @@ def _plot(study, front, path: Path, board: Board, report: dict) -> None:
     ax.ticklabel_format(style="plain", axis="both", useOffset=False)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes_atomic(path, buf.getvalue())
+    save_png(fig, path)

@@ -54,8 +54,10 @@ def open_storage(url: str):
                 time.sleep(0.5 + attempt)
                 continue
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            # a server that cannot be reached is the environment (exit 3); a bad SQLite path is the user's input (2)
             raise TinyDeployError(f"cannot open the search storage ({first[:160]})",
-                                  "Check the URL, that the server runs and the database exists") from None
+                                  "Check the URL, that the server runs and the database exists",
+                                  exit_code=3 if url.startswith("postgres") else 2) from None
     raise TinyDeployError("cannot open the search storage (its tables kept changing under it)",
                           "Run the command again")
 
@@ -95,14 +97,11 @@ def front(study) -> list:
     first."""
     from optuna.trial import TrialState
 
+    from ..plotting import pareto
+
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.values and "duplicate_of" not in t.user_attrs]
-    out = []
-    for t in done:
-        acc, lat = t.values
-        if not any((o.values[0] >= acc and o.values[1] <= lat) and (o.values[0] > acc or o.values[1] < lat) for o in done):
-            out.append(t)
-    return sorted(out, key=lambda t: (t.values[1], -t.values[0]))
+    return [done[i] for i in pareto([(t.values[1], t.values[0]) for t in done])]
 
 
 def progress_line(study, trial, target: int, t_start: float, mine: int, timeout: float | None = None) -> str:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 
 def add_parsers(sub, add_board, add_json) -> None:
+    from ..cliargs import bounded_float, bounded_int
     from .grid import STUDY_FAMILIES
 
     s = sub.add_parser("study", help="accuracy x latency x size study over datasets, model families and variants")
+    add_board(s)
     s.add_argument("--datasets", default="fashion,radiology,dermatology", help="comma-separated: fashion,radiology,dermatology (default all three)")
     s.add_argument("--families", default=",".join(STUDY_FAMILIES),
                    help="comma-separated model families (vgg16 and mobilenet_v2_1.0 are analysed, not trained)")
@@ -21,9 +23,9 @@ def add_parsers(sub, add_board, add_json) -> None:
                                                              "resumes an interrupted study there")
     s.add_argument("--force", action="store_true", help="write into an output directory that holds anything but a study "
                                                         "made by this same command (a committed report, other files)")
-    s.add_argument("--latency-budget", type=float, default=100.0, metavar="MS",
+    s.add_argument("--latency-budget", type=bounded_float(0.001, 1e7), default=100.0, metavar="MS",
                    help="the latency budget drawn on the plots (default 100 ms: 10 inferences a second)")
-    s.add_argument("--workers", type=int, default=2, help="parallel (dataset, family) groups (default 2)")
+    s.add_argument("--workers", type=bounded_int(1, 64), default=2, help="parallel (dataset, family) groups (default 2)")
     s.add_argument("--bench", action="append", default=[], metavar="DATASET/MODEL/VARIANT=BENCH.json",
                    help="use a measured latency from a `tinydeploy bench --json` file for that row")
     s.add_argument("--tflm", metavar="DIR", help="the Arduino_TensorFlowLite library for emulated latencies "
@@ -34,58 +36,41 @@ def add_parsers(sub, add_board, add_json) -> None:
     s.set_defaults(func=cmd_study)
 
 
-def _emulator_missing(tflm: str | None) -> str | None:
-    """Why the emulator cannot measure latencies here (None when it can)."""
-    from ..emulate.tflm_library import TflmLibrary
-    from ..emulate.toolchain import APT_PACKAGES, emulator_available
-    from ..errors import TinyDeployError
-
-    if not emulator_available():
-        return f"the emulator is not installed (apt-get install {APT_PACKAGES})"
-    try:
-        TflmLibrary.locate(tflm)
-    except TinyDeployError as e:
-        return str(e)
-    return None
-
-
 STUDY_FILES = {"cache", "report.md", "study.csv", "study.md", "accuracy_vs_size.png", "accuracy_vs_latency.png",
                "size_reduction.png"}
 
 
-def _check_output(out: Path, force: bool, run: dict) -> None:
-    """The output directory may be new or empty, or hold a study made by this same command (``run``: profile,
-    datasets, families, recorded in its cache), which it resumes; anything else, a committed report without its
-    cache included, is written over only with --force."""
-    import json
+def _foreign(run: dict):
+    """What in an output directory is not a study made by this same command (``run``: profile, datasets, families,
+    recorded in its cache), which the command resumes; a committed report without its cache is foreign too."""
+    def found(out: Path) -> str | None:
+        other = sorted(p.name for p in out.iterdir() if p.name not in STUDY_FILES)
+        if other:
+            return other[0]
+        if not any(out.iterdir()):
+            return None
+        try:
+            same = json.loads((out / "cache" / "run.json").read_text()) == run
+        except (OSError, ValueError):
+            same = False
+        return None if same else "a study made by another command"
 
-    from ..errors import TinyDeployError
-
-    if out.exists() and not out.is_dir():
-        raise TinyDeployError(f"{out} exists and is not a directory", "Choose another output directory with -o")
-    if not out.is_dir() or force or not any(out.iterdir()):
-        return
-    try:
-        same = json.loads((out / "cache" / "run.json").read_text()) == run
-    except (OSError, ValueError):
-        same = False
-    other = sorted(p.name for p in out.iterdir() if p.name not in STUDY_FILES)
-    if other or not same:
-        raise TinyDeployError(f"output directory {out} is not empty and holds " + (other[0] if other else
-                              "a study made by another command"),
-                              "Choose another directory with -o, or pass --force to write over its report "
-                              "(cached rows are reused)")
+    return found
 
 
 def cmd_study(args) -> int:
     import sys
 
+    from ..boards import from_args as load_board
     from ..console import console, progress, write_json
-    from ..fsutil import write_json_atomic
+    from ..fsutil import check_output_dir, write_json_atomic
     from ..errors import TinyDeployError
     from .grid import DATASETS, PROFILES, STUDY_FAMILIES, add_emulated_latency, apply_measured, run
     from .outputs import write_all
 
+    from ..compress.tfenv import require_training_extra
+
+    require_training_extra("study")
     datasets = [d for d in args.datasets.split(",") if d]
     families = [f for f in args.families.split(",") if f]
     for d in datasets:
@@ -97,34 +82,42 @@ def cmd_study(args) -> int:
     measured = {}
     for spec in args.bench:
         key, _, path = spec.partition("=")
+        d, _, rest = key.partition("/")
+        if d not in datasets or not rest.partition("/")[2] or not any(rest.startswith(f) for f in families):
+            raise TinyDeployError(f"--bench {key}: not a DATASET/MODEL/VARIANT of this study",
+                                  "e.g. --bench fashion/custom_cnn/int8=BENCH.json (the study.csv's columns)")
         try:
-            measured[key] = json.loads(Path(path).read_text())["latency"]["ms"]["median"]
-        except (OSError, KeyError, TypeError, ValueError):
+            bench = json.loads(Path(path).read_text())
+            ms = bench["latency"]["ms"]["median"]
+            sha = bench["device"].get("sha")
+        except (OSError, KeyError, TypeError, ValueError, AttributeError):
             raise TinyDeployError(f"cannot read a bench latency from {path}", "Pass a file written by `tinydeploy bench --json`") from None
-    if not args.latency_budget > 0:
-        raise TinyDeployError(f"--latency-budget takes a positive number of ms, not {args.latency_budget:g}")
+        measured[key] = (ms, sha, path)
+    board = load_board(args)
     profile = PROFILES["quick" if args.quick else "full"]
     out = Path(args.output)
     run_id = {"profile": profile.key, "datasets": datasets, "families": families}
-    _check_output(out, args.force, run_id)
+    check_output_dir(out, args.force, foreign=_foreign(run_id))
     (out / "cache").mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "cache" / "run.json", run_id)
     t0 = time.monotonic()
     with progress() as prog:
         task = prog.add_task(f"study ({profile.name})", total=len(datasets) * len(families))
-        rows, failures = run(datasets, families, profile, out, workers=args.workers,
+        rows, failures = run(datasets, families, profile, out, board, workers=args.workers,
                              progress=lambda done, total: prog.update(task, completed=done))
-        apply_measured(rows, measured)
+        apply_measured(rows, measured, out / "cache")
         why_not = None if not args.no_emulate else "--no-emulate"
         if why_not is None:
-            why_not = _emulator_missing(args.tflm)
+            from ..emulate import why_not_emulated
+
+            why_not = why_not_emulated(args.tflm)
         if why_not is None:
             etask = prog.add_task("emulated latency (int8 rows that fit)", total=None)
-            add_emulated_latency(rows, out, args.tflm,
+            add_emulated_latency(rows, out, args.tflm, board,
                                  progress=lambda done, total: prog.update(etask, completed=done, total=total))
         else:
             console.print(f"[yellow]latencies are cycle-model estimates:[/] {why_not}")
-    meta = {"profile": profile.name, "profile_text": profile.describe(), "latency_budget_ms": args.latency_budget,
+    meta = {"profile": profile.name, "board": board.id, "cpu_mhz": board.cpu_mhz, "profile_text": profile.describe(), "latency_budget_ms": args.latency_budget,
             "seconds": time.monotonic() - t0, "latency_source": why_not or "emulated",
             "command": "tinydeploy " + " ".join(sys.argv[1:]),
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "failures": failures}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..compress.names import FAMILIES as MODEL_FAMILIES
-from ..compress.names import VARIANTS
+from ..compress.names import EQUAL_EPOCHS, FILTERS as FILTER_KIND, PRUNED, QAT, VARIANTS
 
 SPARSITY = 0.5  # the unstructured-pruned int8 row (weights zeroed; its gain is the gzip size)
 FILTERS = 0.5  # the structured-pruned int8 row (half the filters removed; smaller and faster)
@@ -33,10 +34,10 @@ DATASETS = {"fashion": "fashion-mnist", "radiology": "pneumonia", "dermatology":
 
 # The rows of one family, in table order: (kind, what it is). A row's `kind` names its compression lever.
 KINDS = {**{v: f"{v}, post-training" for v in VARIANTS},
-         "int8+epochs": "int8 of the parent trained as many epochs as the fine-tuned rows below (their baseline)",
-         "int8+qat": "int8 by quantization-aware training",
-         "int8+pruned": f"int8, {SPARSITY:.0%} of the weights zeroed (unstructured)",
-         "int8+filters": f"int8, {FILTERS:.0%} of the filters removed (structured)"}
+         EQUAL_EPOCHS: "int8 of the parent trained as many epochs as the fine-tuned rows below (their baseline)",
+         QAT: "int8 by quantization-aware training",
+         PRUNED: f"int8, {SPARSITY:.0%} of the weights zeroed (unstructured)",
+         FILTER_KIND: f"int8, {FILTERS:.0%} of the filters removed (structured)"}
 
 
 # Part of every cached row's key: bump it when a change alters what a group computes, so that a rerun
@@ -68,34 +69,23 @@ PROFILES = {
 }
 
 
-def _kind(family: str, name: str, variant: str) -> str:
-    suffix = name[len(family):]
-    if not suffix:
-        return variant
-    for tag, kind in (("_plus", "int8+epochs"), ("_qat", "int8+qat"), ("_pruned", "int8+pruned"), ("_filters", "int8+filters")):
-        if suffix.startswith(tag):
-            return kind
-    raise ValueError(f"unexpected compress row {name}")
-
-
-def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str) -> list[dict]:
+def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, board) -> list[dict]:
     """Train one family on one dataset, then compress()'s public pipeline (every variant, QAT, unstructured and
     structured pruning, the equal-epoch baseline), its output kept in the cache; analyze every file. Runs in a worker."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import numpy as np
 
-    from .. import boards
     from ..analyze import analyze_or_graph
     from ..compress.datasets import load_dataset
     from ..compress.models import build, min_input_size, train
     from ..compress.pipeline import CompressOptions, compress
     from ..compress.quantize import convert
     from ..compress.tfenv import seed_everything
-    from ..tflite_model import TFLiteModel
     from ..analyze.cycle_model import estimate_ms
+    from ..repair import repair
+    from ..tflite_model import TFLiteModel
 
     cache = Path(cache_dir)
-    board = boards.load("nano33ble")
     base, kw = TOO_BIG.get(family, (family, FAMILIES.get(family, {})))
     size = max(min_input_size(base), 28)
     ds = load_dataset(DATASETS[dataset_key], size=size if size != 28 else None)
@@ -106,11 +96,10 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str) -> l
     model = build(base, ds.input_shape, ds.num_classes, **kw)
 
     def row_for(name, variant, kind, data, file, crow=None):
-        m = TFLiteModel.from_bytes(data, source=name)
+        m = repair(TFLiteModel.from_bytes(data, source=name)).model
         a, refused = analyze_or_graph(m, board)  # the arena is measured for int8 models only
         # reasons a row does not fit, beyond the budgets it exceeds
         why = [] if refused is None else [f"arena not measurable ({refused.what})"]
-        ops = [o.to_dict() for o in a.ops]
         arena = a.arena.device_bytes if a.arena else None
         fits = variant == "int8" and a.supported and a.fit.fits is True
         over = [f"{k} +{n / 1024:.0f} KiB" for k, n in a.fit.overruns().items()]
@@ -132,8 +121,8 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str) -> l
             "macs": a.total_macs, "params": a.total_params,
             "model_budget_bytes": a.fit.flash.available_bytes - (a.flash.total_bytes - a.flash.model_bytes),
             "fits": bool(fits), "does_not_fit_by": "; ".join(over) if not fits else "",
-            "latency_ms": estimate_ms(ops, variant), "latency_kind": "estimated",
-            "latency_estimate_ms": estimate_ms(ops, variant), "file": file,
+            "latency_ms": estimate_ms(a.ops, variant, board), "latency_kind": "estimated",
+            "latency_estimate_ms": estimate_ms(a.ops, variant, board), "file": file,
         }
 
     if family in TOO_BIG:
@@ -144,25 +133,26 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str) -> l
         return [row_for(family, "int8", "int8", data, file)]
 
     train(model, ds, epochs=profile.epochs, class_weight=ds.imbalanced)
-    opts = CompressOptions(variants=VARIANTS, prune=(SPARSITY,), qat=True,
+    opts = CompressOptions(board=board, variants=VARIANTS, prune=(SPARSITY,), qat=True,
                            prune_filters=() if family in NO_FILTER_PRUNING else (FILTERS,),
                            finetune_epochs=profile.finetune_epochs)
     sub = f"{dataset_key}_{family}_{profile.key}"
     report = compress(model, ds, family, cache / sub, opts, force=True)
     rows = []
     for c in report["rows"]:
-        kind = _kind(family, c["name"], c["variant"])
+        kind = c["kind"]  # what compress made the row with, not parsed from its name
         c = {**c, "epochs": profile.epochs + (0 if kind in VARIANTS else profile.finetune_epochs)}
         file = f"{sub}/{c['file']}"
         rows.append(row_for(c["name"], c["variant"], kind, (cache / file).read_bytes(), file, c))
     if family in NO_FILTER_PRUNING:  # the row says why it is missing
         rows.append({"dataset": dataset_key, "family": family, "model": f"{family}_filters{int(FILTERS * 100)}",
-                     "variant": "int8", "kind": "int8+filters", "trained": False, "imbalanced": imbalanced, "fits": False,
+                     "variant": "int8", "kind": FILTER_KIND, "trained": False, "imbalanced": imbalanced, "fits": False,
                      "does_not_fit_by": f"not applicable: {NO_FILTER_PRUNING[family]}"})
     return rows
 
 
-def run(datasets, families, profile: Profile, out_dir: Path, *, workers: int = 2, progress=None) -> tuple[list[dict], list[str]]:
+def run(datasets, families, profile: Profile, out_dir: Path, board, *, workers: int = 2,
+        progress=None) -> tuple[list[dict], list[str]]:
     """Rows of every (dataset, family) group, and a line for each group that failed. A failed group does
     not stop the others; it is not cached, so the next run tries it again."""
     cache = out_dir / "cache"
@@ -181,8 +171,8 @@ def run(datasets, families, profile: Profile, out_dir: Path, *, workers: int = 2
         progress(done, total)
     failures = []
     # spawn, not fork: a worker forked from a process that already runs TensorFlow's threads can deadlock
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futs = {pool.submit(_group, d, f, profile, str(cache)): (d, f, p) for d, f, p in todo}
+    with _pool(workers) as pool:
+        futs = {pool.submit(_group, d, f, profile, str(cache), board): (d, f, p) for d, f, p in todo}
         for fut in as_completed(futs):
             d, f, path = futs[fut]
             try:
@@ -204,22 +194,51 @@ def run(datasets, families, profile: Profile, out_dir: Path, *, workers: int = 2
     return rows, failures
 
 
-def apply_measured(rows: list[dict], measured: dict) -> int:
-    """Board latencies from `tinydeploy bench --json` files ({DATASET/MODEL/VARIANT: ms}) replace the others. Applied
-    after the cache, so a cached row never hides (or keeps) a --bench figure."""
-    n = 0
-    for r in rows:
-        key = f"{r['dataset']}/{r['model']}/{r['variant']}"
-        if key in measured:
-            r.update(latency_ms=measured[key], latency_kind="measured")
-            n += 1
-    return n
+def apply_measured(rows: list[dict], measured: dict, cache: Path) -> int:
+    """Board latencies from `tinydeploy bench --json` files ({DATASET/MODEL/VARIANT: (ms, sha, path)}) replace the
+    others, each checked against its row's model: the bench's firmware must run that row's model as deployed (the
+    first 16 hex digits of its sha256). Applied after the cache, so a cached row never hides (or keeps) a figure."""
+    import hashlib
+
+    from ..errors import TinyDeployError
+    from ..repair import repair
+    from ..tflite_model import TFLiteModel
+
+    by_key = {f"{r['dataset']}/{r['model']}/{r['variant']}": r for r in rows}
+    for key, (ms, sha, path) in measured.items():
+        r = by_key.get(key)
+        if r is None:
+            raise TinyDeployError(f"--bench {key}: the study has no such row",
+                                  f"Rows: DATASET/MODEL/VARIANT as in study.csv, e.g. {next(iter(by_key), 'none')}")
+        deployed = repair(TFLiteModel.from_bytes((cache / r["file"]).read_bytes(), source=r["file"])).model
+        want = hashlib.sha256(deployed.data).hexdigest()[:16]
+        if sha != want:
+            raise TinyDeployError(f"--bench {key}={path} was measured on another model (sha256 {sha or 'not reported'}, "
+                                  f"the row's model as deployed is {want})",
+                                  f"Build, flash and bench that row's model: tinydeploy build {cache / r['file']}")
+        r.update(latency_ms=ms, latency_kind="measured")
+    return len(measured)
 
 
-def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, progress=None) -> int:
+@contextlib.contextmanager
+def _pool(workers: int):
+    """Worker processes, spawned, not forked (a worker forked from a process that already runs TensorFlow's threads can
+    deadlock). On Ctrl-C or a termination signal the workers are ended at once, not waited for."""
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    except BaseException:
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, board, progress=None) -> int:
     """Instructions per inference on the emulated Cortex-M4 for every int8 row that fits (and has no board
     measurement): the row's latency becomes `emulated`. Results are cached by what decides them: the model's bytes,
-    the TFLM library's files, the compiler's version and tinydeploy's firmware and templates. Returns the number of
+    the TFLM library's files, the compiler's version and the board's flags, and tinydeploy's firmware and templates. Returns the number of
     rows measured."""
     import hashlib
 
@@ -227,18 +246,18 @@ def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, prog
     from ..emulate.toolchain import ArmToolchain
     from ..sources import firmware_dir, templates_dir
 
-    from .. import boards
     from ..analyze import analyze
     from ..emulate.measure import measure
     from ..fsutil import write_json_atomic
+    from ..repair import repair
     from ..tflite_model import TFLiteModel
 
     cache = out_dir / "cache"
-    board = boards.load("nano33ble")
     todo = [r for r in rows if r["variant"] == "int8" and r["fits"] and r.get("latency_kind") != "measured"]
     if not todo:
         return 0
-    setup = hashlib.sha256(TflmLibrary.locate(tflm).fingerprint().encode() + ArmToolchain.find().version.encode())
+    setup = hashlib.sha256(TflmLibrary.locate(tflm).fingerprint().encode() + ArmToolchain.find().version.encode()
+                           + json.dumps([board.gcc_flags, board.compile], sort_keys=True).encode())
     for d in (firmware_dir(), templates_dir()):
         for p in sorted(d.rglob("*")):
             if p.is_file() and "__pycache__" not in p.parts:
@@ -251,11 +270,10 @@ def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, prog
         if em.exists():
             m = json.loads(em.read_text())
         else:
-            model = TFLiteModel.from_bytes(data, source=path.name)
-            a = analyze(model, board)
-            m = measure(a.deployed, a, tflm=tflm, runs=1, name=r["model"]).to_dict()
+            model = repair(TFLiteModel.from_bytes(data, source=path.name)).model
+            m = measure(model, analyze(model, board), tflm=tflm, runs=1, name=r["model"]).to_dict()
             write_json_atomic(em, m)
-        r.update(latency_ms=m["instructions"] / (board.cpu_mhz * 1e6) * 1e3, latency_kind="emulated",
+        r.update(latency_ms=board.ms(m["instructions"]), latency_kind="emulated",
                  instructions=m["instructions"], device_arena_bytes=m["arena_used_bytes"])
         if progress:
             progress(i + 1, len(todo))

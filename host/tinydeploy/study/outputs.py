@@ -9,7 +9,9 @@ import statistics
 import textwrap
 from pathlib import Path
 
-from ..fsutil import write_bytes_atomic, write_text_atomic
+from ..fsutil import write_text_atomic
+from ..plotting import pareto
+from ..plotting import save_png as _save
 
 COLUMNS = ["dataset", "family", "model", "kind", "variant", "epochs", "trained", "accuracy", "balanced_accuracy",
            "tflm_accuracy", "vs_equal_epochs_pp", "sparsity", "model_bytes", "gzip_bytes", "arena_bytes",
@@ -45,31 +47,8 @@ def to_markdown(rows, columns=COLUMNS) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pareto(points):
-    """Indices of points (cost, accuracy) not dominated: lower cost and higher accuracy are better."""
-    idx = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best = [], -1.0
-    for i in idx:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
-
-
 def metric_name(rows, dataset) -> str:
     return "balanced accuracy" if any(r.get("imbalanced") for r in rows if r["dataset"] == dataset) else "accuracy"
-
-
-def _save(fig, path: Path) -> str:
-    """Write a figure as PNG atomically and close it; returns the file name."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes_atomic(path, buf.getvalue())
-    return path.name
 
 
 def _plain(axis):
@@ -271,7 +250,7 @@ def write_all(rows, out_dir: Path, meta: dict) -> dict:
                f"({meta['machine']})", "",
                "Each row's `latency_kind` says where its latency comes from: `measured` (a board's `bench` JSON), "
                "`emulated` (the firmware compiled against the pinned TFLM and run on QEMU's Cortex-M4: `instructions` "
-               "per inference, exact; ms = instructions / 64 MHz, an estimate that takes one instruction per cycle, so "
+               f"per inference, exact; ms = instructions / {meta['cpu_mhz']} MHz, an estimate that takes one instruction per cycle, so "
                "the board is slower), or `estimated` (the per-op cycle model, host/tinydeploy/analyze/cycle_model.py, "
                "where the row does not fit or the emulator was not available). `device_arena_bytes` is the firmware's "
                "own arena_used_bytes() on the emulator; `arena_bytes` the TFLM host interpreter's, corrected to 32-bit. "

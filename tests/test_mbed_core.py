@@ -1,0 +1,79 @@
+"""A generated project's sources, compiled as the board's own build compiles them: against the real Arduino mbed core
+headers (../shared/arduino-mbed-core/, never copied here) with the Nano 33 BLE variant's flags and defines, the project's
+build_flags after them (PlatformIO's order), and the pinned TFLM library's Arduino files beside them. No error, and no
+warning from tinydeploy's own files. Compiling only: the core's libmbed.a is not there to link."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, missing, run_cli
+
+CORE = ROOT.parent / "shared" / "arduino-mbed-core"
+
+
+def _recipe(board, project: Path, tflm: Path) -> list[str]:
+    """platform.txt's recipe.cpp.o.pattern for the board's variant (the core's README gives it)."""
+    from tinydeploy.emulate.firmware import read_project_flags
+
+    v = CORE / "variants" / board.compile["mbed_variant"]
+    core = CORE / "cores" / "arduino"
+    flags = read_project_flags(project)
+    build_flags = [*(f"-D{d}" for d in flags.defines), *([flags.optimize] if flags.optimize else []),
+                   *(f"-I{i}" for i in flags.includes)]
+    return ["arm-none-eabi-g++", "-c", "-Wall", "-Wextra", "-nostdlib", f"@{v / 'defines.txt'}", f"@{v / 'cxxflags.txt'}",
+            *board.gcc_flags, *(f"-D{d}" for d in board.compile["defines"]), *build_flags,
+            f"-I{project / 'src'}", f"-I{tflm / 'src'}", f"-I{v}", f"-I{core}", f"-I{core / 'api' / 'deprecated'}",
+            f"-I{core / 'api' / 'deprecated-avr-comp'}", *(f"-I{CORE / 'libraries' / lib}" for lib in ("Wire", "SPI")),
+            f"-iprefix{core}/", f"@{v / 'includes.txt'}"]
+
+
+def test_the_board_profile_has_the_variants_code_generation_flags():
+    from tinydeploy.boards import load
+
+    board = load("nano33ble")
+    if not CORE.is_dir():
+        missing(f"the Arduino mbed core headers are not at {CORE}")
+    variant = (CORE / "variants" / board.compile["mbed_variant"] / "cxxflags.txt").read_text().split()
+    assert set(board.compile["codegen"]) <= set(variant) and "-funsigned-char" in board.compile["codegen"]
+    assert set(board.gcc_flags) <= set(variant) and board.compile["optimize"] in variant
+    assert f"-std={board.compile['cxx_std']}" in variant
+    assert set(board.compile["warnings"]) <= set(variant)
+
+
+def test_generated_sources_compile_against_the_real_core_warning_free(tmp_path, tflm_dir, tf_models):
+    from tinydeploy.boards import load
+
+    if not CORE.is_dir():
+        missing(f"the Arduino mbed core headers are not at {CORE}")
+    if shutil.which("arm-none-eabi-g++") is None:
+        missing("arm-none-eabi-g++ is required (apt-get install gcc-arm-none-eabi)")
+    board = load("nano33ble")
+    # the bundled example and a depthwise model (another op set in model_ops.h)
+    projects = []
+    for name, model in (("example", None), ("depthwise", tf_models["depthwise"][0])):
+        out = tmp_path / name
+        run_cli("build", *([model] if model else []), "-o", out, "--no-compile", check=0)
+        projects.append(out)
+    lib = [tflm_dir / "src" / "tensorflow" / "lite" / "micro" / f for f in ("debug_log.cpp", "system_setup.cpp")]
+    lib += sorted((tflm_dir / "src" / "peripherals").glob("*.cpp"))
+    for project in projects:
+        cmd = _recipe(board, project, tflm_dir)
+        sources = sorted((project / "src").glob("*.cpp")) + (lib if project is projects[0] else [])
+        assert len(sources) >= 9
+        for s in sources:
+            r = subprocess.run([*cmd, str(s), "-o", str(tmp_path / (s.stem + ".o"))], capture_output=True, text=True)
+            assert r.returncode == 0, f"{s.name}: {r.stderr[-2000:]}"
+            ours = [l for l in r.stderr.splitlines() if "warning:" in l and re.search(r"/(src|firmware)/td_|/src/(main|model_|golden_)", l)]
+            assert not ours, f"{s.name}: {ours}"
+        # the flags really reached the compiler: plain char is unsigned on this board
+        probe = tmp_path / "probe.cpp"
+        probe.write_text('#include "Arduino.h"\nstatic_assert((char)-1 > 0, "char is unsigned here");\n'
+                         'static_assert(ARDUINO == 10810, "the core version define");\n')
+        r = subprocess.run([*cmd, str(probe), "-o", str(tmp_path / "probe.o")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]

@@ -1,0 +1,105 @@
+"""Small parts checked against hand-made references: metrics, the Pareto front, USB id matching, PlatformIO's size
+lines, the board's clock conversion, the one output-directory guard."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def test_balanced_accuracy_is_the_mean_recall():
+    from tinydeploy.compress.evaluate import metrics
+
+    m = metrics(np.array([0, 0, 0, 1, 2, 2]), np.array([0, 0, 1, 1, 0, 2]), 3)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["balanced_accuracy"] == pytest.approx((2 / 3 + 1 + 1 / 2) / 3)
+    assert m["confusion"] == [[2, 1, 0], [0, 1, 0], [1, 0, 1]]
+
+
+def test_pareto_front_against_the_definition():
+    from tinydeploy.plotting import pareto
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        pts = [tuple(map(float, p)) for p in rng.integers(0, 6, size=(rng.integers(1, 12), 2))]
+        front = pareto(pts)
+        beaten = {i for i, j in itertools.permutations(range(len(pts)), 2)
+                  if pts[j][0] <= pts[i][0] and pts[j][1] >= pts[i][1] and pts[j] != pts[i]}
+        # exactly the points nobody beats, one of each identical group, cheapest first
+        assert {pts[i] for i in front} == {pts[i] for i in range(len(pts)) if i not in beaten}
+        assert len(front) == len({pts[i] for i in front})
+        assert [pts[i][0] for i in front] == sorted(pts[i][0] for i in front)
+
+
+def _fake_ports(monkeypatch, ports):
+    from serial.tools import list_ports, list_ports_common
+
+    infos = []
+    for dev, vid, pid in ports:
+        i = list_ports_common.ListPortInfo(dev, skip_link_detection=True)
+        i.vid, i.pid, i.description = vid, pid, "fake"
+        infos.append(i)
+    monkeypatch.setattr(list_ports, "comports", lambda *a, **k: infos)
+
+
+def test_ports_recognise_the_board_by_its_usb_ids(monkeypatch):
+    from tinydeploy.device.ports import find_board, list_ports
+    from tinydeploy.errors import DeviceError
+
+    _fake_ports(monkeypatch, [("/dev/ttyACM1", 0x2341, 0x805A), ("/dev/ttyACM0", 0x2341, 0x005A),
+                              ("/dev/ttyUSB0", 0x0403, 0x6001), ("/dev/ttyS0", None, None),
+                              ("/dev/ttyACM2", 0x2341, 0x8053)])
+    got = {p.device: (p.board, p.mode) for p in list_ports()}
+    assert got == {"/dev/ttyACM0": ("nano33ble", "bootloader"), "/dev/ttyACM1": ("nano33ble", "sketch"),
+                   "/dev/ttyACM2": ("nano33ble", "sketch (Nano 33 BLE Sense Rev2)"), "/dev/ttyUSB0": (None, None),
+                   "/dev/ttyS0": (None, None)}
+    assert find_board(mode="bootloader") == "/dev/ttyACM0"
+    with pytest.raises(DeviceError, match="3 nano33ble boards"):
+        find_board()
+    _fake_ports(monkeypatch, [("/dev/ttyUSB0", 0x0403, 0x6001)])
+    with pytest.raises(DeviceError, match="no nano33ble board"):
+        find_board()
+
+
+def test_platformio_size_lines_are_read():
+    from tinydeploy.platformio import parse_sizes
+
+    log = ("Linking .pio/build/nano33ble/firmware.elf\nChecking size .pio/build/nano33ble/firmware.elf\n"
+           "Advanced Memory Usage is available via \"PlatformIO Home > Project Inspect\"\n"
+           "RAM:   [==        ]  17.5% (used 45836 bytes from 262144 bytes)\n"
+           "Flash: [===       ]  31.2% (used 306868 bytes from 983040 bytes)\n")
+    assert parse_sizes(log) == {"ram": (45836, 262144), "flash": (306868, 983040)}
+    assert parse_sizes("no sizes here") == {}
+
+
+def test_counts_to_ms_at_the_boards_clock():
+    from tinydeploy.boards import cycles_to_ms, load
+
+    b = load("nano33ble")
+    assert b.cpu_hz == 64_000_000 and b.ms(64_000) == pytest.approx(1.0) and cycles_to_ms(1, 1000) == 1.0
+
+
+def test_the_output_guard(tmp_path, monkeypatch):
+    from tinydeploy.errors import TinyDeployError
+    from tinydeploy.fsutil import check_output_dir
+
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    for bad in (".", "..", tmp_path, "/", Path.home()):
+        with pytest.raises(TinyDeployError, match="never replaces"):
+            check_output_dir(bad, force=True)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "m.tflite").write_bytes(b"x")
+    with pytest.raises(TinyDeployError, match="holds the input"):
+        check_output_dir(tmp_path / "in", force=True, inputs=[tmp_path / "in" / "m.tflite"])
+    with pytest.raises(TinyDeployError, match="is not empty"):
+        check_output_dir(tmp_path / "in", force=False)
+    assert check_output_dir(tmp_path / "in", force=True) == tmp_path / "in"
+    assert check_output_dir(tmp_path / "in", force=False, foreign=lambda d: None) == tmp_path / "in"
+    assert check_output_dir(tmp_path / "new" / "deeper", force=False) == tmp_path / "new" / "deeper"
+    with pytest.raises(TinyDeployError, match="not writable"):
+        check_output_dir("/proc/x", force=False)
