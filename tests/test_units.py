@@ -103,3 +103,23 @@ def test_the_output_guard(tmp_path, monkeypatch):
     assert check_output_dir(tmp_path / "new" / "deeper", force=False) == tmp_path / "new" / "deeper"
     with pytest.raises(TinyDeployError, match="not writable"):
         check_output_dir("/proc/x", force=False)
+
+
+def test_one_tflm_host_run_per_model_and_process(monkeypatch):
+    """Compress, the study's row and its emulated run all analyze the same int8 file: the interpreter runs once."""
+    from conftest import EXAMPLE
+    from tinydeploy import tflm_host
+    from tinydeploy.analyze import analyze
+    from tinydeploy.boards import load
+    from tinydeploy.tflite_model import TFLiteModel
+
+    runs = []
+    real = tflm_host._run_child
+    monkeypatch.setattr(tflm_host, "_run_child", lambda *a, **k: runs.append(1) or real(*a, **k))
+    monkeypatch.setattr(tflm_host, "_ARENA_MEMO", {})
+    model = TFLiteModel.from_file(EXAMPLE)
+    first = analyze(model, load("nano33ble"))
+    second = analyze(TFLiteModel.from_bytes(EXAMPLE.read_bytes()), load("nano33ble"))
+    assert len(runs) == 1 and first.arena == second.arena
+    third = analyze(model, load("nano33ble"), arena=first.arena, measure_arena=True)
+    assert len(runs) == 1 and third.fit.ram.need_bytes == first.fit.ram.need_bytes

@@ -98,8 +98,22 @@ def _run_child(model_bytes: bytes, *, inputs: np.ndarray | None, record: bool, a
         return json.loads((tmp / "result.json").read_text()), proc.stderr
 
 
+_ARENA_MEMO: dict[str, dict] = {}  # sha256 of a model -> its figures: a process measures each model once
+
+
 def record_arena(model_bytes: bytes, *, arena_size: int | None = None, timeout: float = 120.0) -> dict:
-    """Run the model once through TFLM's recording allocator; return host and 32-bit arena figures."""
+    """Run the model once through TFLM's recording allocator; return host and 32-bit arena figures (remembered
+    for the process, so that the stages of one run that analyze the same model start one interpreter for it)."""
+    import copy
+    import hashlib
+
+    key = hashlib.sha256(model_bytes).hexdigest()
+    if key not in _ARENA_MEMO:
+        _ARENA_MEMO[key] = _record_arena(model_bytes, arena_size=arena_size, timeout=timeout)
+    return copy.deepcopy(_ARENA_MEMO[key])
+
+
+def _record_arena(model_bytes: bytes, *, arena_size: int | None, timeout: float) -> dict:
     arena_size = arena_size or max(len(model_bytes) * 4, 64 << 20)
     _, log = _run_child(model_bytes, inputs=None, record=True, arena_size=arena_size, timeout=timeout)
     totals = {m["k"]: int(m["v"]) for m in _TOTAL.finditer(log)}

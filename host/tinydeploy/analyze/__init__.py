@@ -249,8 +249,10 @@ def analyze_or_graph(model: TFLiteModel, board: Board) -> tuple[Analysis, ModelE
         return analyze(model, board, measure_arena=False), e
 
 
-def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, runtime: Runtime | None = None) -> Analysis:
-    """The model as given: graph figures, issues, the arena measured by the TFLM host interpreter, the fit verdict."""
+def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, runtime: Runtime | None = None,
+            arena: ArenaFigure | None = None) -> Analysis:
+    """The model as given: graph figures, issues, the arena measured by the TFLM host interpreter, the fit verdict.
+    ``arena``: the figure an earlier analysis of the same model measured (no second interpreter run)."""
     from .. import tflm_host
 
     runtime = runtime or pinned()
@@ -260,7 +262,9 @@ def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, run
         type_issues=check_types(model), support_issues=check_support(model, runtime) + gap_issues(model, runtime),
         arena=None, flash=flash_estimate(model, runtime),
     )
-    if measure_arena and a.is_int8 and not a.support_issues:  # TFLM would refuse or abort on the others
+    if arena is not None:
+        a.arena = arena
+    elif measure_arena and a.is_int8 and not a.support_issues:  # TFLM would refuse or abort on the others
         a.arena = ArenaFigure(**tflm_host.record_arena(model.data))
     a.fit = fit_verdict(a)
     return a

@@ -123,6 +123,7 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, boar
             "fits": bool(fits), "does_not_fit_by": "; ".join(over) if not fits else "",
             "latency_ms": estimate_ms(a.ops, variant, board), "latency_kind": "estimated",
             "latency_estimate_ms": estimate_ms(a.ops, variant, board), "file": file,
+            "arena_figure": a.arena.to_dict() if a.arena else None,  # so that the emulated run does not measure it again
         }
 
     if family in TOO_BIG:
@@ -247,6 +248,7 @@ def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, boar
     from ..sources import firmware_dir, templates_dir
 
     from ..analyze import analyze
+    from ..analyze.artifacts import ArenaFigure
     from ..emulate.measure import measure
     from ..fsutil import write_json_atomic
     from ..repair import repair
@@ -271,7 +273,8 @@ def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, boar
             m = json.loads(em.read_text())
         else:
             model = repair(TFLiteModel.from_bytes(data, source=path.name)).model
-            m = measure(model, analyze(model, board), tflm=tflm, runs=1, name=r["model"]).to_dict()
+            figure = ArenaFigure(**r["arena_figure"]) if r.get("arena_figure") else None
+            m = measure(model, analyze(model, board, arena=figure), tflm=tflm, runs=1, name=r["model"]).to_dict()
             write_json_atomic(em, m)
         r.update(latency_ms=board.ms(m["instructions"]), latency_kind="emulated",
                  instructions=m["instructions"], device_arena_bytes=m["arena_used_bytes"])
