@@ -11,6 +11,7 @@ from ..sources import EXAMPLE_MODEL
 
 def add_parsers(sub, add_board, add_json) -> None:
     from ..cliargs import bounded_int
+    from ..generate.project import KERNELS
 
     b = sub.add_parser("build", help="generate a TFLite Micro PlatformIO project for a board (and compile it when possible)")
     b.add_argument("model", nargs="?", help=f"an int8 .tflite (default: the bundled example {EXAMPLE_MODEL.name})")
@@ -27,6 +28,9 @@ def add_parsers(sub, add_board, add_json) -> None:
                         "from the firmware's own arena_used_bytes() on the emulated Cortex-M4 + 2%% (measured)")
     b.add_argument("--tflm", metavar="DIR", help="with --arena measured: the Arduino_TensorFlowLite library folder "
                                                  "(default: $TINYDEPLOY_TFLM_DIR)")
+    b.add_argument("--kernels", choices=KERNELS, default="cmsis-nn",
+                   help="tinydeploy: register tinydeploy's own int8 kernels where it has them (DEPTHWISE_CONV_2D), the "
+                        "library's CMSIS-NN kernels elsewhere; cmsis-nn: the library's kernels only (default)")
     add_json(b)
     b.set_defaults(func=cmd_build)
 
@@ -46,7 +50,7 @@ def cmd_build(args) -> int:
     req = BuildRequest(model_path=model_path, board=board, output=Path(args.output or f"build/{model_path.stem}-{board.id}"),
                        force=args.force, samples=Path(args.samples) if args.samples else None,
                        labels=Path(args.labels) if args.labels else None, golden_count=args.golden, arena=args.arena,
-                       tflm=args.tflm, command=command)
+                       tflm=args.tflm, command=command, kernels=args.kernels)
     built = build_project(req)
     out, golden = built.path, built.golden
     console.print(f"[green]project written:[/] {out}  (model {kib(len(built.repaired.original.data))}, arena "

@@ -26,6 +26,7 @@ class BuildRequest:
     golden_count: int = 3
     arena: str = "host"  # "host" | "measured"
     tflm: str | None = None  # with arena="measured": the TFLM library folder
+    kernels: str = "cmsis-nn"  # or "tinydeploy": tinydeploy's own kernels where it has them
     command: str = "tinydeploy build"  # recorded in the generated files
 
 
@@ -89,13 +90,15 @@ def build_project(req: BuildRequest) -> BuiltProject:
         from ..emulate.measure import measure
 
         m = measure(repaired.model, analysis, tflm=req.tflm, runs=1, golden=golden, labels=labels, name=name,
-                    command=req.command)
+                    command=req.command, kernels=req.kernels)
         plan = measured_arena_plan(analysis, m.arena_used_bytes, m.target)
-    ctx = build_context(repaired.model, analysis, golden, labels, name=name, command=req.command, arena_plan=plan)
+    ctx = build_context(repaired.model, analysis, golden, labels, name=name, command=req.command, arena_plan=plan,
+                        kernels=req.kernels)
     metadata = {
         "schema": "tinydeploy.build/1",
         "model": req.model_path.name, "model_sha256": ctx["model"]["sha256"], "board": req.board.id,
         "runtime": ctx["runtime"], "ops": [o["name"] for o in ctx["ops"]], "arena": ctx["arena"],
+        "kernels": {"choice": req.kernels, "tinydeploy": [o["name"] for o in ctx["ops"] if o["kernel"]]},
         "golden": {"count": golden.count, "source": golden.source, "tolerance": golden.tolerance,
                    "labels": None if golden.labels is None else golden.labels.reshape(-1).tolist()},
         "repairs": repaired.to_dict(),

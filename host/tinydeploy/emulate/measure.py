@@ -35,7 +35,8 @@ class Measurement:
 
 
 def measure(model: TFLiteModel, analysis: Analysis, *, tflm: str | None, runs: int = 3, golden=None,
-            labels: list[str] | None = None, name: str = "model", command: str = "tinydeploy emulate") -> Measurement:
+            labels: list[str] | None = None, name: str = "model", command: str = "tinydeploy emulate",
+            kernels: str = "cmsis-nn") -> Measurement:
     """``model`` as deployed (``tinydeploy.repair``) and its analysis, whose board's flags the build uses."""
     from ..device.bench import DeviceErrorWithReport, run_bench
     from ..device.link import Link
@@ -49,7 +50,8 @@ def measure(model: TFLiteModel, analysis: Analysis, *, tflm: str | None, runs: i
     probe = replace(plan, kind="probe", bytes=plan.bytes * PROBE_ARENA_FACTOR + PROBE_ARENA_EXTRA)
     with tempfile.TemporaryDirectory(prefix="tinydeploy-emu-") as tmp:
         project = Path(tmp) / "probe"
-        ctx = build_context(model, analysis, golden, labels or [], name=name, command=command, arena_plan=probe)
+        ctx = build_context(model, analysis, golden, labels or [], name=name, command=command, arena_plan=probe,
+                            kernels=kernels)
         render_project(ctx, project, force=False, metadata={}, model_data=model.data)
         image, _ = emulate_project(project, tflm=tflm, board=analysis.board)
         with QemuSession(image.elf) as q, Link.open(url=q.url) as link:

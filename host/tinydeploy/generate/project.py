@@ -23,6 +23,14 @@ TEMPLATES = ("platformio.ini", "README.md", "src/model_config.h", "src/model_ops
 FIRMWARE_FILES = ("main.cpp", "td_board.h", "td_board_arduino.cpp", "td_device.cpp", "td_device.h", "td_log.cpp",
                   "td_log.h", "td_report.cpp", "td_report.h", "td_stats.cpp", "td_stats.h", "td_tflm.cpp", "td_tflm.h",
                   "td_model_info.h")
+KERNELS = ("cmsis-nn", "tinydeploy")  # whose kernels the resolver registers where tinydeploy has its own
+
+
+def kernel_table() -> dict:
+    """firmware/kernels/kernels.json: tinydeploy's kernels, by op, and their sources."""
+    import json
+
+    return json.loads((firmware_dir() / "kernels" / "kernels.json").read_text())
 
 
 def _float_repr(x: float | None) -> str:
@@ -78,8 +86,12 @@ def measured_arena_plan(analysis: Analysis, used_bytes: int, target: str) -> Are
 
 
 def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels: list[str], *, name: str,
-                  command: str, arena_plan: ArenaPlan | None = None) -> dict:
-    """What the templates render for ``model`` (as deployed). ``labels``: one per class, or none (class_0, ...)."""
+                  command: str, arena_plan: ArenaPlan | None = None, kernels: str = "cmsis-nn") -> dict:
+    """What the templates render for ``model`` (as deployed). ``labels``: one per class, or none (class_0, ...).
+    ``kernels``: "tinydeploy" registers tinydeploy's own kernels (kernels.json) for the ops it has them for."""
+    if kernels not in KERNELS:
+        raise TinyDeployError(f"unknown kernels {kernels!r}", f"Choose from {', '.join(KERNELS)}")
+    ours = kernel_table()["ops"] if kernels == "tinydeploy" else {}
     runtime = analysis.runtime
     arena_plan = arena_plan or host_arena_plan(analysis)
     sha = hashlib.sha256(model.data).hexdigest()
@@ -96,8 +108,9 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
         "board": {"id": analysis.board.id, "name": analysis.board.name, "cpu_hz": analysis.board.cpu_mhz * 1_000_000},
         "pio": analysis.board.platformio,
         "runtime": {"library": runtime.library, "lib_dep": runtime.lib_dep, "commit": runtime.commit},
-        "ops": [{"name": n, "method": runtime.resolver_method(n), "cmsis_nn": n in runtime.cmsis_nn}
-                for n in analysis.op_names],
+        "ops": [{"name": n, "method": runtime.resolver_method(n), "cmsis_nn": n in runtime.cmsis_nn,
+                 "kernel": ours[n]["register"] if n in ours else None} for n in analysis.op_names],
+        "kernels": kernels,
         "max_ops": max(len(model.operators), 1),
         "arena": arena_plan.to_dict(),
         "input": _io_context(model.input_tensors[0]),
@@ -128,6 +141,8 @@ def render_project(ctx: dict, out_dir: str | Path, *, force: bool, metadata: dic
             (tmp / rel).write_text(text)
         for f in FIRMWARE_FILES:
             shutil.copyfile(firmware / f, tmp / "src" / f)
+        for f in kernel_table()["sources"]:  # compiled always, linked only when the resolver registers them
+            shutil.copyfile(firmware / "kernels" / f, tmp / "src" / f)
         (tmp / MODEL_FILE).write_bytes(model_data)
         write_json_atomic(tmp / "tinydeploy.json", metadata)
     return Path(out_dir)

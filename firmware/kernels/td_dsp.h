@@ -1,0 +1,74 @@
+// The Cortex-M4's DSP instructions that tinydeploy's kernels use, as inline functions (GCC inline assembly on
+// a core with the DSP extension, plain C with the same results elsewhere, so the kernels also compile for a host).
+#ifndef TINYDEPLOY_TD_DSP_H_
+#define TINYDEPLOY_TD_DSP_H_
+
+#include <stdint.h>
+
+namespace td {
+namespace dsp {
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+
+// Bytes 0 and 2 of x, sign-extended into the two halves of the result.
+static inline int32_t sxtb16(int32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(x));
+  return r;
+}
+// Bytes 1 and 3 of x, sign-extended into the two halves of the result.
+static inline int32_t sxtb16_ror8(int32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+// acc + bottom(a) * bottom(b), and acc + top(a) * top(b) (16 x 16 -> 32 multiply-accumulates).
+static inline int32_t smlabb(int32_t a, int32_t b, int32_t acc) {
+  int32_t r;
+  __asm__("smlabb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+  return r;
+}
+static inline int32_t smlatt(int32_t a, int32_t b, int32_t acc) {
+  int32_t r;
+  __asm__("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+  return r;
+}
+// Both halves added at once (16-bit lanes).
+static inline int32_t sadd16(int32_t a, int32_t b) {
+  int32_t r;
+  __asm__("sadd16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+// (a * b + 2^31) >> 32, the rounded high word of the 64-bit product.
+static inline int32_t smmulr(int32_t a, int32_t b) {
+  int32_t r;
+  __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+
+#else  // the same arithmetic in C
+
+static inline int32_t lo16(int32_t x) { return static_cast<int16_t>(x & 0xffff); }
+static inline int32_t hi16(int32_t x) { return static_cast<int16_t>((static_cast<uint32_t>(x) >> 16) & 0xffff); }
+static inline int32_t pack16(int32_t lo, int32_t hi) {
+  return static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | (static_cast<uint32_t>(lo) & 0xffff));
+}
+static inline int32_t sxtb16(int32_t x) {
+  return pack16(static_cast<int8_t>(x & 0xff), static_cast<int8_t>((static_cast<uint32_t>(x) >> 16) & 0xff));
+}
+static inline int32_t sxtb16_ror8(int32_t x) {
+  return sxtb16(static_cast<int32_t>((static_cast<uint32_t>(x) >> 8) | (static_cast<uint32_t>(x) << 24)));
+}
+static inline int32_t smlabb(int32_t a, int32_t b, int32_t acc) { return acc + lo16(a) * lo16(b); }
+static inline int32_t smlatt(int32_t a, int32_t b, int32_t acc) { return acc + hi16(a) * hi16(b); }
+static inline int32_t sadd16(int32_t a, int32_t b) { return pack16(lo16(a) + lo16(b), hi16(a) + hi16(b)); }
+static inline int32_t smmulr(int32_t a, int32_t b) {
+  return static_cast<int32_t>((static_cast<int64_t>(a) * b + (static_cast<int64_t>(1) << 31)) >> 32);
+}
+
+#endif
+
+}  // namespace dsp
+}  // namespace td
+
+#endif  // TINYDEPLOY_TD_DSP_H_

@@ -1,0 +1,18 @@
+// tinydeploy's own int8 kernels, registered through the generated op resolver (model_ops.h) in place of the
+// library's for the ops where they are faster. Each is bit-exact with TFLM's reference kernel and hands the
+// shapes it does not cover to the pinned library's CMSIS-NN kernel (chosen per node, in Prepare).
+#ifndef TINYDEPLOY_TD_KERNELS_H_
+#define TINYDEPLOY_TD_KERNELS_H_
+
+#include "tensorflow/lite/c/common.h"
+
+namespace td {
+namespace kernels {
+
+// DEPTHWISE_CONV_2D, int8: depth multiplier 1, up to 64 filter taps, any stride, padding and dilation.
+TfLiteRegistration Register_DEPTHWISE_CONV_2D();
+
+}  // namespace kernels
+}  // namespace td
+
+#endif  // TINYDEPLOY_TD_KERNELS_H_

@@ -1,0 +1,135 @@
+"""tinydeploy's own kernels (firmware/kernels/), bit-exact: each configuration is a one-op int8 model converted by the
+real TFLite converter, run on the emulated Cortex-M4 three ways, all against the pinned TFLM library: with
+tinydeploy's kernel (`--kernels tinydeploy`), with the library's CMSIS-NN kernel, and with TFLM's portable reference
+kernel (bench/reference_kernels.cpp). On 20 random inputs each, tinydeploy's outputs must equal the reference's bit for
+bit; the host TFLM interpreter (a newer TFLM) is within 1, the known drift between the two TFLM versions. (The
+library's CMSIS-NN kernel equals the reference on these too: bench/kernels.py checks that on every model it times.)
+Not covered: dilation (the TFLite converter turns a dilated DepthwiseConv2D into SPACE_TO_BATCH_ND around an
+undilated one), which the kernel handles by its tap strides."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # converts models with TensorFlow
+
+# (name, input HxWxC, kernel, strides, padding, dilation, depth multiplier, activation, per-channel weight spread)
+CASES = [
+    ("k3_s1_same_c8_relu", (8, 8, 8), 3, 1, "same", 1, 1, "relu", 1.0),
+    ("k3_s2_valid_c16", (9, 9, 16), 3, 2, "valid", 1, 1, None, 1.0),
+    ("k3_s1_same_c5_relu6", (7, 7, 5), 3, 1, "same", 1, 1, "relu6", 1.0),  # a group of 4 and a tail of 1
+    ("k5_s1_same_c12_relu", (6, 6, 12), 5, 1, "same", 1, 1, "relu", 1.0),
+    ("k3x5_s1_valid_c4", (7, 9, 4), (3, 5), 1, "valid", 1, 1, None, 1.0),
+    ("k3_s1_same_c64_spread", (3, 3, 64), 3, 1, "same", 1, 1, None, 1e3),  # per-channel scales over 3 decades
+    ("k7_s1_same_c4", (6, 6, 4), 7, 1, "same", 1, 1, None, 1.0),  # 49 taps: most of them padded
+    ("k3_s1_same_c4_m2", (6, 6, 4), 3, 1, "same", 1, 2, None, 1.0),  # multiplier 2: the library's kernel
+    ("k9_s1_same_c4", (4, 4, 4), 9, 1, "same", 1, 1, None, 1.0),  # 81 taps: the library's kernel
+]
+
+
+def _model(shape, k, s, pad, dil, mult, act, spread, seed):
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+
+    _, keras = import_tf()
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    m = keras.Sequential([L.Input(shape), L.DepthwiseConv2D(k, strides=s, padding=pad, dilation_rate=dil,
+                                                            depth_multiplier=mult, activation=act)])
+    rng = np.random.default_rng(seed)
+    w, b = m.get_weights()
+    scale = np.geomspace(1.0, spread, w.shape[2] * w.shape[3]).reshape(1, 1, w.shape[2], w.shape[3])
+    m.set_weights([(rng.normal(0, 0.3, w.shape) * scale).astype(np.float32), rng.normal(0, 0.5, b.shape).astype(np.float32)])
+    # inputs that are all positive push the input zero point to its extreme (-128)
+    rep = rng.integers(0, 256, (32, *shape), dtype=np.uint8)
+    return convert(m, "int8", rep, 32)
+
+
+@pytest.fixture(scope="module")
+def case_models(tmp_path_factory):
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    d = tmp_path_factory.mktemp("kernels")
+    out = {}
+    for i, (name, shape, k, s, pad, dil, mult, act, spread) in enumerate(CASES):
+        p = d / f"{name}.tflite"
+        p.write_bytes(_model(shape, k, s, pad, dil, mult, act, spread, seed=10 + i))
+        out[name] = p
+    return out
+
+
+def _device_outputs(elf, x):
+    from tinydeploy.device.link import Link
+    from tinydeploy.device.runner import device_outputs
+    from tinydeploy.emulate.qemu import QemuSession
+
+    with QemuSession(elf) as q, Link.open(url=q.url) as link:
+        out, _ = device_outputs(link, x)
+    return out
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_depthwise_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
+    from tinydeploy.boards import load
+    from tinydeploy.emulate.firmware import build_firmware
+    from tinydeploy.emulate.tflm_library import TflmLibrary
+    from tinydeploy.tflite_model import TFLiteModel
+    from tinydeploy.tflm_host import reference_outputs
+    from conftest import run_cli
+
+    path = case_models[name]
+    model = TFLiteModel.from_file(path)
+    assert [op.opname for op in model.operators] == ["DEPTHWISE_CONV_2D"]
+    board, lib = load("nano33ble"), TflmLibrary.locate(str(tflm_dir))
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    run_cli("build", path, "-o", ours, "--no-compile", "--kernels", "tinydeploy", check=0)
+    run_cli("build", path, "-o", theirs, "--no-compile", check=0)
+    assert "td::kernels::Register_DEPTHWISE_CONV_2D()" in (ours / "src" / "model_ops.h").read_text()
+    assert "td::kernels" not in (theirs / "src" / "model_ops.h").read_text()
+    shape = tuple(model.input_tensors[0].shape)
+    x = np.random.default_rng(1).integers(-128, 128, size=(20, int(np.prod(shape)))).astype(np.int8)
+    x[0] = -128  # the extremes, where the input offset matters most
+    x[1] = 127
+    got = _device_outputs(build_firmware(ours, lib, board, out_dir=tmp_path / "e-ours").elf, x)
+    ref = _device_outputs(build_firmware(theirs, lib, board, out_dir=tmp_path / "e-ref",
+                                         extra_sources=(ROOT / "bench" / "reference_kernels.cpp",)).elf, x)
+    assert np.array_equal(got, ref), f"{int((got != ref).sum())} of {got.size} outputs differ from TFLM's reference"
+    host = reference_outputs(model.data, x.reshape((len(x),) + shape)).reshape(len(x), -1)
+    assert np.abs(got.astype(np.int16) - host).max() <= 1
+    assert len(np.unique(got)) > 8  # the outputs vary: the comparison says something
+
+
+def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path):
+    """The comparison can fail: a kernel that rounds once instead of twice (TFLITE_SINGLE_ROUNDING in the kernel
+    only) differs from the reference on these inputs."""
+    import shutil
+
+    from tinydeploy.boards import load
+    from tinydeploy.emulate.firmware import build_firmware
+    from tinydeploy.emulate.tflm_library import TflmLibrary
+    from conftest import run_cli
+
+    path = case_models["k3_s1_same_c64_spread"]
+    ours = tmp_path / "ours"
+    run_cli("build", path, "-o", ours, "--no-compile", "--kernels", "tinydeploy", check=0)
+    src = ours / "src" / "td_kernel_depthwise.cpp"
+    text = src.read_text()
+    broken = text.replace("v = (x + g.add[j] - static_cast<int32_t>(static_cast<uint32_t>(x) >> 31)) >> g.right[j];",
+                          "v = (x + g.add[j]) >> g.right[j];")  # round half up for negative values too
+    assert broken != text
+    src.write_text(broken)
+    board, lib = load("nano33ble"), TflmLibrary.locate(str(tflm_dir))
+    from tinydeploy.tflite_model import TFLiteModel
+
+    shape = tuple(TFLiteModel.from_file(path).input_tensors[0].shape)
+    x = np.random.default_rng(2).integers(-128, 128, size=(20, int(np.prod(shape)))).astype(np.int8)
+    got = _device_outputs(build_firmware(ours, lib, board, out_dir=tmp_path / "e").elf, x)
+    theirs = tmp_path / "theirs"
+    shutil.copytree(ours, theirs)
+    (theirs / "src" / "td_kernel_depthwise.cpp").write_text(text)
+    want = _device_outputs(build_firmware(theirs, lib, board, out_dir=tmp_path / "e2").elf, x)
+    assert not np.array_equal(got, want)
