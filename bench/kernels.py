@@ -1,38 +1,82 @@
-"""Instructions per inference with the CMSIS-NN kernels against TFLM's portable reference kernels, side by
-side in one run on the emulated Cortex-M4 (QEMU mps2-an386, -icount shift=0: exact, repeatable counts),
-and instructions per multiply-accumulate in the convolution layers.
+"""Instructions per inference and per operator with tinydeploy's own kernels, the pinned library's CMSIS-NN kernels
+and TFLM's portable reference kernels, side by side in one run on the emulated Cortex-M4 (QEMU mps2-an386,
+-icount shift=0: exact, repeatable counts), with instructions per multiply-accumulate and each firmware's .text.
 
-Both builds are the same generated firmware and the same pinned TFLM library; the reference build links
-bench/reference_kernels.cpp, which registers the reference int8 CONV_2D and DEPTHWISE_CONV_2D in place of
-the CMSIS-NN ones. Every other operator (pooling, fully connected, softmax, add) keeps its CMSIS-NN kernel
-in both builds, so the totals compare the convolutions only. Both builds must pass their golden vectors.
+Three builds of the same generated firmware against the same pinned TFLM library:
+  tinydeploy  `build --kernels tinydeploy`: tinydeploy's kernels where it has them (firmware/kernels/kernels.json),
+              the library's CMSIS-NN kernels for every other op and node;
+  cmsis-nn    the default build: the library's kernels;
+  reference   the default build linked with bench/reference_kernels.cpp: TFLM's reference CONV_2D and
+              DEPTHWISE_CONV_2D in place of CMSIS-NN's (every other op keeps its CMSIS-NN kernel).
+Every build must pass its golden vectors, and the tinydeploy build's outputs must equal the reference build's on
+the same random inputs, or the figures would mean nothing.
 
-    python bench/kernels.py [--tflm DIR] [MODEL.tflite ...]     (default: the bundled example)
+Models (untrained weights, calibrated on random data: enough for speed): the bundled Fashion-MNIST CNN, a
+MobileNetV1-0.25-style net at 96x96x3 and a DS-CNN-style keyword net (49x10x1, 64-channel depthwise-separable
+blocks), or the .tflite files given.
+
+    python bench/kernels.py [--tflm DIR] [MODEL.tflite ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "host" / "tinydeploy" / "examples" / "fashion_cnn_int8.tflite"
-CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+BUILDS = ("tinydeploy", "cmsis-nn", "reference")
 
 
-def run(elf: Path) -> dict:
+def benchmark_models(out: Path) -> list[Path]:
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+
+    _, keras = import_tf()
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    mb = keras.applications.MobileNet(input_shape=(96, 96, 3), alpha=0.25, weights=None, classes=10)
+    inp = L.Input((49, 10, 1))
+    x = L.Conv2D(64, (10, 4), strides=2, padding="same", activation="relu")(inp)
+    for _ in range(4):
+        x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+        x = L.Conv2D(64, 1, activation="relu")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    ds = keras.Model(inp, L.Dense(12, activation="softmax")(x), name="ds_cnn")
+    paths = []
+    for name, m in (("mobilenet_v1_0.25_96", mb), ("ds_cnn_kws", ds)):
+        # non-zero weights all over (untrained biases are zero; the converter would drop zero dense biases)
+        m.set_weights([rng.normal(0, 0.2, w.shape).astype(np.float32) if w.ndim > 1 else
+                       np.abs(rng.normal(1, 0.1, w.shape)).astype(np.float32) if "variance" in v.name else
+                       rng.normal(0, 0.1, w.shape).astype(np.float32) for w, v in zip(m.get_weights(), m.weights)])
+        shape = m.input_shape[1:]
+        p = out / f"{name}.tflite"
+        p.write_bytes(convert(m, "int8", rng.integers(0, 256, (32, *shape), dtype=np.uint8), 32))
+        paths.append(p)
+    return paths
+
+
+def run(elf: Path, x: np.ndarray) -> tuple[dict, np.ndarray]:
     from tinydeploy.device.bench import run_bench
     from tinydeploy.device.link import Link
+    from tinydeploy.device.runner import device_outputs
     from tinydeploy.emulate.qemu import QemuSession
 
     with QemuSession(elf) as q, Link.open(url=q.url) as link:
-        d = run_bench(link, runs=3, warmup=1).to_dict()
+        d = run_bench(link, runs=3, warmup=1, timeout=1200, idle_timeout=600).to_dict()
+        link.drain(0.2)
+        outs, _ = device_outputs(link, x)
     if not all(g["pass"] for g in d["golden"]):
         raise SystemExit(f"{elf}: golden vectors failed, the figures would mean nothing")
-    return d
+    return d, outs
 
 
 def main() -> int:
@@ -40,10 +84,11 @@ def main() -> int:
     from tinydeploy.boards import load
     from tinydeploy.emulate.firmware import build_firmware
     from tinydeploy.emulate.tflm_library import TflmLibrary
+    from tinydeploy.repair import repair
     from tinydeploy.tflite_model import TFLiteModel
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="*", type=Path, default=[EXAMPLE])
+    ap.add_argument("models", nargs="*", type=Path)
     ap.add_argument("--tflm", help="the Arduino_TensorFlowLite folder (default: $TINYDEPLOY_TFLM_DIR)")
     args = ap.parse_args()
     lib = TflmLibrary.locate(args.tflm)
@@ -51,33 +96,57 @@ def main() -> int:
     print(f"TFLM: {lib.root}\n")
     summary = []
     with tempfile.TemporaryDirectory() as tmp:
-        for path in args.models:
-            project = Path(tmp) / path.stem
-            subprocess.run([sys.executable, "-m", "tinydeploy", "build", str(path), "-o", str(project), "--no-compile"],
-                           check=True, capture_output=True)
-            cmsis = run(build_firmware(project, lib, board, out_dir=project / ".emu-cmsis").elf)
-            ref = run(build_firmware(project, lib, board, out_dir=project / ".emu-reference",
-                                     extra_sources=(HERE / "reference_kernels.cpp",)).elf)
-            ops = analyze(TFLiteModel.from_file(path), board, measure_arena=False).ops
-            print(f"{path.name}: instructions per inference (median of 3 runs)")
-            print(f"  {'#':>2}  {'op':<18} {'MACs':>10} {'CMSIS-NN':>11} {'reference':>11} {'ratio':>6} "
-                  f"{'instr/MAC':>10} {'ref instr/MAC':>13}")
-            conv_c = conv_r = conv_macs = 0
-            for o, c, r in zip(ops, cmsis["ops"], ref["ops"]):
-                assert o.op == c["tag"] == r["tag"], (o.op, c["tag"], r["tag"])
-                line = f"  {o.index:>2}  {o.op:<18} {o.macs:>10,} {c['cycles']:>11,} {r['cycles']:>11,} " \
-                       f"{r['cycles'] / max(c['cycles'], 1):>5.2f}x"
-                if o.op in CONV_OPS and o.macs:
-                    line += f" {c['cycles'] / o.macs:>10.2f} {r['cycles'] / o.macs:>13.2f}"
-                    conv_c, conv_r, conv_macs = conv_c + c["cycles"], conv_r + r["cycles"], conv_macs + o.macs
-                print(line)
-            tc, tr = cmsis["latency"]["instructions"]["median"], ref["latency"]["instructions"]["median"]
-            print(f"  total: CMSIS-NN {tc:,}, reference convolutions {tr:,} ({tr / tc:.2f}x); convolutions alone "
-                  f"{conv_c / conv_macs:.2f} vs {conv_r / conv_macs:.2f} instructions per MAC ({conv_r / conv_c:.2f}x)\n")
-            summary.append((path.name, tc, tr))
-    print("model                          CMSIS-NN    reference   ratio")
-    for name, tc, tr in summary:
-        print(f"{name:<28} {tc:>11,} {tr:>11,}   {tr / tc:.2f}x")
+        models = args.models or [EXAMPLE, *benchmark_models(Path(tmp))]
+        for path in models:
+            projects = {}
+            for k in ("tinydeploy", "cmsis-nn"):
+                projects[k] = Path(tmp) / f"{path.stem}-{k}"
+                subprocess.run([sys.executable, "-m", "tinydeploy", "build", str(path), "-o", str(projects[k]),
+                                "--no-compile", "--kernels", k], check=True, capture_output=True)
+            extra = {"reference": (HERE / "reference_kernels.cpp",)}
+            model = repair(TFLiteModel.from_file(path)).model
+            shape = tuple(model.input_tensors[0].shape)
+            x = np.random.default_rng(3).integers(-128, 128, size=(5, int(np.prod(shape)))).astype(np.int8)
+            res, text, outs = {}, {}, {}
+            for b in BUILDS:
+                image = build_firmware(projects["tinydeploy" if b == "tinydeploy" else "cmsis-nn"], lib, board,
+                                       out_dir=Path(tmp) / f"{path.stem}-emu-{b}", extra_sources=extra.get(b, ()))
+                res[b], outs[b] = run(image.elf, x)
+                text[b] = image.text_bytes
+            if not np.array_equal(outs["tinydeploy"], outs["reference"]):
+                raise SystemExit(f"{path.name}: tinydeploy's outputs differ from the reference kernels'")
+            ops = analyze(model, board, measure_arena=False).ops
+            print(f"{path.name}: instructions per inference (median of 3 runs); instructions per MAC")
+            print(f"  {'#':>3}  {'op':<18} {'MACs':>10} {'tinydeploy':>11} {'CMSIS-NN':>11} {'reference':>11}"
+                  f" {'td/MAC':>7} {'cmsis/MAC':>9} {'ref/MAC':>8} {'vs CMSIS':>8}")
+            by_class: dict[str, list[int]] = {}
+            for o, *counts in zip(ops, *(res[b]["ops"] for b in BUILDS)):
+                t, c, r = (x["cycles"] for x in counts)
+                assert o.op == counts[0]["tag"] == counts[1]["tag"] == counts[2]["tag"]
+                line = f"  {o.index:>3}  {o.op:<18} {o.macs:>10,} {t:>11,} {c:>11,} {r:>11,}"
+                if o.macs:
+                    line += f" {t / o.macs:>7.2f} {c / o.macs:>9.2f} {r / o.macs:>8.2f}"
+                    acc = by_class.setdefault(o.op, [0, 0, 0, 0])
+                    acc[0] += o.macs
+                    acc[1] += t
+                    acc[2] += c
+                    acc[3] += r
+                else:
+                    line += " " * 27
+                print(line + f" {c / max(t, 1):>7.2f}x")
+            tot = {b: res[b]["latency"]["instructions"]["median"] for b in BUILDS}
+            for op, (macs, t, c, r) in by_class.items():
+                print(f"  {op}: {t / macs:.2f} (tinydeploy) vs {c / macs:.2f} (CMSIS-NN) vs {r / macs:.2f} (reference) "
+                      f"instructions per MAC")
+            print(f"  total: tinydeploy {tot['tinydeploy']:,}, CMSIS-NN {tot['cmsis-nn']:,} "
+                  f"({tot['cmsis-nn'] / tot['tinydeploy']:.2f}x tinydeploy's), reference {tot['reference']:,}; "
+                  f".text {text['tinydeploy']:,} / {text['cmsis-nn']:,} / {text['reference']:,} B; outputs of the "
+                  f"tinydeploy build identical to the reference build's on {len(x)} random inputs\n")
+            summary.append((path.name, tot, text))
+    print(f"{'model':<28} {'tinydeploy':>11} {'CMSIS-NN':>11} {'reference':>11}  CMSIS/td  .text td-CMSIS")
+    for name, tot, text in summary:
+        print(f"{name:<28} {tot['tinydeploy']:>11,} {tot['cmsis-nn']:>11,} {tot['reference']:>11,}  "
+              f"{tot['cmsis-nn'] / tot['tinydeploy']:>7.2f}x  {text['tinydeploy'] - text['cmsis-nn']:>+8,} B")
     return 0
 
 

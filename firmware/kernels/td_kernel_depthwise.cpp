@@ -35,6 +35,14 @@ namespace kernels {
 namespace {
 
 constexpr int kMaxTaps = 64;  // 8x8; a larger filter runs the library's kernel
+// Each group of four channels costs a fixed setup (its weights widened, its biases folded) that small output maps do
+// not amortize: measured with bench/kernels.py, 6x6 and 3x3 maps ran at 0.56-0.93x the library kernel's speed and
+// maps of 11x11, 25x5 and larger at 1.07-2x, so a node with fewer output pixels than this runs the library's kernel.
+// (The tests build with -DTD_DW_MIN_OUTPUT_PIXELS=1 to run this kernel on every shape it covers.)
+#ifndef TD_DW_MIN_OUTPUT_PIXELS
+#define TD_DW_MIN_OUTPUT_PIXELS 64
+#endif
+constexpr int kMinOutputPixels = TD_DW_MIN_OUTPUT_PIXELS;
 
 struct DwOp {
   tflite::OpDataConv conv;  // first member: DepthwiseConvPrepare takes node->user_data as an OpDataConv
@@ -64,6 +72,7 @@ void* Init(TfLiteContext* context, const char* buffer, size_t length) {
   return op;
 }
 
+// Whether this kernel takes the node: the shapes it covers, and output maps large enough for it to be faster.
 bool Applies(TfLiteContext* context, TfLiteNode* node) {
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
   tflite::MicroContext* mc = tflite::GetMicroContext(context);
@@ -78,6 +87,7 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
     ok = params.depth_multiplier == 1 && filter->dims->data[3] == channels && output->dims->data[3] == channels &&
          filter->dims->data[1] * filter->dims->data[2] <= kMaxTaps;
   }
+  if (ok) ok = output->dims->data[1] * output->dims->data[2] >= kMinOutputPixels;
   if (input) mc->DeallocateTempTfLiteTensor(input);
   if (filter) mc->DeallocateTempTfLiteTensor(filter);
   if (output) mc->DeallocateTempTfLiteTensor(output);
@@ -269,17 +279,40 @@ __attribute__((noinline)) void InnerRun(const Run& r, const Group& g) {
   }
 }
 
-// Any output pixel of a group of n <= 4 channels: padded taps skipped, the input offset added per tap.
-void BorderPixel(const Geometry& s, const Group& g, const int8_t* input, int c0, int n, int iy0, int ix0,
-                 int32_t offset2, int8_t* out, int32_t out_zp, int32_t act_min, int32_t act_max) {
-  int32_t a[4] = {g.bias2[0], g.bias2[1], g.bias2[2], g.bias2[3]};
-  const int32_t* w = g.w;
-  for (int ky = 0; ky < s.k_h; ++ky) {
-    const int iy = iy0 + ky * s.dil_h;
-    for (int kx = 0; kx < s.k_w; ++kx, w += 2) {
-      const int ix = ix0 + kx * s.dil_w;
-      if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w) continue;
-      const int8_t* p = input + (iy * s.in_w + ix) * s.channels + c0;
+// The taps [lo, hi) along one axis that fall inside the image, for a window starting at `start`.
+inline void ValidTaps(int start, int k, int dil, int size, int* lo, int* hi) {
+  int l = 0;
+  while (l < k && start + l * dil < 0) ++l;
+  int h = k;
+  while (h > l && start + (h - 1) * dil >= size) --h;
+  *lo = l;
+  *hi = h;
+}
+
+// One tap with the input offset added per lane (the border, where the offset cannot be folded into the bias).
+inline void TapWithOffset(Acc4& a, int32_t v, const int32_t* w, int32_t offset2) {
+  const int32_t v02 = dsp::sadd16(dsp::sxtb16(v), offset2), v13 = dsp::sadd16(dsp::sxtb16_ror8(v), offset2);
+  a.a0 = dsp::smlabb(v02, w[0], a.a0);
+  a.a2 = dsp::smlatt(v02, w[0], a.a2);
+  a.a1 = dsp::smlabb(v13, w[1], a.a1);
+  a.a3 = dsp::smlatt(v13, w[1], a.a3);
+}
+
+// Any output pixel of a group of n <= 4 channels: only the taps inside the image (a rectangle of the filter, found
+// per axis), the input offset added per tap, as the reference does. Not inlined, like InnerRun.
+__attribute__((noinline)) void BorderPixel(const Geometry& s, const Group& g, const int8_t* input, int c0, int n,
+                                           int iy0, int ix0, int32_t offset2, int8_t* out, int32_t out_zp,
+                                           int32_t act_min, int32_t act_max) {
+  int ky0, ky1, kx0, kx1;
+  ValidTaps(iy0, s.k_h, s.dil_h, s.in_h, &ky0, &ky1);
+  ValidTaps(ix0, s.k_w, s.dil_w, s.in_w, &kx0, &kx1);
+  Acc4 a = {g.bias2[0], g.bias2[1], g.bias2[2], g.bias2[3]};
+  const int step = s.dil_w * s.channels, row = s.dil_h * s.in_w * s.channels;
+  const int8_t* in = input + ((iy0 + ky0 * s.dil_h) * s.in_w + ix0 + kx0 * s.dil_w) * s.channels + c0;
+  for (int ky = ky0; ky < ky1; ++ky, in += row) {
+    const int32_t* w = g.w + 2 * (ky * s.k_w + kx0);
+    const int8_t* p = in;
+    for (int kx = kx0; kx < kx1; ++kx, p += step, w += 2) {
       int32_t v;
       if (n == 4) {
         v = Load4(p);
@@ -288,14 +321,11 @@ void BorderPixel(const Geometry& s, const Group& g, const int8_t* input, int c0,
         memcpy(b, p, n);
         memcpy(&v, b, 4);
       }
-      const int32_t v02 = dsp::sadd16(dsp::sxtb16(v), offset2), v13 = dsp::sadd16(dsp::sxtb16_ror8(v), offset2);
-      a[0] = dsp::smlabb(v02, w[0], a[0]);
-      a[2] = dsp::smlatt(v02, w[0], a[2]);
-      a[1] = dsp::smlabb(v13, w[1], a[1]);
-      a[3] = dsp::smlatt(v13, w[1], a[3]);
+      TapWithOffset(a, v, w, offset2);
     }
   }
-  for (int j = 0; j < n; ++j) out[j] = static_cast<int8_t>(Requantize(g, j, a[j], out_zp, act_min, act_max));
+  const int32_t acc[4] = {a.a0, a.a1, a.a2, a.a3};
+  for (int j = 0; j < n; ++j) out[j] = static_cast<int8_t>(Requantize(g, j, acc[j], out_zp, act_min, act_max));
 }
 
 // The output rows or columns whose taps all fall inside the image: [lo, hi).
