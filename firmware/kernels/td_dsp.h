@@ -45,6 +45,12 @@ static inline int32_t smmulr(int32_t a, int32_t b) {
   __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
   return r;
 }
+// x clamped to [-128, 127].
+static inline int32_t ssat8(int32_t x) {
+  int32_t r;
+  __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(x));
+  return r;
+}
 
 #else  // the same arithmetic in C
 
@@ -65,6 +71,7 @@ static inline int32_t sadd16(int32_t a, int32_t b) { return pack16(lo16(a) + lo1
 static inline int32_t smmulr(int32_t a, int32_t b) {
   return static_cast<int32_t>((static_cast<int64_t>(a) * b + (static_cast<int64_t>(1) << 31)) >> 32);
 }
+static inline int32_t ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
 
 #endif
 

@@ -187,27 +187,37 @@ struct Acc4 {
 };
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-// One tap of four channels in one block: the compiler may neither hoist its loads (GCC's scheduler would, then
-// spill them) nor split it. W: the byte offset of the tap's weight pair from w.
+// One tap of four channels in one block of assembly: the compiler may neither hoist its loads (GCC's scheduler
+// would, then spill them) nor split it. It reads only the input and the group, which nothing writes meanwhile.
+// W: the byte offset of the tap's weight pair from w. The input word is loaded by the caller's first instruction.
+#define TD_TAP_MACS                                 \
+  "ldrd %[wa], %[wb], [%[w], #%c[off]]\n\t"         \
+  "sxtb16 %[x], %[v]\n\t"                           \
+  "sxtb16 %[v], %[v], ror #8\n\t"                   \
+  "smlabb %[a0], %[x], %[wa], %[a0]\n\t"            \
+  "smlatt %[a2], %[x], %[wa], %[a2]\n\t"            \
+  "smlabb %[a1], %[v], %[wb], %[a1]\n\t"            \
+  "smlatt %[a3], %[v], %[wb], %[a3]"
+#define TD_TAP_OUTPUTS                                                                                       \
+  [a0] "+r"(a.a0), [a1] "+r"(a.a1), [a2] "+r"(a.a2), [a3] "+r"(a.a3), [v] "=&r"(v), [x] "=&r"(x), \
+      [wa] "=&r"(wa), [wb] "=&r"(wb)
+
 template <int W>
 inline void TapAt(Acc4& a, const int8_t* p, const int32_t* w) {
   int32_t v, x, wa, wb;
-  __asm__ volatile(
-      "ldr %[v], [%[p]]\n\t"
-      "ldrd %[wa], %[wb], [%[w], #%c[off]]\n\t"
-      "sxtb16 %[x], %[v]\n\t"
-      "sxtb16 %[v], %[v], ror #8\n\t"
-      "smlabb %[a0], %[x], %[wa], %[a0]\n\t"
-      "smlatt %[a2], %[x], %[wa], %[a2]\n\t"
-      "smlabb %[a1], %[v], %[wb], %[a1]\n\t"
-      "smlatt %[a3], %[v], %[wb], %[a3]"
-      : [a0] "+r"(a.a0), [a1] "+r"(a.a1), [a2] "+r"(a.a2), [a3] "+r"(a.a3), [v] "=&r"(v), [x] "=&r"(x),
-        [wa] "=&r"(wa), [wb] "=&r"(wb)
-      : [p] "r"(p), [w] "r"(w), [off] "n"(W));  // reads only the input and the group, which nothing writes meanwhile
+  __asm__ volatile("ldr %[v], [%[p]]\n\t" TD_TAP_MACS : TD_TAP_OUTPUTS : [p] "r"(p), [w] "r"(w), [off] "n"(W));
 }
-#else
+
+// The same, the input word at p + o (a register offset: no address computed per tap).
 template <int W>
-inline void TapAt(Acc4& a, const int8_t* p, const int32_t* w);
+inline void TapAtOffset(Acc4& a, const int8_t* p, int o, const int32_t* w) {
+  int32_t v, x, wa, wb;
+  __asm__ volatile("ldr %[v], [%[p], %[o]]\n\t" TD_TAP_MACS
+                   : TD_TAP_OUTPUTS
+                   : [p] "r"(p), [o] "r"(o), [w] "r"(w), [off] "n"(W));
+}
+#undef TD_TAP_MACS
+#undef TD_TAP_OUTPUTS
 #endif
 
 // One tap of four channels: one input word, four 16x16 multiply-accumulates.
@@ -224,17 +234,18 @@ inline void Tap(Acc4& a, const int8_t* p, const int32_t* w) {
 inline Acc4 Inner3x3(const int8_t* in, int step, int row, const int32_t* w, Acc4 a) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
   const int8_t* p = in;
+  const int step2 = 2 * step;
   TapAt<0>(a, p, w);
-  TapAt<8>(a, p + step, w);
-  TapAt<16>(a, p + 2 * step, w);
+  TapAtOffset<8>(a, p, step, w);
+  TapAtOffset<16>(a, p, step2, w);
   p += row;
   TapAt<24>(a, p, w);
-  TapAt<32>(a, p + step, w);
-  TapAt<40>(a, p + 2 * step, w);
+  TapAtOffset<32>(a, p, step, w);
+  TapAtOffset<40>(a, p, step2, w);
   p += row;
   TapAt<48>(a, p, w);
-  TapAt<56>(a, p + step, w);
-  TapAt<64>(a, p + 2 * step, w);
+  TapAtOffset<56>(a, p, step, w);
+  TapAtOffset<64>(a, p, step2, w);
 #else
   for (int ky = 0; ky < 3; ++ky, in += row)
     for (int kx = 0; kx < 3; ++kx) Tap(a, in + kx * step, w + 2 * (3 * ky + kx));
@@ -264,18 +275,53 @@ struct Run {
 };
 
 // Not inlined into Eval: its own register allocation keeps the accumulators, pointers and strides in registers.
+constexpr int kChunk = 32;  // pixels whose accumulators are kept (512 B of stack) before they are requantized
+
+// The accumulators of up to kChunk pixels of a run, one pixel after another.
+template <bool kThreeByThree>
+__attribute__((noinline)) void RunAccumulators(const Run& r, const Group& g, const int8_t* in, int n, Acc4* acc) {
+  const Acc4 init = {g.inner2[0], g.inner2[1], g.inner2[2], g.inner2[3]};
+  for (int i = 0; i < n; ++i, in += r.in_advance) {
+    acc[i] = kThreeByThree ? Inner3x3(in, r.step, r.row, g.w, init)
+                           : InnerAny(in, r.step, r.row, r.k_h, r.k_w, g.w, init);
+  }
+}
+
+// Requantizes channel j of n pixels' accumulators, its constants held in registers for the whole loop. kFull: the
+// activation range is all of int8, so one SSAT clamps.
+template <bool kFast, bool kFull>
+__attribute__((noinline)) void RequantizeChannel(const Run& r, const Group& g, const Acc4* acc, int n, int j,
+                                                 int8_t* out) {
+  const int32_t* a = &acc[0].a0 + j;
+  // copied into locals: the int8 stores below may alias anything, so the compiler would reload the group's fields
+  const int32_t lo = r.act_min, hi = r.act_max, zp = r.out_zp, advance = r.out_advance;
+  const int32_t mult = g.mult[j], add = g.add[j], right = g.right[j], shift = g.shift[j];
+  for (int i = 0; i < n; ++i, a += 4, out += advance) {
+    int32_t v;
+    if (kFast) {
+      const int32_t x = dsp::smmulr(*a, mult);
+      v = (x + add - static_cast<int32_t>(static_cast<uint32_t>(x) >> 31)) >> right;
+    } else {
+      v = tflite::MultiplyByQuantizedMultiplier(*a / 2, mult, shift) + zp;
+    }
+    v = dsp::ssat8(v);
+    if (!kFull) v = v < lo ? lo : (v > hi ? hi : v);
+    *out = static_cast<int8_t>(v);
+  }
+}
+
 template <bool kThreeByThree, bool kFast>
-__attribute__((noinline)) void InnerRun(const Run& r, const Group& g) {
-  const int8_t* in = r.in;
-  int8_t* out = r.out;
-  for (int i = 0; i < r.count; ++i, in += r.in_advance, out += r.out_advance) {
-    const Acc4 init = {g.inner2[0], g.inner2[1], g.inner2[2], g.inner2[3]};
-    const Acc4 a = kThreeByThree ? Inner3x3(in, r.step, r.row, g.w, init)
-                                 : InnerAny(in, r.step, r.row, r.k_h, r.k_w, g.w, init);
-    out[0] = static_cast<int8_t>(RequantizeAs<kFast>(g, 0, a.a0, r.out_zp, r.act_min, r.act_max));
-    out[1] = static_cast<int8_t>(RequantizeAs<kFast>(g, 1, a.a1, r.out_zp, r.act_min, r.act_max));
-    out[2] = static_cast<int8_t>(RequantizeAs<kFast>(g, 2, a.a2, r.out_zp, r.act_min, r.act_max));
-    out[3] = static_cast<int8_t>(RequantizeAs<kFast>(g, 3, a.a3, r.out_zp, r.act_min, r.act_max));
+void InnerRun(const Run& r, const Group& g) {
+  Acc4 acc[kChunk];
+  for (int done = 0; done < r.count; done += kChunk) {
+    const int n = r.count - done < kChunk ? r.count - done : kChunk;
+    RunAccumulators<kThreeByThree>(r, g, r.in + done * r.in_advance, n, acc);
+    int8_t* out = r.out + done * r.out_advance;
+    const bool full = r.act_min <= -128 && r.act_max >= 127;
+    for (int j = 0; j < 4; ++j) {
+      full ? RequantizeChannel<kFast, true>(r, g, acc, n, j, out + j)
+           : RequantizeChannel<kFast, false>(r, g, acc, n, j, out + j);
+    }
   }
 }
 
