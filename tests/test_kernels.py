@@ -1,4 +1,4 @@
-"""tinydeploy's own kernels (firmware/kernels/), bit-exact: each configuration is a one-op int8 model converted by the
+"""tinydeploy's own kernels (firmware/kernels/: DEPTHWISE_CONV_2D, first-layer CONV_2D), bit-exact: each configuration is a one-op int8 model converted by the
 real TFLite converter, run on the emulated Cortex-M4 three ways, all against the pinned TFLM library: with
 tinydeploy's kernel (`--kernels tinydeploy`), with the library's CMSIS-NN kernel, and with TFLM's portable reference
 kernel (bench/reference_kernels.cpp). On 20 random inputs each, tinydeploy's outputs must equal the reference's bit for
@@ -33,18 +33,33 @@ CASES = [
 ]
 
 
-def _model(shape, k, s, pad, dil, mult, act, spread, seed):
+# CONV_2D with few input channels (first layers): (name, input HxWxC, kernel, strides, padding, filters, activation,
+# per-channel weight spread)
+CONV_CASES = [
+    ("conv_k3_s1_same_c1_f16_relu", (6, 6, 1), 3, 1, "same", 16, "relu", 1.0),  # the bundled example's first layer
+    ("conv_k3_s2_same_c3_f8", (8, 8, 3), 3, 2, "same", 8, None, 1.0),
+    ("conv_k5_s1_valid_c2_f12_relu6", (7, 7, 2), 5, 1, "valid", 12, "relu6", 1.0),
+    ("conv_k3_s1_valid_c4_f20_spread", (6, 6, 4), 3, 1, "valid", 20, None, 1e3),
+    ("conv_k3_s2_valid_c1_f40", (7, 7, 1), 3, 2, "valid", 40, "relu", 1.0),  # two blocks of output channels
+    ("conv_k3_s1_same_c8_f8_library", (5, 5, 8), 3, 1, "same", 8, None, 1.0),  # 8 input channels: the library's
+]
+
+
+def _model(shape, k, s, pad, dil, mult, act, spread, seed, filters=None):
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
 
     _, keras = import_tf()
     L = keras.layers
     keras.utils.set_random_seed(seed)
-    m = keras.Sequential([L.Input(shape), L.DepthwiseConv2D(k, strides=s, padding=pad, dilation_rate=dil,
-                                                            depth_multiplier=mult, activation=act)])
+    layer = L.Conv2D(filters, k, strides=s, padding=pad, activation=act) if filters else \
+        L.DepthwiseConv2D(k, strides=s, padding=pad, dilation_rate=dil, depth_multiplier=mult, activation=act)
+    m = keras.Sequential([L.Input(shape), layer])
     rng = np.random.default_rng(seed)
     w, b = m.get_weights()
-    scale = np.geomspace(1.0, spread, w.shape[2] * w.shape[3]).reshape(1, 1, w.shape[2], w.shape[3])
+    # spread over the output channels: Conv2D's are the last axis, DepthwiseConv2D's the last two (channel, multiplier)
+    outs = w.shape[3] if filters else w.shape[2] * w.shape[3]
+    scale = np.geomspace(1.0, spread, outs).reshape((1, 1, 1, outs) if filters else (1, 1, w.shape[2], w.shape[3]))
     m.set_weights([(rng.normal(0, 0.3, w.shape) * scale).astype(np.float32), rng.normal(0, 0.5, b.shape).astype(np.float32)])
     # inputs that are all positive push the input zero point to its extreme (-128)
     rep = rng.integers(0, 256, (32, *shape), dtype=np.uint8)
@@ -59,6 +74,10 @@ def case_models(tmp_path_factory):
     for i, (name, shape, k, s, pad, dil, mult, act, spread) in enumerate(CASES):
         p = d / f"{name}.tflite"
         p.write_bytes(_model(shape, k, s, pad, dil, mult, act, spread, seed=10 + i))
+        out[name] = p
+    for i, (name, shape, k, s, pad, filters, act, spread) in enumerate(CONV_CASES):
+        p = d / f"{name}.tflite"
+        p.write_bytes(_model(shape, k, s, pad, 1, 1, act, spread, seed=50 + i, filters=filters))
         out[name] = p
     return out
 
@@ -82,8 +101,7 @@ def _device_outputs(elf, x):
     return out
 
 
-@pytest.mark.parametrize("name", [c[0] for c in CASES])
-def test_depthwise_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
+def _bit_exact(path, op, tflm_dir, tmp_path, every_shape):
     from tinydeploy.boards import load
     from tinydeploy.emulate.firmware import build_firmware
     from tinydeploy.emulate.tflm_library import TflmLibrary
@@ -91,17 +109,16 @@ def test_depthwise_is_bit_exact_with_tflm_reference_on_the_device(case_models, t
     from tinydeploy.tflm_host import reference_outputs
     from conftest import run_cli
 
-    path = case_models[name]
     model = TFLiteModel.from_file(path)
-    assert [op.opname for op in model.operators] == ["DEPTHWISE_CONV_2D"]
+    assert [o.opname for o in model.operators] == [op]
     board, lib = load("nano33ble"), TflmLibrary.locate(str(tflm_dir))
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     run_cli("build", path, "-o", ours, "--no-compile", "--kernels", "tinydeploy", check=0)
     run_cli("build", path, "-o", theirs, "--no-compile", check=0)
-    assert "td::kernels::Register_DEPTHWISE_CONV_2D()" in (ours / "src" / "model_ops.h").read_text()
-    if not name.endswith("_big"):  # the big case runs with the kernel's own choice
-        _every_shape(ours)
+    assert f"td::kernels::Register_{op}()" in (ours / "src" / "model_ops.h").read_text()
     assert "td::kernels" not in (theirs / "src" / "model_ops.h").read_text()
+    if every_shape:
+        _every_shape(ours)
     shape = tuple(model.input_tensors[0].shape)
     x = np.random.default_rng(1).integers(-128, 128, size=(20, int(np.prod(shape)))).astype(np.int8)
     x[0] = -128  # the extremes, where the input offset matters most
@@ -115,34 +132,52 @@ def test_depthwise_is_bit_exact_with_tflm_reference_on_the_device(case_models, t
     assert len(np.unique(got)) > 8  # the outputs vary: the comparison says something
 
 
-def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path):
-    """The comparison can fail: a kernel that rounds once instead of twice (TFLITE_SINGLE_ROUNDING in the kernel
-    only) differs from the reference on these inputs."""
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_depthwise_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
+    # the big case runs with the kernel's own choice of shapes; the others on every shape it covers
+    _bit_exact(case_models[name], "DEPTHWISE_CONV_2D", tflm_dir, tmp_path, every_shape=not name.endswith("_big"))
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CONV_CASES])
+def test_first_layer_conv_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
+    _bit_exact(case_models[name], "CONV_2D", tflm_dir, tmp_path, every_shape=False)
+
+
+MUTATIONS = {  # one rounding rule of the kernels' requantization changed (td_kernel_util.h)
+    "ties": ("return (x + add - static_cast<int32_t>(static_cast<uint32_t>(x) >> 31)) >> right;",
+             "return (x + add) >> right;"),  # negative ties rounded up instead of away from zero
+    "high-multiply": ("const int32_t x = dsp::smmulr(acc2, mult);",
+                      "const int32_t x = static_cast<int32_t>((static_cast<int64_t>(acc2) * mult) >> 32);"),  # truncated
+}
+
+
+@pytest.mark.parametrize("name, mutation", [("k3_s1_same_c64_spread", "ties"),
+                                            ("conv_k3_s1_valid_c4_f20_spread", "high-multiply")])
+def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
+    """The comparison can fail: a kernel whose requantization rounds one step differently from TFLM's differs from
+    the reference build on these inputs."""
     import shutil
 
     from tinydeploy.boards import load
     from tinydeploy.emulate.firmware import build_firmware
     from tinydeploy.emulate.tflm_library import TflmLibrary
+    from tinydeploy.tflite_model import TFLiteModel
     from conftest import run_cli
 
-    path = case_models["k3_s1_same_c64_spread"]
+    path = case_models[name]
     ours = tmp_path / "ours"
     run_cli("build", path, "-o", ours, "--no-compile", "--kernels", "tinydeploy", check=0)
     _every_shape(ours)
-    src = ours / "src" / "td_kernel_depthwise.cpp"
+    theirs = tmp_path / "theirs"
+    shutil.copytree(ours, theirs)
+    src = ours / "src" / "td_kernel_util.h"
     text = src.read_text()
-    broken = text.replace("v = (x + g.add[j] - static_cast<int32_t>(static_cast<uint32_t>(x) >> 31)) >> g.right[j];",
-                          "v = (x + g.add[j]) >> g.right[j];")  # round half up for negative values too
+    broken = text.replace(*MUTATIONS[mutation])
     assert broken != text
     src.write_text(broken)
     board, lib = load("nano33ble"), TflmLibrary.locate(str(tflm_dir))
-    from tinydeploy.tflite_model import TFLiteModel
-
     shape = tuple(TFLiteModel.from_file(path).input_tensors[0].shape)
     x = np.random.default_rng(2).integers(-128, 128, size=(20, int(np.prod(shape)))).astype(np.int8)
     got = _device_outputs(build_firmware(ours, lib, board, out_dir=tmp_path / "e").elf, x)
-    theirs = tmp_path / "theirs"
-    shutil.copytree(ours, theirs)
-    (theirs / "src" / "td_kernel_depthwise.cpp").write_text(text)
     want = _device_outputs(build_firmware(theirs, lib, board, out_dir=tmp_path / "e2").elf, x)
     assert not np.array_equal(got, want)

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "td_dsp.h"
+#include "td_kernel_util.h"
 #include "td_kernels.h"
 #include "tensorflow/lite/c/builtin_op_data.h"
 #include "tensorflow/lite/kernels/internal/common.h"
@@ -44,33 +45,10 @@ constexpr int kMaxTaps = 64;  // 8x8; a larger filter runs the library's kernel
 #endif
 constexpr int kMinOutputPixels = TD_DW_MIN_OUTPUT_PIXELS;
 
-struct DwOp {
-  tflite::OpDataConv conv;  // first member: DepthwiseConvPrepare takes node->user_data as an OpDataConv
-  void* library_data;       // the library kernel's own op data, when it runs this node
-  bool ours;
-};
+using DwOp = util::KernelOp;
 
 // The pinned library's kernel (CMSIS-NN under ARDUINO), for the nodes this one does not take.
 TfLiteRegistration Library() { return tflite::Register_DEPTHWISE_CONV_2D(); }
-
-// Runs one of the library kernel's functions on this node with its own op data in node->user_data.
-template <typename F>
-TfLiteStatus AsLibrary(TfLiteNode* node, DwOp* op, F f) {
-  node->user_data = op->library_data;
-  const TfLiteStatus s = f();
-  node->user_data = op;
-  return s;
-}
-
-void* Init(TfLiteContext* context, const char* buffer, size_t length) {
-  (void)buffer;
-  (void)length;
-  void* p = context->AllocatePersistentBuffer(context, sizeof(DwOp));
-  if (p == nullptr) return nullptr;
-  DwOp* op = static_cast<DwOp*>(p);
-  memset(op, 0, sizeof(DwOp));
-  return op;
-}
 
 // Whether this kernel takes the node: the shapes it covers, and output maps large enough for it to be faster.
 bool Applies(TfLiteContext* context, TfLiteNode* node) {
@@ -98,10 +76,7 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   DwOp* op = static_cast<DwOp*>(node->user_data);
   op->ours = Applies(context, node);
   if (op->ours) return tflite::DepthwiseConvPrepare(context, node);
-  const TfLiteRegistration lib = Library();
-  op->library_data = lib.init(context, nullptr, 0);
-  if (op->library_data == nullptr) return kTfLiteError;
-  return AsLibrary(node, op, [&] { return lib.prepare(context, node); });
+  return util::PrepareAsLibrary(context, node, Library());
 }
 
 // What the loops need for one group of up to 4 channels, made once per group and Eval.
@@ -132,17 +107,11 @@ void MakeGroup(Group& g, const int8_t* filter, const int32_t* bias, const tflite
     g.inner2[j] = 2 * (b + input_offset * sum);
     g.mult[j] = d.per_channel_output_multiplier[c];
     g.shift[j] = d.per_channel_output_shift[c];
-    g.right[j] = g.shift[j] > 0 ? 0 : -g.shift[j];
-    // Fast path conditions. |accumulator| <= |bias| + |o| * sum |w| + 127 * sum |w| with |o| <= 128: twice that
-    // must fit in 32 bits; a left shift, or a right shift of 0 or over 20 (the zero point is added before the
-    // shift as zp << right), takes TFLM's own function.
-    const int64_t bound = static_cast<int64_t>(b < 0 ? -b : b) + 255LL * abs_sum;
-    if (g.shift[j] > 0 || g.right[j] < 1 || g.right[j] > 20 || 2 * bound >= (static_cast<int64_t>(1) << 30)) {
-      g.fast = false;
-      g.add[j] = 0;
-    } else {
-      g.add[j] = (1 << (g.right[j] - 1)) + out_zp * (1 << g.right[j]);
-    }
+    // |accumulator| <= |bias| + |o| * sum |w| + 127 * sum |w|, with |o| <= 128
+    const util::Requant q = util::MakeRequant(g.mult[j], g.shift[j], out_zp, (b < 0 ? -b : b) + 255LL * abs_sum);
+    g.right[j] = q.right;
+    g.add[j] = q.add;
+    g.fast = g.fast && q.fast;
   }
   for (int k = 0; k < taps; ++k) {
     int32_t w4[4];
@@ -159,8 +128,7 @@ template <bool kFast>
 inline int32_t RequantizeAs(const Group& g, int j, int32_t acc2, int32_t out_zp, int32_t act_min, int32_t act_max) {
   int32_t v;
   if (kFast) {
-    const int32_t x = dsp::smmulr(acc2, g.mult[j]);
-    v = (x + g.add[j] - static_cast<int32_t>(static_cast<uint32_t>(x) >> 31)) >> g.right[j];
+    v = util::RequantFast(acc2, g.mult[j], g.add[j], g.right[j]);
   } else {
     v = tflite::MultiplyByQuantizedMultiplier(acc2 / 2, g.mult[j], g.shift[j]) + out_zp;
   }
@@ -299,8 +267,7 @@ __attribute__((noinline)) void RequantizeChannel(const Run& r, const Group& g, c
   for (int i = 0; i < n; ++i, a += 4, out += advance) {
     int32_t v;
     if (kFast) {
-      const int32_t x = dsp::smmulr(*a, mult);
-      v = (x + add - static_cast<int32_t>(static_cast<uint32_t>(x) >> 31)) >> right;
+      v = util::RequantFast(*a, mult, add, right);
     } else {
       v = tflite::MultiplyByQuantizedMultiplier(*a / 2, mult, shift) + zp;
     }
@@ -469,14 +436,16 @@ TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
   DwOp* op = static_cast<DwOp*>(node->user_data);
   if (!op->ours) {
     const TfLiteRegistration lib = Library();
-    return AsLibrary(node, op, [&] { return lib.invoke(context, node); });
+    return util::AsLibrary(node, op, [&] { return lib.invoke(context, node); });
   }
   return EvalOurs(context, node, *op);
 }
 
 }  // namespace
 
-TfLiteRegistration Register_DEPTHWISE_CONV_2D() { return tflite::micro::RegisterOp(Init, Prepare, Eval); }
+TfLiteRegistration Register_DEPTHWISE_CONV_2D() {
+  return tflite::micro::RegisterOp(util::InitKernelOp, Prepare, Eval);
+}
 
 }  // namespace kernels
 }  // namespace td

@@ -12,6 +12,9 @@ namespace kernels {
 // DEPTHWISE_CONV_2D, int8: depth multiplier 1, up to 64 filter taps, any stride, padding and dilation.
 TfLiteRegistration Register_DEPTHWISE_CONV_2D();
 
+// CONV_2D, int8, few input channels (a first layer: at most 4, and at most 80 values under the filter).
+TfLiteRegistration Register_CONV_2D();
+
 }  // namespace kernels
 }  // namespace td
 

@@ -214,7 +214,7 @@ def check_support(model: TFLiteModel, runtime: Runtime) -> list[Issue]:
                     f"softmax accepts (scale x beta x 2^26 must exceed 1; TFLM aborts while allocating): the values "
                     f"before it barely vary over the representative data, as in an untrained or collapsed model", op.index,
                     hint="Train the model, or calibrate it with representative data that moves its outputs, then "
-                         "convert it again"))
+                         "convert it again", code=SOFTMAX_SCALE))
     if model.num_subgraphs > 1:
         issues.append(Issue("unsupported-op", f"the model has {model.num_subgraphs} subgraphs; generated projects run "
                                               f"the first only", code=SUBGRAPHS))

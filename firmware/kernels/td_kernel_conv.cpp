@@ -1,0 +1,209 @@
+// tinydeploy's int8 CONV_2D for few input channels (a network's first layers), bit-exact with TFLM's reference
+// kernel (ConvPerChannel); other nodes run the pinned library's kernel, chosen in Prepare.
+//
+// With 1 to 4 input channels the library's kernel spends most of its time on bookkeeping around very short dot
+// products. Here each output pixel's K = kh x kw x cin input values are gathered once, with the input offset added
+// (a padded tap is 0), as int16 pairs; each output channel is then K/2 SMLAD against its weights, widened (and
+// doubled, for the requantization's SMMULR: td_kernel_util.h) once per Eval into a stack block of up to 32 output
+// channels. Nothing is kept in the arena beyond the library's own op data.
+#include <string.h>
+
+#include "td_dsp.h"
+#include "td_kernel_util.h"
+#include "td_kernels.h"
+#include "tensorflow/lite/c/builtin_op_data.h"
+#include "tensorflow/lite/micro/kernels/conv.h"
+#include "tensorflow/lite/micro/kernels/kernel_util.h"
+#include "tensorflow/lite/micro/micro_context.h"
+
+namespace td {
+namespace kernels {
+namespace {
+
+constexpr int kMaxInputChannels = 4;
+constexpr int kMaxK = 80;        // values under the filter (5x5x3 = 75)
+constexpr int kMaxPairs = kMaxK / 2;
+constexpr int kBlock = 32;       // output channels whose weights are widened at a time (5 KB of stack at most)
+
+using ConvOp = util::KernelOp;
+
+TfLiteRegistration Library() { return tflite::Register_CONV_2D(); }
+
+bool Applies(TfLiteContext* context, TfLiteNode* node) {
+  tflite::MicroContext* mc = tflite::GetMicroContext(context);
+  TfLiteTensor* input = mc->AllocateTempInputTensor(node, tflite::kConvInputTensor);
+  TfLiteTensor* filter = mc->AllocateTempInputTensor(node, tflite::kConvWeightsTensor);
+  TfLiteTensor* output = mc->AllocateTempOutputTensor(node, tflite::kConvOutputTensor);
+  bool ok = input != nullptr && filter != nullptr && output != nullptr && input->type == kTfLiteInt8 &&
+            filter->type == kTfLiteInt8 && output->type == kTfLiteInt8 && input->dims->size == 4 &&
+            filter->dims->size == 4 && output->dims->size == 4;
+  if (ok) {
+    const int cin = input->dims->data[3];
+    ok = cin <= kMaxInputChannels && filter->dims->data[3] == cin &&
+         filter->dims->data[1] * filter->dims->data[2] * cin <= kMaxK;
+  }
+  if (input) mc->DeallocateTempTfLiteTensor(input);
+  if (filter) mc->DeallocateTempTfLiteTensor(filter);
+  if (output) mc->DeallocateTempTfLiteTensor(output);
+  return ok;
+}
+
+TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
+  ConvOp* op = static_cast<ConvOp*>(node->user_data);
+  op->ours = Applies(context, node);
+  if (op->ours) return tflite::ConvPrepare(context, node);
+  return util::PrepareAsLibrary(context, node, Library());
+}
+
+inline int32_t Pack16(int32_t lo, int32_t hi) {
+  return static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | (static_cast<uint32_t>(lo) & 0xffff));
+}
+
+// One output pixel's gathered input values, (x + input offset) as int16 pairs in the filter's (ky, kx, c) order,
+// 0 for a tap outside the image and for the odd pair's upper half.
+void Gather(const int8_t* in, int in_h, int in_w, int cin, int k_h, int k_w, int iy0, int ix0, int dil_h, int dil_w,
+            int32_t offset, int32_t* col) {
+  if (cin == 1 && k_h == 3 && k_w == 3 && dil_h == 1 && dil_w == 1 && iy0 >= 0 && ix0 >= 0 && iy0 + 3 <= in_h &&
+      ix0 + 3 <= in_w) {  // the common first layer, inside the image: nine loads, no test
+    const int8_t* p = in + iy0 * in_w + ix0;
+    const int8_t* q = p + in_w;
+    const int8_t* r = q + in_w;
+    col[0] = Pack16(p[0] + offset, p[1] + offset);
+    col[1] = Pack16(p[2] + offset, q[0] + offset);
+    col[2] = Pack16(q[1] + offset, q[2] + offset);
+    col[3] = Pack16(r[0] + offset, r[1] + offset);
+    col[4] = Pack16(r[2] + offset, 0);
+    return;
+  }
+  int16_t v[kMaxK + 1];
+  int k = 0;
+  for (int ky = 0; ky < k_h; ++ky) {
+    const int iy = iy0 + ky * dil_h;
+    for (int kx = 0; kx < k_w; ++kx) {
+      const int ix = ix0 + kx * dil_w;
+      const bool inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+      const int8_t* p = in + (iy * in_w + ix) * cin;
+      for (int c = 0; c < cin; ++c, ++k) v[k] = static_cast<int16_t>(inside ? p[c] + offset : 0);
+    }
+  }
+  v[k] = 0;
+  for (int i = 0; 2 * i < k; ++i) col[i] = Pack16(v[2 * i], v[2 * i + 1]);
+}
+
+// The clamp to the activation range, one SSAT when that range is all of int8.
+template <bool kFull>
+inline int8_t Out(int32_t v, int32_t lo, int32_t hi) {
+  v = dsp::ssat8(v);
+  return static_cast<int8_t>(kFull ? v : util::Clamp(v, lo, hi));
+}
+
+// The requantization of one output channel: the fast path when every channel of the block has it (kFast).
+template <bool kFast>
+inline int32_t Requant(const util::Requant& q, int32_t acc2, int32_t out_zp) {
+  return kFast ? util::RequantFast(acc2, q.mult, q.add, q.right) : util::Requantize(q, acc2, out_zp);
+}
+
+// The output channels of one pixel: K/2 SMLAD each, then TFLM's requantization. kFive: exactly 5 pairs (3x3, one
+// input channel), held in registers across the channels.
+template <bool kFive, bool kFull, bool kFast>
+__attribute__((noinline)) void Dot(const int32_t* col, int pairs, const int32_t* w, const int32_t* bias2,
+                                   const util::Requant* q, int n, int8_t* out, int32_t out_zp, int32_t act_min,
+                                   int32_t act_max) {
+  if (kFive) {
+    const int32_t c0 = col[0], c1 = col[1], c2 = col[2], c3 = col[3], c4 = col[4];
+    for (int o = 0; o < n; ++o, w += 5) {
+      int32_t acc = dsp::smlad(c0, w[0], bias2[o]);
+      acc = dsp::smlad(c1, w[1], acc);
+      acc = dsp::smlad(c2, w[2], acc);
+      acc = dsp::smlad(c3, w[3], acc);
+      acc = dsp::smlad(c4, w[4], acc);
+      out[o] = Out<kFull>(Requant<kFast>(q[o], acc, out_zp), act_min, act_max);
+    }
+    return;
+  }
+  for (int o = 0; o < n; ++o, w += pairs) {
+    int32_t acc = bias2[o];
+    for (int i = 0; i < pairs; ++i) acc = dsp::smlad(col[i], w[i], acc);
+    out[o] = Out<kFull>(Requant<kFast>(q[o], acc, out_zp), act_min, act_max);
+  }
+}
+
+TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op) {
+  const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
+  const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, tflite::kConvInputTensor);
+  const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, tflite::kConvWeightsTensor);
+  const TfLiteEvalTensor* bias = node->inputs->size == 3 && node->inputs->data[2] >= 0
+                                     ? tflite::micro::GetEvalInput(context, node, tflite::kConvBiasTensor)
+                                     : nullptr;
+  TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, tflite::kConvOutputTensor);
+  const tflite::OpDataConv& d = op.conv;
+  const int batches = input->dims->data[0], in_h = input->dims->data[1], in_w = input->dims->data[2],
+            cin = input->dims->data[3];
+  const int cout = filter->dims->data[0], k_h = filter->dims->data[1], k_w = filter->dims->data[2];
+  const int out_h = output->dims->data[1], out_w = output->dims->data[2];
+  const int k = k_h * k_w * cin, pairs = (k + 1) / 2;
+  const int32_t offset = -d.input_zero_point, out_zp = d.output_zero_point;
+  const int8_t* in_data = tflite::micro::GetTensorData<int8_t>(input);
+  const int8_t* w_data = tflite::micro::GetTensorData<int8_t>(filter);
+  const int32_t* b_data = bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
+  int8_t* out_data = tflite::micro::GetTensorData<int8_t>(output);
+  int32_t wbuf[kBlock * kMaxPairs];
+  int32_t bias2[kBlock];
+  util::Requant q[kBlock];
+  int32_t col[kMaxPairs];
+  for (int o0 = 0; o0 < cout; o0 += kBlock) {
+    const int n = cout - o0 < kBlock ? cout - o0 : kBlock;
+    for (int o = 0; o < n; ++o) {
+      const int8_t* wo = w_data + (o0 + o) * k;
+      int64_t abs_sum = 0;
+      for (int i = 0; i < pairs; ++i) {
+        const int32_t lo = wo[2 * i], hi = 2 * i + 1 < k ? wo[2 * i + 1] : 0;
+        wbuf[o * pairs + i] = Pack16(2 * lo, 2 * hi);
+        abs_sum += (lo < 0 ? -lo : lo) + (hi < 0 ? -hi : hi);
+      }
+      const int32_t b = b_data ? b_data[o0 + o] : 0;
+      bias2[o] = 2 * b;
+      // |accumulator| <= |bias| + sum |w| x 255 (|x + offset| <= 255)
+      q[o] = util::MakeRequant(d.per_channel_output_multiplier[o0 + o], d.per_channel_output_shift[o0 + o], out_zp,
+                               (b < 0 ? -static_cast<int64_t>(b) : b) + 255 * abs_sum);
+    }
+    bool all_fast = true;
+    for (int o = 0; o < n; ++o) all_fast = all_fast && q[o].fast;
+    for (int bt = 0; bt < batches; ++bt) {
+      const int8_t* in_b = in_data + bt * in_h * in_w * cin;
+      for (int oy = 0; oy < out_h; ++oy) {
+        for (int ox = 0; ox < out_w; ++ox) {
+          Gather(in_b, in_h, in_w, cin, k_h, k_w, oy * params.stride_height - d.padding.height,
+                 ox * params.stride_width - d.padding.width, params.dilation_height_factor,
+                 params.dilation_width_factor, offset, col);
+          int8_t* out = out_data + ((bt * out_h + oy) * out_w + ox) * cout + o0;
+          const int32_t lo = d.output_activation_min, hi = d.output_activation_max;
+          const bool full = lo <= -128 && hi >= 127;
+          using DotFn = void (*)(const int32_t*, int, const int32_t*, const int32_t*, const util::Requant*, int,
+                                 int8_t*, int32_t, int32_t, int32_t);
+          static const DotFn kDots[8] = {Dot<false, false, false>, Dot<false, false, true>, Dot<false, true, false>,
+                                         Dot<false, true, true>,   Dot<true, false, false>, Dot<true, false, true>,
+                                         Dot<true, true, false>,   Dot<true, true, true>};
+          kDots[(pairs == 5) * 4 + full * 2 + all_fast](col, pairs, wbuf, bias2, q, n, out, out_zp, lo, hi);
+        }
+      }
+    }
+  }
+  return kTfLiteOk;
+}
+
+TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
+  ConvOp* op = static_cast<ConvOp*>(node->user_data);
+  if (!op->ours) {
+    const TfLiteRegistration lib = Library();
+    return util::AsLibrary(node, op, [&] { return lib.invoke(context, node); });
+  }
+  return EvalOurs(context, node, *op);
+}
+
+}  // namespace
+
+TfLiteRegistration Register_CONV_2D() { return tflite::micro::RegisterOp(util::InitKernelOp, Prepare, Eval); }
+
+}  // namespace kernels
+}  // namespace td

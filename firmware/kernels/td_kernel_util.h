@@ -1,0 +1,90 @@
+// What tinydeploy's kernels share: a node's op data (the library's OpDataConv, filled by the library's own Prepare,
+// and the library kernel's op data for the nodes handed to it), the hand-over to the library kernel, and TFLM's
+// requantization on the fast path.
+#ifndef TINYDEPLOY_TD_KERNEL_UTIL_H_
+#define TINYDEPLOY_TD_KERNEL_UTIL_H_
+
+#include <stdint.h>
+#include <string.h>
+
+#include "td_dsp.h"
+#include "tensorflow/lite/c/common.h"
+#include "tensorflow/lite/kernels/internal/common.h"
+#include "tensorflow/lite/micro/kernels/conv.h"
+
+namespace td {
+namespace kernels {
+namespace util {
+
+struct KernelOp {
+  tflite::OpDataConv conv;  // first member: the library's Prepare takes node->user_data as an OpDataConv
+  void* library_data;       // the library kernel's own op data, when it runs this node
+  bool ours;
+};
+
+inline void* InitKernelOp(TfLiteContext* context, const char* buffer, size_t length) {
+  (void)buffer;
+  (void)length;
+  void* p = context->AllocatePersistentBuffer(context, sizeof(KernelOp));
+  if (p != nullptr) memset(p, 0, sizeof(KernelOp));
+  return p;
+}
+
+// Runs one of the library kernel's functions on this node with its own op data in node->user_data.
+template <typename F>
+TfLiteStatus AsLibrary(TfLiteNode* node, KernelOp* op, F f) {
+  node->user_data = op->library_data;
+  const TfLiteStatus s = f();
+  node->user_data = op;
+  return s;
+}
+
+// The node is the library's: its own op data, then its own Prepare.
+inline TfLiteStatus PrepareAsLibrary(TfLiteContext* context, TfLiteNode* node, const TfLiteRegistration& lib) {
+  KernelOp* op = static_cast<KernelOp*>(node->user_data);
+  op->ours = false;
+  op->library_data = lib.init(context, nullptr, 0);
+  if (op->library_data == nullptr) return kTfLiteError;
+  return AsLibrary(node, op, [&] { return lib.prepare(context, node); });
+}
+
+// TFLM's requantization (MultiplyByQuantizedMultiplier: a rounding doubling high multiply, then a rounding divide by
+// 2^e) of an accumulator held doubled (acc2 = 2a), with the output zero point, for one channel.
+//   SMMULR(2a, m) = floor((2am + 2^31) / 2^32) = floor((am + 2^30) / 2^31) = SaturatingRoundingDoublingHighMul(a, m)
+//   for m > 0 and 2a in 32 bits; RoundingDivideByPOT(x, e) = (x + 2^(e-1) - (x < 0)) >> e for e >= 1; adding the zero
+//   point as zp << e before the shift is exact while it does not overflow.
+struct Requant {
+  int32_t mult, shift;  // TFLM's, from the library's Prepare
+  int32_t add, right;   // fast path: 2^(right - 1) + (zp << right), and the right shift
+  bool fast;
+};
+
+// bound: the largest |accumulator| the channel can reach (not doubled).
+inline Requant MakeRequant(int32_t mult, int32_t shift, int32_t out_zp, int64_t bound) {
+  Requant q;
+  q.mult = mult;
+  q.shift = shift;
+  q.right = shift > 0 ? 0 : -shift;
+  q.fast = shift <= 0 && q.right >= 1 && q.right <= 20 && 2 * bound < (static_cast<int64_t>(1) << 30);
+  q.add = q.fast ? (1 << (q.right - 1)) + out_zp * (1 << q.right) : 0;
+  return q;
+}
+
+inline int32_t RequantFast(int32_t acc2, int32_t mult, int32_t add, int32_t right) {
+  const int32_t x = dsp::smmulr(acc2, mult);
+  return (x + add - static_cast<int32_t>(static_cast<uint32_t>(x) >> 31)) >> right;
+}
+
+// Either path, zero point included, not yet clamped.
+inline int32_t Requantize(const Requant& q, int32_t acc2, int32_t out_zp) {
+  return q.fast ? RequantFast(acc2, q.mult, q.add, q.right)
+                : tflite::MultiplyByQuantizedMultiplier(acc2 / 2, q.mult, q.shift) + out_zp;
+}
+
+inline int32_t Clamp(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+}  // namespace util
+}  // namespace kernels
+}  // namespace td
+
+#endif  // TINYDEPLOY_TD_KERNEL_UTIL_H_
