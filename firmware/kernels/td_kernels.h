@@ -12,7 +12,8 @@ namespace kernels {
 // DEPTHWISE_CONV_2D, int8: depth multiplier 1, up to 64 filter taps, any stride, padding and dilation.
 TfLiteRegistration Register_DEPTHWISE_CONV_2D();
 
-// CONV_2D, int8, few input channels (a first layer: at most 4, and at most 80 values under the filter).
+// CONV_2D, int8, a first layer: a 3x3 filter over one input channel (what it is faster at; at most 4 channels and
+// 80 values under the filter with -DTD_CONV_ALL_SHAPES=1).
 TfLiteRegistration Register_CONV_2D();
 
 }  // namespace kernels
