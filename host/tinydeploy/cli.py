@@ -66,9 +66,8 @@ def cmd_analyze(args) -> int:
     from .boards import from_args as load_board
     from .console import write_json
     from .analyze.report import render
-    from .tflite_model import TFLiteModel
-
     from .repair import repair
+    from .tflite_model import TFLiteModel
 
     model = TFLiteModel.from_file(args.model)
     board = load_board(args)

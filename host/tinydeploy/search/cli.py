@@ -53,12 +53,11 @@ def cmd_search(args) -> int:
 
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     from ..boards import from_args as load_board
+    from ..compress.tfenv import require_training_extra
     from ..console import err_console, write_json
     from ..errors import TinyDeployError
     from ..fsutil import check_output_dir
     from . import run
-
-    from ..compress.tfenv import require_training_extra
 
     t_start = time.monotonic()
     require_training_extra("search")
