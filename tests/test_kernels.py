@@ -20,16 +20,13 @@ pytestmark = pytest.mark.slow  # converts models with TensorFlow
 
 # (name, input HxWxC, kernel, strides, padding, dilation, depth multiplier, activation, per-channel weight spread)
 CASES = [
-    ("k3_s1_same_c8_relu", (8, 8, 8), 3, 1, "same", 1, 1, "relu", 1.0),
     ("k3_s2_same_c4_big", (20, 20, 4), 3, 2, "same", 1, 1, None, 1.0),  # 100 output pixels: taken by default too
     ("k3_s2_valid_c16", (9, 9, 16), 3, 2, "valid", 1, 1, None, 1.0),
     ("k3_s1_same_c5_relu6", (7, 7, 5), 3, 1, "same", 1, 1, "relu6", 1.0),  # a group of 4 and a tail of 1
     ("k5_s1_same_c12_relu", (6, 6, 12), 5, 1, "same", 1, 1, "relu", 1.0),
-    ("k3x5_s1_valid_c4", (7, 9, 4), (3, 5), 1, "valid", 1, 1, None, 1.0),
     ("k3_s1_same_c64_spread", (3, 3, 64), 3, 1, "same", 1, 1, None, 1e3),  # per-channel scales over 3 decades
     ("k7_s1_same_c4", (6, 6, 4), 7, 1, "same", 1, 1, None, 1.0),  # 49 taps: most of them padded
     ("k3_s1_same_c4_m2", (6, 6, 4), 3, 1, "same", 1, 2, None, 1.0),  # multiplier 2: the library's kernel
-    ("k9_s1_same_c4", (4, 4, 4), 9, 1, "same", 1, 1, None, 1.0),  # 81 taps: the library's kernel
 ]
 
 
@@ -38,10 +35,8 @@ CASES = [
 CONV_CASES = [
     ("conv_k3_s1_same_c1_f16_relu", (6, 6, 1), 3, 1, "same", 16, "relu", 1.0),  # the bundled example's first layer
     ("conv_k3_s2_same_c3_f8", (8, 8, 3), 3, 2, "same", 8, None, 1.0),
-    ("conv_k5_s1_valid_c2_f12_relu6", (7, 7, 2), 5, 1, "valid", 12, "relu6", 1.0),
     ("conv_k3_s1_valid_c4_f20_spread", (6, 6, 4), 3, 1, "valid", 20, None, 1e3),
     ("conv_k3_s2_valid_c1_f40", (7, 7, 1), 3, 2, "valid", 40, "relu", 1.0),  # two blocks of output channels
-    ("conv_k3_s1_same_c8_f8_library", (5, 5, 8), 3, 1, "same", 8, None, 1.0),  # 8 input channels: the library's
 ]
 
 
@@ -146,15 +141,12 @@ def test_first_layer_conv_is_bit_exact_with_tflm_reference_on_the_device(case_mo
 
 
 MUTATIONS = {  # one rounding rule of the kernels' requantization changed (td_kernel_util.h)
-    "ties": ("return (x + add - static_cast<int32_t>(static_cast<uint32_t>(x) >> 31)) >> right;",
-             "return (x + add) >> right;"),  # negative ties rounded up instead of away from zero
     "high-multiply": ("const int32_t x = dsp::smmulr(acc2, mult);",
                       "const int32_t x = static_cast<int32_t>((static_cast<int64_t>(acc2) * mult) >> 32);"),  # truncated
 }
 
 
-@pytest.mark.parametrize("name, mutation", [("k3_s1_same_c64_spread", "ties"),
-                                            ("conv_k3_s1_valid_c4_f20_spread", "high-multiply")])
+@pytest.mark.parametrize("name, mutation", [("conv_k3_s1_valid_c4_f20_spread", "high-multiply")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
     """The comparison can fail: a kernel whose requantization rounds one step differently from TFLM's differs from
     the reference build on these inputs."""
