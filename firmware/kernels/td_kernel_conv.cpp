@@ -57,13 +57,6 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
   return ok;
 }
 
-TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
-  ConvOp* op = static_cast<ConvOp*>(node->user_data);
-  op->ours = Applies(context, node);
-  if (op->ours) return tflite::ConvPrepare(context, node);
-  return util::PrepareAsLibrary(context, node, Library());
-}
-
 inline int32_t Pack16(int32_t lo, int32_t hi) {
   return static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | (static_cast<uint32_t>(lo) & 0xffff));
 }
@@ -201,18 +194,11 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op
   return kTfLiteOk;
 }
 
-TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
-  ConvOp* op = static_cast<ConvOp*>(node->user_data);
-  if (!op->ours) {
-    const TfLiteRegistration lib = Library();
-    return util::AsLibrary(node, op, [&] { return lib.invoke(context, node); });
-  }
-  return EvalOurs(context, node, *op);
-}
-
 }  // namespace
 
-TfLiteRegistration Register_CONV_2D() { return tflite::micro::RegisterOp(util::InitKernelOp, Prepare, Eval); }
+TfLiteRegistration Register_CONV_2D() {
+  return util::Kernel<Library, Applies, tflite::ConvPrepare, EvalOurs>::Registration();
+}
 
 }  // namespace kernels
 }  // namespace td

@@ -72,13 +72,6 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
   return ok;
 }
 
-TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
-  DwOp* op = static_cast<DwOp*>(node->user_data);
-  op->ours = Applies(context, node);
-  if (op->ours) return tflite::DepthwiseConvPrepare(context, node);
-  return util::PrepareAsLibrary(context, node, Library());
-}
-
 // What the loops need for one group of up to 4 channels, made once per group and Eval.
 struct Group {
   int32_t w[2 * kMaxTaps];  // tap k: w[2k] = 2 x weights of channels (0, 2), w[2k+1] = of (1, 3), int16 pairs
@@ -432,19 +425,10 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   return kTfLiteOk;
 }
 
-TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
-  DwOp* op = static_cast<DwOp*>(node->user_data);
-  if (!op->ours) {
-    const TfLiteRegistration lib = Library();
-    return util::AsLibrary(node, op, [&] { return lib.invoke(context, node); });
-  }
-  return EvalOurs(context, node, *op);
-}
-
 }  // namespace
 
 TfLiteRegistration Register_DEPTHWISE_CONV_2D() {
-  return tflite::micro::RegisterOp(util::InitKernelOp, Prepare, Eval);
+  return util::Kernel<Library, Applies, tflite::DepthwiseConvPrepare, EvalOurs>::Registration();
 }
 
 }  // namespace kernels

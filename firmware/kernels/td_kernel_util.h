@@ -11,6 +11,7 @@
 #include "tensorflow/lite/c/common.h"
 #include "tensorflow/lite/kernels/internal/common.h"
 #include "tensorflow/lite/micro/kernels/conv.h"
+#include "tensorflow/lite/micro/kernels/kernel_util.h"
 
 namespace td {
 namespace kernels {
@@ -39,14 +40,32 @@ TfLiteStatus AsLibrary(TfLiteNode* node, KernelOp* op, F f) {
   return s;
 }
 
-// The node is the library's: its own op data, then its own Prepare.
-inline TfLiteStatus PrepareAsLibrary(TfLiteContext* context, TfLiteNode* node, const TfLiteRegistration& lib) {
-  KernelOp* op = static_cast<KernelOp*>(node->user_data);
-  op->ours = false;
-  op->library_data = lib.init(context, nullptr, 0);
-  if (op->library_data == nullptr) return kTfLiteError;
-  return AsLibrary(node, op, [&] { return lib.prepare(context, node); });
-}
+// A kernel's registration, the same for every kernel here: Prepare picks the node's kernel (this one where kApplies,
+// with the library's own Prepare kOurPrepare filling the OpDataConv; else the library kernel kLibrary, with its own op
+// data and Prepare), and Eval runs that choice (kEvalOurs, or the library's invoke).
+template <TfLiteRegistration (*kLibrary)(), bool (*kApplies)(TfLiteContext*, TfLiteNode*),
+          TfLiteStatus (*kOurPrepare)(TfLiteContext*, TfLiteNode*),
+          TfLiteStatus (*kEvalOurs)(TfLiteContext*, TfLiteNode*, const KernelOp&)>
+struct Kernel {
+  static TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
+    KernelOp* op = static_cast<KernelOp*>(node->user_data);
+    op->ours = kApplies(context, node);
+    if (op->ours) return kOurPrepare(context, node);
+    const TfLiteRegistration lib = kLibrary();
+    op->library_data = lib.init(context, nullptr, 0);
+    if (op->library_data == nullptr) return kTfLiteError;
+    return AsLibrary(node, op, [&] { return lib.prepare(context, node); });
+  }
+
+  static TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
+    KernelOp* op = static_cast<KernelOp*>(node->user_data);
+    if (op->ours) return kEvalOurs(context, node, *op);
+    const TfLiteRegistration lib = kLibrary();
+    return AsLibrary(node, op, [&] { return lib.invoke(context, node); });
+  }
+
+  static TfLiteRegistration Registration() { return tflite::micro::RegisterOp(InitKernelOp, Prepare, Eval); }
+};
 
 // TFLM's requantization (MultiplyByQuantizedMultiplier: a rounding doubling high multiply, then a rounding divide by
 // 2^e) of an accumulator held doubled (acc2 = 2a), with the output zero point, for one channel.
