@@ -33,8 +33,7 @@ def retrain(cand_json: str, epochs: int, tflm: str | None) -> dict:
     from tinydeploy.compress.datasets import load_dataset, prepare
     from tinydeploy.compress.evaluate import metrics, predict_tflite
     from tinydeploy.compress.models import train
-    from tinydeploy.compress.pipeline import filter_pruned_copy
-    from tinydeploy.compress.qat import qat_copy
+    from tinydeploy.compress.pipeline import FineTune, filter_pruned_copy, qat_copy
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import seed_everything
     from tinydeploy.emulate.measure import measure
@@ -49,9 +48,9 @@ def retrain(cand_json: str, epochs: int, tflm: str | None) -> dict:
     m = build_model(c, ds.input_shape[-1], ds.num_classes)
     train(m, ds, epochs=epochs)
     if c.compression == "qat":
-        m = qat_copy(m, ds, epochs=1)
+        m = qat_copy(m, ds, FineTune(epochs=1))
     elif c.filter_fraction:
-        m = filter_pruned_copy(m, ds, c.filter_fraction, epochs=1)
+        m = filter_pruned_copy(m, ds, c.filter_fraction, FineTune(epochs=1))
     data = convert(m, "int8", ds.x_train)
     acc = metrics(ds.y_test, predict_tflite(data, ds.x_test), ds.num_classes)["accuracy"]
     board = boards.load("nano33ble")

@@ -123,3 +123,30 @@ def test_one_tflm_host_run_per_model_and_process(monkeypatch):
     assert len(runs) == 1 and first.arena == second.arena
     third = analyze(model, load("nano33ble"), arena=first.arena, measure_arena=True)
     assert len(runs) == 1 and third.fit.ram.need_bytes == first.fit.ram.need_bytes
+
+
+def test_macro_auc_against_the_pairwise_definition():
+    """ROC AUC by ranks equals its definition: the share of (positive, negative) pairs the score orders right, ties
+    counting half; macro one-vs-rest averages the classes present. Scores with many ties, as int8 outputs have."""
+    import numpy as np
+
+    from tinydeploy.compress.evaluate import macro_auc, roc_auc
+
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        n, k = int(rng.integers(2, 60)), int(rng.integers(2, 6))
+        y = rng.integers(0, k, n)
+        scores = np.round(rng.random((n, k)) * rng.integers(2, 20)) / 20  # coarse: ties
+        want = []
+        for c in range(k):
+            pos, neg = scores[y == c, c], scores[y != c, c]
+            if len(pos) and len(neg):
+                d = pos[:, None] - neg[None, :]
+                want.append(((d > 0).sum() + 0.5 * (d == 0).sum()) / d.size)
+                assert roc_auc(y == c, scores[:, c]) == pytest.approx(want[-1])
+            else:
+                assert roc_auc(y == c, scores[:, c]) is None
+        assert macro_auc(y, scores, k) == (pytest.approx(np.mean(want)) if want else None)
+    # a perfect and an inverted ranking
+    assert roc_auc(np.array([0, 0, 1, 1], bool), np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert roc_auc(np.array([1, 1, 0, 0], bool), np.array([0.1, 0.2, 0.8, 0.9])) == 0.0

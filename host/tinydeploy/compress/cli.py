@@ -178,7 +178,7 @@ def cmd_compress(args) -> int:
     from ..boards import from_args as load_board
     from ..console import write_json
     from ..fsutil import check_output_dir
-    from .pipeline import CompressOptions, compress, render
+    from .pipeline import CompressOptions, FineTune, compress, render
 
     from .tfenv import require_training_extra
 
@@ -205,8 +205,8 @@ def cmd_compress(args) -> int:
 
     model, stem = _model(args, ds, before_training=check if prune_filters else None)
     opts = CompressOptions(variants=variants, prune=prune, prune_filters=prune_filters, qat=args.qat,
-                           finetune_epochs=args.finetune_epochs,
-                           rep_samples=args.rep_samples, tflm_eval=not args.no_tflm_eval, batch_size=args.batch_size,
+                           finetune=FineTune(epochs=args.finetune_epochs, batch_size=args.batch_size),
+                           rep_samples=args.rep_samples, tflm_eval=not args.no_tflm_eval,
                            board=load_board(args))
     report = compress(model, ds, args.name or stem, Path(args.output), opts, force=args.force, started=started)
     render(report)

@@ -135,24 +135,29 @@ def load_keras_model(path: str):
 
 
 def train(model, ds, *, epochs: int, batch_size: int = 128, lr: float = 1e-3, class_weight: bool = False,
-          verbose: int = 0, callbacks=(), recipe: str = "plain"):
+          verbose: int = 0, callbacks=(), recipe: str = "plain", patience: int | None = None, start_from_epoch: int = 0):
     """Compile and fit on a Dataset (uint8 images normalized to [0, 1]). ``recipe`` (names.RECIPES): "plain" is
     constant-LR Adam; "field" adds label-preserving augmentation (shifts where the dataset's images are not centred by
-    construction; horizontal flips where the dataset allows
-    them), a cosine schedule from 2x ``lr``, and early stopping on validation accuracy with the best weights kept."""
+    construction; horizontal flips where the dataset allows them), a cosine schedule from 2x ``lr`` over ``epochs``,
+    and early stopping (patience 4 unless ``patience`` says otherwise).
+
+    ``patience``: stop when the validation metric (balanced accuracy where the classes are imbalanced, else accuracy)
+    has not improved for that many epochs, not before ``start_from_epoch``, and keep the best epoch's weights;
+    ``epochs`` is then the cap. How many epochs ran is ``model.history.epoch`` (Keras keeps the last fit's history)."""
     import numpy as np
 
     from .datasets import normalize
 
     tf, keras = import_tf()
     x, y = normalize(ds.x_train), ds.y_train
+    xv = normalize(ds.x_val)
     cbs = [EpochLine(keras), *callbacks]
     opt = keras.optimizers.Adam(lr)
     data = x
     if recipe == "field":
         steps = epochs * int(np.ceil(len(y) / batch_size))
         opt = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2 * lr, max(steps, 1)))
-        cbs.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=4, restore_best_weights=True))
+        patience = 4 if patience is None else patience
         shift = ds.shift_fraction
         aug = keras.Sequential(([keras.layers.RandomTranslation(shift, shift, fill_mode="constant")] if shift else [])
                                + ([keras.layers.RandomFlip("horizontal")] if ds.flips_keep_labels else []))
@@ -160,15 +165,44 @@ def train(model, ds, *, epochs: int, batch_size: int = 128, lr: float = 1e-3, cl
                 .map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE).prefetch(2))
     elif recipe != "plain":
         raise TinyDeployError(f"unknown training recipe {recipe!r}", "Choose plain or field")
+    if patience is not None:
+        monitor = "val_accuracy"
+        if ds.imbalanced:  # the headline metric: accuracy rewards predicting the majority class
+            monitor = "val_balanced_accuracy"
+            cbs.insert(0, ValBalancedAccuracy(keras, xv, ds.y_val, ds.num_classes))  # before anything reads the logs
+        cbs.append(keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience,
+                                                 restore_best_weights=True, start_from_epoch=start_from_epoch))
     model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     cw = None
     if class_weight:
         counts = np.bincount(ds.y_train, minlength=ds.num_classes).astype(np.float64)
         cw = {i: float(len(ds.y_train) / (ds.num_classes * max(c, 1))) for i, c in enumerate(counts)}
     fit_kw = dict(batch_size=batch_size) if data is x else {}
-    model.fit(data, y if data is x else None, validation_data=(normalize(ds.x_val), ds.y_val), epochs=epochs,
+    model.fit(data, y if data is x else None, validation_data=(xv, ds.y_val), epochs=epochs,
               verbose=verbose, class_weight=cw, callbacks=cbs, **fit_kw)
     return model
+
+
+def epochs_run(model) -> int:
+    """Epochs the model's last fit ran (fewer than its cap where it stopped early)."""
+    h = getattr(model, "history", None)
+    return len(h.epoch) if h is not None and hasattr(h, "epoch") else 0
+
+
+def ValBalancedAccuracy(keras, x_val, y_val, num_classes: int):
+    """A Keras callback that adds ``val_balanced_accuracy`` (mean per-class recall on the validation split) to each
+    epoch's logs, for early stopping on imbalanced data."""
+    import numpy as np
+
+    from .evaluate import metrics
+
+    class _ValBalancedAccuracy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            pred = np.argmax(self.model.predict(x_val, batch_size=512, verbose=0), axis=1)
+            if logs is not None:
+                logs["val_balanced_accuracy"] = metrics(y_val, pred, num_classes)["balanced_accuracy"]
+
+    return _ValBalancedAccuracy()
 
 
 def EpochLine(keras):
@@ -183,7 +217,10 @@ def EpochLine(keras):
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
+            bal = logs.get("val_balanced_accuracy")
             err_console.print(f"  epoch {epoch + 1}/{self.params.get('epochs', '?')}: loss {logs.get('loss', float('nan')):.4f}, "
-                              f"val accuracy {logs.get('val_accuracy', float('nan')):.4f}, {time.monotonic() - self.t0:.1f} s")
+                              f"val accuracy {logs.get('val_accuracy', float('nan')):.4f}"
+                              + ("" if bal is None else f", val balanced accuracy {bal:.4f}")
+                              + f", {time.monotonic() - self.t0:.1f} s")
 
     return _EpochLine()

@@ -14,3 +14,5 @@ VARIANTS = ("float32", "float16", "dynamic", "int16x8", "int8")
 # of the fine-tuned levers, each compared with the parent trained as many epochs (EQUAL_EPOCHS) in total.
 EQUAL_EPOCHS, QAT, PRUNED, FILTERS = "int8+epochs", "int8+qat", "int8+pruned", "int8+filters"
 FINE_TUNED = (QAT, PRUNED, FILTERS)
+# A study row from the architecture search's front (study/grid.py), trained like the families' rows.
+SEARCH = "search"

@@ -17,8 +17,29 @@ from ..fsutil import StagedDirectory, write_json_atomic, write_text_atomic
 from ..samples import Samples
 from .datasets import Dataset
 from .names import EQUAL_EPOCHS, FILTERS, FINE_TUNED, PRUNED, QAT, VARIANTS
-from .evaluate import metrics, predict_tflite, predict_tflm, quantize_inputs_int8
+from .evaluate import metrics, predict_tflm, quantize_inputs_int8, scores_tflite
+from .prune import FINETUNE_LR
 from .quantize import convert
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """How every row trained after the parent is trained: the equal-epoch baseline, QAT, unstructured and structured
+    pruning alike, so that they are compared like with like. ``patience`` None: exactly ``epochs``; else until the
+    validation metric has not improved for ``patience`` epochs (best weights kept), at most ``epochs``."""
+    epochs: int = 2
+    patience: int | None = None
+    recipe: str = "plain"  # names.RECIPES
+    batch_size: int = 128
+    lr: float = FINETUNE_LR
+
+    def train_kw(self, ds: Dataset) -> dict:
+        return dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, class_weight=ds.imbalanced,
+                    recipe=self.recipe, patience=self.patience)
+
+    def describe(self) -> str:
+        how = f"{self.epochs}" if self.patience is None else f"until it stops improving ({self.patience} epochs' patience, at most {self.epochs})"
+        return f"fine-tuned {how} epoch(s), recipe {self.recipe}"
 
 
 @dataclass
@@ -27,12 +48,11 @@ class CompressOptions:
     prune: tuple[float, ...] = ()  # target sparsities; each adds a pruned int8 model
     qat: bool = False  # adds a quantization-aware-trained int8 model
     prune_filters: tuple[float, ...] = ()  # fractions of filters removed; each adds a smaller int8 model
-    finetune_epochs: int = 2
+    finetune: FineTune = field(default_factory=FineTune)
     rep_samples: int = 200
     golden_samples: int = 16
     eval_limit: int | None = None  # evaluate on at most this many test images
     tflm_eval: bool = True  # also run the int8 models through the TFLM host interpreter
-    batch_size: int = 128
     board: Board | None = None  # the board the int8 rows' deployment figures are for (default: nano33ble)
 
 
@@ -51,7 +71,8 @@ class VariantResult:
     def row(self) -> dict:
         return {"name": self.name, "variant": self.variant, "kind": self.kind, "file": self.file, "bytes": self.bytes,
                 "sparsity": self.sparsity, "accuracy": self.metrics["accuracy"],
-                "balanced_accuracy": self.metrics["balanced_accuracy"],
+                "balanced_accuracy": self.metrics["balanced_accuracy"], "auc": self.metrics.get("auc"),
+                "per_class_recall": self.metrics.get("per_class_recall"),
                 "tflm_accuracy": None if self.tflm_metrics is None else self.tflm_metrics["accuracy"],
                 **self.extra}
 
@@ -60,44 +81,65 @@ def evaluate_variant(model_bytes: bytes, ds: Dataset, variant: str, *, limit: in
                      tflm: bool = True) -> tuple[dict, dict | None]:
     """Test-split metrics with the TFLite interpreter, and for int8 also with the TFLM host interpreter."""
     x, y = ds.x_test[:limit], ds.y_test[:limit]
-    m = metrics(y, predict_tflite(model_bytes, x), ds.num_classes)
+    scores = scores_tflite(model_bytes, x)
+    m = metrics(y, scores.argmax(axis=1), ds.num_classes, scores)
     tm = metrics(y, predict_tflm(model_bytes, x), ds.num_classes) if variant == "int8" and tflm else None
     return m, tm
 
 
-def continued_copy(model, ds: Dataset, *, epochs: int, batch_size: int = 128):
-    """A copy of ``model`` trained ``epochs`` more, as pruning fine-tunes (same learning rate, class weights)."""
+def _clone(model):
+    from .tfenv import import_tf
+
+    _, keras = import_tf()
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def continued_copy(model, ds: Dataset, ft: FineTune, callbacks=()):
+    """A copy of ``model`` trained on as the fine-tuned rows are (the equal-epoch baseline)."""
     from .models import train
-    from .prune import FINETUNE_LR
-    from .tfenv import import_tf
 
-    _, keras = import_tf()
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return train(clone, ds, epochs=epochs, batch_size=batch_size, lr=FINETUNE_LR, class_weight=ds.imbalanced)
+    return train(_clone(model), ds, callbacks=callbacks, **ft.train_kw(ds))
 
 
-def pruned_copy(model, ds: Dataset, sparsity: float, *, epochs: int, batch_size: int = 128):
-    """A pruned, fine-tuned and stripped copy of ``model``; the model itself is left as it is.
-    Fine-tuning uses class weights on imbalanced data, as the model's own training does."""
+def pruned_copy(model, ds: Dataset, sparsity: float, ft: FineTune, callbacks=()):
+    """A pruned, fine-tuned and stripped copy of ``model``; the model itself is left as it is."""
     from .prune import prune
-    from .tfenv import import_tf
 
-    _, keras = import_tf()
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return prune(clone, ds, target_sparsity=sparsity, epochs=epochs, batch_size=batch_size, class_weight=ds.imbalanced)
+    return prune(_clone(model), ds, target_sparsity=sparsity, callbacks=callbacks, **ft.train_kw(ds))
 
 
-def filter_pruned_copy(model, ds: Dataset, fraction: float, *, epochs: int, batch_size: int = 128):
-    """``model`` with ``fraction`` of its filters removed (compress/filters.py), fine-tuned ``epochs`` with the
-    pruning fine-tuning rate and the model's class weights; ``model`` itself is left as it is."""
+def filter_pruned_copy(model, ds: Dataset, fraction: float, ft: FineTune, callbacks=()):
+    """``model`` with ``fraction`` of its filters removed (compress/filters.py), fine-tuned; ``model`` itself is left
+    as it is."""
     from .filters import prune_filters
     from .models import train
-    from .prune import FINETUNE_LR
 
-    smaller = prune_filters(model, fraction)
-    return train(smaller, ds, epochs=epochs, batch_size=batch_size, lr=FINETUNE_LR, class_weight=ds.imbalanced)
+    return train(prune_filters(model, fraction), ds, callbacks=callbacks, **ft.train_kw(ds))
+
+
+def qat_copy(model, ds: Dataset, ft: FineTune, callbacks=()):
+    """A quantization-aware copy of ``model`` (compress/qat.py), fine-tuned."""
+    from .models import train
+    from .qat import quantize_aware
+
+    return train(quantize_aware(_clone(model)), ds, callbacks=callbacks, **ft.train_kw(ds))
+
+
+def _epoch_counter():
+    """A Keras callback counting the epochs a fit ran (``.n``)."""
+    from .tfenv import import_tf
+
+    _, keras = import_tf()
+
+    class _Count(keras.callbacks.Callback):
+        n = 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.n += 1
+
+    return _Count()
 
 
 def deployment_figures(data: bytes, name: str, board: Board) -> dict:
@@ -126,38 +168,41 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
         model.save(tmp / f"{name}.keras")
         labels = "\n".join(ds.class_names) + "\n"
         base_sparsity = sparsity_report(model)["overall"]
-        jobs = [(name, model, v, v, base_sparsity) for v in opts.variants]
+        jobs = [(name, model, v, v, base_sparsity, 0) for v in opts.variants]
+        ft = opts.finetune
         if opts.prune or opts.qat or opts.prune_filters:
-            # Pruned and QAT models get fine-tuning epochs on top of the parent's: the parent, trained as many
-            # epochs more with the same learning rate, is the like-for-like baseline they are compared with.
-            err_console.print(f"training {name} {opts.finetune_epochs} more epochs (the equal-epoch baseline) ...")
-            more = continued_copy(model, ds, epochs=opts.finetune_epochs, batch_size=opts.batch_size)
-            jobs.append((f"{name}_plus{opts.finetune_epochs}ep", more, "int8", EQUAL_EPOCHS, sparsity_report(more)["overall"]))
+            # Pruned and QAT models are trained on after the parent's training: the parent, trained on the same way,
+            # is the like-for-like baseline they are compared with.
+            err_console.print(f"training {name} on, {ft.describe()} (the equal-epoch baseline) ...")
+            n = _epoch_counter()
+            more = continued_copy(model, ds, ft, [n])
+            jobs.append((f"{name}_plus{ft.epochs}ep", more, "int8", EQUAL_EPOCHS, sparsity_report(more)["overall"], n.n))
         if opts.qat:
-            from .qat import qat_copy
-
-            err_console.print(f"quantization-aware training, {opts.finetune_epochs} epochs ...")
-            q = qat_copy(model, ds, epochs=opts.finetune_epochs, batch_size=opts.batch_size, class_weight=ds.imbalanced)
-            jobs.append((f"{name}_qat", q, "int8", QAT, base_sparsity))
+            err_console.print(f"quantization-aware training, {ft.describe()} ...")
+            n = _epoch_counter()
+            q = qat_copy(model, ds, ft, [n])
+            jobs.append((f"{name}_qat", q, "int8", QAT, base_sparsity, n.n))
         for s in opts.prune:
-            err_console.print(f"pruning to {s:.0%} sparsity, {opts.finetune_epochs} fine-tuning epochs ...")
-            pruned = pruned_copy(model, ds, s, epochs=opts.finetune_epochs, batch_size=opts.batch_size)
+            err_console.print(f"pruning to {s:.0%} sparsity, {ft.describe()} ...")
+            n = _epoch_counter()
+            pruned = pruned_copy(model, ds, s, ft, [n])
             rep = sparsity_report(pruned)
             pname = f"{name}_pruned{int(round(s * 100))}"
             pruned.save(tmp / f"{pname}.keras")
             write_json_atomic(tmp / f"{pname}.sparsity.json", rep)
-            jobs.append((pname, pruned, "int8", PRUNED, rep["overall"]))
+            jobs.append((pname, pruned, "int8", PRUNED, rep["overall"], n.n))
         for f in opts.prune_filters:
             from .filters import channel_report
 
-            err_console.print(f"removing {f:.0%} of the filters, {opts.finetune_epochs} fine-tuning epochs ...")
-            smaller = filter_pruned_copy(model, ds, f, epochs=opts.finetune_epochs, batch_size=opts.batch_size)
+            err_console.print(f"removing {f:.0%} of the filters, {ft.describe()} ...")
+            n = _epoch_counter()
+            smaller = filter_pruned_copy(model, ds, f, ft, [n])
             fpname = f"{name}_filters{int(round(f * 100))}"
             smaller.save(tmp / f"{fpname}.keras")
             write_json_atomic(tmp / f"{fpname}.channels.json",
                               {"parent": channel_report(model), "pruned": channel_report(smaller), "fraction": f})
-            jobs.append((fpname, smaller, "int8", FILTERS, sparsity_report(smaller)["overall"]))
-        for jname, m, variant, kind, sparsity in jobs:
+            jobs.append((fpname, smaller, "int8", FILTERS, sparsity_report(smaller)["overall"], n.n))
+        for jname, m, variant, kind, sparsity, more_epochs in jobs:
             err_console.print(f"converting {jname} to {variant} and evaluating ...")
             data = convert(m, variant, ds.x_train, opts.rep_samples)
             fname = f"{jname}_{variant}.tflite"
@@ -165,7 +210,7 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
             met, tmet = evaluate_variant(data, ds, variant, limit=opts.eval_limit, tflm=opts.tflm_eval)
             # TFLM stores weights dense: pruning's real gain is the compressed size (TF's pruning guide measures it so)
             r = VariantResult(jname, variant, kind, fname, len(data), sparsity, met, tmet,
-                              extra={"gzip_bytes": len(gzip.compress(data, 9))})
+                              extra={"gzip_bytes": len(gzip.compress(data, 9)), "finetune_epochs_run": more_epochs})
             if variant == "int8":
                 r.extra.update(deployment_figures(data, fname, opts.board or load_board("nano33ble")))
                 stem = fname[: -len(".tflite")]
@@ -190,7 +235,9 @@ def _report(name: str, ds: Dataset, results: list[VariantResult], seconds: float
         row["size_vs_float32"] = r.bytes / f32.bytes if f32 else None
         row["accuracy_delta_pp"] = 100 * (r.metrics["accuracy"] - f32.metrics["accuracy"]) if f32 else None
         if baseline is not None and r.kind in FINE_TUNED:  # same epochs in total
-            row["vs_equal_epochs_pp"] = 100 * (r.metrics["accuracy"] - baseline.metrics["accuracy"])
+            # the headline metric: balanced accuracy where the classes are imbalanced
+            key = "balanced_accuracy" if ds.imbalanced else "accuracy"
+            row["vs_equal_epochs_pp"] = 100 * (r.metrics[key] - baseline.metrics[key])
         parent = next((p for p in results if p.kind == "int8"), None)
         if r.kind == FILTERS and parent is not None:  # what removing filters saved on the board
             row["vs_parent"] = {k: r.extra[k] / parent.extra[k] for k in ("macs", "params", "arena_bytes", "latency_ms_estimate")

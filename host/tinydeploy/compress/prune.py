@@ -12,20 +12,26 @@ FINETUNE_LR = 5e-4  # pruning's fine-tuning, and the equal-epoch baseline's extr
 
 
 def prune(model, ds, *, target_sparsity: float, epochs: int = 2, batch_size: int = 128, lr: float = FINETUNE_LR,
-          class_weight: bool = False):
+          class_weight: bool = False, recipe: str = "plain", patience: int | None = None, callbacks=()):
+    """Fine-tune ``model`` while a polynomial schedule zeroes its smallest weights up to ``target_sparsity``; returns
+    the stripped model. With ``patience`` (fine-tuning until the model recovers, ``epochs`` the cap), the schedule
+    reaches its target within the first epochs (at most 3) and early stopping judges only the epochs after it, so the
+    weights it keeps always have the target sparsity."""
     import tensorflow_model_optimization as tfmot
 
     from .models import train
 
     _, keras = import_tf()
     steps_per_epoch = int(np.ceil(len(ds.y_train) / batch_size))
-    end_step = max(steps_per_epoch * epochs, 1)
+    ramp = epochs if patience is None else max(1, min(epochs - 1, 3))
+    end_step = max(steps_per_epoch * ramp, 1)
     schedule = tfmot.sparsity.keras.PolynomialDecay(
         initial_sparsity=0.0, final_sparsity=float(target_sparsity), begin_step=0,
         end_step=max(int(end_step * 0.8), 1), frequency=max(steps_per_epoch // 4, 1))
     pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
-    train(pruned, ds, epochs=epochs, batch_size=batch_size, lr=lr, class_weight=class_weight,
-          callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    train(pruned, ds, epochs=epochs, batch_size=batch_size, lr=lr, class_weight=class_weight, recipe=recipe,
+          patience=patience, start_from_epoch=ramp if patience is not None else 0,
+          callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), *callbacks])
     return tfmot.sparsity.keras.strip_pruning(pruned)
 
 

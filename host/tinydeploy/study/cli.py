@@ -10,13 +10,15 @@ from pathlib import Path
 
 def add_parsers(sub, add_board, add_json) -> None:
     from ..cliargs import bounded_float, bounded_int
-    from .grid import STUDY_FAMILIES
+    from .grid import DEFAULT_FAMILIES, STUDY_FAMILIES
 
     s = sub.add_parser("study", help="accuracy x latency x size study over datasets, model families and variants")
     add_board(s)
     s.add_argument("--datasets", default="fashion,radiology,dermatology", help="comma-separated: fashion,radiology,dermatology (default all three)")
-    s.add_argument("--families", default=",".join(STUDY_FAMILIES),
-                   help="comma-separated model families (vgg16 and mobilenet_v2_1.0 are analysed, not trained)")
+    s.add_argument("--families", default=",".join(DEFAULT_FAMILIES),
+                   help=f"comma-separated, of {','.join(STUDY_FAMILIES)} (default: all but mobilenet_v2, for time); "
+                        "vgg16 and mobilenet_v2_1.0 are analysed, not trained; search: the architecture search's front, "
+                        "trained like the families")
     s.add_argument("--quick", action="store_true", help="small subsets and one epoch: checks the pipeline in a couple "
                                                         "of minutes; its accuracies mean nothing")
     s.add_argument("-o", "--output", default="results", help="output directory (default results/); the same command "
@@ -65,7 +67,7 @@ def cmd_study(args) -> int:
     from ..console import console, progress, write_json
     from ..fsutil import check_output_dir, write_json_atomic
     from ..errors import TinyDeployError
-    from .grid import DATASETS, PROFILES, STUDY_FAMILIES, add_emulated_latency, apply_measured, run
+    from .grid import DATASETS, PROFILES, RESOLUTION, STUDY_FAMILIES, add_emulated_latency, apply_measured, run
     from .outputs import write_all
 
     from ..compress.tfenv import require_training_extra
@@ -117,7 +119,7 @@ def cmd_study(args) -> int:
                                  progress=lambda done, total: prog.update(etask, completed=done, total=total))
         else:
             console.print(f"[yellow]latencies are cycle-model estimates:[/] {why_not}")
-    meta = {"profile": profile.name, "board": board.id, "cpu_mhz": board.cpu_mhz, "profile_text": profile.describe(), "latency_budget_ms": args.latency_budget,
+    meta = {"profile": profile.name, "board": board.id, "inputs": {d: RESOLUTION[d] for d in datasets}, "cpu_mhz": board.cpu_mhz, "profile_text": profile.describe(), "latency_budget_ms": args.latency_budget,
             "seconds": time.monotonic() - t0, "latency_source": why_not or "emulated",
             "command": "tinydeploy " + " ".join(sys.argv[1:]),
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "failures": failures}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..compress.names import FAMILIES as MODEL_FAMILIES
-from ..compress.names import EQUAL_EPOCHS, FILTERS as FILTER_KIND, PRUNED, QAT, VARIANTS
+from ..compress.names import EQUAL_EPOCHS, FILTERS as FILTER_KIND, PRUNED, QAT, SEARCH, VARIANTS
 
 SPARSITY = 0.5  # the unstructured-pruned int8 row (weights zeroed; its gain is the gzip size)
 FILTERS = 0.5  # the structured-pruned int8 row (half the filters removed; smaller and faster)
@@ -19,6 +19,7 @@ FILTERS = 0.5  # the structured-pruned int8 row (half the filters removed; small
 # family -> build kwargs for microcontroller size
 FAMILIES = {
     "custom_cnn": {},
+    "bn_cnn": {},  # the project's own recipe model (bench/recipe.py)
     "vgg_style": {"width": 0.125, "blocks": 3},
     "mobilenet_v1": {"alpha": 0.25},
     "mobilenet_v2": {"alpha": 0.35},
@@ -28,103 +29,145 @@ NO_FILTER_PRUNING = {"mobilenet_v2": "residual additions join channels (structur
 # Reference rows that cannot fit: analysed (size, arena, MACs) but not trained. row -> (family, build kwargs)
 TOO_BIG = {"vgg16": ("vgg16", {}), "mobilenet_v2_1.0": ("mobilenet_v2", {"alpha": 1.0})}
 assert set(FAMILIES) <= set(MODEL_FAMILIES) and {f for f, _ in TOO_BIG.values()} <= set(MODEL_FAMILIES)
-STUDY_FAMILIES = (*FAMILIES, *TOO_BIG)  # the study's rows, in the order of its tables
+# "start tiny" beside "big to tiny": the architecture search's Pareto front for the dataset (search/), retrained
+SEARCH_GROUP = "search"
+STUDY_FAMILIES = (*FAMILIES, *TOO_BIG, SEARCH_GROUP)  # the study's rows, in the order of its tables
+# The default run leaves out mobilenet_v2 (alpha 0.35): trained to convergence it alone costs as much as custom_cnn,
+# vgg_style and mobilenet_v1 together (EPOCH_SECONDS); `--families` takes it.
+DEFAULT_FAMILIES = tuple(f for f in STUDY_FAMILIES if f != "mobilenet_v2")
 
 DATASETS = {"fashion": "fashion-mnist", "radiology": "pneumonia", "dermatology": "ham10000"}
+# Input side per dataset: HAM10000 here is 200x150 RGB, and 64x64x3 keeps lesion detail the 28x28 DermaMNIST form
+# loses while its models still fit the board (the analyzer decides, row by row); the others are 28x28 at the source.
+RESOLUTION = {"fashion": 28, "radiology": 28, "dermatology": 64}
 
 # The rows of one family, in table order: (kind, what it is). A row's `kind` names its compression lever.
 KINDS = {**{v: f"{v}, post-training" for v in VARIANTS},
          EQUAL_EPOCHS: "int8 of the parent trained as many epochs as the fine-tuned rows below (their baseline)",
          QAT: "int8 by quantization-aware training",
          PRUNED: f"int8, {SPARSITY:.0%} of the weights zeroed (unstructured)",
-         FILTER_KIND: f"int8, {FILTERS:.0%} of the filters removed (structured)"}
+         FILTER_KIND: f"int8, {FILTERS:.0%} of the filters removed (structured)",
+         SEARCH: "int8, a model of the architecture search's Pareto front, trained like the families"}
 
 
 # Part of every cached row's key: bump it when a change alters what a group computes, so that a rerun
 # does not mix rows made before and after the change. 2: BatchNorm momentum, int32 shape arithmetic.
 # 3: rows come from compress() (QAT, structured pruning, equal-epoch baseline, gzip size).
-ROWS_VERSION = 3
+# 4: trained until the validation metric stops improving, AUC and per-class recall, dermatology at 64x64, bn_cnn,
+#    the search's rows.
+ROWS_VERSION = 4
 
 
 @dataclass
 class Profile:
+    """How a study trains. ``epochs``/``finetune_epochs`` are caps where a patience is set (early stopping on the
+    validation split's headline metric, best weights kept), else exact."""
     name: str
     epochs: int
     finetune_epochs: int
     train_subset: int | None
     test_subset: int | None
+    patience: int | None = None
+    finetune_patience: int | None = None
+    recipe: str = "plain"
+    search_seconds: int = 60  # the search's time budget per dataset, then its front is retrained
+    search_subset: int = 1000  # training images a search trial sees
+    search_front: int = 2  # front models retrained: the most accurate and the fastest that fit
 
     @property
     def key(self) -> str:
-        return f"v{ROWS_VERSION}-{self.name}-e{self.epochs}-f{self.finetune_epochs}-{self.train_subset}-{self.test_subset}"
+        return (f"v{ROWS_VERSION}-{self.name}-e{self.epochs}p{self.patience}-f{self.finetune_epochs}"
+                f"p{self.finetune_patience}-{self.recipe}-{self.train_subset}-{self.test_subset}")
+
+    def finetune(self):
+        from ..compress.pipeline import FineTune
+
+        return FineTune(epochs=self.finetune_epochs, patience=self.finetune_patience, recipe=self.recipe)
 
     def describe(self) -> str:
         data = "full datasets" if self.train_subset is None else f"{self.train_subset} training images"
-        return f"{self.name} profile: {data}, {self.epochs} epoch(s) + {self.finetune_epochs} fine-tuning"
+        if self.patience is None:
+            return f"{self.name} profile: {data}, {self.epochs} epoch(s) + {self.finetune_epochs} fine-tuning"
+        return (f"{self.name} profile: {data}, recipe {self.recipe}, trained until the validation metric stops "
+                f"improving (patience {self.patience}, at most {self.epochs} epochs), fine-tuned the same way "
+                f"(patience {self.finetune_patience}, at most {self.finetune_epochs})")
 
 
 PROFILES = {
-    "quick": Profile("quick", 1, 1, 600, 200),
-    "full": Profile("full", 3, 1, None, None),
+    "quick": Profile("quick", 1, 1, 600, 200, search_seconds=20, search_subset=300, search_front=1),
+    "full": Profile("full", 12, 5, None, None, patience=3, finetune_patience=2, recipe="field",
+                    search_seconds=300, search_subset=5000, search_front=2),
 }
+
+
+def _row(dataset_key: str, family: str, imbalanced: bool, board, name, variant, kind, data, file, crow=None) -> dict:
+    """A study row: what compress() measured (``crow``; None for a model analysed only) and what the TF-free analyzer
+    says the model as deployed costs on the board."""
+    from ..analyze import analyze_or_graph
+    from ..analyze.cycle_model import estimate_ms
+    from ..repair import repair
+    from ..tflite_model import TFLiteModel
+
+    m = repair(TFLiteModel.from_bytes(data, source=name)).model
+    a, refused = analyze_or_graph(m, board)  # the arena is measured for int8 models only
+    # reasons a row does not fit, beyond the budgets it exceeds
+    why = [] if refused is None else [f"arena not measurable ({refused.what})"]
+    arena = a.arena.device_bytes if a.arena else None
+    fits = variant == "int8" and a.supported and a.fit.fits is True
+    over = [f"{k} +{n / 1024:.0f} KiB" for k, n in a.fit.overruns().items()]
+    if variant != "int8":
+        over.append("not int8")
+    elif not a.is_int8:
+        over.append(f"not full int8 ({a.type_issues[0].message})")
+    over += [i.message for i in a.support_issues] + why
+    c = crow or {}
+    acc, bal = c.get("accuracy"), c.get("balanced_accuracy")
+    return {
+        "dataset": dataset_key, "family": family, "model": name, "variant": variant, "kind": kind,
+        "sparsity": c.get("sparsity"), "trained": crow is not None,
+        "epochs": c.get("epochs"), "finetune_epochs": c.get("finetune_epochs_run") or None, "input": "x".join(str(d) for d in m.input_tensors[0].shape[1:]),
+        "accuracy": acc, "balanced_accuracy": bal, "auc": c.get("auc"), "per_class_recall": c.get("per_class_recall"),
+        "imbalanced": imbalanced, "headline": bal if imbalanced else acc,
+        "tflm_accuracy": c.get("tflm_accuracy"), "vs_equal_epochs_pp": c.get("vs_equal_epochs_pp"),
+        "model_bytes": len(data), "gzip_bytes": c.get("gzip_bytes"), "arena_bytes": arena,
+        "macs": a.total_macs, "params": a.total_params,
+        "model_budget_bytes": a.fit.flash.available_bytes - (a.flash.total_bytes - a.flash.model_bytes),
+        "fits": bool(fits), "does_not_fit_by": "; ".join(over) if not fits else "",
+        "latency_ms": estimate_ms(a.ops, variant, board), "latency_kind": "estimated",
+        "latency_estimate_ms": estimate_ms(a.ops, variant, board), "file": file,
+        "arena_figure": a.arena.to_dict() if a.arena else None,  # so that the emulated run does not measure it again
+    }
+
+
+def _load(dataset_key: str, size: int, profile: "Profile"):
+    from ..compress.datasets import load_dataset
+
+    ds = load_dataset(DATASETS[dataset_key], size=size)
+    return ds.subset(profile.train_subset, profile.test_subset) if profile.train_subset else ds
 
 
 def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, board) -> list[dict]:
     """Train one family on one dataset, then compress()'s public pipeline (every variant, QAT, unstructured and
     structured pruning, the equal-epoch baseline), its output kept in the cache; analyze every file. Runs in a worker."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    if family == SEARCH_GROUP:
+        return _search_group(dataset_key, profile, cache_dir, board)
     import numpy as np
 
-    from ..analyze import analyze_or_graph
-    from ..compress.datasets import load_dataset
-    from ..compress.models import build, min_input_size, train
+    from ..compress.models import build, epochs_run, min_input_size, train
     from ..compress.pipeline import CompressOptions, compress
     from ..compress.quantize import convert
     from ..compress.tfenv import seed_everything
-    from ..analyze.cycle_model import estimate_ms
-    from ..repair import repair
-    from ..tflite_model import TFLiteModel
 
     cache = Path(cache_dir)
     base, kw = TOO_BIG.get(family, (family, FAMILIES.get(family, {})))
-    size = max(min_input_size(base), 28)
-    ds = load_dataset(DATASETS[dataset_key], size=size if size != 28 else None)
-    if profile.train_subset:
-        ds = ds.subset(profile.train_subset, profile.test_subset)
+    ds = _load(dataset_key, max(min_input_size(base), RESOLUTION[dataset_key]), profile)
     imbalanced = ds.imbalanced
     seed_everything(0)
     model = build(base, ds.input_shape, ds.num_classes, **kw)
 
     def row_for(name, variant, kind, data, file, crow=None):
-        m = repair(TFLiteModel.from_bytes(data, source=name)).model
-        a, refused = analyze_or_graph(m, board)  # the arena is measured for int8 models only
-        # reasons a row does not fit, beyond the budgets it exceeds
-        why = [] if refused is None else [f"arena not measurable ({refused.what})"]
-        arena = a.arena.device_bytes if a.arena else None
-        fits = variant == "int8" and a.supported and a.fit.fits is True
-        over = [f"{k} +{n / 1024:.0f} KiB" for k, n in a.fit.overruns().items()]
-        if variant != "int8":
-            over.append("not int8")
-        elif not a.is_int8:
-            over.append(f"not full int8 ({a.type_issues[0].message})")
-        over += [i.message for i in a.support_issues] + why
-        c = crow or {}
-        acc, bal = c.get("accuracy"), c.get("balanced_accuracy")
-        return {
-            "dataset": dataset_key, "family": family, "model": name, "variant": variant, "kind": kind,
-            "sparsity": c.get("sparsity"), "trained": crow is not None,
-            "epochs": c.get("epochs"),
-            "accuracy": acc, "balanced_accuracy": bal, "imbalanced": imbalanced,
-            "headline": bal if imbalanced else acc,
-            "tflm_accuracy": c.get("tflm_accuracy"), "vs_equal_epochs_pp": c.get("vs_equal_epochs_pp"),
-            "model_bytes": len(data), "gzip_bytes": c.get("gzip_bytes"), "arena_bytes": arena,
-            "macs": a.total_macs, "params": a.total_params,
-            "model_budget_bytes": a.fit.flash.available_bytes - (a.flash.total_bytes - a.flash.model_bytes),
-            "fits": bool(fits), "does_not_fit_by": "; ".join(over) if not fits else "",
-            "latency_ms": estimate_ms(a.ops, variant, board), "latency_kind": "estimated",
-            "latency_estimate_ms": estimate_ms(a.ops, variant, board), "file": file,
-            "arena_figure": a.arena.to_dict() if a.arena else None,  # so that the emulated run does not measure it again
-        }
+        return _row(dataset_key, family, imbalanced, board, name, variant, kind, data, file, crow)
 
     if family in TOO_BIG:
         rep = np.random.default_rng(0).integers(0, 256, (8,) + ds.input_shape, dtype=np.uint8)
@@ -133,16 +176,18 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, boar
         (cache / file).write_bytes(data)
         return [row_for(family, "int8", "int8", data, file)]
 
-    train(model, ds, epochs=profile.epochs, class_weight=ds.imbalanced)
+    train(model, ds, epochs=profile.epochs, class_weight=ds.imbalanced, recipe=profile.recipe,
+          patience=profile.patience)
+    parent_epochs = epochs_run(model)
     opts = CompressOptions(board=board, variants=VARIANTS, prune=(SPARSITY,), qat=True,
                            prune_filters=() if family in NO_FILTER_PRUNING else (FILTERS,),
-                           finetune_epochs=profile.finetune_epochs)
+                           finetune=profile.finetune())
     sub = f"{dataset_key}_{family}_{profile.key}"
     report = compress(model, ds, family, cache / sub, opts, force=True)
     rows = []
     for c in report["rows"]:
         kind = c["kind"]  # what compress made the row with, not parsed from its name
-        c = {**c, "epochs": profile.epochs + (0 if kind in VARIANTS else profile.finetune_epochs)}
+        c = {**c, "epochs": parent_epochs + c.get("finetune_epochs_run", 0)}
         file = f"{sub}/{c['file']}"
         rows.append(row_for(c["name"], c["variant"], kind, (cache / file).read_bytes(), file, c))
     if family in NO_FILTER_PRUNING:  # the row says why it is missing
@@ -150,6 +195,81 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, boar
                      "variant": "int8", "kind": FILTER_KIND, "trained": False, "imbalanced": imbalanced, "fits": False,
                      "does_not_fit_by": f"not applicable: {NO_FILTER_PRUNING[family]}"})
     return rows
+
+
+def pick_front(front: list[dict], n: int) -> list[dict]:
+    """The search's front models to retrain: the most accurate on validation, then the fastest, then the rest from
+    the most accurate down, ``n`` in all."""
+    ranked = sorted(front, key=lambda r: -r["val"])
+    picks = ranked[:1] + sorted(ranked[1:], key=lambda r: r["latency_ms"])[:1] + ranked[1:]
+    return list({r["file"]: r for r in picks}.values())[:n]
+
+
+def _search_group(dataset_key: str, profile: Profile, cache_dir: str, board) -> list[dict]:
+    """"Start tiny": `tinydeploy search` on the dataset within the profile's time budget (its storage in the cache, so
+    an interrupted study resumes the search), then each picked front model trained from scratch like the families'
+    parents (same recipe, epochs and stopping rule, on the full training set), its compression (QAT or structured
+    pruning) fine-tuned like theirs, converted to int8 and measured by compress()."""
+    import subprocess
+    import sys
+
+    from ..compress.datasets import prepare
+    from ..compress.models import epochs_run, train
+    from ..compress.pipeline import CompressOptions, compress, filter_pruned_copy, qat_copy
+    from ..compress.tfenv import seed_everything
+    from ..search.space import Candidate, build_model
+
+    cache = Path(cache_dir)
+    out = cache / f"search_{dataset_key}_{profile.key}"
+    cmd = [sys.executable, "-m", "tinydeploy", "search", "--dataset", DATASETS[dataset_key], "--board", board.id,
+           "--timeout", str(profile.search_seconds), "--trials", "100000", "--subset", str(profile.search_subset),
+           "--no-emulate", "-o", str(out), "--force", "--json", str(out) + ".json"]
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"the search failed (exit {r.returncode}): {(r.stderr.strip().splitlines() or [''])[-1]}")
+    report = json.loads(Path(str(out) + ".json").read_text())
+    full = _load(dataset_key, 28, profile)  # the search's own data: its candidates are at most 28 px
+    ft = profile.finetune()
+    rows = []
+    for f in pick_front(report["front"], profile.search_front):
+        c = Candidate.from_json((out / f["file"].replace("_int8.tflite", "_int8.candidate.json")).read_text())
+        ds = prepare(full, size=c.resolution) if c.resolution != full.input_shape[0] else full
+        seed_everything(0)
+        model = build_model(c, ds.input_shape[-1], ds.num_classes)
+        train(model, ds, epochs=profile.epochs, class_weight=ds.imbalanced, recipe=profile.recipe,
+              patience=profile.patience)
+        epochs = epochs_run(model)
+        if c.compression == "qat":
+            model = qat_copy(model, ds, ft)
+        elif c.filter_fraction:
+            model = filter_pruned_copy(model, ds, c.filter_fraction, ft)
+        if c.compression != "ptq":
+            epochs += epochs_run(model)
+        name = f"search_{Path(f['file']).stem.removesuffix('_int8')}"
+        sub = f"{dataset_key}_{name}_{profile.key}"
+        rep = compress(model, ds, name, cache / sub, CompressOptions(board=board, variants=("int8",), finetune=ft),
+                       force=True)
+        crow = {**rep["rows"][0], "epochs": epochs}
+        file = f"{sub}/{crow['file']}"
+        row = _row(dataset_key, SEARCH_GROUP, ds.imbalanced, board, name, "int8", SEARCH, (cache / file).read_bytes(),
+                   file, crow)
+        row["candidate"] = c.describe()
+        rows.append(row)
+    return rows
+
+
+# Seconds one epoch of the field recipe took on this machine (one thread, measured once on 2026-12-01): the order in
+# which groups start (longest first, so that the workers finish at about the same time) and the default families.
+EPOCH_SECONDS = {"fashion": {"custom_cnn": 12, "bn_cnn": 43, "vgg_style": 22, "mobilenet_v1": 47, "mobilenet_v2": 64},
+                 "dermatology": {"custom_cnn": 9, "bn_cnn": 43, "vgg_style": 12, "mobilenet_v1": 17, "mobilenet_v2": 58},
+                 "radiology": {"custom_cnn": 2, "bn_cnn": 12, "vgg_style": 4, "mobilenet_v1": 7, "mobilenet_v2": 22}}
+SEARCH_SECONDS_GUESS = 900  # the search's budget and its front's retraining
+
+
+def _cost(dataset_key: str, family: str) -> float:
+    if family == SEARCH_GROUP:
+        return SEARCH_SECONDS_GUESS
+    return EPOCH_SECONDS.get(dataset_key, {}).get(family, 0.1)
 
 
 def run(datasets, families, profile: Profile, out_dir: Path, board, *, workers: int = 2,
@@ -166,6 +286,7 @@ def run(datasets, families, profile: Profile, out_dir: Path, board, *, workers: 
                 rows += json.loads(path.read_text())
             else:
                 todo.append((d, f, path))
+    todo.sort(key=lambda t: -_cost(t[0], t[1]))  # longest first: the workers then finish at about the same time
     total = len(datasets) * len(families)
     done = total - len(todo)
     if progress:

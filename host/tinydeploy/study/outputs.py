@@ -13,19 +13,21 @@ from ..fsutil import write_text_atomic
 from ..plotting import pareto
 from ..plotting import save_png as _save
 
-COLUMNS = ["dataset", "family", "model", "kind", "variant", "epochs", "trained", "accuracy", "balanced_accuracy",
-           "tflm_accuracy", "vs_equal_epochs_pp", "sparsity", "model_bytes", "gzip_bytes", "arena_bytes",
+COLUMNS = ["dataset", "family", "model", "kind", "variant", "input", "epochs", "trained", "accuracy",
+           "balanced_accuracy", "auc", "per_class_recall", "tflm_accuracy", "vs_equal_epochs_pp", "sparsity", "model_bytes", "gzip_bytes", "arena_bytes",
            "device_arena_bytes", "macs", "params", "fits", "does_not_fit_by", "latency_ms", "latency_kind",
-           "instructions", "latency_estimate_ms"]
+           "instructions", "latency_estimate_ms", "candidate"]
 
 # Plot markers per row kind (grid.KINDS)
 MARKERS = {"float32": "o", "float16": "s", "dynamic": "D", "int16x8": "^", "int8": "v", "int8+epochs": "<",
-           "int8+qat": "P", "int8+pruned": "X", "int8+filters": "*"}
+           "int8+qat": "P", "int8+pruned": "X", "int8+filters": "*", "search": "h"}
 
 
 def _fmt(v, col):
     if v is None:
         return ""
+    if isinstance(v, list):  # per-class recall
+        return " ".join("-" if x is None else f"{x:.2f}" for x in v)
     if isinstance(v, float):
         return f"{v:.2f}" if col in ("latency_ms", "latency_estimate_ms", "vs_equal_epochs_pp") else f"{v:.4f}"
     return str(v)
@@ -233,7 +235,54 @@ def insights(rows) -> list[str]:
     return out
 
 
-SUMMARY_COLUMNS = ["dataset", "model", "kind", "epochs", "accuracy", "balanced_accuracy", "vs_equal_epochs_pp",
+# The targets issue #22 set for the best int8 row that fits, per dataset, on the test split: (row field, minimum).
+TARGETS = {"fashion": (("accuracy", 0.93),), "radiology": (("accuracy", 0.90),),
+           "dermatology": (("balanced_accuracy", 0.55), ("auc", 0.90))}
+BELOW_BASELINE_PP = 2.0  # a fine-tuned row this far below its equal-epoch baseline gets a reason in the report
+
+WHY_BELOW = {"int8+filters": "half the filters removed ({macs:.2f}x the parent's MACs): a smaller model that its {ft} "
+                             "fine-tuning epoch(s) (the profile's stopping rule, above) did not bring back",
+             "int8+pruned": "half the weights zeroed; its {ft} fine-tuning epoch(s) (the profile's stopping rule) did "
+                            "not bring it back",
+             "int8+qat": "quantization-aware fine-tuning, {ft} epoch(s) by the profile's stopping rule, ended below"}
+
+
+def targets(rows) -> list[str]:
+    """The best int8 row that fits per dataset and target metric, against the target: met, or by how much missed."""
+    out = ["## Targets (best int8 row that fits the board, test split)", "",
+           "| dataset | metric | target | best row | value | verdict |", "|---|---|---|---|---|---|"]
+    for d, want in TARGETS.items():
+        fit = [r for r in rows if r["dataset"] == d and r.get("fits") and r.get("variant") == "int8"]
+        for metric, minimum in want:
+            have = [r for r in fit if r.get(metric) is not None]
+            if not have:
+                out.append(f"| {d} | {metric} | {minimum:.2f} | none | | no row of this dataset in this run |")
+                continue
+            best = max(have, key=lambda r: r[metric])
+            v = best[metric]
+            verdict = "met" if v >= minimum else f"missed by {100 * (minimum - v):.1f} pp"
+            out.append(f"| {d} | {metric} | {minimum:.2f} | {best['model']} ({best['kind']}, {best.get('input', '')}) "
+                       f"| {v:.4f} | {verdict} |")
+    return out
+
+
+def below_baseline(rows) -> list[str]:
+    """Fine-tuned rows more than BELOW_BASELINE_PP under their equal-epoch baseline, each with the reason."""
+    parents = {(r["dataset"], r["family"]): r for r in rows if r.get("kind") == "int8"}
+    out = []
+    for r in rows:
+        pp = r.get("vs_equal_epochs_pp")
+        if pp is None or pp >= -BELOW_BASELINE_PP:
+            continue
+        p = parents.get((r["dataset"], r["family"]))
+        macs = r["macs"] / p["macs"] if p and p.get("macs") and r.get("macs") else float("nan")
+        why = WHY_BELOW.get(r["kind"], "see the row").format(macs=macs, ft=r.get("finetune_epochs") or "?")
+        out.append(f"- {r['dataset']} {r['model']} ({r['kind']}): {pp:+.1f} pp: {why}.")
+    head = [f"## Rows more than {BELOW_BASELINE_PP:g} pp below their equal-epoch baseline", ""]
+    return head + (out or ["None."])
+
+
+SUMMARY_COLUMNS = ["dataset", "model", "kind", "input", "epochs", "accuracy", "balanced_accuracy", "auc", "vs_equal_epochs_pp",
                    "model_bytes", "gzip_bytes", "arena_bytes", "latency_ms", "latency_kind", "fits", "does_not_fit_by"]
 
 
@@ -247,7 +296,10 @@ def write_all(rows, out_dir: Path, meta: dict) -> dict:
         report += ["**Quick profile: a few hundred images and one epoch. It checks that the pipeline runs; its "
                    "accuracies are near chance and mean nothing.**", ""]
     report += [f"Command: `{meta['command']}`  ", f"Run time on this machine: {meta['seconds']:.0f} s "
-               f"({meta['machine']})", "",
+               f"({meta['machine']})" + ("  " if meta.get("inputs") else ""),
+               *([("Inputs: " + ", ".join(f"{d} {n}x{n}" for d, n in meta["inputs"].items())
+                   + " (MobileNets at least 32x32; HAM10000 is 200x150 RGB at the source, the others 28x28)")]
+                 if meta.get("inputs") else []), "",
                "Each row's `latency_kind` says where its latency comes from: `measured` (a board's `bench` JSON), "
                "`emulated` (the firmware compiled against the pinned TFLM and run on QEMU's Cortex-M4: `instructions` "
                f"per inference, exact; ms = instructions / {meta['cpu_mhz']} MHz, an estimate that takes one instruction per cycle, so "
@@ -256,13 +308,17 @@ def write_all(rows, out_dir: Path, meta: dict) -> dict:
                "own arena_used_bytes() on the emulator; `arena_bytes` the TFLM host interpreter's, corrected to 32-bit. "
                "Flash is an estimate.",
                "Rows marked `int8+qat`, `int8+pruned` and `int8+filters` are fine-tuned after the parent's training; "
-               "`int8+epochs` is the parent trained as many epochs in total, and `vs_equal_epochs_pp` compares with it. "
+               "`int8+epochs` is the parent trained on the same way (same cap and stopping rule), and "
+               "`vs_equal_epochs_pp` compares with it in the headline metric. Rows of kind `search` are the architecture "
+               "search's Pareto front, trained from scratch like the families. `auc` is the macro one-vs-rest ROC AUC of "
+               "the model's dequantized outputs; `per_class_recall` lists each class's recall in label order. "
                "`gzip_bytes` is the compressed .tflite: unstructured pruning's only gain on TFLM, which stores weights dense.",
                "", "- Full table: [study.md](study.md), [study.csv](study.csv)"]
     report += [f"- ![{p}]({p})" for p in pngs]
     if meta.get("failures"):
         report += ["", "**Missing groups** (failed in this run; rerun the command to retry them):", ""]
         report += [f"- {f}" for f in meta["failures"]]
-    report += [""] + insights(rows) + ["", "## Rows", "", to_markdown(rows, SUMMARY_COLUMNS)]
+    report += [""] + targets(rows) + [""] + below_baseline(rows) + [""] + insights(rows)
+    report += ["", "## Rows", "", to_markdown(rows, SUMMARY_COLUMNS)]
     write_text_atomic(out_dir / "report.md", "\n".join(report) + "\n")
     return {"csv": "study.csv", "markdown": "study.md", "plots": pngs, "report": "report.md"}
