@@ -11,9 +11,9 @@ Three builds of the same generated firmware against the same pinned TFLM library
 Every build must pass its golden vectors, and the tinydeploy build's outputs must equal the reference build's on
 the same random inputs, or the figures would mean nothing.
 
-Models (untrained weights, calibrated on random data: enough for speed): the bundled Fashion-MNIST CNN, a
-MobileNetV1-0.25-style net at 96x96x3 and a DS-CNN-style keyword net (49x10x1, 64-channel depthwise-separable
-blocks), or the .tflite files given.
+Models (bench/models.py; untrained weights, calibrated on random data: enough for speed): the bundled Fashion-MNIST
+CNN, a MobileNetV1-0.25-style net at 96x96x3, a DS-CNN-style keyword net (49x10x1, 64-channel depthwise-separable
+blocks) and a ResNet-8-style CIFAR-10 net (32x32x3, residual ADDs), or the .tflite files given.
 
     python bench/kernels.py [--tflm DIR] [MODEL.tflite ...]
 """
@@ -21,7 +21,6 @@ blocks), or the .tflite files given.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,38 +29,11 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from models import benchmark_models  # noqa: E402  (bench/models.py: the benchmark models)
+
 EXAMPLE = HERE.parent / "host" / "tinydeploy" / "examples" / "fashion_cnn_int8.tflite"
 BUILDS = ("tinydeploy", "cmsis-nn", "reference")
-
-
-def benchmark_models(out: Path) -> list[Path]:
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    from tinydeploy.compress.quantize import convert
-    from tinydeploy.compress.tfenv import import_tf
-
-    _, keras = import_tf()
-    L = keras.layers
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    mb = keras.applications.MobileNet(input_shape=(96, 96, 3), alpha=0.25, weights=None, classes=10)
-    inp = L.Input((49, 10, 1))
-    x = L.Conv2D(64, (10, 4), strides=2, padding="same", activation="relu")(inp)
-    for _ in range(4):
-        x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
-        x = L.Conv2D(64, 1, activation="relu")(x)
-    x = L.GlobalAveragePooling2D()(x)
-    ds = keras.Model(inp, L.Dense(12, activation="softmax")(x), name="ds_cnn")
-    paths = []
-    for name, m in (("mobilenet_v1_0.25_96", mb), ("ds_cnn_kws", ds)):
-        # non-zero weights all over (untrained biases are zero; the converter would drop zero dense biases)
-        m.set_weights([rng.normal(0, 0.2, w.shape).astype(np.float32) if w.ndim > 1 else
-                       np.abs(rng.normal(1, 0.1, w.shape)).astype(np.float32) if "variance" in v.name else
-                       rng.normal(0, 0.1, w.shape).astype(np.float32) for w, v in zip(m.get_weights(), m.weights)])
-        shape = m.input_shape[1:]
-        p = out / f"{name}.tflite"
-        p.write_bytes(convert(m, "int8", rng.integers(0, 256, (32, *shape), dtype=np.uint8), 32))
-        paths.append(p)
-    return paths
 
 
 def run(elf: Path, x: np.ndarray) -> tuple[dict, np.ndarray]:

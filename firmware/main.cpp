@@ -16,7 +16,11 @@ void serial_write(const char* data, size_t len, void*) { Serial.write(reinterpre
 
 uint32_t micros32() { return static_cast<uint32_t>(micros()); }
 
-alignas(16) int8_t g_input[TD_INPUT_BYTES];
+#if TD_INPUT_KEPT
+int8_t* const g_input = nullptr;  // the model keeps its input tensor: the host's input is loaded into it
+#else
+alignas(16) int8_t g_input[TD_INPUT_BYTES];  // TFLM may reuse the input tensor's memory: a copy to set it from
+#endif
 td::CommandProcessor* g_processor = nullptr;
 
 }  // namespace

@@ -54,7 +54,8 @@ CommandProcessor::CommandProcessor(const Platform& platform, Backend& backend, c
       backend_(backend),
       golden_(golden),
       out_(platform.write, platform.write_ctx),
-      input_(input_buffer),
+      input_(input_buffer ? input_buffer : backend.input_tensor()),
+      input_is_tensor_(input_buffer == nullptr),
       expected_(0),
       loaded_(0),
       have_input_(false),
@@ -169,6 +170,11 @@ void CommandProcessor::cmd_profile() {
 void CommandProcessor::cmd_db(const char* arg) {
   const ModelInfo& m = backend_.info();
   char buf[64];
+  if (input_ == nullptr) {  // no input tensor to load into: the model did not initialize
+    init_failed_error();
+    ready();
+    return;
+  }
   if (starts_with(arg, "load")) {
     uint32_t n = 0;
     if (!parse_args(arg + 4, &n, 1) || n != m.input_bytes) {
@@ -216,6 +222,7 @@ void CommandProcessor::cmd_db(const char* arg) {
 bool CommandProcessor::run_once(const int8_t* input, uint32_t* cycles, uint32_t* us) {
   const ModelInfo& m = backend_.info();
   if (!backend_.set_input(input, m.input_bytes)) return false;  // before every invoke
+  if (input_is_tensor_ && input != input_) have_input_ = false;  // the loaded input was just replaced
   const uint32_t c0 = platform_.cycles();
   const uint32_t t0 = platform_.micros();
   const bool ok = backend_.invoke();

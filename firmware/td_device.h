@@ -73,9 +73,12 @@ class Backend {
   // What the runtime logged during init or the last invoke() (TFLM's messages), "" if nothing.
   virtual const char* log() const = 0;
   virtual uint32_t arena_used_bytes() const = 0;
-  // Copies n bytes into input 0. Must be called before every invoke(): TFLM's planner may reuse
+  // Copies n bytes into input 0 (nothing to copy when data is input_tensor() itself). Must be called
+  // before every invoke(): unless the model keeps its input (TD_INPUT_KEPT), TFLM's planner may reuse
   // the input tensor's memory for later layers.
   virtual bool set_input(const int8_t* data, size_t n) = 0;
+  // Input 0's own memory in the arena, or null when init failed (or the backend has none to lend).
+  virtual int8_t* input_tensor() = 0;
   virtual bool invoke() = 0;
   // Output 0 of the last invoke(); null when init failed.
   virtual const int8_t* output() const = 0;
@@ -87,6 +90,8 @@ class Backend {
 
 class CommandProcessor {
  public:
+  // input_buffer: where a host-loaded input is kept, input_bytes long; null to load it straight into the
+  // backend's input tensor (a model that keeps its input, TD_INPUT_KEPT: no copy in RAM).
   CommandProcessor(const Platform& platform, Backend& backend, const GoldenSet& golden, int8_t* input_buffer);
 
   // Feed received bytes; commands end with '%'. '\r', '\n' and '\0' are ignored.
@@ -114,7 +119,8 @@ class CommandProcessor {
   Backend& backend_;
   GoldenSet golden_;
   Reporter out_;
-  int8_t* input_;        // host-loaded input (db load / db HEX), input_bytes long
+  int8_t* input_;        // host-loaded input (db load / db HEX), input_bytes long; null if init failed
+  bool input_is_tensor_;  // input_ is the backend's input tensor: running another input replaces it
   uint32_t expected_;    // bytes announced by "db load N"
   uint32_t loaded_;
   bool have_input_;

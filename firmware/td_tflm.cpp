@@ -91,9 +91,12 @@ class TflmBackend : public Backend {
 
   bool set_input(const int8_t* data, size_t n) override {
     if (error_ || n != TD_INPUT_BYTES) return false;
-    memcpy(interpreter_.input(0)->data.int8, data, n);
+    int8_t* in = interpreter_.input(0)->data.int8;
+    if (data != in) memcpy(in, data, n);
     return true;
   }
+
+  int8_t* input_tensor() override { return error_ ? nullptr : interpreter_.input(0)->data.int8; }
 
   bool invoke() override {
     if (error_) return false;

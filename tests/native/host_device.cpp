@@ -97,6 +97,7 @@ class SimBackend : public td::Backend {
     memcpy(in_, d, n);
     return true;
   }
+  int8_t* input_tensor() override { return g_fault == kAllocFail ? nullptr : in_; }
   bool invoke() override {
     invoked_ = true;
     for (uint32_t g = 0; g < TD_GOLDEN_COUNT; ++g) {

@@ -70,6 +70,7 @@ class Analysis:
     support_issues: list[Issue]
     arena: ArenaFigure | None  # None when not measured
     flash: FlashEstimate
+    memory: dict  # the head's lower bound: plan.lower_bound, as TFLM counts lifetimes and with the input kept
     fit: FitVerdict | None = None
 
     @property
@@ -107,6 +108,7 @@ class Analysis:
             "int8": {"ok": self.is_int8, "issues": [i.to_dict() for i in self.type_issues]},
             "support": {"ok": self.supported, "issues": [i.to_dict() for i in self.support_issues]},
             "arena": self.arena.to_dict() if self.arena else None,
+            "memory": self.memory,
             "flash": self.flash.to_dict(),
             "fit": self.fit.to_dict() if self.fit else None,
         }
@@ -218,7 +220,9 @@ def check_support(model: TFLiteModel, runtime: Runtime) -> list[Issue]:
     if model.num_subgraphs > 1:
         issues.append(Issue("unsupported-op", f"the model has {model.num_subgraphs} subgraphs; generated projects run "
                                               f"the first only", code=SUBGRAPHS))
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
+    # an input also listed as an output is the memory plan's kept input (plan.keep_input), not a second result
+    results = [o for o in model.outputs if o not in model.inputs]
+    if len(model.inputs) != 1 or len(results) != 1:
         issues.append(Issue("unsupported-op", f"the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
                                               f"the generated firmware runs image classifiers with one input and one output",
                             code=MULTI_IO, hint="Export a model with a single input image and a single class-score "
@@ -260,7 +264,7 @@ def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, run
         source=model.source, model_bytes=len(model.data), board=board, runtime=runtime, ops=op_stats(model),
         input=_io(model, model.inputs[0]), output=_io(model, model.outputs[0]),
         type_issues=check_types(model), support_issues=check_support(model, runtime) + gap_issues(model, runtime),
-        arena=None, flash=flash_estimate(model, runtime),
+        arena=None, flash=flash_estimate(model, runtime), memory=memory_bounds(model),
     )
     if arena is not None:
         a.arena = arena
@@ -270,10 +274,25 @@ def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, run
     return a
 
 
+def memory_bounds(model: TFLiteModel) -> dict:
+    """The least bytes any plan of the arena's head needs (the most live at one operator, TFLM's 16-byte buffer
+    alignment included; kernels' scratch not included), with TFLM's lifetimes and with the input kept to the end
+    (what the offline plan does so that the firmware needs no copy of the input); whether this model keeps it."""
+    from ..plan import lifetimes, lower_bound
+
+    kept = model.inputs[0] in model.outputs
+    return {"lower_bound_bytes": lower_bound(lifetimes(model)),
+            "lower_bound_input_kept_bytes": lower_bound(lifetimes(model, keep_input=True)),
+            "input_kept": kept, "scratch": "not included",
+            "method": "max over operators of the bytes of the tensors live there, each rounded up to 16"}
+
+
 def fit_verdict(a: Analysis) -> FitVerdict:
     b = a.board
     arena = a.arena.device_bytes if a.arena else None
-    firmware = a.runtime.firmware_ram_bytes(math.prod(a.input["shape"]), len(a.ops), len(a.op_names))
+    # the firmware's own copy of the input, unless the model keeps its input (plan.keep_input)
+    copy = 0 if a.memory.get("input_kept") else math.prod(a.input["shape"])
+    firmware = a.runtime.firmware_ram_bytes(copy, len(a.ops), len(a.op_names))
     return FitVerdict(
         flash=Budget(a.flash.total_bytes, b.app_flash_bytes),
         ram=Budget(arena_with_margin(arena) + firmware if arena is not None else None, b.app_ram_bytes),

@@ -52,24 +52,12 @@ def macs_of(model: TFLiteModel, op) -> int:
 
 
 def live_bytes_per_op(model: TFLiteModel) -> list[int]:
-    """Bytes of non-constant tensors alive at each operator (a lower bound of the arena's head)."""
+    """Bytes of the arena head's tensors live while each operator runs, as TFLM sizes and counts them
+    (plan.lifetimes): their maximum is the lower bound of the head."""
+    from ..plan import lifetimes, live_bytes
+
     n = len(model.operators)
-    first: dict[int, int] = {i: -1 for i in model.inputs}
-    last: dict[int, int] = {}
-    for op in model.operators:
-        for i in op.outputs:
-            first.setdefault(i, op.index)
-        for i in op.inputs:
-            if i >= 0 and not model.tensors[i].is_constant:
-                last[i] = max(last.get(i, -1), op.index)
-    for i in model.outputs:
-        last[i] = n
-    live = [0] * n
-    for ti, f in first.items():
-        lo, hi = max(f, 0), min(last.get(ti, f), n - 1)
-        for k in range(lo, hi + 1):
-            live[k] += model.tensors[ti].nbytes
-    return live
+    return live_bytes(lifetimes(model), n)[1:n + 1]  # scope k + 1 is operator k
 
 
 def op_stats(model: TFLiteModel) -> list[OpStats]:

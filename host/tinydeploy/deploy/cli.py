@@ -12,6 +12,7 @@ from ..sources import EXAMPLE_MODEL
 def add_parsers(sub, add_board, add_json) -> None:
     from ..cliargs import bounded_int
     from ..generate.project import KERNELS
+    from ..plan import MEMORY_PLANS
 
     b = sub.add_parser("build", help="generate a TFLite Micro PlatformIO project for a board (and compile it when possible)")
     b.add_argument("model", nargs="?", help=f"an int8 .tflite (default: the bundled example {EXAMPLE_MODEL.name})")
@@ -31,6 +32,10 @@ def add_parsers(sub, add_board, add_json) -> None:
     b.add_argument("--kernels", choices=KERNELS, default="cmsis-nn",
                    help="tinydeploy: register tinydeploy's own int8 kernels where it has them (DEPTHWISE_CONV_2D), the "
                         "library's CMSIS-NN kernels elsewhere; cmsis-nn: the library's kernels only (default)")
+    b.add_argument("--memory-plan", choices=MEMORY_PLANS, default="offline",
+                   help="offline: tinydeploy plans the arena's activations at build time (exact for chains, a search "
+                        "otherwise) and keeps the input tensor, so the firmware holds no copy of it (default); tflm: "
+                        "TFLM's own greedy planner at start-up, and a copy of the input")
     add_json(b)
     b.set_defaults(func=cmd_build)
 
@@ -46,11 +51,12 @@ def cmd_build(args) -> int:
     model_path = Path(args.model) if args.model else EXAMPLE_MODEL
     board = load_board(args)
     # canonical (no output path), so that builds are reproducible
-    command = "tinydeploy build" + (f" {shlex.quote(model_path.name)}" if args.model else "") + f" --board {board.id}"
+    command = ("tinydeploy build" + (f" {shlex.quote(model_path.name)}" if args.model else "") + f" --board {board.id}"
+               + (f" --memory-plan {args.memory_plan}" if args.memory_plan != "offline" else ""))
     req = BuildRequest(model_path=model_path, board=board, output=Path(args.output or f"build/{model_path.stem}-{board.id}"),
                        force=args.force, samples=Path(args.samples) if args.samples else None,
                        labels=Path(args.labels) if args.labels else None, golden_count=args.golden, arena=args.arena,
-                       tflm=args.tflm, command=command, kernels=args.kernels)
+                       tflm=args.tflm, command=command, kernels=args.kernels, memory_plan=args.memory_plan)
     built = build_project(req)
     out, golden = built.path, built.golden
     console.print(f"[green]project written:[/] {out}  (model {kib(len(built.repaired.original.data))}, arena "

@@ -1,4 +1,5 @@
-"""`tinydeploy build` as steps over typed artifacts: Repaired -> Analysis -> Golden -> ArenaPlan -> a project."""
+"""`tinydeploy build` as steps over typed artifacts: Repaired -> Analysis -> Deployed (memory plan) -> Golden ->
+ArenaPlan -> a project."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..errors import ModelError, TinyDeployError
 from ..fsutil import check_output_dir
 from ..generate.golden import Golden, make_golden, samples_path_for
 from ..generate.project import ArenaPlan, build_context, host_arena_plan, measured_arena_plan, render_project
+from ..plan import Deployed, plan_memory
 from ..repair import Repaired, repair
 from ..tflite_model import TFLiteModel
 
@@ -27,6 +29,7 @@ class BuildRequest:
     arena: str = "host"  # "host" | "measured"
     tflm: str | None = None  # with arena="measured": the TFLM library folder
     kernels: str = "cmsis-nn"  # or "tinydeploy": tinydeploy's own kernels where it has them
+    memory_plan: str = "offline"  # plan.MEMORY_PLANS
     command: str = "tinydeploy build"  # recorded in the generated files
 
 
@@ -34,7 +37,8 @@ class BuildRequest:
 class BuiltProject:
     path: Path
     repaired: Repaired
-    analysis: Analysis
+    deployed: Deployed
+    analysis: Analysis  # of the model as deployed
     golden: Golden
     arena: ArenaPlan
     metadata: dict
@@ -72,8 +76,9 @@ def check_request(req: BuildRequest) -> tuple[TFLiteModel, list[str], Path]:
 def build_project(req: BuildRequest) -> BuiltProject:
     model, labels, samples = check_request(req)
     repaired = repair(model)
-    analysis = analyze(repaired.model, req.board)
-    require_deployable(analysis)
+    require_deployable(analyze(repaired.model, req.board, measure_arena=False))
+    dep = plan_memory(repaired, req.memory_plan)
+    analysis = analyze(dep.model, req.board)  # the model as deployed: its arena with the plan
     require_fit(analysis)
     # The golden outputs come from the model as given; the firmware runs the repaired model, so the device
     # checks the rewrite too.
@@ -89,10 +94,10 @@ def build_project(req: BuildRequest) -> BuiltProject:
     if req.arena == "measured":
         from ..emulate.measure import measure
 
-        m = measure(repaired.model, analysis, tflm=req.tflm, runs=1, golden=golden, labels=labels, name=name,
+        m = measure(dep.model, analysis, tflm=req.tflm, runs=1, golden=golden, labels=labels, name=name,
                     command=req.command, kernels=req.kernels)
         plan = measured_arena_plan(analysis, m.arena_used_bytes, m.target)
-    ctx = build_context(repaired.model, analysis, golden, labels, name=name, command=req.command, arena_plan=plan,
+    ctx = build_context(dep.model, analysis, golden, labels, name=name, command=req.command, arena_plan=plan,
                         kernels=req.kernels)
     metadata = {
         "schema": "tinydeploy.build/1",
@@ -102,7 +107,8 @@ def build_project(req: BuildRequest) -> BuiltProject:
         "golden": {"count": golden.count, "source": golden.source, "tolerance": golden.tolerance,
                    "labels": None if golden.labels is None else golden.labels.reshape(-1).tolist()},
         "repairs": repaired.to_dict(),
+        "memory_plan": {"choice": req.memory_plan, **(dep.plan.to_dict() if dep.plan else {})},
         "analysis": analysis.to_dict(),
     }
-    render_project(ctx, req.output, force=req.force, metadata=metadata, model_data=repaired.model.data)
-    return BuiltProject(req.output, repaired, analysis, golden, plan, metadata)
+    render_project(ctx, req.output, force=req.force, metadata=metadata, model_data=dep.model.data)
+    return BuiltProject(req.output, repaired, dep, analysis, golden, plan, metadata)

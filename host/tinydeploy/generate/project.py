@@ -85,6 +85,12 @@ def measured_arena_plan(analysis: Analysis, used_bytes: int, target: str) -> Are
                      f"{int(MEASURED_ARENA_MARGIN * 100)}%, + 16 B alignment")
 
 
+def planned_offsets(data: bytes):
+    from ..plan import planned_offsets as offsets
+
+    return offsets(data)
+
+
 def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels: list[str], *, name: str,
                   command: str, arena_plan: ArenaPlan | None = None, kernels: str = "cmsis-nn") -> dict:
     """What the templates render for ``model`` (as deployed). ``labels``: one per class, or none (class_0, ...).
@@ -113,6 +119,7 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
         "kernels": kernels,
         "max_ops": max(len(model.operators), 1),
         "arena": arena_plan.to_dict(),
+        "memory": {**analysis.memory, "planned": planned_offsets(model.data) is not None},
         "input": _io_context(model.input_tensors[0]),
         "output": _io_context(model.output_tensors[0]),
         "labels": [{"c": c_string(l), "comment": c_comment(l)} for l in labels],

@@ -1,0 +1,124 @@
+"""RAM side by side in one run: TFLM's own memory planner against tinydeploy's offline plan, for every benchmark
+model (bench/models.py: MobileNetV1-0.25 at 96x96, a DS-CNN keyword net, a ResNet-8-style CIFAR net, the study's
+families, the bundled example), each built as a user builds it and measured on the emulated Cortex-M4.
+
+For each model and plan (`tinydeploy build --memory-plan tflm|offline --arena measured`, then `tinydeploy emulate`):
+  bound      the arena head's lower bound (analyze's `memory`: the most activation bytes live at one operator,
+             16-byte aligned; kernels' scratch not included), with TFLM's lifetimes, and with the input kept to the end
+             as the offline plan keeps it
+  head       the head the plan places activations in: TFLM's greedy planner as the TFLM host interpreter's recording
+             allocator reports it, or the offline plan's own extent (the host interpreter, which honours the plan,
+             reports the same head: checked below)
+  arena      the firmware's arena_used_bytes() on the emulated Cortex-M4 (head, kernels' scratch and TFLM's
+             persistent tail), exact
+  RAM        the linked firmware's .data + .bss (the arena as `--arena measured` sizes it, the input copy where
+             there is one, everything else), exact
+  flash      the linked firmware's .text + .data
+Every build passes its golden vectors on the emulator; each planned model's outputs equal the unplanned model's on
+20 random inputs in the host TFLM interpreter and on the emulated firmware.
+
+    python bench/memory.py [--tflm DIR] [MODEL.tflite ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from models import benchmark_models  # noqa: E402
+
+EXAMPLE = HERE.parent / "host" / "tinydeploy" / "examples" / "fashion_cnn_int8.tflite"
+PLANS = ("tflm", "offline")
+
+
+def tinydeploy(*args: str) -> dict:
+    r = subprocess.run([sys.executable, "-m", "tinydeploy", *args, "--json", "-"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"tinydeploy {' '.join(args)}: {r.stderr.strip().splitlines()[-1:]}")
+    return json.loads(r.stdout)
+
+
+def device_outputs(elf: Path, x: np.ndarray) -> np.ndarray:
+    from tinydeploy.device.link import Link
+    from tinydeploy.device.runner import device_outputs as outputs
+    from tinydeploy.emulate.qemu import QemuSession
+
+    with QemuSession(elf) as q, Link.open(url=q.url) as link:
+        got, _ = outputs(link, x)
+    return np.asarray(got)
+
+
+def main() -> int:
+    from tinydeploy import tflm_host
+    from tinydeploy.plan import deployed
+
+    from tinydeploy.tflite_model import TFLiteModel
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="*", type=Path)
+    ap.add_argument("--tflm", help="the Arduino_TensorFlowLite folder (default: $TINYDEPLOY_TFLM_DIR)")
+    args = ap.parse_args()
+    tflm = ["--tflm", args.tflm] if args.tflm else []
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        models = args.models or [EXAMPLE, *benchmark_models(Path(tmp), study=True)]
+        for path in models:
+            model = TFLiteModel.from_file(path)
+            shape = tuple(model.input_tensors[0].shape)
+            x = np.random.default_rng(5).integers(-128, 128, size=(20, *shape[1:])).astype(np.int8)
+            r = {"model": path.stem}
+            host = {}
+            for plan in PLANS:
+                d = deployed(model, plan)
+                host[plan] = tflm_host.reference_outputs(d.model.data, x.reshape((len(x), *shape)), timeout=900)
+                out = Path(tmp) / f"{path.stem}-{plan}"
+                b = tinydeploy("build", str(path), "-o", str(out), "--no-compile", "--memory-plan", plan,
+                               "--arena", "measured", *tflm)["metadata"]
+                e = tinydeploy("emulate", str(out), *tflm)
+                if not all(g["pass"] for g in e["golden"]):
+                    raise SystemExit(f"{path.name} ({plan}): golden vectors failed on the emulator")
+                fw = e["emulation"]["firmware"]
+                mem = b["analysis"]["memory"]
+                rec = tflm_host.record_arena(d.model.data)
+                if plan == "offline" and rec["host_head_bytes"] != d.plan.head_bytes:
+                    raise SystemExit(f"{path.name}: the host interpreter's head ({rec['host_head_bytes']} B) is not "
+                                     f"the plan's ({d.plan.head_bytes} B)")
+                r[plan] = {"bound": mem["lower_bound_input_kept_bytes" if plan == "offline" else "lower_bound_bytes"],
+                           "head": rec["host_head_bytes"], "arena": e["arena"]["used"],
+                           "ram": fw["ram_bytes"], "flash": fw["flash_bytes"], "method": b["memory_plan"].get("method"),
+                           "dev": device_outputs(Path(fw["elf"]), x.reshape(len(x), -1))}
+            if not np.array_equal(host["tflm"], host["offline"]):
+                raise SystemExit(f"{path.name}: the planned model's host outputs differ from the unplanned model's")
+            if not np.array_equal(r["tflm"]["dev"], r["offline"]["dev"]) or not np.array_equal(
+                    r["offline"]["dev"].reshape(len(x), -1), host["offline"].reshape(len(x), -1)):
+                raise SystemExit(f"{path.name}: the planned firmware's outputs differ (from the unplanned firmware's "
+                                 "or from the host's)")
+            rows.append(r)
+            t, o = r["tflm"], r["offline"]
+            print(f"{path.stem}: bound {t['bound']:,} B (input kept: {o['bound']:,}); head TFLM {t['head']:,} -> plan "
+                  f"{o['head']:,} ({o['method']}); arena {t['arena']:,} -> {o['arena']:,}; RAM {t['ram']:,} -> "
+                  f"{o['ram']:,}; flash {t['flash']:,} -> {o['flash']:,}; outputs identical on {len(x)} inputs",
+                  flush=True)
+    print()
+    print(f"{'model':<24} {'bound':>8} {'bound*':>8} {'head':>8} {'head*':>8} {'*/bnd*':>6} {'arena':>8} {'arena*':>8}"
+          f" {'RAM':>8} {'RAM*':>8} {'RAM*/RAM':>8} {'flash*-flash':>12}")
+    for r in rows:
+        t, o = r["tflm"], r["offline"]
+        print(f"{r['model']:<24} {t['bound']:>8,} {o['bound']:>8,} {t['head']:>8,} {o['head']:>8,} "
+              f"{o['head'] / max(o['bound'], 1):>6.3f} {t['arena']:>8,} {o['arena']:>8,} {t['ram']:>8,} {o['ram']:>8,} "
+              f"{o['ram'] / t['ram']:>8.3f} {o['flash'] - t['flash']:>+12,}")
+    print("* with tinydeploy's offline plan (input kept, no input copy); without: TFLM's greedy planner. Bytes; "
+          "arena, RAM and flash measured on the emulated Cortex-M4 (exact), heads by the TFLM host interpreter.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

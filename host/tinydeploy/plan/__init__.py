@@ -1,0 +1,22 @@
+"""The offline memory plan (a build step, TF-free): where every activation tensor lives in the tensor arena's head.
+
+TFLM plans the head itself at AllocateTensors() with a greedy planner; the pinned library also reads a plan from the
+model (metadata ``OfflineMemoryAllocation``: int32 words version 0, subgraph 0, the number of tensors, then one
+offset per tensor, -1 for those it should plan itself). tinydeploy computes that plan at build time:
+
+- ``lifetimes``: each non-constant tensor's bytes (rounded up to TFLM's 16-byte buffer alignment) and the operators
+  it is live over, as TFLM counts them (graph inputs from the start, graph outputs to the end);
+- ``lower_bound``: the largest sum of live bytes at any operator, which no plan can beat;
+- ``plan``: exact where the graph is a chain (at most two tensors live at once: alternate ends of the arena), else the
+  best of several orderings and seeded shuffles placed first-fit, checked (no two tensors live at once share a byte);
+- ``keep_input``: the model input given a place no other tensor ever takes, and listed as a graph output too so
+  that TFLM's own planning (kernels' scratch buffers) also keeps off it: the firmware then loads the input straight
+  into the input tensor and needs no copy of it;
+- ``with_plan``: the model's bytes with the plan in its metadata (replacing an earlier plan).
+"""
+
+from .memory import (ALIGN, MEMORY_PLANS, Buffer, Deployed, MemoryPlan, PlanError, check, deployed, keep_input,
+                     lifetimes, live_bytes, lower_bound, plan, plan_memory, planned_offsets, with_plan)
+
+__all__ = ["ALIGN", "MEMORY_PLANS", "Buffer", "Deployed", "MemoryPlan", "PlanError", "check", "deployed", "keep_input",
+           "lifetimes", "live_bytes", "lower_bound", "plan", "plan_memory", "planned_offsets", "with_plan"]

@@ -1,0 +1,269 @@
+"""Lifetimes, the lower bound, the planner, its check, and the plan written into a model (see the package docstring)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ModelError
+from ..tflite_model import TFLiteModel
+
+ALIGN = 16  # TFLM's MicroArenaBufferAlignment(): every head buffer's size is rounded up to it
+METADATA_NAME = "OfflineMemoryAllocation"  # the name the pinned TFLM looks for (micro_allocation_info.cpp)
+ONLINE = -1  # kOnlinePlannedBuffer: TFLM plans this tensor itself
+SHUFFLES = 64  # seeded random orders tried beside the heuristic ones, where the graph is not a chain
+
+
+class PlanError(ModelError):
+    """A plan that would let two live tensors share memory (a bug, never shipped), or a model it cannot describe."""
+
+
+@dataclass(frozen=True)
+class Buffer:
+    tensor: int
+    size: int  # bytes, rounded up to ALIGN
+    first: int  # TFLM's allocation scopes: 0 is before the first operator, operator k runs in scope k + 1
+    last: int
+
+    def overlaps_in_time(self, other: "Buffer") -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def lifetimes(model: TFLiteModel, *, keep_input: bool = False) -> list[Buffer]:
+    """The head buffers TFLM allocates for this model (non-constant, non-variable tensors with bytes), with the
+    scopes TFLM's AllocationInfoBuilder gives them: graph inputs are created in scope 0, an operator's outputs in its
+    scope, each tensor lives to its last reader's scope, graph outputs to the end. ``keep_input``: the model input
+    lives to the end too (listed as a graph output, see keep_input())."""
+    end = len(model.operators)
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for i in model.inputs:
+        first.setdefault(i, 0)
+        last[i] = 0
+    for op in model.operators:
+        scope = op.index + 1
+        for i in op.outputs:
+            if i >= 0:
+                first.setdefault(i, scope)
+                last[i] = max(last.get(i, scope), scope)
+        for i in op.inputs:
+            if i >= 0 and i in first:
+                last[i] = max(last[i], scope)
+    for i in model.outputs:
+        first.setdefault(i, end)
+        last[i] = end
+    if keep_input:
+        for i in model.inputs:
+            last[i] = end
+    out = []
+    for i in sorted(first):
+        t = model.tensors[i]
+        if t.is_constant or t.is_variable or t.nbytes == 0:
+            continue
+        out.append(Buffer(i, _align(t.nbytes), first[i], last[i]))
+    return out
+
+
+def live_bytes(buffers: list[Buffer], scopes: int) -> list[int]:
+    """Bytes live in each scope 0..scopes."""
+    live = [0] * (scopes + 1)
+    for b in buffers:
+        for s in range(b.first, b.last + 1):
+            live[s] += b.size
+    return live
+
+
+def lower_bound(buffers: list[Buffer]) -> int:
+    """No plan of these buffers needs less: the most bytes live at one time."""
+    if not buffers:
+        return 0
+    return max(live_bytes(buffers, max(b.last for b in buffers)))
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    offsets: dict[int, int]  # tensor index -> byte offset in the head
+    buffers: tuple[Buffer, ...]
+    head_bytes: int  # the end of the highest buffer
+    lower_bound_bytes: int
+    method: str  # how the winning placement was found
+    input_kept: bool
+
+    def to_dict(self) -> dict:
+        return {"head_bytes": self.head_bytes, "lower_bound_bytes": self.lower_bound_bytes, "method": self.method,
+                "input_kept": self.input_kept, "tensors": len(self.offsets)}
+
+
+def _first_fit(order: list[Buffer]) -> tuple[dict[int, int], int]:
+    placed: list[tuple[Buffer, int]] = []
+    offsets: dict[int, int] = {}
+    top = 0
+    for b in order:
+        busy = sorted((o, o + p.size) for p, o in placed if p.overlaps_in_time(b))
+        at = 0
+        for lo, hi in busy:
+            if at + b.size <= lo:
+                break
+            at = max(at, hi)
+        offsets[b.tensor] = at
+        placed.append((b, at))
+        top = max(top, at + b.size)
+    return offsets, top
+
+
+def _chain(buffers: list[Buffer], pinned: list[Buffer]) -> tuple[dict[int, int], int] | None:
+    """Exact when, besides the pinned buffers (kept at the bottom), at most two buffers are live at once and the
+    lifetimes form a sequence: buffers alternate between the bottom and the top of the space above the pinned ones,
+    so neighbours never meet and the head is the lower bound."""
+    rest = sorted((b for b in buffers if b not in pinned), key=lambda b: (b.first, b.last))
+    if not rest or max(live_count(rest)) > 2:
+        return None
+    for a, b in zip(rest, rest[1:]):  # a sequence: each overlaps only its neighbours
+        if b.first < a.first:
+            return None
+    base = sum(p.size for p in pinned)
+    pair = max([a.size + b.size for a, b in zip(rest, rest[1:]) if a.overlaps_in_time(b)] + [b.size for b in rest])
+    offsets, at = {}, 0
+    for p in pinned:
+        offsets[p.tensor], at = at, at + p.size
+    side = 0
+    for k, b in enumerate(rest):
+        if k and not rest[k - 1].overlaps_in_time(b):
+            side = 0  # a fresh start: nothing before it is live any more
+        offsets[b.tensor] = base if side == 0 else base + pair - b.size
+        side ^= 1
+    return offsets, base + pair
+
+
+def live_count(buffers: list[Buffer]) -> list[int]:
+    scopes = max(b.last for b in buffers) + 1
+    n = [0] * scopes
+    for b in buffers:
+        for s in range(b.first, b.last + 1):
+            n[s] += 1
+    return n
+
+
+def check(buffers, offsets: dict[int, int]) -> None:
+    """Raise PlanError unless every buffer is placed, aligned, and no two buffers live at once share a byte."""
+    for b in buffers:
+        if b.tensor not in offsets or offsets[b.tensor] < 0 or offsets[b.tensor] % ALIGN:
+            raise PlanError(f"memory plan: tensor {b.tensor} has no aligned place", "Report this as a tinydeploy bug")
+    bs = list(buffers)
+    for i, a in enumerate(bs):
+        oa = offsets[a.tensor]
+        for b in bs[i + 1:]:
+            ob = offsets[b.tensor]
+            if a.overlaps_in_time(b) and oa < ob + b.size and ob < oa + a.size:
+                raise PlanError(f"memory plan: tensors {a.tensor} and {b.tensor} are live at once and overlap",
+                                "Report this as a tinydeploy bug; build without --memory-plan meanwhile")
+
+
+def plan(model: TFLiteModel, *, keep_input: bool = False, shuffles: int = SHUFFLES) -> MemoryPlan:
+    """The smallest placement found: the chain construction where it applies (exact), else the best first-fit over
+    TFLM's own order (largest first) and other orders (first use, longest life, size x life, seeded shuffles).
+    ``keep_input``: the input is live throughout and sits at offset 0, alone."""
+    buffers = lifetimes(model, keep_input=keep_input)
+    bound = lower_bound(buffers)
+    pinned = [b for b in buffers if keep_input and b.tensor in model.inputs]
+    tries: list[tuple[str, tuple[dict[int, int], int]]] = []
+    chain = _chain(buffers, pinned)
+    if chain is not None:
+        tries.append(("chain (exact)", chain))
+    else:
+        rest = [b for b in buffers if b not in pinned]
+        orders = {"largest first (TFLM's greedy order)": sorted(rest, key=lambda b: (-b.size, b.first)),
+                  "first use": sorted(rest, key=lambda b: (b.first, -b.size)),
+                  "longest life": sorted(rest, key=lambda b: (-(b.last - b.first), -b.size)),
+                  "size x life": sorted(rest, key=lambda b: (-b.size * (b.last - b.first + 1), b.first))}
+        rng = random.Random(0)
+        for k in range(shuffles):
+            o = rest[:]
+            rng.shuffle(o)
+            orders[f"shuffle {k}"] = o
+        for name, order in orders.items():
+            tries.append((name, _first_fit(pinned + order)))
+    method, (offsets, head) = min(tries, key=lambda t: t[1][1])
+    check(buffers, offsets)
+    return MemoryPlan(offsets, tuple(buffers), head, bound, method, keep_input)
+
+
+def keep_input(data: bytes) -> bytes:
+    """The model with its input also listed as a graph output (after the real outputs): TFLM then keeps the input's
+    memory for itself until the end of an inference, so that neither tensors nor kernels' scratch buffers are placed
+    over it. Output 0 stays the model's output."""
+    ed = _editor(data)
+    g = ed.g
+    if int(g.inputs[0]) not in [int(o) for o in g.outputs]:
+        g.outputs = np.concatenate([np.asarray(g.outputs, np.int32), np.asarray(g.inputs[:1], np.int32)])
+    return ed.pack()
+
+
+def with_plan(data: bytes, p: MemoryPlan) -> bytes:
+    """``data`` with ``p`` as its OfflineMemoryAllocation metadata (an earlier plan replaced)."""
+    ed = _editor(data)
+    n = len(ed.g.tensors)
+    words = [0, 0, n] + [p.offsets.get(i, ONLINE) for i in range(n)]
+    buf = ed.buffer(np.asarray(words, dtype="<i4").tobytes())
+    md = ed.S.MetadataT()
+    md.name, md.buffer = METADATA_NAME, buf
+    ed.m.metadata = [m for m in (ed.m.metadata or []) if _name(m) != METADATA_NAME] + [md]
+    return ed.pack()
+
+
+def planned_offsets(data: bytes) -> list[int] | None:
+    """The offsets of an OfflineMemoryAllocation plan in ``data``, or None."""
+    ed = _editor(data)
+    for m in ed.m.metadata or []:
+        if _name(m) == METADATA_NAME:
+            raw = np.asarray(ed.m.buffers[m.buffer].data, dtype=np.uint8).tobytes()
+            words = np.frombuffer(raw, dtype="<i4")
+            return [int(w) for w in words[3:3 + int(words[2])]]
+    return None
+
+
+def _name(m) -> str:
+    return m.name.decode() if isinstance(m.name, bytes) else str(m.name)
+
+
+def _editor(data: bytes):
+    from ..repair import _Editor
+
+    return _Editor(data)
+
+
+MEMORY_PLANS = ("offline", "tflm")  # build --memory-plan: tinydeploy's plan in the model, or TFLM's greedy planner
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """The model the firmware runs: repaired (tinydeploy.repair), then planned (``plan`` None with TFLM's planner)."""
+    model: TFLiteModel
+    repaired: object  # repair.Repaired
+    plan: MemoryPlan | None
+
+
+def deployed(model: TFLiteModel, memory_plan: str = "offline") -> Deployed:
+    """``model`` as the firmware runs it: the repairs, then with ``offline`` the input kept and the plan written in."""
+    from ..repair import repair
+
+    return plan_memory(repair(model), memory_plan)
+
+
+def plan_memory(repaired, memory_plan: str = "offline") -> Deployed:
+    """The repaired model (repair.Repaired) with its memory plan: ``offline`` keeps the input and writes the plan into
+    the model, ``tflm`` leaves planning to TFLM."""
+    if memory_plan not in MEMORY_PLANS:
+        raise ValueError(f"memory plan {memory_plan!r}")
+    m = repaired.model
+    if memory_plan == "tflm":
+        return Deployed(m, repaired, None)
+    kept = TFLiteModel.from_bytes(keep_input(m.data), source=m.source)
+    p = plan(kept, keep_input=True)
+    return Deployed(TFLiteModel.from_bytes(with_plan(kept.data, p), source=m.source), repaired, p)
