@@ -28,11 +28,20 @@ def test_project_matches_model_and_analysis(tf_models, tmp_path, name):
     run_cli("build", path, "-o", out, "--no-compile", check=0)
     analysis = json.loads((out / "tinydeploy.json").read_text())["analysis"]
     src = out / "src"
-    # the model array is the file, byte for byte, const and aligned
+    # the model array is the model as deployed, byte for byte, const and aligned: the file's graph with the memory
+    # plan in its metadata and the input kept as a second output; with --memory-plan tflm, the file itself
+    from tinydeploy.plan import deployed, planned_offsets
+
+    orig = TFLiteModel.from_file(path)
+    dep = deployed(orig).model
     data_cpp = (src / "model_data.cpp").read_text()
-    assert _array_bytes(data_cpp, "td_model_data") == path.read_bytes()
+    assert _array_bytes(data_cpp, "td_model_data") == dep.data == (out / "model.tflite").read_bytes()
+    assert [o.opname for o in dep.operators] == [o.opname for o in orig.operators]
+    assert dep.outputs == orig.outputs + orig.inputs and planned_offsets(dep.data) and not planned_offsets(orig.data)
     assert "alignas(16) const unsigned char td_model_data[]" in data_cpp
-    assert f"td_model_data_len = {path.stat().st_size};" in data_cpp
+    assert f"td_model_data_len = {len(dep.data)};" in data_cpp
+    run_cli("build", path, "-o", tmp_path / "tflm", "--no-compile", "--memory-plan", "tflm", check=0)
+    assert _array_bytes((tmp_path / "tflm" / "src" / "model_data.cpp").read_text(), "td_model_data") == path.read_bytes()
     # the resolver registers exactly the model's ops
     ops_h = (src / "model_ops.h").read_text()
     model_ops = TFLiteModel.from_file(path).op_names

@@ -278,7 +278,7 @@ def memory_bounds(model: TFLiteModel) -> dict:
     """The least bytes any plan of the arena's head needs (the most live at one operator, TFLM's 16-byte buffer
     alignment included; kernels' scratch not included), with TFLM's lifetimes and with the input kept to the end
     (what the offline plan does so that the firmware needs no copy of the input); whether this model keeps it."""
-    from ..plan import lifetimes, lower_bound
+    from ..lifetimes import lifetimes, lower_bound
 
     kept = model.inputs[0] in model.outputs
     return {"lower_bound_bytes": lower_bound(lifetimes(model)),

@@ -54,7 +54,7 @@ def macs_of(model: TFLiteModel, op) -> int:
 def live_bytes_per_op(model: TFLiteModel) -> list[int]:
     """Bytes of the arena head's tensors live while each operator runs, as TFLM sizes and counts them
     (plan.lifetimes): their maximum is the lower bound of the head."""
-    from ..plan import lifetimes, live_bytes
+    from ..lifetimes import lifetimes, live_bytes
 
     n = len(model.operators)
     return live_bytes(lifetimes(model), n)[1:n + 1]  # scope k + 1 is operator k

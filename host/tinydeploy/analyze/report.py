@@ -50,6 +50,13 @@ def render(a: Analysis, repairs=()) -> None:
                       f"{kib(ar.host_tail_bytes)}); correction: {ar.method}")
     else:
         console.print("tensor arena: not measured")
+    mem = a.memory
+    bound = mem["lower_bound_input_kept_bytes" if mem["input_kept"] else "lower_bound_bytes"]
+    head = a.arena.host_head_bytes if a.arena else None
+    console.print(f"arena head: lower bound {kib(bound)} (the most activation bytes live at one op"
+                  + (", the input kept to the end" if mem["input_kept"] else "") + "; kernels' scratch not included)"
+                  + (f", head {kib(head)} = {head / max(bound, 1):.2f}x the bound" if head else "")
+                  + ("; offline memory plan, no input copy" if mem["input_kept"] else ""))
     f = a.flash
     console.print(f"flash (estimate): {kib(f.total_bytes)} = model {kib(f.model_bytes)} + TFLM framework "
                   f"{kib(f.framework_bytes)} + {len(f.kernel_bytes)} kernels {kib(sum(f.kernel_bytes.values()))}")

@@ -147,10 +147,10 @@ def deployment_figures(data: bytes, name: str, board: Board) -> dict:
     host interpreter, 32-bit figure) and a latency ESTIMATE from the cycle model (analyze/cycle_model.py)."""
     from ..analyze import analyze_or_graph
     from ..analyze.cycle_model import estimate_ms
-    from ..repair import repair
+    from ..plan import deployed
     from ..tflite_model import TFLiteModel
 
-    a, _ = analyze_or_graph(repair(TFLiteModel.from_bytes(data, source=name)).model, board)
+    a, _ = analyze_or_graph(deployed(TFLiteModel.from_bytes(data, source=name)).model, board)  # as `build` deploys it
     return {"macs": a.total_macs, "params": a.total_params, "arena_bytes": a.arena.device_bytes if a.arena else None,
             "latency_ms_estimate": round(estimate_ms(a.ops, "int8", board), 3),
             "fits": None if a.fit.fits is None else bool(a.fit.fits)}

@@ -64,7 +64,32 @@ def cmd_emulate(args) -> int:
             if comparison is not None:
                 d["accuracy"] = _accuracy(link, *comparison)
     d["emulation"]["seconds"] = round(time.monotonic() - t0, 1)
+    d["memory"] = memory_summary(project, image, d.get("arena") or {})
+    m = d["memory"]
+    err_console.print(f"RAM (.data + .bss, exact): {m['firmware_ram_bytes']:,} B = arena {m['arena_allocated_bytes']:,} B "
+                      f"(used {m['arena_used_bytes']:,}) + {m['ram_beside_arena_bytes']:,} B beside it; analyze "
+                      f"estimated {m['analyze']['ram_need_bytes']:,} B; head's lower bound {m['analyze']['lower_bound_bytes']:,} B "
+                      f"({m['memory_plan']} plan)", highlight=False)
     return finish(d, args.json)
+
+
+def memory_summary(project: Path, image, arena: dict) -> dict:
+    """The firmware's RAM as linked (exact), the arena in it (allocated; used, as the firmware reports it), and what
+    analyze estimated for the same model (from the project's tinydeploy.json)."""
+    import json
+
+    meta = json.loads((project / "tinydeploy.json").read_text()) if (project / "tinydeploy.json").is_file() else {}
+    an = meta.get("analysis", {})
+    mem, ram = an.get("memory") or {}, (an.get("fit") or {}).get("ram") or {}
+    allocated = int((meta.get("arena") or {}).get("bytes") or arena.get("allocated") or 0)
+    kept = mem.get("input_kept")
+    return {"firmware_ram_bytes": image.ram_bytes, "arena_allocated_bytes": allocated,
+            "arena_used_bytes": arena.get("used"), "ram_beside_arena_bytes": image.ram_bytes - allocated,
+            "memory_plan": (meta.get("memory_plan") or {}).get("choice", "tflm"),
+            "analyze": {"ram_need_bytes": ram.get("need_bytes"), "firmware_bytes": ram.get("firmware_bytes"),
+                        "arena_bytes": ram.get("arena_bytes"),
+                        "lower_bound_bytes": mem.get("lower_bound_input_kept_bytes" if kept else "lower_bound_bytes")},
+            "kind": "exact (the linked image's sections, the firmware's arena_used_bytes()); analyze's are estimates"}
 
 
 def _comparison(project: Path, args):

@@ -4,7 +4,7 @@ TFLM plans the head itself at AllocateTensors() with a greedy planner; the pinne
 model (metadata ``OfflineMemoryAllocation``: int32 words version 0, subgraph 0, the number of tensors, then one
 offset per tensor, -1 for those it should plan itself). tinydeploy computes that plan at build time:
 
-- ``lifetimes``: each non-constant tensor's bytes (rounded up to TFLM's 16-byte buffer alignment) and the operators
+- ``lifetimes`` (tinydeploy/lifetimes.py, shared with analyze): each non-constant tensor's bytes (rounded up to TFLM's 16-byte buffer alignment) and the operators
   it is live over, as TFLM counts them (graph inputs from the start, graph outputs to the end);
 - ``lower_bound``: the largest sum of live bytes at any operator, which no plan can beat;
 - ``plan``: exact where the graph is a chain (at most two tensors live at once: alternate ends of the arena), else the
@@ -15,8 +15,9 @@ offset per tensor, -1 for those it should plan itself). tinydeploy computes that
 - ``with_plan``: the model's bytes with the plan in its metadata (replacing an earlier plan).
 """
 
-from .memory import (ALIGN, MEMORY_PLANS, Buffer, Deployed, MemoryPlan, PlanError, check, deployed, keep_input,
-                     lifetimes, live_bytes, lower_bound, plan, plan_memory, planned_offsets, with_plan)
+from ..lifetimes import ALIGN, Buffer, lifetimes, live_bytes, lower_bound
+from .memory import (MEMORY_PLANS, Deployed, MemoryPlan, PlanError, check, deployed, keep_input, place, plan,
+                     plan_memory, planned_offsets, with_plan)
 
 __all__ = ["ALIGN", "MEMORY_PLANS", "Buffer", "Deployed", "MemoryPlan", "PlanError", "check", "deployed", "keep_input",
-           "lifetimes", "live_bytes", "lower_bound", "plan", "plan_memory", "planned_offsets", "with_plan"]
+           "lifetimes", "live_bytes", "lower_bound", "place", "plan", "plan_memory", "planned_offsets", "with_plan"]

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError
+from ..lifetimes import ALIGN, Buffer, lifetimes, lower_bound
 from ..tflite_model import TFLiteModel
 
-ALIGN = 16  # TFLM's MicroArenaBufferAlignment(): every head buffer's size is rounded up to it
 METADATA_NAME = "OfflineMemoryAllocation"  # the name the pinned TFLM looks for (micro_allocation_info.cpp)
 ONLINE = -1  # kOnlinePlannedBuffer: TFLM plans this tensor itself
 SHUFFLES = 64  # seeded random orders tried beside the heuristic ones, where the graph is not a chain
@@ -18,72 +18,6 @@ SHUFFLES = 64  # seeded random orders tried beside the heuristic ones, where the
 
 class PlanError(ModelError):
     """A plan that would let two live tensors share memory (a bug, never shipped), or a model it cannot describe."""
-
-
-@dataclass(frozen=True)
-class Buffer:
-    tensor: int
-    size: int  # bytes, rounded up to ALIGN
-    first: int  # TFLM's allocation scopes: 0 is before the first operator, operator k runs in scope k + 1
-    last: int
-
-    def overlaps_in_time(self, other: "Buffer") -> bool:
-        return self.first <= other.last and other.first <= self.last
-
-
-def _align(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
-
-
-def lifetimes(model: TFLiteModel, *, keep_input: bool = False) -> list[Buffer]:
-    """The head buffers TFLM allocates for this model (non-constant, non-variable tensors with bytes), with the
-    scopes TFLM's AllocationInfoBuilder gives them: graph inputs are created in scope 0, an operator's outputs in its
-    scope, each tensor lives to its last reader's scope, graph outputs to the end. ``keep_input``: the model input
-    lives to the end too (listed as a graph output, see keep_input())."""
-    end = len(model.operators)
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for i in model.inputs:
-        first.setdefault(i, 0)
-        last[i] = 0
-    for op in model.operators:
-        scope = op.index + 1
-        for i in op.outputs:
-            if i >= 0:
-                first.setdefault(i, scope)
-                last[i] = max(last.get(i, scope), scope)
-        for i in op.inputs:
-            if i >= 0 and i in first:
-                last[i] = max(last[i], scope)
-    for i in model.outputs:
-        first.setdefault(i, end)
-        last[i] = end
-    if keep_input:
-        for i in model.inputs:
-            last[i] = end
-    out = []
-    for i in sorted(first):
-        t = model.tensors[i]
-        if t.is_constant or t.is_variable or t.nbytes == 0:
-            continue
-        out.append(Buffer(i, _align(t.nbytes), first[i], last[i]))
-    return out
-
-
-def live_bytes(buffers: list[Buffer], scopes: int) -> list[int]:
-    """Bytes live in each scope 0..scopes."""
-    live = [0] * (scopes + 1)
-    for b in buffers:
-        for s in range(b.first, b.last + 1):
-            live[s] += b.size
-    return live
-
-
-def lower_bound(buffers: list[Buffer]) -> int:
-    """No plan of these buffers needs less: the most bytes live at one time."""
-    if not buffers:
-        return 0
-    return max(live_bytes(buffers, max(b.last for b in buffers)))
 
 
 @dataclass(frozen=True)
@@ -124,8 +58,8 @@ def _chain(buffers: list[Buffer], pinned: list[Buffer]) -> tuple[dict[int, int],
     rest = sorted((b for b in buffers if b not in pinned), key=lambda b: (b.first, b.last))
     if not rest or max(live_count(rest)) > 2:
         return None
-    for a, b in zip(rest, rest[1:]):  # a sequence: each overlaps only its neighbours
-        if b.first < a.first:
+    for i, a in enumerate(rest):  # a sequence: each buffer overlaps its neighbours in the order only
+        if any(a.overlaps_in_time(b) for b in rest[i + 2:]):
             return None
     base = sum(p.size for p in pinned)
     pair = max([a.size + b.size for a, b in zip(rest, rest[1:]) if a.overlaps_in_time(b)] + [b.size for b in rest])
@@ -165,13 +99,11 @@ def check(buffers, offsets: dict[int, int]) -> None:
                                 "Report this as a tinydeploy bug; build without --memory-plan meanwhile")
 
 
-def plan(model: TFLiteModel, *, keep_input: bool = False, shuffles: int = SHUFFLES) -> MemoryPlan:
-    """The smallest placement found: the chain construction where it applies (exact), else the best first-fit over
-    TFLM's own order (largest first) and other orders (first use, longest life, size x life, seeded shuffles).
-    ``keep_input``: the input is live throughout and sits at offset 0, alone."""
-    buffers = lifetimes(model, keep_input=keep_input)
-    bound = lower_bound(buffers)
-    pinned = [b for b in buffers if keep_input and b.tensor in model.inputs]
+def place(buffers: list[Buffer], pinned: list[Buffer] = (), *, shuffles: int = SHUFFLES) -> tuple[dict[int, int], int, str]:
+    """Offsets for ``buffers`` (the ``pinned`` ones, live throughout, stacked from offset 0 first), the head they span
+    and how they were found: the chain construction where it applies (exact), else the best first-fit over TFLM's own
+    order (largest first) and other orders (first use, longest life, size x life, seeded shuffles). Checked."""
+    pinned = list(pinned)
     tries: list[tuple[str, tuple[dict[int, int], int]]] = []
     chain = _chain(buffers, pinned)
     if chain is not None:
@@ -191,7 +123,16 @@ def plan(model: TFLiteModel, *, keep_input: bool = False, shuffles: int = SHUFFL
             tries.append((name, _first_fit(pinned + order)))
     method, (offsets, head) = min(tries, key=lambda t: t[1][1])
     check(buffers, offsets)
-    return MemoryPlan(offsets, tuple(buffers), head, bound, method, keep_input)
+    return offsets, head, method
+
+
+def plan(model: TFLiteModel, *, keep_input: bool = False, shuffles: int = SHUFFLES) -> MemoryPlan:
+    """The model's head buffers placed (place()); ``keep_input``: the input is live throughout and sits at offset 0,
+    alone."""
+    buffers = lifetimes(model, keep_input=keep_input)
+    pinned = [b for b in buffers if keep_input and b.tensor in model.inputs]
+    offsets, head, method = place(buffers, pinned, shuffles=shuffles)
+    return MemoryPlan(offsets, tuple(buffers), head, lower_bound(buffers), method, keep_input)
 
 
 def keep_input(data: bytes) -> bytes:

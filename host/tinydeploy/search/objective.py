@@ -116,11 +116,11 @@ class Objective:
         TFLM refuses (analyze says so); that says nothing about the trained model, so it is not held against it."""
         from ..analyze import SOFTMAX_SCALE, analyze_or_graph
         from ..analyze.cycle_model import estimate_ms
-        from ..repair import repair
+        from ..plan import deployed as as_deployed
         from ..tflite_model import TFLiteModel
 
         # refused, e.g. for an untrained model's softmax: judge what the graph shows now, the rest after training
-        deployed = repair(TFLiteModel.from_bytes(data, source=name)).model
+        deployed = as_deployed(TFLiteModel.from_bytes(data, source=name)).model  # repaired, memory planned
         a, _ = analyze_or_graph(deployed, self.cfg.board)
         issues = [i for i in a.support_issues if not (untrained and i.code == SOFTMAX_SCALE)]
         if issues:

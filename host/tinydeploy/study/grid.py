@@ -323,7 +323,7 @@ def apply_measured(rows: list[dict], measured: dict, cache: Path) -> int:
     import hashlib
 
     from ..errors import TinyDeployError
-    from ..repair import repair
+    from ..plan import deployed
     from ..tflite_model import TFLiteModel
 
     by_key = {f"{r['dataset']}/{r['model']}/{r['variant']}": r for r in rows}
@@ -332,8 +332,8 @@ def apply_measured(rows: list[dict], measured: dict, cache: Path) -> int:
         if r is None:
             raise TinyDeployError(f"--bench {key}: the study has no such row",
                                   f"Rows: DATASET/MODEL/VARIANT as in study.csv, e.g. {next(iter(by_key), 'none')}")
-        deployed = repair(TFLiteModel.from_bytes((cache / r["file"]).read_bytes(), source=r["file"])).model
-        want = hashlib.sha256(deployed.data).hexdigest()[:16]
+        model = TFLiteModel.from_bytes((cache / r["file"]).read_bytes(), source=r["file"])
+        want = hashlib.sha256(deployed(model).model.data).hexdigest()[:16]  # as `tinydeploy build` deploys it
         if sha != want:
             raise TinyDeployError(f"--bench {key}={path} was measured on another model (sha256 {sha or 'not reported'}, "
                                   f"the row's model as deployed is {want})",

@@ -305,7 +305,9 @@ def write_all(rows, out_dir: Path, meta: dict) -> dict:
                f"per inference, exact; ms = instructions / {meta['cpu_mhz']} MHz, an estimate that takes one instruction per cycle, so "
                "the board is slower), or `estimated` (the per-op cycle model, host/tinydeploy/analyze/cycle_model.py, "
                "where the row does not fit or the emulator was not available). `device_arena_bytes` is the firmware's "
-               "own arena_used_bytes() on the emulator; `arena_bytes` the TFLM host interpreter's, corrected to 32-bit. "
+               "own arena_used_bytes() on the emulator; `arena_bytes` the TFLM host interpreter's, corrected to 32-bit, both "
+               "with TFLM's own memory planner (`build --memory-plan tflm`; `python bench/memory.py` compares "
+               "tinydeploy's offline plan, the build's default). "
                "Flash is an estimate.",
                "Rows marked `int8+qat`, `int8+pruned` and `int8+filters` are fine-tuned after the parent's training; "
                "`int8+epochs` is the parent trained on the same way (same cap and stopping rule), and "
