@@ -80,8 +80,8 @@ def build_project(req: BuildRequest) -> BuiltProject:
     dep = plan_memory(repaired, req.memory_plan)
     analysis = analyze(dep.model, req.board)  # the model as deployed: its arena with the plan
     require_fit(analysis)
-    # The golden outputs come from the model as given; the firmware runs the repaired model, so the device
-    # checks the rewrite too.
+    # The golden outputs come from the model as given; the firmware runs the deployed model (repaired, planned), so
+    # the device checks the rewrite and the plan too.
     try:
         golden = make_golden(model, samples=samples, count=req.golden_count)
     except ModelError:

@@ -85,16 +85,12 @@ def measured_arena_plan(analysis: Analysis, used_bytes: int, target: str) -> Are
                      f"{int(MEASURED_ARENA_MARGIN * 100)}%, + 16 B alignment")
 
 
-def planned_offsets(data: bytes):
-    from ..plan import planned_offsets as offsets
-
-    return offsets(data)
-
-
 def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels: list[str], *, name: str,
                   command: str, arena_plan: ArenaPlan | None = None, kernels: str = "cmsis-nn") -> dict:
     """What the templates render for ``model`` (as deployed). ``labels``: one per class, or none (class_0, ...).
     ``kernels``: "tinydeploy" registers tinydeploy's own kernels (kernels.json) for the ops it has them for."""
+    from ..plan import planned_offsets
+
     if kernels not in KERNELS:
         raise TinyDeployError(f"unknown kernels {kernels!r}", f"Choose from {', '.join(KERNELS)}")
     ours = kernel_table()["ops"] if kernels == "tinydeploy" else {}

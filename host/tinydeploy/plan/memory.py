@@ -1,4 +1,5 @@
-"""Lifetimes, the lower bound, the planner, its check, and the plan written into a model (see the package docstring)."""
+"""The planner, its check, the kept input and the plan written into a model (see the package docstring); the
+lifetimes and the lower bound it works from are tinydeploy/lifetimes.py."""
 
 from __future__ import annotations
 
