@@ -57,7 +57,7 @@ def _chain(buffers: list[Buffer], pinned: list[Buffer]) -> tuple[dict[int, int],
     lifetimes form a sequence: buffers alternate between the bottom and the top of the space above the pinned ones,
     so neighbours never meet and the head is the lower bound."""
     rest = sorted((b for b in buffers if b not in pinned), key=lambda b: (b.first, b.last))
-    if not rest or max(live_count(rest)) > 2:
+    if not rest or max(_live_count(rest)) > 2:
         return None
     for i, a in enumerate(rest):  # a sequence: each buffer overlaps its neighbours in the order only
         if any(a.overlaps_in_time(b) for b in rest[i + 2:]):
@@ -76,7 +76,7 @@ def _chain(buffers: list[Buffer], pinned: list[Buffer]) -> tuple[dict[int, int],
     return offsets, base + pair
 
 
-def live_count(buffers: list[Buffer]) -> list[int]:
+def _live_count(buffers: list[Buffer]) -> list[int]:
     scopes = max(b.last for b in buffers) + 1
     n = [0] * scopes
     for b in buffers:
@@ -97,7 +97,7 @@ def check(buffers, offsets: dict[int, int]) -> None:
             ob = offsets[b.tensor]
             if a.overlaps_in_time(b) and oa < ob + b.size and ob < oa + a.size:
                 raise PlanError(f"memory plan: tensors {a.tensor} and {b.tensor} are live at once and overlap",
-                                "Report this as a tinydeploy bug; build without --memory-plan meanwhile")
+                                "Report this as a tinydeploy bug; build with --memory-plan tflm meanwhile")
 
 
 def place(buffers: list[Buffer], pinned: list[Buffer] = (), *, shuffles: int = SHUFFLES) -> tuple[dict[int, int], int, str]:
