@@ -96,50 +96,35 @@ def _clone(model):
     return clone
 
 
-def continued_copy(model, ds: Dataset, ft: FineTune, callbacks=()):
+def continued_copy(model, ds: Dataset, ft: FineTune):
     """A copy of ``model`` trained on as the fine-tuned rows are (the equal-epoch baseline)."""
     from .models import train
 
-    return train(_clone(model), ds, callbacks=callbacks, **ft.train_kw(ds))
+    return train(_clone(model), ds, **ft.train_kw(ds))
 
 
-def pruned_copy(model, ds: Dataset, sparsity: float, ft: FineTune, callbacks=()):
+def pruned_copy(model, ds: Dataset, sparsity: float, ft: FineTune):
     """A pruned, fine-tuned and stripped copy of ``model``; the model itself is left as it is."""
     from .prune import prune
 
-    return prune(_clone(model), ds, target_sparsity=sparsity, callbacks=callbacks, **ft.train_kw(ds))
+    return prune(_clone(model), ds, target_sparsity=sparsity, **ft.train_kw(ds))
 
 
-def filter_pruned_copy(model, ds: Dataset, fraction: float, ft: FineTune, callbacks=()):
+def filter_pruned_copy(model, ds: Dataset, fraction: float, ft: FineTune):
     """``model`` with ``fraction`` of its filters removed (compress/filters.py), fine-tuned; ``model`` itself is left
     as it is."""
     from .filters import prune_filters
     from .models import train
 
-    return train(prune_filters(model, fraction), ds, callbacks=callbacks, **ft.train_kw(ds))
+    return train(prune_filters(model, fraction), ds, **ft.train_kw(ds))
 
 
-def qat_copy(model, ds: Dataset, ft: FineTune, callbacks=()):
+def qat_copy(model, ds: Dataset, ft: FineTune):
     """A quantization-aware copy of ``model`` (compress/qat.py), fine-tuned."""
     from .models import train
     from .qat import quantize_aware
 
-    return train(quantize_aware(_clone(model)), ds, callbacks=callbacks, **ft.train_kw(ds))
-
-
-def _epoch_counter():
-    """A Keras callback counting the epochs a fit ran (``.n``)."""
-    from .tfenv import import_tf
-
-    _, keras = import_tf()
-
-    class _Count(keras.callbacks.Callback):
-        n = 0
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.n += 1
-
-    return _Count()
+    return train(quantize_aware(_clone(model)), ds, **ft.train_kw(ds))
 
 
 def deployment_figures(data: bytes, name: str, board: Board) -> dict:
@@ -160,6 +145,7 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
              started: float | None = None) -> dict:
     """``started``: time.monotonic() when the command began, so that the reported run time covers loading and
     training too."""
+    from .models import epochs_run
     from .prune import sparsity_report
 
     t0 = started if started is not None else time.monotonic()
@@ -174,34 +160,31 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
             # Pruned and QAT models are trained on after the parent's training: the parent, trained on the same way,
             # is the like-for-like baseline they are compared with.
             err_console.print(f"training {name} on, {ft.describe()} (the equal-epoch baseline) ...")
-            n = _epoch_counter()
-            more = continued_copy(model, ds, ft, [n])
-            jobs.append((f"{name}_plus{ft.epochs}ep", more, "int8", EQUAL_EPOCHS, sparsity_report(more)["overall"], n.n))
+            more = continued_copy(model, ds, ft)
+            jobs.append((f"{name}_plus{ft.epochs}ep", more, "int8", EQUAL_EPOCHS, sparsity_report(more)["overall"],
+                         epochs_run(more)))
         if opts.qat:
             err_console.print(f"quantization-aware training, {ft.describe()} ...")
-            n = _epoch_counter()
-            q = qat_copy(model, ds, ft, [n])
-            jobs.append((f"{name}_qat", q, "int8", QAT, base_sparsity, n.n))
+            q = qat_copy(model, ds, ft)
+            jobs.append((f"{name}_qat", q, "int8", QAT, base_sparsity, epochs_run(q)))
         for s in opts.prune:
             err_console.print(f"pruning to {s:.0%} sparsity, {ft.describe()} ...")
-            n = _epoch_counter()
-            pruned = pruned_copy(model, ds, s, ft, [n])
+            pruned = pruned_copy(model, ds, s, ft)
             rep = sparsity_report(pruned)
             pname = f"{name}_pruned{int(round(s * 100))}"
             pruned.save(tmp / f"{pname}.keras")
             write_json_atomic(tmp / f"{pname}.sparsity.json", rep)
-            jobs.append((pname, pruned, "int8", PRUNED, rep["overall"], n.n))
+            jobs.append((pname, pruned, "int8", PRUNED, rep["overall"], epochs_run(pruned)))
         for f in opts.prune_filters:
             from .filters import channel_report
 
             err_console.print(f"removing {f:.0%} of the filters, {ft.describe()} ...")
-            n = _epoch_counter()
-            smaller = filter_pruned_copy(model, ds, f, ft, [n])
+            smaller = filter_pruned_copy(model, ds, f, ft)
             fpname = f"{name}_filters{int(round(f * 100))}"
             smaller.save(tmp / f"{fpname}.keras")
             write_json_atomic(tmp / f"{fpname}.channels.json",
                               {"parent": channel_report(model), "pruned": channel_report(smaller), "fraction": f})
-            jobs.append((fpname, smaller, "int8", FILTERS, sparsity_report(smaller)["overall"], n.n))
+            jobs.append((fpname, smaller, "int8", FILTERS, sparsity_report(smaller)["overall"], epochs_run(smaller)))
         for jname, m, variant, kind, sparsity, more_epochs in jobs:
             err_console.print(f"converting {jname} to {variant} and evaluating ...")
             data = convert(m, variant, ds.x_train, opts.rep_samples)

@@ -12,11 +12,12 @@ FINETUNE_LR = 5e-4  # pruning's fine-tuning, and the equal-epoch baseline's extr
 
 
 def prune(model, ds, *, target_sparsity: float, epochs: int = 2, batch_size: int = 128, lr: float = FINETUNE_LR,
-          class_weight: bool = False, recipe: str = "plain", patience: int | None = None, callbacks=()):
+          class_weight: bool = False, recipe: str = "plain", patience: int | None = None):
     """Fine-tune ``model`` while a polynomial schedule zeroes its smallest weights up to ``target_sparsity``; returns
     the stripped model. With ``patience`` (fine-tuning until the model recovers, ``epochs`` the cap), the schedule
     reaches its target within the first epochs (at most 3) and early stopping judges only the epochs after it, so the
-    weights it keeps always have the target sparsity."""
+    weights it keeps always have the target sparsity. The stripped model carries the fit's history
+    (models.epochs_run)."""
     import tensorflow_model_optimization as tfmot
 
     from .models import train
@@ -31,8 +32,10 @@ def prune(model, ds, *, target_sparsity: float, epochs: int = 2, batch_size: int
     pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
     train(pruned, ds, epochs=epochs, batch_size=batch_size, lr=lr, class_weight=class_weight, recipe=recipe,
           patience=patience, start_from_epoch=ramp if patience is not None else 0,
-          callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), *callbacks])
-    return tfmot.sparsity.keras.strip_pruning(pruned)
+          callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    stripped = tfmot.sparsity.keras.strip_pruning(pruned)
+    stripped.history = pruned.history
+    return stripped
 
 
 def sparsity_report(model) -> dict:
