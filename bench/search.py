@@ -33,11 +33,11 @@ def retrain(cand_json: str, epochs: int, tflm: str | None) -> dict:
     from tinydeploy.compress.datasets import load_dataset, prepare
     from tinydeploy.compress.evaluate import metrics, predict_tflite
     from tinydeploy.compress.models import train
-    from tinydeploy.compress.pipeline import FineTune, filter_pruned_copy, qat_copy
+    from tinydeploy.compress.pipeline import FineTune
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import seed_everything
     from tinydeploy.emulate.measure import measure
-    from tinydeploy.search.space import Candidate, build_model
+    from tinydeploy.search.space import Candidate, build_model, compressed
     from tinydeploy.tflite_model import TFLiteModel
 
     c = Candidate.from_json(cand_json)
@@ -47,10 +47,7 @@ def retrain(cand_json: str, epochs: int, tflm: str | None) -> dict:
     seed_everything(0)
     m = build_model(c, ds.input_shape[-1], ds.num_classes)
     train(m, ds, epochs=epochs)
-    if c.compression == "qat":
-        m = qat_copy(m, ds, FineTune(epochs=1))
-    elif c.filter_fraction:
-        m = filter_pruned_copy(m, ds, c.filter_fraction, FineTune(epochs=1))
+    m = compressed(c, m, ds, FineTune(epochs=1))
     data = convert(m, "int8", ds.x_train)
     acc = metrics(ds.y_test, predict_tflite(data, ds.x_test), ds.num_classes)["accuracy"]
     board = boards.load("nano33ble")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..boards import Board
-from .space import Candidate, build_model, suggest
+from .space import Candidate, build_model, compressed, suggest
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -168,16 +168,12 @@ class Objective:
         trial.set_user_attr("latency_estimate_ms", pre["latency_estimate_ms"])
 
         from ..compress.models import train
-        from ..compress.pipeline import FineTune, filter_pruned_copy, qat_copy
+        from ..compress.pipeline import FineTune
 
         cb = _pruning_callback(trial, keras, pre["latency_estimate_ms"], self.cfg.startup_trials)
         train(model, ds, epochs=self.cfg.epochs, batch_size=self.cfg.batch_size, class_weight=ds.imbalanced,
               callbacks=[cb])
-        ft = FineTune(epochs=self.cfg.finetune_epochs, batch_size=self.cfg.batch_size)
-        if c.compression == "qat":
-            model = qat_copy(model, ds, ft)
-        elif c.filter_fraction:
-            model = filter_pruned_copy(model, ds, c.filter_fraction, ft)
+        model = compressed(c, model, ds, FineTune(epochs=self.cfg.finetune_epochs, batch_size=self.cfg.batch_size))
         data = convert(model, "int8", ds.x_train)
         try:
             post = self.check(data, f"trial {trial.number}")

@@ -116,3 +116,15 @@ def build_model(c: Candidate, channels: int, num_classes: int):
     x = L.Flatten()(x) if c.head == "flatten" else L.GlobalAveragePooling2D()(x)
     x = L.Dropout(0.2)(x)
     return keras.Model(inp, L.Dense(num_classes, activation="softmax")(x), name=c.family)
+
+
+def compressed(c: Candidate, model, ds, ft):
+    """The trained ``model`` with the candidate's compression (compress/pipeline.py, fine-tuned by ``ft``, a
+    FineTune): a QAT copy, or a copy with that fraction of the filters removed; ``model`` itself for PTQ."""
+    from ..compress.pipeline import filter_pruned_copy, qat_copy
+
+    if c.compression == "qat":
+        return qat_copy(model, ds, ft)
+    if c.filter_fraction:
+        return filter_pruned_copy(model, ds, c.filter_fraction, ft)
+    return model

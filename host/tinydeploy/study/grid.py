@@ -80,6 +80,13 @@ class Profile:
         return (f"v{ROWS_VERSION}-{self.name}-e{self.epochs}p{self.patience}-f{self.finetune_epochs}"
                 f"p{self.finetune_patience}-{self.recipe}-{self.train_subset}-{self.test_subset}")
 
+    def train(self, model, ds) -> int:
+        """Train a parent (a family's, or a search front's model) by this profile; the epochs it ran."""
+        from ..compress.models import epochs_run, train
+
+        train(model, ds, epochs=self.epochs, class_weight=ds.imbalanced, recipe=self.recipe, patience=self.patience)
+        return epochs_run(model)
+
     def finetune(self):
         from ..compress.pipeline import FineTune
 
@@ -155,7 +162,7 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, boar
         return _search_group(dataset_key, profile, cache_dir, board)
     import numpy as np
 
-    from ..compress.models import build, epochs_run, min_input_size, train
+    from ..compress.models import build, min_input_size
     from ..compress.pipeline import CompressOptions, compress
     from ..compress.quantize import convert
     from ..compress.tfenv import seed_everything
@@ -177,9 +184,7 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, boar
         (cache / file).write_bytes(data)
         return [row_for(family, "int8", "int8", data, file)]
 
-    train(model, ds, epochs=profile.epochs, class_weight=ds.imbalanced, recipe=profile.recipe,
-          patience=profile.patience)
-    parent_epochs = epochs_run(model)
+    parent_epochs = profile.train(model, ds)
     opts = CompressOptions(board=board, variants=VARIANTS, prune=(SPARSITY,), qat=True,
                            prune_filters=() if family in NO_FILTER_PRUNING else (FILTERS,),
                            finetune=profile.finetune())
@@ -215,10 +220,10 @@ def _search_group(dataset_key: str, profile: Profile, cache_dir: str, board) -> 
     import sys
 
     from ..compress.datasets import prepare
-    from ..compress.models import epochs_run, train
-    from ..compress.pipeline import CompressOptions, compress, filter_pruned_copy, qat_copy
+    from ..compress.models import epochs_run
+    from ..compress.pipeline import CompressOptions, compress
     from ..compress.tfenv import seed_everything
-    from ..search.space import Candidate, build_model
+    from ..search.space import Candidate, build_model, compressed
 
     cache = Path(cache_dir)
     out = cache / f"search_{dataset_key}_{profile.key}"
@@ -237,14 +242,9 @@ def _search_group(dataset_key: str, profile: Profile, cache_dir: str, board) -> 
         ds = prepare(full, size=c.resolution) if c.resolution != full.input_shape[0] else full
         seed_everything(0)
         model = build_model(c, ds.input_shape[-1], ds.num_classes)
-        train(model, ds, epochs=profile.epochs, class_weight=ds.imbalanced, recipe=profile.recipe,
-              patience=profile.patience)
-        epochs = epochs_run(model)
-        if c.compression == "qat":
-            model = qat_copy(model, ds, ft)
-        elif c.filter_fraction:
-            model = filter_pruned_copy(model, ds, c.filter_fraction, ft)
+        epochs = profile.train(model, ds)
         if c.compression != "ptq":
+            model = compressed(c, model, ds, ft)
             epochs += epochs_run(model)
         name = f"search_{Path(f['file']).stem.removesuffix('_int8')}"
         sub = f"{dataset_key}_{name}_{profile.key}"
