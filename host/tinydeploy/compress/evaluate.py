@@ -32,16 +32,9 @@ def roc_auc(positive: np.ndarray, score: np.ndarray) -> float | None:
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
     if n_pos == 0 or n_neg == 0:
         return None
-    order = np.argsort(score, kind="mergesort")
-    s = np.asarray(score)[order]
-    ranks = np.empty(len(s), np.float64)
-    i = 0
-    while i < len(s):  # average ranks (1-based) over runs of equal scores
-        j = i
-        while j + 1 < len(s) and s[j + 1] == s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    _, which, counts = np.unique(np.asarray(score), return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)  # 1-based rank of each distinct score's last occurrence
+    ranks = (last - (counts - 1) / 2)[which.reshape(-1)]  # ties share their average rank
     u = ranks[pos].sum() - n_pos * (n_pos + 1) / 2
     return float(u / (n_pos * n_neg))
 
