@@ -91,7 +91,7 @@ def main() -> int:
                 if plan == "offline" and rec["host_head_bytes"] != d.plan.head_bytes:
                     raise SystemExit(f"{path.name}: the host interpreter's head ({rec['host_head_bytes']} B) is not "
                                      f"the plan's ({d.plan.head_bytes} B)")
-                r[plan] = {"bound": mem["lower_bound_input_kept_bytes" if plan == "offline" else "lower_bound_bytes"],
+                r[plan] = {"bound": mem["lower_bound_bytes"],
                            "head": rec["host_head_bytes"], "arena": e["arena"]["used"],
                            "ram": fw["ram_bytes"], "flash": fw["flash_bytes"], "method": b["memory_plan"].get("method"),
                            "dev": device_outputs(Path(fw["elf"]), x.reshape(len(x), -1))}

@@ -29,7 +29,7 @@ def lifetimes(model: TFLiteModel, *, keep_input: bool = False) -> list[Buffer]:
     """The head buffers TFLM allocates for this model (non-constant, non-variable tensors with bytes), with the
     scopes TFLM's AllocationInfoBuilder gives them: graph inputs are created in scope 0, an operator's outputs in its
     scope, each tensor lives to its last reader's scope, graph outputs to the end. ``keep_input``: the model input
-    lives to the end too (listed as a graph output, see keep_input())."""
+    lives to the end too (listed as a graph output, see plan.with_plan)."""
     end = len(model.operators)
     first: dict[int, int] = {}
     last: dict[int, int] = {}

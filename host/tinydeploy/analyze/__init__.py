@@ -70,7 +70,7 @@ class Analysis:
     support_issues: list[Issue]
     arena: ArenaFigure | None  # None when not measured
     flash: FlashEstimate
-    memory: dict  # the head's lower bound: plan.lower_bound, as TFLM counts lifetimes and with the input kept
+    memory: dict  # the head's lower bound: lifetimes.lower_bound, as TFLM counts lifetimes and with the input kept
     fit: FitVerdict | None = None
 
     @property
@@ -220,7 +220,7 @@ def check_support(model: TFLiteModel, runtime: Runtime) -> list[Issue]:
     if model.num_subgraphs > 1:
         issues.append(Issue("unsupported-op", f"the model has {model.num_subgraphs} subgraphs; generated projects run "
                                               f"the first only", code=SUBGRAPHS))
-    # an input also listed as an output is the memory plan's kept input (plan.keep_input), not a second result
+    # an input also listed as an output is the memory plan's kept input (plan.with_plan), not a second result
     results = [o for o in model.outputs if o not in model.inputs]
     if len(model.inputs) != 1 or len(results) != 1:
         issues.append(Issue("unsupported-op", f"the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
@@ -276,8 +276,9 @@ def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, run
 
 def memory_bounds(model: TFLiteModel) -> dict:
     """The least bytes any plan of the arena's head needs (the most live at one operator, TFLM's 16-byte buffer
-    alignment included; kernels' scratch not included), with TFLM's lifetimes and with the input kept to the end
-    (what the offline plan does so that the firmware needs no copy of the input); whether this model keeps it."""
+    alignment included; kernels' scratch not included): for this model as it is (a model that keeps its input has it
+    live to the end already), and with the input kept to the end (what the offline plan does so that the firmware
+    needs no copy of the input); whether this model keeps it."""
     from ..lifetimes import lifetimes, lower_bound
 
     kept = model.inputs[0] in model.outputs
@@ -290,7 +291,7 @@ def memory_bounds(model: TFLiteModel) -> dict:
 def fit_verdict(a: Analysis) -> FitVerdict:
     b = a.board
     arena = a.arena.device_bytes if a.arena else None
-    # the firmware's own copy of the input, unless the model keeps its input (plan.keep_input)
+    # the firmware's own copy of the input, unless the model keeps its input (plan.with_plan)
     copy = 0 if a.memory.get("input_kept") else math.prod(a.input["shape"])
     firmware = a.runtime.firmware_ram_bytes(copy, len(a.ops), len(a.op_names))
     return FitVerdict(

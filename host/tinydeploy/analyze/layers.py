@@ -53,7 +53,7 @@ def macs_of(model: TFLiteModel, op) -> int:
 
 def live_bytes_per_op(model: TFLiteModel) -> list[int]:
     """Bytes of the arena head's tensors live while each operator runs, as TFLM sizes and counts them
-    (plan.lifetimes): their maximum is the lower bound of the head."""
+    (tinydeploy.lifetimes): their maximum is the lower bound of the head."""
     from ..lifetimes import lifetimes, live_bytes
 
     n = len(model.operators)

@@ -51,7 +51,7 @@ def render(a: Analysis, repairs=()) -> None:
     else:
         console.print("tensor arena: not measured")
     mem = a.memory
-    bound = mem["lower_bound_input_kept_bytes" if mem["input_kept"] else "lower_bound_bytes"]
+    bound = mem["lower_bound_bytes"]
     head = a.arena.host_head_bytes if a.arena else None
     console.print(f"arena head: lower bound {kib(bound)} (the most activation bytes live at one op"
                   + (", the input kept to the end" if mem["input_kept"] else "") + "; kernels' scratch not included)"

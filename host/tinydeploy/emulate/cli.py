@@ -82,13 +82,12 @@ def memory_summary(project: Path, image, arena: dict) -> dict:
     an = meta.get("analysis", {})
     mem, ram = an.get("memory") or {}, (an.get("fit") or {}).get("ram") or {}
     allocated = int((meta.get("arena") or {}).get("bytes") or arena.get("allocated") or 0)
-    kept = mem.get("input_kept")
     return {"firmware_ram_bytes": image.ram_bytes, "arena_allocated_bytes": allocated,
             "arena_used_bytes": arena.get("used"), "ram_beside_arena_bytes": image.ram_bytes - allocated,
             "memory_plan": (meta.get("memory_plan") or {}).get("choice", "tflm"),
             "analyze": {"ram_need_bytes": ram.get("need_bytes"), "firmware_bytes": ram.get("firmware_bytes"),
                         "arena_bytes": ram.get("arena_bytes"),
-                        "lower_bound_bytes": mem.get("lower_bound_input_kept_bytes" if kept else "lower_bound_bytes")},
+                        "lower_bound_bytes": mem.get("lower_bound_bytes")},
             "kind": "exact (the linked image's sections, the firmware's arena_used_bytes()); analyze's are estimates"}
 
 

@@ -9,15 +9,15 @@ offset per tensor, -1 for those it should plan itself). tinydeploy computes that
 - ``lower_bound``: the largest sum of live bytes at any operator, which no plan can beat;
 - ``plan``: exact where the graph is a chain (at most two tensors live at once: alternate ends of the arena), else the
   best of several orderings and seeded shuffles placed first-fit, checked (no two tensors live at once share a byte);
-- ``keep_input``: the model input given a place no other tensor ever takes, and listed as a graph output too so
-  that TFLM's own planning (kernels' scratch buffers) also keeps off it: the firmware then loads the input straight
-  into the input tensor and needs no copy of it;
+- the input kept (``plan(..., keep_input=True)``): the model input given a place no other tensor ever takes, and
+  listed as a graph output too (``with_plan``) so that TFLM's own planning (kernels' scratch buffers) also keeps off
+  it: the firmware then loads the input straight into the input tensor and needs no copy of it;
 - ``with_plan``: the model's bytes with the plan in its metadata (replacing an earlier plan).
 """
 
 from ..lifetimes import ALIGN, Buffer, lifetimes, live_bytes, lower_bound
-from .memory import (MEMORY_PLANS, Deployed, MemoryPlan, PlanError, check, deployed, keep_input, place, plan,
-                     plan_memory, planned_offsets, with_plan)
+from .memory import (MEMORY_PLANS, Deployed, MemoryPlan, PlanError, check, deployed, place, plan, plan_memory,
+                     planned_offsets, with_plan)
 
-__all__ = ["ALIGN", "MEMORY_PLANS", "Buffer", "Deployed", "MemoryPlan", "PlanError", "check", "deployed", "keep_input",
+__all__ = ["ALIGN", "MEMORY_PLANS", "Buffer", "Deployed", "MemoryPlan", "PlanError", "check", "deployed",
            "lifetimes", "live_bytes", "lower_bound", "place", "plan", "plan_memory", "planned_offsets", "with_plan"]

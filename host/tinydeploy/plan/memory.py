@@ -24,7 +24,6 @@ class PlanError(ModelError):
 @dataclass(frozen=True)
 class MemoryPlan:
     offsets: dict[int, int]  # tensor index -> byte offset in the head
-    buffers: tuple[Buffer, ...]
     head_bytes: int  # the end of the highest buffer
     lower_bound_bytes: int
     method: str  # how the winning placement was found
@@ -133,24 +132,19 @@ def plan(model: TFLiteModel, *, keep_input: bool = False, shuffles: int = SHUFFL
     buffers = lifetimes(model, keep_input=keep_input)
     pinned = [b for b in buffers if keep_input and b.tensor in model.inputs]
     offsets, head, method = place(buffers, pinned, shuffles=shuffles)
-    return MemoryPlan(offsets, tuple(buffers), head, lower_bound(buffers), method, keep_input)
-
-
-def keep_input(data: bytes) -> bytes:
-    """The model with its input also listed as a graph output (after the real outputs): TFLM then keeps the input's
-    memory for itself until the end of an inference, so that neither tensors nor kernels' scratch buffers are placed
-    over it. Output 0 stays the model's output."""
-    ed = _editor(data)
-    g = ed.g
-    if int(g.inputs[0]) not in [int(o) for o in g.outputs]:
-        g.outputs = np.concatenate([np.asarray(g.outputs, np.int32), np.asarray(g.inputs[:1], np.int32)])
-    return ed.pack()
+    return MemoryPlan(offsets, head, lower_bound(buffers), method, keep_input)
 
 
 def with_plan(data: bytes, p: MemoryPlan) -> bytes:
-    """``data`` with ``p`` as its OfflineMemoryAllocation metadata (an earlier plan replaced)."""
+    """``data`` with ``p`` as its OfflineMemoryAllocation metadata (an earlier plan replaced). Where the plan keeps the
+    input, the input is also listed as a graph output (after the real outputs): TFLM then keeps its memory to the end
+    of an inference, so that neither tensors nor kernels' scratch buffers are placed over it. Output 0 stays the
+    model's output."""
     ed = _editor(data)
-    n = len(ed.g.tensors)
+    g = ed.g
+    if p.input_kept and int(g.inputs[0]) not in [int(o) for o in g.outputs]:
+        g.outputs = np.concatenate([np.asarray(g.outputs, np.int32), np.asarray(g.inputs[:1], np.int32)])
+    n = len(g.tensors)
     words = [0, 0, n] + [p.offsets.get(i, ONLINE) for i in range(n)]
     buf = ed.buffer(np.asarray(words, dtype="<i4").tobytes())
     md = ed.S.MetadataT()
@@ -206,6 +200,5 @@ def plan_memory(repaired, memory_plan: str = "offline") -> Deployed:
     m = repaired.model
     if memory_plan == "tflm":
         return Deployed(m, repaired, None)
-    kept = TFLiteModel.from_bytes(keep_input(m.data), source=m.source)
-    p = plan(kept, keep_input=True)
-    return Deployed(TFLiteModel.from_bytes(with_plan(kept.data, p), source=m.source), repaired, p)
+    p = plan(m, keep_input=True)  # the lifetimes the model has once its input is also an output
+    return Deployed(TFLiteModel.from_bytes(with_plan(m.data, p), source=m.source), repaired, p)
