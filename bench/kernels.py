@@ -36,6 +36,24 @@ EXAMPLE = HERE.parent / "host" / "tinydeploy" / "examples" / "fashion_cnn_int8.t
 BUILDS = ("tinydeploy", "cmsis-nn", "reference")
 
 
+def op_class(model, index: int) -> str:
+    """The issue's op classes: what an op's instructions per MAC (per output element for ADD/MUL) are judged by."""
+    op = model.operators[index]
+    if op.opname == "CONV_2D":
+        _, kh, kw, cin = model.tensors[op.inputs[1]].shape
+        if cin <= 4:
+            return "CONV_2D first layer (1-4 ch)"
+        if kh == kw == 1:
+            if int(np.prod(model.tensors[op.outputs[0]].shape[:3])) == 1:
+                return "FULLY_CONNECTED as 1x1 CONV_2D"  # a per-channel dense layer, as repair() rewrites it
+            return "CONV_2D 1x1 from <= 16 ch" if cin <= 16 else "CONV_2D 1x1"
+        return "CONV_2D other"
+    return op.opname
+
+
+PER_ELEMENT = ("ADD", "MUL")  # judged per output element, not per MAC
+
+
 def run(elf: Path, x: np.ndarray) -> tuple[dict, np.ndarray]:
     from tinydeploy.device.bench import run_bench
     from tinydeploy.device.link import Link
@@ -67,6 +85,7 @@ def main() -> int:
     board = load("nano33ble")
     print(f"TFLM: {lib.root}\n")
     summary = []
+    all_classes: dict[str, list[int]] = {}  # op class: [MACs or elements, tinydeploy, CMSIS-NN, reference]
     with tempfile.TemporaryDirectory() as tmp:
         models = args.models or [EXAMPLE, *benchmark_models(Path(tmp))]
         for path in models:
@@ -96,10 +115,11 @@ def main() -> int:
                 t, c, r = (x["cycles"] for x in counts)
                 assert o.op == counts[0]["tag"] == counts[1]["tag"] == counts[2]["tag"]
                 line = f"  {o.index:>3}  {o.op:<18} {o.macs:>10,} {t:>11,} {c:>11,} {r:>11,}"
-                if o.macs:
-                    line += f" {t / o.macs:>7.2f} {c / o.macs:>9.2f} {r / o.macs:>8.2f}"
-                    acc = by_class.setdefault(o.op, [0, 0, 0, 0])
-                    acc[0] += o.macs
+                work = int(np.prod(o.output_shape)) if o.op in PER_ELEMENT else o.macs
+                if work:
+                    line += f" {t / work:>7.2f} {c / work:>9.2f} {r / work:>8.2f}"
+                    acc = by_class.setdefault(op_class(model, o.index), [0, 0, 0, 0])
+                    acc[0] += work
                     acc[1] += t
                     acc[2] += c
                     acc[3] += r
@@ -107,14 +127,24 @@ def main() -> int:
                     line += " " * 27
                 print(line + f" {c / max(t, 1):>7.2f}x")
             tot = {b: res[b]["latency"]["instructions"]["median"] for b in BUILDS}
-            for op, (macs, t, c, r) in by_class.items():
-                print(f"  {op}: {t / macs:.2f} (tinydeploy) vs {c / macs:.2f} (CMSIS-NN) vs {r / macs:.2f} (reference) "
-                      f"instructions per MAC")
+            ours_total = sum(x["cycles"] for x in res["tinydeploy"]["ops"])
+            for cls, (work, t, c, r) in sorted(by_class.items()):
+                unit = "output element" if cls in PER_ELEMENT else "MAC"
+                print(f"  {cls}: {t / work:.2f} (tinydeploy) vs {c / work:.2f} (CMSIS-NN) vs {r / work:.2f} "
+                      f"(reference) instructions per {unit}; {t / ours_total:.0%} of tinydeploy's instructions")
+                agg = all_classes.setdefault(cls, [0, 0, 0, 0])
+                for i, v in enumerate((work, t, c, r)):
+                    agg[i] += v
             print(f"  total: tinydeploy {tot['tinydeploy']:,}, CMSIS-NN {tot['cmsis-nn']:,} "
                   f"({tot['cmsis-nn'] / tot['tinydeploy']:.2f}x tinydeploy's), reference {tot['reference']:,}; "
                   f".text {text['tinydeploy']:,} / {text['cmsis-nn']:,} / {text['reference']:,} B; outputs of the "
                   f"tinydeploy build identical to the reference build's on {len(x)} random inputs\n")
             summary.append((path.name, tot, text))
+    print("op classes over all models: instructions per MAC (per output element for ADD, MUL)")
+    print(f"  {'class':<28} {'tinydeploy':>10} {'CMSIS-NN':>9} {'reference':>9}  CMSIS/td")
+    for cls, (work, t, c, r) in sorted(all_classes.items()):
+        print(f"  {cls:<28} {t / work:>10.2f} {c / work:>9.2f} {r / work:>9.2f}  {c / t:>7.2f}x")
+    print()
     print(f"{'model':<28} {'tinydeploy':>11} {'CMSIS-NN':>11} {'reference':>11}  CMSIS/td  .text td-CMSIS")
     for name, tot, text in summary:
         print(f"{name:<28} {tot['tinydeploy']:>11,} {tot['cmsis-nn']:>11,} {tot['reference']:>11,}  "

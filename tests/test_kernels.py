@@ -40,6 +40,40 @@ CONV_CASES = [
 ]
 
 
+# The matrix-product kernels (td_kernel_matmul.cpp), several layers in one model to cover many shapes with one
+# firmware: (name, op, input shape, [(outputs, activation)], per-channel weight spread). Pointwise CONV_2D (1x1,
+# stride 1): input channels (each layer's K) 5, 7, 13 and 16 cover every remainder of K mod 4 and 8 and the loop of
+# 8; odd filter counts leave a last channel alone, 25 pixels a last pixel alone. FULLY_CONNECTED (per-tensor, one
+# batch: four channels at a time): K 40 and 37, 37 outputs leave one channel to the two-channel path.
+MATMUL_CASES = [
+    ("pw_chain_c5_25px", "CONV_2D", (5, 5, 5), [(7, None), (13, "relu6"), (16, "relu"), (9, None)], 1.0),
+    ("pw_c64_f48_9px_spread", "CONV_2D", (3, 3, 64), [(48, None)], 1e3),
+    ("fc_k40_37_10", "FULLY_CONNECTED", (40,), [(37, "relu"), (10, None)], 1.0),
+]
+
+
+def _stack_model(shape, layers, spread, seed):
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+
+    _, keras = import_tf()
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    make = (lambda f, a: L.Conv2D(f, 1, activation=a)) if len(shape) == 3 else (lambda f, a: L.Dense(f, activation=a))
+    m = keras.Sequential([L.Input(shape), *(make(f, a) for f, a in layers)])
+    rng = np.random.default_rng(seed)
+    weights = []
+    for w in m.get_weights():
+        if w.ndim > 1:
+            scale = np.geomspace(1.0, spread, w.shape[-1])
+            weights.append((rng.normal(0, 0.3, w.shape) * scale).astype(np.float32))
+        else:
+            weights.append(rng.normal(0, 0.5, w.shape).astype(np.float32))
+    m.set_weights(weights)
+    rep = rng.integers(0, 256, (32, *shape), dtype=np.uint8)
+    return convert(m, "int8", rep, 32)
+
+
 def _model(shape, k, s, pad, dil, mult, act, spread, seed, filters=None):
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
@@ -74,6 +108,10 @@ def case_models(tmp_path_factory):
         p = d / f"{name}.tflite"
         p.write_bytes(_model(shape, k, s, pad, 1, 1, act, spread, seed=50 + i, filters=filters))
         out[name] = p
+    for i, (name, _, shape, layers, spread) in enumerate(MATMUL_CASES):
+        p = d / f"{name}.tflite"
+        p.write_bytes(_stack_model(shape, layers, spread, seed=70 + i))
+        out[name] = p
     return out
 
 
@@ -106,7 +144,7 @@ def _bit_exact(path, op, tflm_dir, tmp_path, every_shape):
     from conftest import run_cli
 
     model = TFLiteModel.from_file(path)
-    assert [o.opname for o in model.operators] == [op]
+    assert {o.opname for o in model.operators} == {op}
     board, lib = load("nano33ble"), TflmLibrary.locate(str(tflm_dir))
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     run_cli("build", path, "-o", ours, "--no-compile", "--kernels", "tinydeploy", check=0)
@@ -138,6 +176,11 @@ def test_depthwise_is_bit_exact_with_tflm_reference_on_the_device(case_models, t
 def test_first_layer_conv_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
     # the example's first layer with the kernel's own choice; the others on every shape it covers
     _bit_exact(case_models[name], "CONV_2D", tflm_dir, tmp_path, every_shape="c1_f16" not in name)
+
+
+@pytest.mark.parametrize("name, op", [c[:2] for c in MATMUL_CASES])
+def test_matmul_kernels_are_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name, op):
+    _bit_exact(case_models[name], op, tflm_dir, tmp_path, every_shape=False)
 
 
 MUTATIONS = {  # the kernels' requantization (td_kernel_util.h) with its final rounding dropped: it truncates

@@ -1,5 +1,7 @@
-// tinydeploy's int8 CONV_2D for few input channels (a network's first layers), bit-exact with TFLM's reference
-// kernel (ConvPerChannel); other nodes run the pinned library's kernel, chosen in Prepare.
+// tinydeploy's int8 CONV_2D, bit-exact with TFLM's reference kernel (ConvPerChannel): the registration, and the
+// kernel for few input channels (a network's first layers). Pointwise nodes (a 1x1 filter at stride 1: a matrix
+// product of the pixels and the filters) run td_kernel_matmul.cpp; other nodes run the pinned library's kernel, chosen
+// in Prepare.
 //
 // With 1 to 4 input channels the library's kernel spends most of its time on bookkeeping around very short dot
 // products. Here each output pixel's K = kh x kw x cin input values are gathered once, with the input offset added
@@ -11,6 +13,7 @@
 #include "td_dsp.h"
 #include "td_kernel_util.h"
 #include "td_kernels.h"
+#include "td_kernel_matmul.h"
 #include "tensorflow/lite/c/builtin_op_data.h"
 #include "tensorflow/lite/micro/kernels/conv.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
@@ -37,6 +40,45 @@ using ConvOp = util::KernelOp;
 
 TfLiteRegistration Library() { return tflite::Register_CONV_2D(); }
 
+// A first layer this kernel is faster at (see TD_CONV_ALL_SHAPES).
+bool FirstLayerTakes(const TfLiteTensor& input, const TfLiteTensor& filter) {
+  const int cin = input.dims->data[3];
+  const bool covered = cin <= kMaxInputChannels && filter.dims->data[3] == cin &&
+                       filter.dims->data[1] * filter.dims->data[2] * cin <= kMaxK;
+  return covered && (TD_CONV_ALL_SHAPES || (cin == 1 && filter.dims->data[1] == 3 && filter.dims->data[2] == 3));
+}
+
+// A 1x1 filter at stride 1 (no padding: the output is the input's size): the pixels times the filters.
+bool IsPointwise(const int* filter_dims, const TfLiteConvParams& params) {
+  return filter_dims[1] == 1 && filter_dims[2] == 1 && params.stride_height == 1 && params.stride_width == 1;
+}
+
+TfLiteStatus EvalPointwise(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& d) {
+  const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, tflite::kConvInputTensor);
+  const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, tflite::kConvWeightsTensor);
+  const TfLiteEvalTensor* bias = node->inputs->size == 3 && node->inputs->data[2] >= 0
+                                     ? tflite::micro::GetEvalInput(context, node, tflite::kConvBiasTensor)
+                                     : nullptr;
+  TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, tflite::kConvOutputTensor);
+  MatMul m;
+  m.in = tflite::micro::GetTensorData<int8_t>(input);
+  m.w = tflite::micro::GetTensorData<int8_t>(filter);
+  m.bias = bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
+  m.out = tflite::micro::GetTensorData<int8_t>(output);
+  m.rows = output->dims->data[0] * output->dims->data[1] * output->dims->data[2];
+  m.k = input->dims->data[3];
+  m.cols = filter->dims->data[0];
+  m.input_zp = d.input_zero_point;
+  m.output_zp = d.output_zero_point;
+  m.act_min = d.output_activation_min;
+  m.act_max = d.output_activation_max;
+  m.mult = d.per_channel_output_multiplier;
+  m.shift = d.per_channel_output_shift;
+  m.per_channel = true;
+  Run(m);
+  return kTfLiteOk;
+}
+
 bool Applies(TfLiteContext* context, TfLiteNode* node) {
   tflite::MicroContext* mc = tflite::GetMicroContext(context);
   TfLiteTensor* input = mc->AllocateTempInputTensor(node, tflite::kConvInputTensor);
@@ -46,10 +88,9 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
             filter->type == kTfLiteInt8 && output->type == kTfLiteInt8 && input->dims->size == 4 &&
             filter->dims->size == 4 && output->dims->size == 4;
   if (ok) {
-    const int cin = input->dims->data[3];
-    ok = cin <= kMaxInputChannels && filter->dims->data[3] == cin &&
-         filter->dims->data[1] * filter->dims->data[2] * cin <= kMaxK;
-    if (!TD_CONV_ALL_SHAPES) ok = ok && cin == 1 && filter->dims->data[1] == 3 && filter->dims->data[2] == 3;
+    const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
+    ok = filter->dims->data[3] == input->dims->data[3] &&
+         (IsPointwise(filter->dims->data, params) || FirstLayerTakes(*input, *filter));
   }
   if (input) mc->DeallocateTempTfLiteTensor(input);
   if (filter) mc->DeallocateTempTfLiteTensor(filter);
@@ -134,11 +175,12 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op
   const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
   const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, tflite::kConvInputTensor);
   const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, tflite::kConvWeightsTensor);
+  if (IsPointwise(filter->dims->data, params)) return EvalPointwise(context, node, op.data);
   const TfLiteEvalTensor* bias = node->inputs->size == 3 && node->inputs->data[2] >= 0
                                      ? tflite::micro::GetEvalInput(context, node, tflite::kConvBiasTensor)
                                      : nullptr;
   TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, tflite::kConvOutputTensor);
-  const tflite::OpDataConv& d = op.conv;
+  const tflite::OpDataConv& d = op.data;
   const int batches = input->dims->data[0], in_h = input->dims->data[1], in_w = input->dims->data[2],
             cin = input->dims->data[3];
   const int cout = filter->dims->data[0], k_h = filter->dims->data[1], k_w = filter->dims->data[2];
@@ -197,7 +239,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op
 }  // namespace
 
 TfLiteRegistration Register_CONV_2D() {
-  return util::Kernel<Library, Applies, tflite::ConvPrepare, EvalOurs>::Registration();
+  return util::Kernel<tflite::OpDataConv, Library, Applies, tflite::ConvPrepare, EvalOurs>::Registration();
 }
 
 }  // namespace kernels

@@ -133,11 +133,7 @@ inline int32_t Requantize(const Group& g, int j, int32_t acc2, int32_t out_zp, i
                 : RequantizeAs<false>(g, j, acc2, out_zp, act_min, act_max);
 }
 
-inline int32_t Load4(const int8_t* p) {
-  int32_t v;
-  memcpy(&v, p, 4);  // one LDR: the Cortex-M4 loads unaligned words
-  return v;
-}
+using util::Load4;
 
 struct Geometry {
   int in_h, in_w, channels, k_h, k_w, out_h, out_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
@@ -352,7 +348,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
                                      ? tflite::micro::GetEvalInput(context, node, tflite::kDepthwiseConvBiasTensor)
                                      : nullptr;
   TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, tflite::kDepthwiseConvOutputTensor);
-  const tflite::OpDataConv& d = op.conv;
+  const tflite::OpDataConv& d = op.data;
   const int batches = input->dims->data[0];
   Geometry s;
   s.in_h = input->dims->data[1];
@@ -428,7 +424,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
 }  // namespace
 
 TfLiteRegistration Register_DEPTHWISE_CONV_2D() {
-  return util::Kernel<Library, Applies, tflite::DepthwiseConvPrepare, EvalOurs>::Registration();
+  return util::Kernel<tflite::OpDataConv, Library, Applies, tflite::DepthwiseConvPrepare, EvalOurs>::Registration();
 }
 
 }  // namespace kernels

@@ -17,23 +17,28 @@ namespace td {
 namespace kernels {
 namespace util {
 
-struct KernelOp {
-  tflite::OpDataConv conv;  // first member: the library's Prepare takes node->user_data as an OpDataConv
-  void* library_data;       // the library kernel's own op data, when it runs this node
+// A node's op data: the library's (Data, filled by the library's own Prepare, or by ours where the library's is not
+// public), and the library kernel's own op data when that kernel runs the node.
+template <typename Data>
+struct KernelOpOf {
+  Data data;           // first member: the library's Prepare takes node->user_data as a Data
+  void* library_data;  // the library kernel's own op data, when it runs this node
   bool ours;
 };
+using KernelOp = KernelOpOf<tflite::OpDataConv>;
 
-inline void* InitKernelOp(TfLiteContext* context, const char* buffer, size_t length) {
+template <typename Data>
+void* InitKernelOp(TfLiteContext* context, const char* buffer, size_t length) {
   (void)buffer;
   (void)length;
-  void* p = context->AllocatePersistentBuffer(context, sizeof(KernelOp));
-  if (p != nullptr) memset(p, 0, sizeof(KernelOp));
+  void* p = context->AllocatePersistentBuffer(context, sizeof(KernelOpOf<Data>));
+  if (p != nullptr) memset(p, 0, sizeof(KernelOpOf<Data>));
   return p;
 }
 
 // Runs one of the library kernel's functions on this node with its own op data in node->user_data.
-template <typename F>
-TfLiteStatus AsLibrary(TfLiteNode* node, KernelOp* op, F f) {
+template <typename Op, typename F>
+TfLiteStatus AsLibrary(TfLiteNode* node, Op* op, F f) {
   node->user_data = op->library_data;
   const TfLiteStatus s = f();
   node->user_data = op;
@@ -41,14 +46,16 @@ TfLiteStatus AsLibrary(TfLiteNode* node, KernelOp* op, F f) {
 }
 
 // A kernel's registration, the same for every kernel here: Prepare picks the node's kernel (this one where kApplies,
-// with the library's own Prepare kOurPrepare filling the OpDataConv; else the library kernel kLibrary, with its own op
-// data and Prepare), and Eval runs that choice (kEvalOurs, or the library's invoke).
-template <TfLiteRegistration (*kLibrary)(), bool (*kApplies)(TfLiteContext*, TfLiteNode*),
+// with kOurPrepare filling the op data; else the library kernel kLibrary, with its own op data and Prepare), and Eval
+// runs that choice (kEvalOurs, or the library's invoke).
+template <typename Data, TfLiteRegistration (*kLibrary)(), bool (*kApplies)(TfLiteContext*, TfLiteNode*),
           TfLiteStatus (*kOurPrepare)(TfLiteContext*, TfLiteNode*),
-          TfLiteStatus (*kEvalOurs)(TfLiteContext*, TfLiteNode*, const KernelOp&)>
+          TfLiteStatus (*kEvalOurs)(TfLiteContext*, TfLiteNode*, const KernelOpOf<Data>&)>
 struct Kernel {
+  using Op = KernelOpOf<Data>;
+
   static TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
-    KernelOp* op = static_cast<KernelOp*>(node->user_data);
+    Op* op = static_cast<Op*>(node->user_data);
     op->ours = kApplies(context, node);
     if (op->ours) return kOurPrepare(context, node);
     const TfLiteRegistration lib = kLibrary();
@@ -58,13 +65,13 @@ struct Kernel {
   }
 
   static TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
-    KernelOp* op = static_cast<KernelOp*>(node->user_data);
+    Op* op = static_cast<Op*>(node->user_data);
     if (op->ours) return kEvalOurs(context, node, *op);
     const TfLiteRegistration lib = kLibrary();
     return AsLibrary(node, op, [&] { return lib.invoke(context, node); });
   }
 
-  static TfLiteRegistration Registration() { return tflite::micro::RegisterOp(InitKernelOp, Prepare, Eval); }
+  static TfLiteRegistration Registration() { return tflite::micro::RegisterOp(InitKernelOp<Data>, Prepare, Eval); }
 };
 
 // TFLM's requantization (MultiplyByQuantizedMultiplier: a rounding doubling high multiply, then a rounding divide by
@@ -101,6 +108,13 @@ inline int32_t Requantize(const Requant& q, int32_t acc2, int32_t out_zp) {
 }
 
 inline int32_t Clamp(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// Four int8 values as one word: one LDR (the Cortex-M4 loads unaligned words).
+inline int32_t Load4(const int8_t* p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
 
 }  // namespace util
 }  // namespace kernels

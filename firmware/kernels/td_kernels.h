@@ -12,9 +12,12 @@ namespace kernels {
 // DEPTHWISE_CONV_2D, int8: depth multiplier 1, up to 64 filter taps, any stride, padding and dilation.
 TfLiteRegistration Register_DEPTHWISE_CONV_2D();
 
-// CONV_2D, int8, a first layer: a 3x3 filter over one input channel (what it is faster at; at most 4 channels and
-// 80 values under the filter with -DTD_CONV_ALL_SHAPES=1).
+// CONV_2D, int8: a 1x1 filter at stride 1 (pointwise), any channels; and a first layer, a 3x3 filter over one input
+// channel (what it is faster at; at most 4 channels and 80 values under the filter with -DTD_CONV_ALL_SHAPES=1).
 TfLiteRegistration Register_CONV_2D();
+
+// FULLY_CONNECTED, int8 with int32 bias, per-tensor weights (zero point 0), any batch.
+TfLiteRegistration Register_FULLY_CONNECTED();
 
 }  // namespace kernels
 }  // namespace td

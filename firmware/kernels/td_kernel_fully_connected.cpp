@@ -1,0 +1,90 @@
+// tinydeploy's int8 FULLY_CONNECTED, bit-exact with TFLM's reference kernel (FullyConnected, per-tensor): the
+// batches times the weights on the matrix product of td_kernel_matmul.cpp (one batch: four output channels at a time
+// against one split of the input). Other nodes (other types, a filter with a zero point) run the pinned library's
+// kernel, chosen in Prepare. The op data is TFLM's own (CalculateOpDataFullyConnected); nothing else is kept.
+#include "td_kernel_matmul.h"
+#include "td_kernel_util.h"
+#include "td_kernels.h"
+#include "tensorflow/lite/c/builtin_op_data.h"
+#include "tensorflow/lite/micro/kernels/fully_connected.h"
+#include "tensorflow/lite/micro/kernels/kernel_util.h"
+#include "tensorflow/lite/micro/micro_context.h"
+
+namespace td {
+namespace kernels {
+namespace {
+
+using FcOp = util::KernelOpOf<tflite::OpDataFullyConnected>;
+
+TfLiteRegistration Library() { return tflite::Register_FULLY_CONNECTED(); }
+
+bool Applies(TfLiteContext* context, TfLiteNode* node) {
+  tflite::MicroContext* mc = tflite::GetMicroContext(context);
+  TfLiteTensor* input = mc->AllocateTempInputTensor(node, tflite::kFullyConnectedInputTensor);
+  TfLiteTensor* filter = mc->AllocateTempInputTensor(node, tflite::kFullyConnectedWeightsTensor);
+  TfLiteTensor* bias = mc->AllocateTempInputTensor(node, tflite::kFullyConnectedBiasTensor);
+  TfLiteTensor* output = mc->AllocateTempOutputTensor(node, tflite::kFullyConnectedOutputTensor);
+  const bool ok = input != nullptr && filter != nullptr && output != nullptr && input->type == kTfLiteInt8 &&
+                  filter->type == kTfLiteInt8 && output->type == kTfLiteInt8 && filter->dims->size == 2 &&
+                  filter->params.zero_point == 0 && (bias == nullptr || bias->type == kTfLiteInt32);
+  if (input) mc->DeallocateTempTfLiteTensor(input);
+  if (filter) mc->DeallocateTempTfLiteTensor(filter);
+  if (bias) mc->DeallocateTempTfLiteTensor(bias);
+  if (output) mc->DeallocateTempTfLiteTensor(output);
+  return ok;
+}
+
+// TFLM's op data, by TFLM's own function (the library's Prepare is not public).
+TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
+  FcOp* op = static_cast<FcOp*>(node->user_data);
+  const auto* params = static_cast<const TfLiteFullyConnectedParams*>(node->builtin_data);
+  tflite::MicroContext* mc = tflite::GetMicroContext(context);
+  TfLiteTensor* input = mc->AllocateTempInputTensor(node, tflite::kFullyConnectedInputTensor);
+  TfLiteTensor* filter = mc->AllocateTempInputTensor(node, tflite::kFullyConnectedWeightsTensor);
+  TfLiteTensor* bias = mc->AllocateTempInputTensor(node, tflite::kFullyConnectedBiasTensor);
+  TfLiteTensor* output = mc->AllocateTempOutputTensor(node, tflite::kFullyConnectedOutputTensor);
+  const TfLiteStatus s = tflite::CalculateOpDataFullyConnected(context, params->activation, input->type, input,
+                                                                filter, bias, output, &op->data);
+  mc->DeallocateTempTfLiteTensor(input);
+  mc->DeallocateTempTfLiteTensor(filter);
+  if (bias) mc->DeallocateTempTfLiteTensor(bias);
+  mc->DeallocateTempTfLiteTensor(output);
+  return s;
+}
+
+TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const FcOp& op) {
+  const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, tflite::kFullyConnectedInputTensor);
+  const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, tflite::kFullyConnectedWeightsTensor);
+  const TfLiteEvalTensor* bias = tflite::micro::GetEvalInput(context, node, tflite::kFullyConnectedBiasTensor);
+  TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, tflite::kFullyConnectedOutputTensor);
+  const tflite::OpDataFullyConnected& d = op.data;
+  const int32_t mult = d.output_multiplier, shift = d.output_shift;
+  MatMul m;
+  m.in = tflite::micro::GetTensorData<int8_t>(input);
+  m.w = tflite::micro::GetTensorData<int8_t>(filter);
+  m.bias = bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
+  m.out = tflite::micro::GetTensorData<int8_t>(output);
+  m.k = filter->dims->data[1];
+  m.cols = filter->dims->data[0];
+  int32_t elements = 1;
+  for (int i = 0; i < output->dims->size; ++i) elements *= output->dims->data[i];
+  m.rows = elements / m.cols;
+  m.input_zp = d.input_zero_point;
+  m.output_zp = d.output_zero_point;
+  m.act_min = d.output_activation_min;
+  m.act_max = d.output_activation_max;
+  m.mult = &mult;
+  m.shift = &shift;
+  m.per_channel = false;
+  Run(m);
+  return kTfLiteOk;
+}
+
+}  // namespace
+
+TfLiteRegistration Register_FULLY_CONNECTED() {
+  return util::Kernel<tflite::OpDataFullyConnected, Library, Applies, Prepare, EvalOurs>::Registration();
+}
+
+}  // namespace kernels
+}  // namespace td
