@@ -5,6 +5,9 @@ speed and memory, which do not depend on what the weights learned).
   ds_cnn_kws            a DS-CNN-style keyword net: 49x10x1, a 10x4 stride-2 conv, four 64-channel
                         depthwise-separable blocks, global pooling
   resnet8_cifar         a ResNet-8-style CIFAR-10 net: 32x32x3, 16/32/64 channels, three residual stages joined by ADD
+  fc_autoencoder        an FC autoencoder in the shape of MLPerf Tiny's anomaly detector: 640 inputs, 128-wide dense
+                        layers around an 8-wide code; its last layer has 600 outputs, not 640 (the firmware reports
+                        at most 600 values: analyze.MAX_OUTPUT_ELEMENTS)
   study_<family>        the study's families at Fashion-MNIST's 28x28x1 (MobileNets at 32x32), as study/grid.py
                         builds them
 
@@ -37,6 +40,13 @@ def _resnet8(keras):
     return keras.Model(inp, L.Dense(10, activation="softmax")(x), name="resnet8_cifar")
 
 
+def _fc_autoencoder(keras):
+    L = keras.layers
+    widths = (128, 128, 128, 128, 8, 128, 128, 128, 128)
+    layers = [L.Input((640,)), *(L.Dense(w, activation="relu") for w in widths), L.Dense(600)]
+    return keras.Sequential(layers, name="fc_autoencoder")
+
+
 def _ds_cnn(keras):
     L = keras.layers
     inp = L.Input((49, 10, 1))
@@ -62,6 +72,7 @@ def benchmark_models(out: Path, *, study: bool = False, resnet: bool = True) -> 
               ("ds_cnn_kws", _ds_cnn(keras))]
     if resnet:
         models.append(("resnet8_cifar", _resnet8(keras)))
+    models.append(("fc_autoencoder", _fc_autoencoder(keras)))
     if study:
         from tinydeploy.compress.models import build, min_input_size
         from tinydeploy.study.grid import FAMILIES
