@@ -1,12 +1,14 @@
-// TFLM's portable reference kernels for int8 CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED, registered under the
+// TFLM's portable reference kernels for int8 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and ADD, registered under the
 // names the op resolver asks for, so that bench/kernels.py and the kernel tests can link them in place of the
 // CMSIS-NN kernels and count the instructions of both on the emulated Cortex-M4. Written for this benchmark only: the
 // pinned Arduino library ships only the CMSIS-NN versions of these kernels' Eval. Prepare (per-channel multipliers,
 // padding) is the library's own, shared by both (for FULLY_CONNECTED, TFLM's CalculateOpDataFullyConnected, which
-// the library's Prepare calls).
+// the library's Prepare calls; for ADD, AddPrepare).
+#include "tensorflow/lite/kernels/internal/reference/integer_ops/add.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/conv.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/depthwise_conv.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h"
+#include "tensorflow/lite/micro/kernels/add.h"
 #include "tensorflow/lite/micro/kernels/conv.h"
 #include "tensorflow/lite/micro/kernels/depthwise_conv.h"
 #include "tensorflow/lite/micro/kernels/fully_connected.h"
@@ -94,7 +96,43 @@ TfLiteStatus FullyConnectedEvalReference(TfLiteContext* context, TfLiteNode* nod
   return kTfLiteOk;
 }
 
+void* InitAdd(TfLiteContext* context, const char*, size_t) {
+  return context->AllocatePersistentBuffer(context, sizeof(OpDataAdd));
+}
+
+TfLiteStatus AddEvalReference(TfLiteContext* context, TfLiteNode* node) {
+  const TfLiteEvalTensor* a = micro::GetEvalInput(context, node, kAddInputTensor1);
+  const TfLiteEvalTensor* b = micro::GetEvalInput(context, node, kAddInputTensor2);
+  TfLiteEvalTensor* out = micro::GetEvalOutput(context, node, kAddOutputTensor);
+  TF_LITE_ENSURE_EQ(context, out->type, kTfLiteInt8);
+  const auto& data = *static_cast<const OpDataAdd*>(node->user_data);
+  ArithmeticParams p;
+  p.left_shift = data.left_shift;
+  p.input1_offset = data.input1_offset;
+  p.input1_multiplier = data.input1_multiplier;
+  p.input1_shift = data.input1_shift;
+  p.input2_offset = data.input2_offset;
+  p.input2_multiplier = data.input2_multiplier;
+  p.input2_shift = data.input2_shift;
+  p.output_offset = data.output_offset;
+  p.output_multiplier = data.output_multiplier;
+  p.output_shift = data.output_shift;
+  SetActivationParams(data.output_activation_min, data.output_activation_max, &p);
+  if (data.requires_broadcast) {
+    reference_integer_ops::BroadcastAdd4DSlow(p, micro::GetTensorShape(a), micro::GetTensorData<int8_t>(a),
+                                              micro::GetTensorShape(b), micro::GetTensorData<int8_t>(b),
+                                              micro::GetTensorShape(out), micro::GetTensorData<int8_t>(out));
+  } else {
+    reference_integer_ops::Add(p, micro::GetTensorShape(a), micro::GetTensorData<int8_t>(a), micro::GetTensorShape(b),
+                               micro::GetTensorData<int8_t>(b), micro::GetTensorShape(out),
+                               micro::GetTensorData<int8_t>(out));
+  }
+  return kTfLiteOk;
+}
+
 }  // namespace
+
+TfLiteRegistration Register_ADD() { return micro::RegisterOp(InitAdd, AddPrepare, AddEvalReference); }
 
 TfLiteRegistration Register_FULLY_CONNECTED() {
   return micro::RegisterOp(InitFullyConnected, FullyConnectedPrepare, FullyConnectedEvalReference);

@@ -45,6 +45,12 @@ static inline int32_t smmulr(int32_t a, int32_t b) {
   __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
   return r;
 }
+// acc + ((a * b + 2^31) >> 32): SMMULR with an addend, in one instruction.
+static inline int32_t smmlar(int32_t a, int32_t b, int32_t acc) {
+  int32_t r;
+  __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+  return r;
+}
 // acc + bottom(a) * bottom(b) + top(a) * top(b): two 16x16 multiply-accumulates.
 static inline int32_t smlad(int32_t a, int32_t b, int32_t acc) {
   int32_t r;
@@ -78,6 +84,9 @@ static inline int32_t smmulr(int32_t a, int32_t b) {
   return static_cast<int32_t>((static_cast<int64_t>(a) * b + (static_cast<int64_t>(1) << 31)) >> 32);
 }
 static inline int32_t ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
+static inline int32_t smmlar(int32_t a, int32_t b, int32_t acc) {
+  return static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(smmulr(a, b)));
+}
 static inline int32_t smlad(int32_t a, int32_t b, int32_t acc) { return acc + lo16(a) * lo16(b) + hi16(a) * hi16(b); }
 
 #endif

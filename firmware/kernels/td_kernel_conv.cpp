@@ -90,7 +90,8 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
   if (ok) {
     const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
     ok = filter->dims->data[3] == input->dims->data[3] &&
-         (IsPointwise(filter->dims->data, params) || FirstLayerTakes(*input, *filter));
+         ((IsPointwise(filter->dims->data, params) && input->dims->data[3] <= kMatMulMaxK) ||
+          FirstLayerTakes(*input, *filter));
   }
   if (input) mc->DeallocateTempTfLiteTensor(input);
   if (filter) mc->DeallocateTempTfLiteTensor(filter);

@@ -1,6 +1,6 @@
 // tinydeploy's int8 FULLY_CONNECTED, bit-exact with TFLM's reference kernel (FullyConnected, per-tensor): the
 // batches times the weights on the matrix product of td_kernel_matmul.cpp (one batch: four output channels at a time
-// against one split of the input). Other nodes (other types, a filter with a zero point) run the pinned library's
+// against the widened input), for up to kMatMulMaxK inputs. Other nodes (other types, a filter with a zero point) run the pinned library's
 // kernel, chosen in Prepare. The op data is TFLM's own (CalculateOpDataFullyConnected); nothing else is kept.
 #include "td_kernel_matmul.h"
 #include "td_kernel_util.h"
@@ -26,7 +26,8 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
   TfLiteTensor* output = mc->AllocateTempOutputTensor(node, tflite::kFullyConnectedOutputTensor);
   const bool ok = input != nullptr && filter != nullptr && output != nullptr && input->type == kTfLiteInt8 &&
                   filter->type == kTfLiteInt8 && output->type == kTfLiteInt8 && filter->dims->size == 2 &&
-                  filter->params.zero_point == 0 && (bias == nullptr || bias->type == kTfLiteInt32);
+                  filter->params.zero_point == 0 && filter->dims->data[1] <= kMatMulMaxK &&
+                  (bias == nullptr || bias->type == kTfLiteInt32);
   if (input) mc->DeallocateTempTfLiteTensor(input);
   if (filter) mc->DeallocateTempTfLiteTensor(filter);
   if (bias) mc->DeallocateTempTfLiteTensor(bias);

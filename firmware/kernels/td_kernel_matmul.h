@@ -8,6 +8,9 @@
 namespace td {
 namespace kernels {
 
+// The longest dot product (K) the kernel takes: two rows of it are widened on the stack (4 K bytes).
+constexpr int kMatMulMaxK = 1024;
+
 // out[r][o] = requantize(bias[o] + sum_i w[o][i] * (in[r][i] - input_zp)) for `rows` rows of k values (pixels of a
 // pointwise convolution, batches of a fully connected layer) and `cols` output channels; rows and weights are
 // contiguous (row r at in + r * k, channel o at w + o * k), the output row-major.

@@ -75,10 +75,14 @@ struct Kernel {
 };
 
 // TFLM's requantization (MultiplyByQuantizedMultiplier: a rounding doubling high multiply, then a rounding divide by
-// 2^e) of an accumulator held doubled (acc2 = 2a), with the output zero point, for one channel.
+// 2^e) of an accumulator held doubled (acc2 = 2a), with the output zero point, for one channel, in three
+// instructions (SMMLAR, an add of the sign, a shift):
 //   SMMULR(2a, m) = floor((2am + 2^31) / 2^32) = floor((am + 2^30) / 2^31) = SaturatingRoundingDoublingHighMul(a, m)
 //   for m > 0 and 2a in 32 bits; RoundingDivideByPOT(x, e) = (x + 2^(e-1) - (x < 0)) >> e for e >= 1; adding the zero
-//   point as zp << e before the shift is exact while it does not overflow.
+//   point as zp << e before the shift is exact while it does not overflow; SMMLAR adds that constant to SMMULR's
+//   result in the same instruction. The sign taken is the accumulator's (acc2 >> 31 is -1 where it is negative), not
+//   x's: with m > 0 they differ only where a < 0 and x = 0, and there (2^(e-1) - 1 + (zp << e)) >> e and
+//   (2^(e-1) + (zp << e)) >> e are both zp. (tests/native/requant_main.cpp checks this against TFLM's functions.)
 struct Requant {
   int32_t mult, shift;  // TFLM's, from the library's Prepare
   int32_t add, right;   // fast path: 2^(right - 1) + (zp << right), and the right shift
@@ -91,14 +95,13 @@ inline Requant MakeRequant(int32_t mult, int32_t shift, int32_t out_zp, int64_t 
   q.mult = mult;
   q.shift = shift;
   q.right = shift > 0 ? 0 : -shift;
-  q.fast = shift <= 0 && q.right >= 1 && q.right <= 20 && 2 * bound < (static_cast<int64_t>(1) << 30);
+  q.fast = mult >= 0 && shift <= 0 && q.right >= 1 && q.right <= 20 && 2 * bound < (static_cast<int64_t>(1) << 30);
   q.add = q.fast ? (1 << (q.right - 1)) + out_zp * (1 << q.right) : 0;
   return q;
 }
 
 inline int32_t RequantFast(int32_t acc2, int32_t mult, int32_t add, int32_t right) {
-  const int32_t x = dsp::smmulr(acc2, mult);
-  return (x + add - static_cast<int32_t>(static_cast<uint32_t>(x) >> 31)) >> right;
+  return (dsp::smmlar(acc2, mult, add) + (acc2 >> 31)) >> right;
 }
 
 // Either path, zero point included, not yet clamped.

@@ -19,6 +19,9 @@ TfLiteRegistration Register_CONV_2D();
 // FULLY_CONNECTED, int8 with int32 bias, per-tensor weights (zero point 0), any batch.
 TfLiteRegistration Register_FULLY_CONNECTED();
 
+// ADD, int8, two inputs of the output's shape (no broadcast).
+TfLiteRegistration Register_ADD();
+
 }  // namespace kernels
 }  // namespace td
 

@@ -1,0 +1,108 @@
+// tinydeploy's int8 ADD of two tensors of the same shape, bit-exact with TFLM's reference kernel (AddFunc); other nodes
+// (broadcasts, other types) run the pinned library's kernel, chosen in Prepare. The op data is TFLM's (AddPrepare).
+//
+// TFLM scales each input separately, s_i(x) = RoundingDivideByPOT(SRDHM((x + offset_i) << left_shift, m_i), e_i),
+// adds them and requantizes the sum. Each s_i takes only 256 values, so Eval first tabulates both (twice their value,
+// computed by TFLM's own function: exact by construction) in 2 KB of stack; an element is then two table loads and an
+// add, and the sum's requantization in three instructions (td_kernel_util.h's RequantFast: SMMLAR, the sign, a
+// shift). Where a bound does not allow that fast path, TFLM's function requantizes.
+#include "td_dsp.h"
+#include "td_kernel_util.h"
+#include "td_kernels.h"
+#include "tensorflow/lite/c/builtin_op_data.h"
+#include "tensorflow/lite/kernels/internal/common.h"
+#include "tensorflow/lite/kernels/kernel_util.h"
+#include "tensorflow/lite/micro/kernels/add.h"
+#include "tensorflow/lite/micro/kernels/kernel_util.h"
+#include "tensorflow/lite/micro/micro_context.h"
+
+namespace td {
+namespace kernels {
+namespace {
+
+using AddOp = util::KernelOpOf<tflite::OpDataAdd>;
+
+TfLiteRegistration Library() { return tflite::Register_ADD(); }
+
+bool Applies(TfLiteContext* context, TfLiteNode* node) {
+  tflite::MicroContext* mc = tflite::GetMicroContext(context);
+  TfLiteTensor* a = mc->AllocateTempInputTensor(node, tflite::kAddInputTensor1);
+  TfLiteTensor* b = mc->AllocateTempInputTensor(node, tflite::kAddInputTensor2);
+  TfLiteTensor* out = mc->AllocateTempOutputTensor(node, tflite::kAddOutputTensor);
+  const bool ok = a != nullptr && b != nullptr && out != nullptr && a->type == kTfLiteInt8 &&
+                  b->type == kTfLiteInt8 && out->type == kTfLiteInt8 && tflite::HaveSameShapes(a, b) &&
+                  tflite::HaveSameShapes(a, out);
+  if (a) mc->DeallocateTempTfLiteTensor(a);
+  if (b) mc->DeallocateTempTfLiteTensor(b);
+  if (out) mc->DeallocateTempTfLiteTensor(out);
+  return ok;
+}
+
+// 2 x TFLM's scaled input for every int8 value, indexed by the value (the table's middle is value 0); returns the
+// largest magnitude.
+int32_t Tabulate(int32_t* middle, int32_t offset, int left_shift, int32_t mult, int shift) {
+  int32_t most = 0;
+  for (int v = -128; v < 128; ++v) {
+    const int32_t s = tflite::MultiplyByQuantizedMultiplierSmallerThanOneExp((offset + v) * (1 << left_shift), mult,
+                                                                              shift);
+    middle[v] = 2 * s;
+    const int32_t m = s < 0 ? -s : s;
+    if (m > most) most = m;
+  }
+  return most;
+}
+
+template <bool kFull>
+__attribute__((noinline)) void AddFast(const int8_t* a, const int8_t* b, int8_t* out, int n, const int32_t* ta,
+                                       const int32_t* tb, int32_t mult, int32_t add, int32_t right, int32_t lo,
+                                       int32_t hi) {
+  for (int i = 0; i < n; ++i) {
+    const int32_t r = ta[a[i]] + tb[b[i]];
+    const int32_t v = util::RequantFast(r, mult, add, right);
+    out[i] = static_cast<int8_t>(kFull ? dsp::ssat8(v) : util::Clamp(v, lo, hi));
+  }
+}
+
+TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const AddOp& op) {
+  const TfLiteEvalTensor* a = tflite::micro::GetEvalInput(context, node, tflite::kAddInputTensor1);
+  const TfLiteEvalTensor* b = tflite::micro::GetEvalInput(context, node, tflite::kAddInputTensor2);
+  TfLiteEvalTensor* out = tflite::micro::GetEvalOutput(context, node, tflite::kAddOutputTensor);
+  const tflite::OpDataAdd& d = op.data;
+  int n = 1;
+  for (int i = 0; i < out->dims->size; ++i) n *= out->dims->data[i];
+  int32_t table_a[256], table_b[256];
+  int32_t* const ta = table_a + 128;
+  int32_t* const tb = table_b + 128;
+  const int32_t bound = Tabulate(ta, d.input1_offset, d.left_shift, d.input1_multiplier, d.input1_shift) +
+                        Tabulate(tb, d.input2_offset, d.left_shift, d.input2_multiplier, d.input2_shift);
+  const int8_t* pa = tflite::micro::GetTensorData<int8_t>(a);
+  const int8_t* pb = tflite::micro::GetTensorData<int8_t>(b);
+  int8_t* po = tflite::micro::GetTensorData<int8_t>(out);
+  const int32_t lo = d.output_activation_min, hi = d.output_activation_max;
+  const util::Requant q = util::MakeRequant(d.output_multiplier, d.output_shift, d.output_offset, bound);
+  if (q.fast) {
+    // MakeRequant's add holds 2^(e-1) + (zp << e): the SMMLAR's addend
+    if (lo <= -128 && hi >= 127) {
+      AddFast<true>(pa, pb, po, n, ta, tb, q.mult, q.add, q.right, lo, hi);
+    } else {
+      AddFast<false>(pa, pb, po, n, ta, tb, q.mult, q.add, q.right, lo, hi);
+    }
+    return kTfLiteOk;
+  }
+  for (int i = 0; i < n; ++i) {
+    const int32_t raw = (ta[pa[i]] + tb[pb[i]]) / 2;
+    const int32_t v = tflite::MultiplyByQuantizedMultiplierSmallerThanOneExp(raw, d.output_multiplier,
+                                                                              d.output_shift) + d.output_offset;
+    po[i] = static_cast<int8_t>(util::Clamp(v, lo, hi));
+  }
+  return kTfLiteOk;
+}
+
+}  // namespace
+
+TfLiteRegistration Register_ADD() {
+  return util::Kernel<tflite::OpDataAdd, Library, Applies, tflite::AddPrepare, EvalOurs>::Registration();
+}
+
+}  // namespace kernels
+}  // namespace td
