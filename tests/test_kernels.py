@@ -41,7 +41,8 @@ CONV_CASES = [
 
 
 # The matrix-product kernels (td_kernel_matmul.cpp), several layers in one model to cover many shapes with one
-# firmware: (name, op, input shape, [(outputs, activation)], per-channel weight spread). Pointwise CONV_2D (1x1,
+# firmware: (name, op, input shape, [(outputs, activation[, kernel, stride, padding])], per-channel weight spread).
+# Pointwise CONV_2D (1x1,
 # stride 1): input channels (each layer's K) 5, 7, 13 and 16 cover every remainder of K mod 4 and 8 and the loop of
 # 8; odd filter counts leave a last channel alone, 25 pixels a last pixel alone. FULLY_CONNECTED (per-tensor, one
 # batch: four channels at a time): K 40 and 37, 37 outputs leave one channel to the two-channel path.
@@ -49,6 +50,12 @@ MATMUL_CASES = [
     ("pw_chain_c5_25px", "CONV_2D", (5, 5, 5), [(7, None), (13, "relu6"), (16, "relu"), (9, None)], 1.0),
     ("pw_c64_f48_9px_spread", "CONV_2D", (3, 3, 64), [(48, None)], 1e3),
     ("fc_k40_37_10", "FULLY_CONNECTED", (40,), [(37, "relu"), (10, None)], 1.0),
+    # general convolutions, each pixel's values gathered under the filter: (filters, activation, kernel, stride,
+    # padding); K = 54, 72, 300 (a remainder of 2, 0, 0), padded borders, stride 2, a 1x1 at stride 2
+    ("conv_chain_c6", "CONV_2D", (9, 9, 6), [(8, "relu", 3, 1, "same"), (12, None, 3, 2, "valid"),
+                                             (16, "relu6", 5, 1, "same"), (7, None, 1, 2, "valid")], 1.0),
+    # three input channels (K = 27: a remainder of 3), the first layer of a color net, then 8 channels
+    ("conv_c3_first_spread", "CONV_2D", (8, 8, 3), [(8, None, 3, 2, "same"), (10, "relu", 3, 1, "same")], 1e3),
 ]
 
 
@@ -59,8 +66,10 @@ def _stack_model(shape, layers, spread, seed):
     _, keras = import_tf()
     L = keras.layers
     keras.utils.set_random_seed(seed)
-    make = (lambda f, a: L.Conv2D(f, 1, activation=a)) if len(shape) == 3 else (lambda f, a: L.Dense(f, activation=a))
-    m = keras.Sequential([L.Input(shape), *(make(f, a) for f, a in layers)])
+    def make(f, a, k=1, s=1, pad="valid"):
+        return L.Conv2D(f, k, strides=s, padding=pad, activation=a) if len(shape) == 3 else L.Dense(f, activation=a)
+
+    m = keras.Sequential([L.Input(shape), *(make(*spec) for spec in layers)])
     rng = np.random.default_rng(seed)
     weights = []
     for w in m.get_weights():

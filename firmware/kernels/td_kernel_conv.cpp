@@ -1,7 +1,8 @@
 // tinydeploy's int8 CONV_2D, bit-exact with TFLM's reference kernel (ConvPerChannel): the registration, and the
-// kernel for few input channels (a network's first layers). Pointwise nodes (a 1x1 filter at stride 1: a matrix
-// product of the pixels and the filters) run td_kernel_matmul.cpp; other nodes run the pinned library's kernel, chosen
-// in Prepare.
+// kernel for few input channels (a network's first layers, where it is faster). Every other convolution whose values
+// under the filter fit td_kernel_matmul.cpp (kMatMulMaxK) runs there as a matrix product (a pointwise one on the pixels
+// themselves, a general one on each pixel's values gathered under the filter); the rest run the pinned library's
+// kernel, chosen in Prepare.
 //
 // With 1 to 4 input channels the library's kernel spends most of its time on bookkeeping around very short dot
 // products. Here each output pixel's K = kh x kw x cin input values are gathered once, with the input offset added
@@ -40,34 +41,89 @@ using ConvOp = util::KernelOp;
 
 TfLiteRegistration Library() { return tflite::Register_CONV_2D(); }
 
-// A first layer this kernel is faster at (see TD_CONV_ALL_SHAPES).
-bool FirstLayerTakes(const TfLiteTensor& input, const TfLiteTensor& filter) {
-  const int cin = input.dims->data[3];
-  const bool covered = cin <= kMaxInputChannels && filter.dims->data[3] == cin &&
-                       filter.dims->data[1] * filter.dims->data[2] * cin <= kMaxK;
-  return covered && (TD_CONV_ALL_SHAPES || (cin == 1 && filter.dims->data[1] == 3 && filter.dims->data[2] == 3));
+// A first layer this kernel is faster at (see TD_CONV_ALL_SHAPES): filter dims (cout, kh, kw, cin).
+bool FirstLayerTakes(const int* filter) {
+  const int cin = filter[3];
+  const bool covered = cin <= kMaxInputChannels && filter[1] * filter[2] * cin <= kMaxK;
+  return covered && (TD_CONV_ALL_SHAPES || (cin == 1 && filter[1] == 3 && filter[2] == 3));
 }
 
 // A 1x1 filter at stride 1 (no padding: the output is the input's size): the pixels times the filters.
-bool IsPointwise(const int* filter_dims, const TfLiteConvParams& params) {
-  return filter_dims[1] == 1 && filter_dims[2] == 1 && params.stride_height == 1 && params.stride_width == 1;
+bool IsPointwise(const int* filter, const TfLiteConvParams& params) {
+  return filter[1] == 1 && filter[2] == 1 && params.stride_height == 1 && params.stride_width == 1;
 }
 
-TfLiteStatus EvalPointwise(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& d) {
+// What a general convolution's rows are gathered from.
+struct Geometry {
+  const int8_t* in;
+  int in_h, in_w, cin, k_h, k_w, out_h, out_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
+  int8_t zp;  // a padded tap: the input's zero point, which the offset turns into 0
+};
+
+// Output pixel r's values under the filter, in the filter's (ky, kx, c) order, into dst.
+const int8_t* GatherRow(const MatMul& m, int r, int8_t* dst) {
+  const Geometry& g = *static_cast<const Geometry*>(m.ctx);
+  const int pixels = g.out_h * g.out_w, b = r / pixels, oy = (r % pixels) / g.out_w, ox = r % g.out_w;
+  const int8_t* in = g.in + b * g.in_h * g.in_w * g.cin;
+  const int iy0 = oy * g.stride_h - g.pad_h, ix0 = ox * g.stride_w - g.pad_w;
+  const int span = g.k_w * g.cin;
+  const bool row_inside = g.dil_w == 1 && ix0 >= 0 && ix0 + g.k_w <= g.in_w;
+  int8_t* d = dst;
+  for (int ky = 0; ky < g.k_h; ++ky, d += span) {
+    const int iy = iy0 + ky * g.dil_h;
+    if (iy < 0 || iy >= g.in_h) {
+      memset(d, g.zp, span);
+    } else if (row_inside) {  // the filter's row is inside the image: one copy
+      memcpy(d, in + (iy * g.in_w + ix0) * g.cin, span);
+    } else {
+      for (int kx = 0; kx < g.k_w; ++kx) {
+        const int ix = ix0 + kx * g.dil_w;
+        if (ix < 0 || ix >= g.in_w) {
+          memset(d + kx * g.cin, g.zp, g.cin);
+        } else {
+          memcpy(d + kx * g.cin, in + (iy * g.in_w + ix) * g.cin, g.cin);
+        }
+      }
+    }
+  }
+  return dst;
+}
+
+// A pointwise or general convolution as a matrix product (td_kernel_matmul.cpp): the output pixels' values under the
+// filter (the pixels themselves for a pointwise one) times the filters.
+TfLiteStatus EvalMatMul(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& d, bool pointwise) {
+  const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
   const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, tflite::kConvInputTensor);
   const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, tflite::kConvWeightsTensor);
   const TfLiteEvalTensor* bias = node->inputs->size == 3 && node->inputs->data[2] >= 0
                                      ? tflite::micro::GetEvalInput(context, node, tflite::kConvBiasTensor)
                                      : nullptr;
   TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, tflite::kConvOutputTensor);
+  const int* fd = filter->dims->data;
+  Geometry g;
+  g.in = tflite::micro::GetTensorData<int8_t>(input);
+  g.in_h = input->dims->data[1];
+  g.in_w = input->dims->data[2];
+  g.cin = input->dims->data[3];
+  g.k_h = fd[1];
+  g.k_w = fd[2];
+  g.out_h = output->dims->data[1];
+  g.out_w = output->dims->data[2];
+  g.stride_h = params.stride_height;
+  g.stride_w = params.stride_width;
+  g.dil_h = params.dilation_height_factor;
+  g.dil_w = params.dilation_width_factor;
+  g.pad_h = d.padding.height;
+  g.pad_w = d.padding.width;
+  g.zp = static_cast<int8_t>(d.input_zero_point);
   MatMul m;
-  m.in = tflite::micro::GetTensorData<int8_t>(input);
+  m.in = g.in;
   m.w = tflite::micro::GetTensorData<int8_t>(filter);
   m.bias = bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
   m.out = tflite::micro::GetTensorData<int8_t>(output);
-  m.rows = output->dims->data[0] * output->dims->data[1] * output->dims->data[2];
-  m.k = input->dims->data[3];
-  m.cols = filter->dims->data[0];
+  m.rows = output->dims->data[0] * g.out_h * g.out_w;
+  m.k = g.k_h * g.k_w * g.cin;
+  m.cols = fd[0];
   m.input_zp = d.input_zero_point;
   m.output_zp = d.output_zero_point;
   m.act_min = d.output_activation_min;
@@ -75,6 +131,8 @@ TfLiteStatus EvalPointwise(TfLiteContext* context, TfLiteNode* node, const tflit
   m.mult = d.per_channel_output_multiplier;
   m.shift = d.per_channel_output_shift;
   m.per_channel = true;
+  m.row = pointwise ? nullptr : GatherRow;
+  m.ctx = &g;
   Run(m);
   return kTfLiteOk;
 }
@@ -88,10 +146,9 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
             filter->type == kTfLiteInt8 && output->type == kTfLiteInt8 && input->dims->size == 4 &&
             filter->dims->size == 4 && output->dims->size == 4;
   if (ok) {
-    const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
-    ok = filter->dims->data[3] == input->dims->data[3] &&
-         ((IsPointwise(filter->dims->data, params) && input->dims->data[3] <= kMatMulMaxK) ||
-          FirstLayerTakes(*input, *filter));
+    const int* fd = filter->dims->data;
+    // every convolution whose values under the filter fit the matrix product, or a first layer
+    ok = fd[3] == input->dims->data[3] && (fd[1] * fd[2] * fd[3] <= kMatMulMaxK || FirstLayerTakes(fd));
   }
   if (input) mc->DeallocateTempTfLiteTensor(input);
   if (filter) mc->DeallocateTempTfLiteTensor(filter);
@@ -176,7 +233,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op
   const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
   const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, tflite::kConvInputTensor);
   const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, tflite::kConvWeightsTensor);
-  if (IsPointwise(filter->dims->data, params)) return EvalPointwise(context, node, op.data);
+  if (!FirstLayerTakes(filter->dims->data)) return EvalMatMul(context, node, op.data, IsPointwise(filter->dims->data, params));
   const TfLiteEvalTensor* bias = node->inputs->size == 3 && node->inputs->data[2] >= 0
                                      ? tflite::micro::GetEvalInput(context, node, tflite::kConvBiasTensor)
                                      : nullptr;

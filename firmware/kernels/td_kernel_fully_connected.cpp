@@ -77,6 +77,8 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const FcOp& op) 
   m.mult = &mult;
   m.shift = &shift;
   m.per_channel = false;
+  m.row = nullptr;
+  m.ctx = nullptr;
   Run(m);
   return kTfLiteOk;
 }

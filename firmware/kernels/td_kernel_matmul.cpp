@@ -1,18 +1,19 @@
 // tinydeploy's int8 matrix product (td_kernel_matmul.h): the pointwise CONV_2D's pixels and a FULLY_CONNECTED
 // layer's batches against their weights, bit-exact with TFLM's reference kernels (ConvPerChannel, FullyConnected).
 //
-// Every output is the dot product of a row's K input values and a channel's K weights, both contiguous. A row (or a
-// pair of rows) is widened once into 16-bit pairs on the stack, with the input offset added and doubled:
-// 2 (x + offset) fits 16 bits, and the doubled accumulator is what the requantization's SMMLAR takes
-// (td_kernel_util.h). The pairs are in the order SXTB16 splits a word of weights into (bytes 0/2, then 1/3), so the
-// weights are used raw from the model, four per word, against it. Inner blocks, each one block of assembly:
+// Every output is the dot product of a row's K input values and a channel's K weights (contiguous in the model). A
+// row is contiguous in the input (a pointwise convolution's pixel, a batch) or gathered under the filter (a general
+// convolution's pixel, padded taps at the zero point: MatMul::row). A row (or a pair of rows) is widened once into
+// 16-bit pairs on the stack with the input offset added (x + offset fits 16 bits), in the order SXTB16 splits a word
+// of weights into (bytes 0/2, then 1/3), so the weights are used raw from the model, four per word, against it.
+// Inner blocks, each one block of assembly:
 //  - 2 rows x 2 channels (four accumulators): per four values, one LDM of both rows' widened pairs into r8-r11, then
 //    per channel a weight word, 2 SXTB16 and 4 SMLAD: 15 instructions for 16 multiply-accumulates;
 //  - 1 row x 4 channels (a fully connected layer's single batch, or a last odd row): one LDRD of the row's pairs,
 //    then per channel a weight word, 2 SXTB16 and 2 SMLAD: 21 instructions for 16.
 // A last odd channel and the last K mod 4 values run in C. Per block of up to 32 output channels, each channel's
-// doubled bias and requantization constants are made once on the stack; the widened rows take 2 K or 4 K bytes of
-// stack. Nothing is kept in the arena beyond the library's own op data.
+// requantization constants are made once on the stack; the widened rows take 4 K bytes of stack, gathered rows 2 K.
+// Nothing is kept in the arena beyond the library's own op data.
 #include <string.h>
 
 #include "td_dsp.h"
@@ -27,7 +28,7 @@ constexpr int kBlock = 32;  // output channels whose constants are made at a tim
 
 // The constants of up to kBlock output channels.
 struct Block {
-  int32_t bias2[kBlock];  // 2 x bias
+  int32_t bias[kBlock];
   int32_t add[kBlock];    // the fast requantization's addend (util::Requant::add)
   int32_t right[kBlock];
   int32_t mult[kBlock];
@@ -43,7 +44,7 @@ void MakeBlock(const MatMul& m, int o0, int n, Block& b) {
     // |accumulator| <= |bias| + 255 * sum |w| <= |bias| + 255 * 128 * k (|x + offset| <= 255, |w| <= 128)
     const util::Requant r = util::MakeRequant(m.mult[q], m.shift[q], m.output_zp,
                                               (bias < 0 ? -static_cast<int64_t>(bias) : bias) + 255LL * 128 * m.k);
-    b.bias2[j] = 2 * bias;
+    b.bias[j] = bias;
     b.add[j] = r.add;
     b.right[j] = r.right;
     b.mult[j] = r.mult;
@@ -52,23 +53,22 @@ void MakeBlock(const MatMul& m, int o0, int n, Block& b) {
   }
 }
 
-// The widened pairs of rows: for every four values x0..x3 of a row, 2 (x0 + o) | 2 (x2 + o) << 16 and 2 (x1 + o) |
-// 2 (x3 + o) << 16; with two rows, row A's two words then row B's.
+// The widened pairs of rows: for every four values x0..x3 of a row, (x0 + o) | (x2 + o) << 16 and (x1 + o) |
+// (x3 + o) << 16; with two rows, row A's two words then row B's.
 void Widen(const int8_t* x, int32_t groups, int32_t offset, int32_t* dst, int stride) {
   const int32_t o2 = static_cast<int32_t>((static_cast<uint32_t>(offset & 0xffff) << 16) | (offset & 0xffff));
   for (int g = 0; g < groups; ++g, x += 4, dst += stride) {
     const int32_t v = util::Load4(x);
-    const int32_t e = dsp::sadd16(dsp::sxtb16(v), o2), od = dsp::sadd16(dsp::sxtb16_ror8(v), o2);
-    dst[0] = dsp::sadd16(e, e);
-    dst[1] = dsp::sadd16(od, od);
+    dst[0] = dsp::sadd16(dsp::sxtb16(v), o2);
+    dst[1] = dsp::sadd16(dsp::sxtb16_ror8(v), o2);
   }
 }
 
-// The last k mod 4 values of a dot product (doubled, with the offset).
+// The last k mod 4 values of a dot product, with the offset.
 inline int32_t Tail(const int8_t* x, const int8_t* w, int n, int32_t offset) {
   int32_t a = 0;
   for (int i = 0; i < n; ++i) a += (x[i] + offset) * w[i];
-  return 2 * a;
+  return a;
 }
 
 // a[0..3] += rows A and B of xw (two-row pairs) against channels 0 and 1 (channel 1 `k` bytes after channel 0), over
@@ -203,24 +203,25 @@ int32_t Dot11(const int32_t* xw, int stride, const int8_t* w, int32_t groups) {
 }
 
 template <bool kFull, bool kFast>
-inline int8_t Out(const MatMul& m, const Block& b, int j, int32_t acc2) {
-  const int32_t v = kFast ? util::RequantFast(acc2, b.mult[j], b.add[j], b.right[j])
-                          : tflite::MultiplyByQuantizedMultiplier(acc2 / 2, b.mult[j], b.shift[j]) + m.output_zp;
+inline int8_t Out(const MatMul& m, const Block& b, int j, int32_t acc) {
+  const int32_t v = kFast ? util::RequantFast(2 * acc, b.mult[j], b.add[j], b.right[j])
+                          : tflite::MultiplyByQuantizedMultiplier(acc, b.mult[j], b.shift[j]) + m.output_zp;
   return static_cast<int8_t>(kFull ? dsp::ssat8(v) : util::Clamp(v, m.act_min, m.act_max));
 }
 
-// Rows r and r + 1 against the block's n channels (from o0); xw holds both rows widened (two-row pairs).
+// Rows r and r + 1 (raw: ra, rb) against the block's n channels (from o0); xw holds both widened (two-row pairs).
 template <bool kFull, bool kFast>
-__attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, int n, int r, const int32_t* xw) {
+__attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, int n, int r, const int8_t* ra,
+                                       const int8_t* rb, const int32_t* xw) {
   const int32_t k = m.k, groups = k >> 2, rest = k & 3;
-  const int8_t* xa = m.in + r * k + 4 * groups;
-  const int8_t* xb = xa + k;
+  const int8_t* xa = ra + 4 * groups;
+  const int8_t* xb = rb + 4 * groups;
   int8_t* out_a = m.out + r * m.cols + o0;
   int8_t* out_b = out_a + m.cols;
   int j = 0;
   for (; j + 2 <= n; j += 2) {
     const int8_t* w = m.w + (o0 + j) * k;
-    int32_t a[4] = {b.bias2[j], b.bias2[j], b.bias2[j + 1], b.bias2[j + 1]};
+    int32_t a[4] = {b.bias[j], b.bias[j], b.bias[j + 1], b.bias[j + 1]};
     Dot22(xw, w, groups, k, a);
     if (rest) {
       const int8_t* wt = w + 4 * groups;
@@ -236,23 +237,24 @@ __attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, 
   }
   if (j < n) {  // the block's odd last channel
     const int8_t* w = m.w + (o0 + j) * k;
-    const int32_t aa = b.bias2[j] + Dot11(xw, 4, w, groups) + Tail(xa, w + 4 * groups, rest, -m.input_zp);
-    const int32_t ab = b.bias2[j] + Dot11(xw + 2, 4, w, groups) + Tail(xb, w + 4 * groups, rest, -m.input_zp);
+    const int32_t aa = b.bias[j] + Dot11(xw, 4, w, groups) + Tail(xa, w + 4 * groups, rest, -m.input_zp);
+    const int32_t ab = b.bias[j] + Dot11(xw + 2, 4, w, groups) + Tail(xb, w + 4 * groups, rest, -m.input_zp);
     out_a[j] = Out<kFull, kFast>(m, b, j, aa);
     out_b[j] = Out<kFull, kFast>(m, b, j, ab);
   }
 }
 
-// Row r against the block's n channels; xw holds the row widened (one-row pairs).
+// Row r (raw: ra) against the block's n channels; xw holds it widened (one-row pairs).
 template <bool kFull, bool kFast>
-__attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, int n, int r, const int32_t* xw) {
+__attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, int n, int r, const int8_t* ra,
+                                      const int32_t* xw) {
   const int32_t k = m.k, groups = k >> 2, rest = k & 3;
-  const int8_t* xt = m.in + r * k + 4 * groups;
+  const int8_t* xt = ra + 4 * groups;
   int8_t* out = m.out + r * m.cols + o0;
   int j = 0;
   for (; j + 4 <= n; j += 4) {
     const int8_t* w = m.w + (o0 + j) * k;
-    int32_t a[4] = {b.bias2[j], b.bias2[j + 1], b.bias2[j + 2], b.bias2[j + 3]};
+    int32_t a[4] = {b.bias[j], b.bias[j + 1], b.bias[j + 2], b.bias[j + 3]};
     Dot14(xw, w, groups, k, a);
     for (int i = 0; i < 4; ++i) {
       if (rest) a[i] += Tail(xt, w + i * k + 4 * groups, rest, -m.input_zp);
@@ -261,35 +263,46 @@ __attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, i
   }
   for (; j < n; ++j) {
     const int8_t* w = m.w + (o0 + j) * k;
-    const int32_t a = b.bias2[j] + Dot11(xw, 2, w, groups) + Tail(xt, w + 4 * groups, rest, -m.input_zp);
+    const int32_t a = b.bias[j] + Dot11(xw, 2, w, groups) + Tail(xt, w + 4 * groups, rest, -m.input_zp);
     out[j] = Out<kFull, kFast>(m, b, j, a);
   }
 }
 
 }  // namespace
 
+const int8_t* ContiguousRow(const MatMul& m, int r, int8_t* scratch) {
+  (void)scratch;
+  return m.in + r * m.k;
+}
+
 void Run(const MatMul& m) {
   const bool full = m.act_min <= -128 && m.act_max >= 127;
   const int32_t groups = m.k >> 2;
-  int32_t xw[2 * (kMatMulMaxK / 2)];  // two rows' pairs: 2 words per four values per row
+  const RowFn row = m.row ? m.row : ContiguousRow;
+  int32_t xw[kMatMulMaxK];  // two rows' pairs: 2 words per four values per row
+  int8_t scratch[2 * kMatMulMaxK];  // two gathered rows
   Block b;
-  using Fn = void (*)(const MatMul&, const Block&, int, int, int, const int32_t*);
-  static const Fn kTwo[4] = {TwoRows<false, false>, TwoRows<false, true>, TwoRows<true, false>, TwoRows<true, true>};
-  static const Fn kOne[4] = {OneRow<false, false>, OneRow<false, true>, OneRow<true, false>, OneRow<true, true>};
+  using TwoFn = void (*)(const MatMul&, const Block&, int, int, int, const int8_t*, const int8_t*, const int32_t*);
+  using OneFn = void (*)(const MatMul&, const Block&, int, int, int, const int8_t*, const int32_t*);
+  static const TwoFn kTwo[4] = {TwoRows<false, false>, TwoRows<false, true>, TwoRows<true, false>,
+                                TwoRows<true, true>};
+  static const OneFn kOne[4] = {OneRow<false, false>, OneRow<false, true>, OneRow<true, false>, OneRow<true, true>};
   for (int o0 = 0; o0 < m.cols; o0 += kBlock) {
     const int n = m.cols - o0 < kBlock ? m.cols - o0 : kBlock;
     MakeBlock(m, o0, n, b);
     const int v = full * 2 + b.fast;
     int r = 0;
     for (; r + 2 <= m.rows; r += 2) {
-      const int8_t* x = m.in + r * m.k;
-      Widen(x, groups, -m.input_zp, xw, 4);
-      Widen(x + m.k, groups, -m.input_zp, xw + 2, 4);
-      kTwo[v](m, b, o0, n, r, xw);
+      const int8_t* ra = row(m, r, scratch);
+      const int8_t* rb = row(m, r + 1, scratch + kMatMulMaxK);
+      Widen(ra, groups, -m.input_zp, xw, 4);
+      Widen(rb, groups, -m.input_zp, xw + 2, 4);
+      kTwo[v](m, b, o0, n, r, ra, rb, xw);
     }
     if (r < m.rows) {
-      Widen(m.in + r * m.k, groups, -m.input_zp, xw, 2);
-      kOne[v](m, b, o0, n, r, xw);
+      const int8_t* ra = row(m, r, scratch);
+      Widen(ra, groups, -m.input_zp, xw, 2);
+      kOne[v](m, b, o0, n, r, ra, xw);
     }
   }
 }

@@ -8,12 +8,17 @@
 namespace td {
 namespace kernels {
 
-// The longest dot product (K) the kernel takes: two rows of it are widened on the stack (4 K bytes).
+// The longest dot product (K) the kernel takes: two rows of it are widened on the stack (4 K bytes, and 2 K for two
+// gathered rows).
 constexpr int kMatMulMaxK = 1024;
 
-// out[r][o] = requantize(bias[o] + sum_i w[o][i] * (in[r][i] - input_zp)) for `rows` rows of k values (pixels of a
-// pointwise convolution, batches of a fully connected layer) and `cols` output channels; rows and weights are
-// contiguous (row r at in + r * k, channel o at w + o * k), the output row-major.
+// out[r][o] = requantize(bias[o] + sum_i w[o][i] * (row_r[i] - input_zp)) for `rows` rows of k values (pixels of a
+// convolution, batches of a fully connected layer) and `cols` output channels; the weights are contiguous (channel o
+// at w + o * k), the output row-major.
+struct MatMul;
+// Row r's k raw values: a pointer into the input, or a gather into scratch (k bytes) that it returns.
+using RowFn = const int8_t* (*)(const MatMul& m, int r, int8_t* scratch);
+
 struct MatMul {
   const int8_t* in;
   const int8_t* w;
@@ -24,6 +29,8 @@ struct MatMul {
   const int32_t* mult;  // TFLM's multipliers and shifts: per channel, or one for all (per_channel false)
   const int32_t* shift;
   bool per_channel;
+  RowFn row;        // nullptr: row r is the k values at in + r * k
+  const void* ctx;  // what `row` needs
 };
 
 void Run(const MatMul& m);
