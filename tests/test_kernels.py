@@ -56,6 +56,9 @@ MATMUL_CASES = [
                                              (16, "relu6", 5, 1, "same"), (7, None, 1, 2, "valid")], 1.0),
     # three input channels (K = 27: a remainder of 3), the first layer of a color net, then 8 channels
     ("conv_c3_first_spread", "CONV_2D", (8, 8, 3), [(8, None, 3, 2, "same"), (10, "relu", 3, 1, "same")], 1e3),
+    # relu6 outputs of widely spread weights: 6 of the middle layer's 24 channels have a multiplier of 1 or more (TFLM
+    # shifts those left, without rounding), the rest below 1, in one block
+    ("pw_relu6_multipliers_above_1", "CONV_2D", (6, 6, 16), [(16, "relu6"), (24, "relu6"), (8, None)], 1e3),
 ]
 
 

@@ -29,28 +29,45 @@ constexpr int kBlock = 32;  // output channels whose constants are made at a tim
 // The constants of up to kBlock output channels.
 struct Block {
   int32_t bias[kBlock];
-  int32_t add[kBlock];    // the fast requantization's addend (util::Requant::add)
-  int32_t right[kBlock];
+  int32_t add[kBlock];    // a multiplier below 1: the fast requantization's addend (util::Requant::add); else zp
+  int32_t right[kBlock];  // below 1: the right shift; else 0
+  int32_t left[kBlock];   // kAny: the accumulator's left shift: 1 (its doubling) below 1, else TFLM's shift + 1
+  int32_t mask[kBlock];   // kAny: -1 where the rounding's sign term is added (below 1), else 0
   int32_t mult[kBlock];
   int32_t shift[kBlock];
-  bool fast;  // the fast requantization holds for every channel of the block
+  int mode;  // how the block's channels are requantized (Mode): the fast form every one of them allows
 };
 
+// kRight: every multiplier below 1 (a right shift): util::RequantFast; kAny: some of 1 or more (TFLM shifts left
+// and does not round), the others below 1: SMMLAR(acc << left, m, add), the sign term where masked in, and the right
+// shift (two instructions more than kRight); kSlow: TFLM's own function.
+enum Mode { kSlow = 0, kRight = 1, kAny = 2 };
+
 void MakeBlock(const MatMul& m, int o0, int n, Block& b) {
-  b.fast = true;
+  // |accumulator| <= |bias| + 255 * sum |w| <= |bias| + 255 * 128 * k (|x + offset| <= 255, |w| <= 128): the fast path
+  // wants 2 x that below 2^30 (util::MakeRequant), checked here in 32 bits against the bias's room
+  // wants 2 x that below 2^30 (util::MakeRequant), checked here in 32 bits against the bias's room; the left shift
+  // wants 2 x that << shift below 2^31
+  const int32_t room = m.k <= 16384 ? (1 << 29) - 1 - 255 * 128 * m.k : -1;
+  bool right = room > 0, any = room > 0;
+  util::Requant r = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, 255LL * 128 * m.k);
   for (int j = 0; j < n; ++j) {
-    const int o = o0 + j, q = m.per_channel ? o : 0;
+    const int o = o0 + j;
     const int32_t bias = m.bias ? m.bias[o] : 0;
-    // |accumulator| <= |bias| + 255 * sum |w| <= |bias| + 255 * 128 * k (|x + offset| <= 255, |w| <= 128)
-    const util::Requant r = util::MakeRequant(m.mult[q], m.shift[q], m.output_zp,
-                                              (bias < 0 ? -static_cast<int64_t>(bias) : bias) + 255LL * 128 * m.k);
+    const int64_t mag = bias < 0 ? -static_cast<int64_t>(bias) : bias;
+    if (m.per_channel) r = util::MakeRequant(m.mult[o], m.shift[o], m.output_zp, 255LL * 128 * m.k);
     b.bias[j] = bias;
-    b.add[j] = r.add;
-    b.right[j] = r.right;
     b.mult[j] = r.mult;
     b.shift[j] = r.shift;
-    b.fast = b.fast && r.fast;
+    const bool below = r.fast && mag < room;
+    right = right && below;
+    any = any && (below || (r.left_fast && (mag + 255LL * 128 * m.k) << (r.shift + 1) < (static_cast<int64_t>(1) << 31)));
+    b.add[j] = below ? r.add : m.output_zp;
+    b.right[j] = below ? r.right : 0;
+    b.left[j] = below ? 1 : r.shift + 1;
+    b.mask[j] = below ? -1 : 0;
   }
+  b.mode = right ? kRight : (any ? kAny : kSlow);
 }
 
 // The widened pairs of rows: for every four values x0..x3 of a row, (x0 + o) | (x2 + o) << 16 and (x1 + o) |
@@ -202,15 +219,16 @@ int32_t Dot11(const int32_t* xw, int stride, const int8_t* w, int32_t groups) {
   return a;
 }
 
-template <bool kFull, bool kFast>
-inline int8_t Out(const MatMul& m, const Block& b, int j, int32_t acc) {
-  const int32_t v = kFast ? util::RequantFast(2 * acc, b.mult[j], b.add[j], b.right[j])
-                          : tflite::MultiplyByQuantizedMultiplier(acc, b.mult[j], b.shift[j]) + m.output_zp;
+template <bool kFull, int kMode>
+__attribute__((always_inline)) inline int8_t Out(const MatMul& m, const Block& b, int j, int32_t acc) {
+  const int32_t v = kMode == kRight  ? util::RequantFast(2 * acc, b.mult[j], b.add[j], b.right[j])
+                    : kMode == kAny  ? (dsp::smmlar(acc << b.left[j], b.mult[j], b.add[j]) + ((acc >> 31) & b.mask[j])) >> b.right[j]
+                                     : tflite::MultiplyByQuantizedMultiplier(acc, b.mult[j], b.shift[j]) + m.output_zp;
   return static_cast<int8_t>(kFull ? dsp::ssat8(v) : util::Clamp(v, m.act_min, m.act_max));
 }
 
 // Rows r and r + 1 (raw: ra, rb) against the block's n channels (from o0); xw holds both widened (two-row pairs).
-template <bool kFull, bool kFast>
+template <bool kFull, int kMode>
 __attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, int n, int r, const int8_t* ra,
                                        const int8_t* rb, const int32_t* xw) {
   const int32_t k = m.k, groups = k >> 2, rest = k & 3;
@@ -230,22 +248,22 @@ __attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, 
       a[2] += Tail(xa, wt + k, rest, -m.input_zp);
       a[3] += Tail(xb, wt + k, rest, -m.input_zp);
     }
-    out_a[j] = Out<kFull, kFast>(m, b, j, a[0]);
-    out_b[j] = Out<kFull, kFast>(m, b, j, a[1]);
-    out_a[j + 1] = Out<kFull, kFast>(m, b, j + 1, a[2]);
-    out_b[j + 1] = Out<kFull, kFast>(m, b, j + 1, a[3]);
+    out_a[j] = Out<kFull, kMode>(m, b, j, a[0]);
+    out_b[j] = Out<kFull, kMode>(m, b, j, a[1]);
+    out_a[j + 1] = Out<kFull, kMode>(m, b, j + 1, a[2]);
+    out_b[j + 1] = Out<kFull, kMode>(m, b, j + 1, a[3]);
   }
   if (j < n) {  // the block's odd last channel
     const int8_t* w = m.w + (o0 + j) * k;
     const int32_t aa = b.bias[j] + Dot11(xw, 4, w, groups) + Tail(xa, w + 4 * groups, rest, -m.input_zp);
     const int32_t ab = b.bias[j] + Dot11(xw + 2, 4, w, groups) + Tail(xb, w + 4 * groups, rest, -m.input_zp);
-    out_a[j] = Out<kFull, kFast>(m, b, j, aa);
-    out_b[j] = Out<kFull, kFast>(m, b, j, ab);
+    out_a[j] = Out<kFull, kMode>(m, b, j, aa);
+    out_b[j] = Out<kFull, kMode>(m, b, j, ab);
   }
 }
 
 // Row r (raw: ra) against the block's n channels; xw holds it widened (one-row pairs).
-template <bool kFull, bool kFast>
+template <bool kFull, int kMode>
 __attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, int n, int r, const int8_t* ra,
                                       const int32_t* xw) {
   const int32_t k = m.k, groups = k >> 2, rest = k & 3;
@@ -258,13 +276,13 @@ __attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, i
     Dot14(xw, w, groups, k, a);
     for (int i = 0; i < 4; ++i) {
       if (rest) a[i] += Tail(xt, w + i * k + 4 * groups, rest, -m.input_zp);
-      out[j + i] = Out<kFull, kFast>(m, b, j + i, a[i]);
+      out[j + i] = Out<kFull, kMode>(m, b, j + i, a[i]);
     }
   }
   for (; j < n; ++j) {
     const int8_t* w = m.w + (o0 + j) * k;
     const int32_t a = b.bias[j] + Dot11(xw, 2, w, groups) + Tail(xt, w + 4 * groups, rest, -m.input_zp);
-    out[j] = Out<kFull, kFast>(m, b, j, a);
+    out[j] = Out<kFull, kMode>(m, b, j, a);
   }
 }
 
@@ -284,13 +302,20 @@ void Run(const MatMul& m) {
   Block b;
   using TwoFn = void (*)(const MatMul&, const Block&, int, int, int, const int8_t*, const int8_t*, const int32_t*);
   using OneFn = void (*)(const MatMul&, const Block&, int, int, int, const int8_t*, const int32_t*);
-  static const TwoFn kTwo[4] = {TwoRows<false, false>, TwoRows<false, true>, TwoRows<true, false>,
-                                TwoRows<true, true>};
-  static const OneFn kOne[4] = {OneRow<false, false>, OneRow<false, true>, OneRow<true, false>, OneRow<true, true>};
+  // the common case (a multiplier below 1, no activation) has its own copy without the clamp; the others clamp
+  static const TwoFn kTwo[4] = {TwoRows<false, kSlow>, TwoRows<false, kRight>, TwoRows<false, kAny>,
+                                TwoRows<true, kRight>};
+  static const OneFn kOne[4] = {OneRow<false, kSlow>, OneRow<false, kRight>, OneRow<false, kAny>,
+                                OneRow<true, kRight>};
   for (int o0 = 0; o0 < m.cols; o0 += kBlock) {
     const int n = m.cols - o0 < kBlock ? m.cols - o0 : kBlock;
     MakeBlock(m, o0, n, b);
-    const int v = full * 2 + b.fast;
+    const int v = full && b.mode == kRight ? 3 : b.mode;
+    if (m.rows == 1) {  // one row (a fully connected layer's batch): widened once for all blocks
+      if (o0 == 0) Widen(row(m, 0, scratch), groups, -m.input_zp, xw, 2);
+      kOne[v](m, b, o0, n, 0, row(m, 0, scratch), xw);
+      continue;
+    }
     int r = 0;
     for (; r + 2 <= m.rows; r += 2) {
       const int8_t* ra = row(m, r, scratch);

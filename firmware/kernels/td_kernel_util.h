@@ -87,6 +87,9 @@ struct Requant {
   int32_t mult, shift;  // TFLM's, from the library's Prepare
   int32_t add, right;   // fast path: 2^(right - 1) + (zp << right), and the right shift
   bool fast;
+  // A multiplier of 1 or more (shift >= 0): TFLM multiplies x << shift and shifts nothing after, so the result is
+  // SMMLAR(acc2 << shift, m, zp) while acc2 << shift fits in 32 bits.
+  bool left_fast;
 };
 
 // bound: the largest |accumulator| the channel can reach (not doubled).
@@ -97,8 +100,10 @@ inline Requant MakeRequant(int32_t mult, int32_t shift, int32_t out_zp, int64_t 
   q.right = shift > 0 ? 0 : -shift;
   q.fast = mult >= 0 && shift <= 0 && q.right >= 1 && q.right <= 20 && 2 * bound < (static_cast<int64_t>(1) << 30);
   q.add = q.fast ? (1 << (q.right - 1)) + out_zp * (1 << q.right) : 0;
+  q.left_fast = mult >= 0 && shift >= 0 && shift <= 20 && (2 * bound << shift) < (static_cast<int64_t>(1) << 31);
   return q;
 }
+
 
 inline int32_t RequantFast(int32_t acc2, int32_t mult, int32_t add, int32_t right) {
   return (dsp::smmlar(acc2, mult, add) + (acc2 >> 31)) >> right;
