@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow  # converts models with TensorFlow
 
 # (name, input HxWxC, kernel, strides, padding, dilation, depth multiplier, activation, per-channel weight spread)
 CASES = [
-    ("k3_s2_same_c4_big", (20, 20, 4), 3, 2, "same", 1, 1, None, 1.0),  # 100 output pixels: taken by default too
+    ("k3_s2_same_c4_big", (20, 20, 4), 3, 2, "same", 1, 1, None, 1.0),  # 100 output pixels
     ("k3_s2_valid_c16", (9, 9, 16), 3, 2, "valid", 1, 1, None, 1.0),
     ("k3_s1_same_c5_relu6", (7, 7, 5), 3, 1, "same", 1, 1, "relu6", 1.0),  # a group of 4 and a tail of 1
     ("k5_s1_same_c12_relu", (6, 6, 12), 5, 1, "same", 1, 1, "relu", 1.0),
@@ -153,8 +153,7 @@ def _every_shape(project):
     ini = project / "platformio.ini"
     text = ini.read_text()
     assert "build_flags =\n" in text
-    ini.write_text(text.replace("build_flags =\n", "build_flags =\n    -DTD_DW_MIN_OUTPUT_PIXELS=1\n"
-                                                    "    -DTD_CONV_ALL_SHAPES=1\n", 1))
+    ini.write_text(text.replace("build_flags =\n", "build_flags =\n    -DTD_CONV_ALL_SHAPES=1\n", 1))
 
 
 def _device_outputs(elf, x):

@@ -9,8 +9,10 @@
 // How it computes, per group of 4 channels (one 32-bit word of each NHWC pixel), per output pixel:
 //  - every tap loads one word of input and one pair of words of weights, and does four 16x16 multiply-accumulates
 //    (SXTB16 splits the input word into channels 0/2 and 1/3; SMLABB and SMLATT accumulate each channel);
-//  - inside the image (no padded tap) the input offset is folded into the bias: sum w*(x + o) = sum w*x + o*sum w;
-//    at the border each tap adds it (SADD16) and padded taps are skipped, exactly as the reference does;
+//  - the filter's rows of input for one output row are first copied, for the group's 4 channels, into a row buffer on
+//    the stack padded with the input's zero point, so that every output pixel, at the border too, runs the same
+//    unrolled taps with the input offset folded into the bias: sum w*(x + o) = sum w*x + o*sum w, and a padded tap
+//    holds x = -o, which adds w*(-o) + o*w = 0, as the reference's skipped tap does;
 //  - the accumulators hold twice the sum (the weights are doubled when widened), so that TFLM's requantization
 //    MultiplyByQuantizedMultiplier (a rounding doubling high multiply, then a rounding right shift) is one SMMULR
 //    and three instructions: SMMULR(2a, m) = floor((2am + 2^31) / 2^32) = floor((am + 2^30) / 2^31), which is TFLM's
@@ -36,14 +38,9 @@ namespace kernels {
 namespace {
 
 constexpr int kMaxTaps = 64;  // 8x8; a larger filter runs the library's kernel
-// Each group of four channels costs a fixed setup (its weights widened, its biases folded) that small output maps do
-// not amortize: measured with bench/kernels.py, 6x6 and 3x3 maps ran at 0.56-0.93x the library kernel's speed and
-// maps of 11x11, 25x5 and larger at 1.07-2x, so a node with fewer output pixels than this runs the library's kernel.
-// (The tests build with -DTD_DW_MIN_OUTPUT_PIXELS=1 to run this kernel on every shape it covers.)
-#ifndef TD_DW_MIN_OUTPUT_PIXELS
-#define TD_DW_MIN_OUTPUT_PIXELS 64
-#endif
-constexpr int kMinOutputPixels = TD_DW_MIN_OUTPUT_PIXELS;
+// The padded row buffer: the filter's k_h rows of input, each as wide as the output row's taps reach, one word (the
+// group's 4 channels) per column. A node whose rows need more runs the library's kernel.
+constexpr int kBufferWords = 768;  // 3 KB of stack
 
 using DwOp = util::KernelOp;
 
@@ -62,10 +59,11 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
             filter->dims->size == 4 && output->dims->size == 4;
   if (ok) {
     const int channels = input->dims->data[3];
+    const int k_h = filter->dims->data[1], k_w = filter->dims->data[2];
+    const int width = (output->dims->data[2] - 1) * params.stride_width + (k_w - 1) * params.dilation_width_factor + 1;
     ok = params.depth_multiplier == 1 && filter->dims->data[3] == channels && output->dims->data[3] == channels &&
-         filter->dims->data[1] * filter->dims->data[2] <= kMaxTaps;
+         k_h * k_w <= kMaxTaps && k_h * width <= kBufferWords;
   }
-  if (ok) ok = output->dims->data[1] * output->dims->data[2] >= kMinOutputPixels;
   if (input) mc->DeallocateTempTfLiteTensor(input);
   if (filter) mc->DeallocateTempTfLiteTensor(filter);
   if (output) mc->DeallocateTempTfLiteTensor(output);
@@ -75,8 +73,7 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
 // What the loops need for one group of up to 4 channels, made once per group and Eval.
 struct Group {
   int32_t w[2 * kMaxTaps];  // tap k: w[2k] = 2 x weights of channels (0, 2), w[2k+1] = of (1, 3), int16 pairs
-  int32_t bias2[4];         // 2 x bias
-  int32_t inner2[4];        // 2 x (bias + input offset x sum of the channel's weights): pixels with no padded tap
+  int32_t inner2[4];        // 2 x (bias + input offset x sum of the channel's weights): every pixel (padded taps add 0)
   int32_t mult[4];
   int32_t shift[4];         // TFLM's shift: > 0 left, < 0 right
   int32_t add[4];           // fast path: 2^(right shift - 1) + (output zero point << right shift)
@@ -96,7 +93,6 @@ void MakeGroup(Group& g, const int8_t* filter, const int32_t* bias, const tflite
       abs_sum += w < 0 ? -w : w;
     }
     const int32_t b = (j < n && bias) ? bias[c] : 0;
-    g.bias2[j] = 2 * b;
     g.inner2[j] = 2 * (b + input_offset * sum);
     g.mult[j] = d.per_channel_output_multiplier[c];
     g.shift[j] = d.per_channel_output_shift[c];
@@ -113,24 +109,6 @@ void MakeGroup(Group& g, const int8_t* filter, const int32_t* bias, const tflite
     g.w[2 * k + 1] =
         static_cast<int32_t>((static_cast<uint32_t>(w4[3]) << 16) | (static_cast<uint32_t>(w4[1]) & 0xffff));
   }
-}
-
-// TFLM's requantization of one accumulator (held doubled), zero point and activation range applied. Fast path:
-// ((x + 2^(e-1) - (x < 0)) >> e) + zp == (x + 2^(e-1) + (zp << e) - (x < 0)) >> e, |x| < 2^29 and e <= 20.
-template <bool kFast>
-inline int32_t RequantizeAs(const Group& g, int j, int32_t acc2, int32_t out_zp, int32_t act_min, int32_t act_max) {
-  int32_t v;
-  if (kFast) {
-    v = util::RequantFast(acc2, g.mult[j], g.add[j], g.right[j]);
-  } else {
-    v = tflite::MultiplyByQuantizedMultiplier(acc2 / 2, g.mult[j], g.shift[j]) + out_zp;
-  }
-  return v < act_min ? act_min : (v > act_max ? act_max : v);
-}
-
-inline int32_t Requantize(const Group& g, int j, int32_t acc2, int32_t out_zp, int32_t act_min, int32_t act_max) {
-  return g.fast ? RequantizeAs<true>(g, j, acc2, out_zp, act_min, act_max)
-                : RequantizeAs<false>(g, j, acc2, out_zp, act_min, act_max);
 }
 
 using util::Load4;
@@ -219,7 +197,7 @@ inline Acc4 InnerAny(const int8_t* in, int step, int row, int k_h, int k_w, cons
   return a;
 }
 
-// A run of output pixels along a row, of a full group of 4 channels, whose taps are all inside the image.
+// A run of output pixels along a row of the padded row buffer, for a group of 4 channels.
 struct Run {
   const int8_t* in;  // the first pixel's top-left tap
   int in_advance;    // bytes from one pixel's top-left tap to the next's (stride x channels)
@@ -267,77 +245,44 @@ __attribute__((noinline)) void RequantizeChannel(const Run& r, const Group& g, c
 }
 
 template <bool kThreeByThree, bool kFast>
-void InnerRun(const Run& r, const Group& g) {
+void InnerRun(const Run& r, const Group& g, int channels) {
   Acc4 acc[kChunk];
   for (int done = 0; done < r.count; done += kChunk) {
     const int n = r.count - done < kChunk ? r.count - done : kChunk;
     RunAccumulators<kThreeByThree>(r, g, r.in + done * r.in_advance, n, acc);
     int8_t* out = r.out + done * r.out_advance;
     const bool full = r.act_min <= -128 && r.act_max >= 127;
-    for (int j = 0; j < 4; ++j) {
+    for (int j = 0; j < channels; ++j) {
       full ? RequantizeChannel<kFast, true>(r, g, acc, n, j, out + j)
            : RequantizeChannel<kFast, false>(r, g, acc, n, j, out + j);
     }
   }
 }
 
-// The taps [lo, hi) along one axis that fall inside the image, for a window starting at `start`.
-inline void ValidTaps(int start, int k, int dil, int size, int* lo, int* hi) {
-  int l = 0;
-  while (l < k && start + l * dil < 0) ++l;
-  int h = k;
-  while (h > l && start + (h - 1) * dil >= size) --h;
-  *lo = l;
-  *hi = h;
-}
-
-// One tap with the input offset added per lane (the border, where the offset cannot be folded into the bias).
-inline void TapWithOffset(Acc4& a, int32_t v, const int32_t* w, int32_t offset2) {
-  const int32_t v02 = dsp::sadd16(dsp::sxtb16(v), offset2), v13 = dsp::sadd16(dsp::sxtb16_ror8(v), offset2);
-  a.a0 = dsp::smlabb(v02, w[0], a.a0);
-  a.a2 = dsp::smlatt(v02, w[0], a.a2);
-  a.a1 = dsp::smlabb(v13, w[1], a.a1);
-  a.a3 = dsp::smlatt(v13, w[1], a.a3);
-}
-
-// Any output pixel of a group of n <= 4 channels: only the taps inside the image (a rectangle of the filter, found
-// per axis), the input offset added per tap, as the reference does. Not inlined, like InnerRun.
-__attribute__((noinline)) void BorderPixel(const Geometry& s, const Group& g, const int8_t* input, int c0, int n,
-                                           int iy0, int ix0, int32_t offset2, int8_t* out, int32_t out_zp,
-                                           int32_t act_min, int32_t act_max) {
-  int ky0, ky1, kx0, kx1;
-  ValidTaps(iy0, s.k_h, s.dil_h, s.in_h, &ky0, &ky1);
-  ValidTaps(ix0, s.k_w, s.dil_w, s.in_w, &kx0, &kx1);
-  Acc4 a = {g.bias2[0], g.bias2[1], g.bias2[2], g.bias2[3]};
-  const int step = s.dil_w * s.channels, row = s.dil_h * s.in_w * s.channels;
-  const int8_t* in = input + ((iy0 + ky0 * s.dil_h) * s.in_w + ix0 + kx0 * s.dil_w) * s.channels + c0;
-  for (int ky = ky0; ky < ky1; ++ky, in += row) {
-    const int32_t* w = g.w + 2 * (ky * s.k_w + kx0);
-    const int8_t* p = in;
-    for (int kx = kx0; kx < kx1; ++kx, p += step, w += 2) {
-      int32_t v;
-      if (n == 4) {
-        v = Load4(p);
-      } else {
-        uint8_t b[4] = {0, 0, 0, 0};
-        memcpy(b, p, n);
-        memcpy(&v, b, 4);
-      }
-      TapWithOffset(a, v, w, offset2);
+// The group's 4 channels of the filter's rows of input for output row oy, into buf (k_h rows of `width` words):
+// column b is input column b - pad_w; a tap outside the image holds the zero point in every byte.
+void FillRows(const Geometry& s, const int8_t* in, int c0, int n, int oy, int width, int32_t zp4, int32_t* buf) {
+  for (int ky = 0; ky < s.k_h; ++ky, buf += width) {
+    const int iy = oy * s.stride_h - s.pad_h + ky * s.dil_h;
+    if (iy < 0 || iy >= s.in_h) {
+      for (int b = 0; b < width; ++b) buf[b] = zp4;
+      continue;
     }
+    const int lo = s.pad_w < width ? s.pad_w : width;
+    const int hi = s.pad_w + s.in_w < width ? s.pad_w + s.in_w : width;
+    for (int b = 0; b < lo; ++b) buf[b] = zp4;
+    const int8_t* src = in + (iy * s.in_w + lo - s.pad_w) * s.channels + c0;
+    if (n == 4) {
+      for (int b = lo; b < hi; ++b, src += s.channels) buf[b] = Load4(src);
+    } else {  // a last group of fewer channels: no read past them
+      for (int b = lo; b < hi; ++b, src += s.channels) {
+        int32_t v = zp4;
+        memcpy(&v, src, n);
+        buf[b] = v;
+      }
+    }
+    for (int b = hi; b < width; ++b) buf[b] = zp4;
   }
-  const int32_t acc[4] = {a.a0, a.a1, a.a2, a.a3};
-  for (int j = 0; j < n; ++j) out[j] = static_cast<int8_t>(Requantize(g, j, acc[j], out_zp, act_min, act_max));
-}
-
-// The output rows or columns whose taps all fall inside the image: [lo, hi).
-void InnerRange(int in, int k, int stride, int dil, int pad, int out, int* lo, int* hi) {
-  int l = 0;
-  while (l < out && l * stride - pad < 0) ++l;
-  int h = out;
-  while (h > l && (h - 1) * stride - pad + (k - 1) * dil >= in) --h;
-  *lo = l;
-  *hi = h;
 }
 
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) {
@@ -366,16 +311,15 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   s.pad_w = d.padding.width;
   const int taps = s.k_h * s.k_w;
   const int32_t input_offset = -d.input_zero_point;
-  const int32_t offset2 = static_cast<int32_t>((static_cast<uint32_t>(input_offset) << 16) |
-                                               (static_cast<uint32_t>(input_offset) & 0xffff));
   const int32_t out_zp = d.output_zero_point, act_min = d.output_activation_min, act_max = d.output_activation_max;
   const int8_t* in_data = tflite::micro::GetTensorData<int8_t>(input);
   const int8_t* w_data = tflite::micro::GetTensorData<int8_t>(filter);
   const int32_t* b_data = bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
   int8_t* out_data = tflite::micro::GetTensorData<int8_t>(output);
-  int y_lo, y_hi, x_lo, x_hi;
-  InnerRange(s.in_h, s.k_h, s.stride_h, s.dil_h, s.pad_h, s.out_h, &y_lo, &y_hi);
-  InnerRange(s.in_w, s.k_w, s.stride_w, s.dil_w, s.pad_w, s.out_w, &x_lo, &x_hi);
+  const int width = (s.out_w - 1) * s.stride_w + (s.k_w - 1) * s.dil_w + 1;
+  const int32_t zp4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(d.input_zero_point));
+  int32_t buf[kBufferWords];
+  const bool k3 = s.k_h == 3 && s.k_w == 3;
   Group g;
   for (int c0 = 0; c0 < s.channels; c0 += 4) {
     const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;
@@ -384,36 +328,24 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
       const int8_t* in_b = in_data + b * s.in_h * s.in_w * s.channels;
       int8_t* out_b = out_data + b * s.out_h * s.out_w * s.channels;
       for (int oy = 0; oy < s.out_h; ++oy) {
-        const int iy0 = oy * s.stride_h - s.pad_h;
-        const bool inner_row = n == 4 && oy >= y_lo && oy < y_hi;
-        int ox = 0;
-        while (ox < s.out_w) {
-          if (inner_row && ox == x_lo && x_hi > x_lo) {  // the inner run of this row, in one call
-            Run r;
-            r.in = in_b + (iy0 * s.in_w + ox * s.stride_w - s.pad_w) * s.channels + c0;
-            r.in_advance = s.stride_w * s.channels;
-            r.out = out_b + (oy * s.out_w + ox) * s.channels + c0;
-            r.out_advance = s.channels;
-            r.count = x_hi - x_lo;
-            r.step = s.dil_w * s.channels;
-            r.row = s.dil_h * s.in_w * s.channels;
-            r.k_h = s.k_h;
-            r.k_w = s.k_w;
-            r.out_zp = out_zp;
-            r.act_min = act_min;
-            r.act_max = act_max;
-            const bool k3 = s.k_h == 3 && s.k_w == 3;
-            if (g.fast) {
-              k3 ? InnerRun<true, true>(r, g) : InnerRun<false, true>(r, g);
-            } else {
-              k3 ? InnerRun<true, false>(r, g) : InnerRun<false, false>(r, g);
-            }
-            ox = x_hi;
-            continue;
-          }
-          int8_t* o = out_b + (oy * s.out_w + ox) * s.channels + c0;
-          BorderPixel(s, g, in_b, c0, n, iy0, ox * s.stride_w - s.pad_w, offset2, o, out_zp, act_min, act_max);
-          ++ox;
+        FillRows(s, in_b, c0, n, oy, width, zp4, buf);
+        Run r;
+        r.in = reinterpret_cast<const int8_t*>(buf);
+        r.in_advance = 4 * s.stride_w;
+        r.out = out_b + oy * s.out_w * s.channels + c0;
+        r.out_advance = s.channels;
+        r.count = s.out_w;
+        r.step = 4 * s.dil_w;
+        r.row = 4 * width;
+        r.k_h = s.k_h;
+        r.k_w = s.k_w;
+        r.out_zp = out_zp;
+        r.act_min = act_min;
+        r.act_max = act_max;
+        if (g.fast) {
+          k3 ? InnerRun<true, true>(r, g, n) : InnerRun<false, true>(r, g, n);
+        } else {
+          k3 ? InnerRun<true, false>(r, g, n) : InnerRun<false, false>(r, g, n);
         }
       }
     }
