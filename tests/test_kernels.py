@@ -27,6 +27,9 @@ CASES = [
     ("k3_s1_same_c64_spread", (3, 3, 64), 3, 1, "same", 1, 1, None, 1e3),  # per-channel scales over 3 decades
     ("k7_s1_same_c4", (6, 6, 4), 7, 1, "same", 1, 1, None, 1.0),  # 49 taps: most of them padded
     ("k3_s1_same_c4_m2", (6, 6, 4), 3, 1, "same", 1, 2, None, 1.0),  # multiplier 2: the library's kernel
+    ("k3_s1_same_c4_wide", (2, 40, 4), 3, 1, "same", 1, 1, None, 1.0),  # rows longer than a chunk of accumulators
+    # relu6 outputs of widely spread weights: some channels' multipliers of 1 or more (TFLM shifts those left)
+    ("k3_s1_same_c16_relu6_mult_above_1", (6, 6, 16), 3, 1, "same", 1, 1, "relu6", 1e4),
 ]
 
 
@@ -147,6 +150,15 @@ def case_models(tmp_path_factory):
     return out
 
 
+def _multipliers(model):
+    """Each node's effective requantization multipliers (input scale x weight scale / output scale)."""
+    out = []
+    for op in model.operators:
+        q = [model.tensors[i].quantization.scales for i in (op.inputs[0], op.inputs[1], op.outputs[0])]
+        out.append(np.ravel(q[0])[0] * np.asarray(q[1]) / np.ravel(q[2])[0])
+    return out
+
+
 def _every_shape(project):
     """Let tinydeploy's kernels take every shape they cover (in production the library's kernels run the shapes where
     they measured faster): the tests check all of them."""
@@ -175,6 +187,8 @@ def _bit_exact(path, op, tflm_dir, tmp_path, every_shape, also=()):
     from conftest import run_cli
 
     model = TFLiteModel.from_file(path)
+    if "above_1" in path.name:  # the case is what its name says: multipliers on both sides of 1 in one node
+        assert any((m >= 1).any() and (m < 1).any() for m in _multipliers(model))
     assert op in {o.opname for o in model.operators} <= {op, *also}
     board, lib = load("nano33ble"), TflmLibrary.locate(str(tflm_dir))
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"

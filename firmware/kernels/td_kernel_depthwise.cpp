@@ -47,7 +47,7 @@ using DwOp = util::KernelOp;
 // The pinned library's kernel (CMSIS-NN under ARDUINO), for the nodes this one does not take.
 TfLiteRegistration Library() { return tflite::Register_DEPTHWISE_CONV_2D(); }
 
-// Whether this kernel takes the node: the shapes it covers, and output maps large enough for it to be faster.
+// Whether this kernel takes the node: the shapes it covers, and rows that fit the row buffer.
 bool Applies(TfLiteContext* context, TfLiteNode* node) {
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
   tflite::MicroContext* mc = tflite::GetMicroContext(context);
@@ -62,7 +62,7 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
     const int k_h = filter->dims->data[1], k_w = filter->dims->data[2];
     const int width = (output->dims->data[2] - 1) * params.stride_width + (k_w - 1) * params.dilation_width_factor + 1;
     ok = params.depth_multiplier == 1 && filter->dims->data[3] == channels && output->dims->data[3] == channels &&
-         k_h * k_w <= kMaxTaps && k_h * width <= kBufferWords;
+         k_h * k_w <= kMaxTaps && ((k_h - 1) * params.dilation_height_factor + 1) * width <= kBufferWords;
   }
   if (input) mc->DeallocateTempTfLiteTensor(input);
   if (filter) mc->DeallocateTempTfLiteTensor(filter);
@@ -76,14 +76,17 @@ struct Group {
   int32_t inner2[4];        // 2 x (bias + input offset x sum of the channel's weights): every pixel (padded taps add 0)
   int32_t mult[4];
   int32_t shift[4];         // TFLM's shift: > 0 left, < 0 right
-  int32_t add[4];           // fast path: 2^(right shift - 1) + (output zero point << right shift)
-  int32_t right[4];
-  bool fast;                // the SMMULR requantization is exact for every channel of the group
+  int32_t add[4];           // kRight: 2^(right shift - 1) + (output zero point << right shift); kLeft: the zero point
+  int32_t right[4];         // kRight: the right shift; kLeft: TFLM's (left) shift
+  int mode[4];              // how each channel is requantized
 };
+
+// kRight: a multiplier below 1, util::RequantFast; kLeft: 1 or more (TFLM shifts left and does not round):
+// SMMLAR(acc2 << shift, m, zp); kSlow: TFLM's own function (where a bound does not allow the others).
+enum Mode { kSlow = 0, kRight = 1, kLeft = 2 };
 
 void MakeGroup(Group& g, const int8_t* filter, const int32_t* bias, const tflite::OpDataConv& d, int c0, int n,
                int channels, int taps, int32_t input_offset, int32_t out_zp) {
-  g.fast = true;
   for (int j = 0; j < 4; ++j) {
     const int c = c0 + (j < n ? j : 0);
     int32_t sum = 0, abs_sum = 0;
@@ -98,9 +101,9 @@ void MakeGroup(Group& g, const int8_t* filter, const int32_t* bias, const tflite
     g.shift[j] = d.per_channel_output_shift[c];
     // |accumulator| <= |bias| + |o| * sum |w| + 127 * sum |w|, with |o| <= 128
     const util::Requant q = util::MakeRequant(g.mult[j], g.shift[j], out_zp, (b < 0 ? -b : b) + 255LL * abs_sum);
-    g.right[j] = q.right;
-    g.add[j] = q.add;
-    g.fast = g.fast && q.fast;
+    g.mode[j] = q.fast ? kRight : (q.left_fast ? kLeft : kSlow);
+    g.right[j] = q.fast ? q.right : g.shift[j];
+    g.add[j] = q.fast ? q.add : out_zp;
   }
   for (int k = 0; k < taps; ++k) {
     int32_t w4[4];
@@ -203,7 +206,9 @@ struct Run {
   int in_advance;    // bytes from one pixel's top-left tap to the next's (stride x channels)
   int8_t* out;
   int out_advance;   // channels
-  int count;
+  int count;         // pixels per output row
+  int rows;          // output rows
+  int row_advance;   // bytes from one output row's first top-left tap to the next's
   int step, row;     // bytes between taps along a row, and between rows of taps
   int k_h, k_w;
   int32_t out_zp, act_min, act_max;
@@ -224,7 +229,7 @@ __attribute__((noinline)) void RunAccumulators(const Run& r, const Group& g, con
 
 // Requantizes channel j of n pixels' accumulators, its constants held in registers for the whole loop. kFull: the
 // activation range is all of int8, so one SSAT clamps.
-template <bool kFast, bool kFull>
+template <int kMode, bool kFull>
 __attribute__((noinline)) void RequantizeChannel(const Run& r, const Group& g, const Acc4* acc, int n, int j,
                                                  int8_t* out) {
   const int32_t* a = &acc[0].a0 + j;
@@ -233,8 +238,10 @@ __attribute__((noinline)) void RequantizeChannel(const Run& r, const Group& g, c
   const int32_t mult = g.mult[j], add = g.add[j], right = g.right[j], shift = g.shift[j];
   for (int i = 0; i < n; ++i, a += 4, out += advance) {
     int32_t v;
-    if (kFast) {
+    if (kMode == kRight) {
       v = util::RequantFast(*a, mult, add, right);
+    } else if (kMode == kLeft) {
+      v = dsp::smmlar(*a << right, mult, add);
     } else {
       v = tflite::MultiplyByQuantizedMultiplier(*a / 2, mult, shift) + zp;
     }
@@ -244,26 +251,46 @@ __attribute__((noinline)) void RequantizeChannel(const Run& r, const Group& g, c
   }
 }
 
-template <bool kThreeByThree, bool kFast>
-void InnerRun(const Run& r, const Group& g, int channels) {
-  Acc4 acc[kChunk];
-  for (int done = 0; done < r.count; done += kChunk) {
-    const int n = r.count - done < kChunk ? r.count - done : kChunk;
-    RunAccumulators<kThreeByThree>(r, g, r.in + done * r.in_advance, n, acc);
-    int8_t* out = r.out + done * r.out_advance;
-    const bool full = r.act_min <= -128 && r.act_max >= 127;
-    for (int j = 0; j < channels; ++j) {
-      full ? RequantizeChannel<kFast, true>(r, g, acc, n, j, out + j)
-           : RequantizeChannel<kFast, false>(r, g, acc, n, j, out + j);
-    }
-  }
+// Requantizes channels [0, channels) of n pixels' accumulators into out (pixel after pixel, out_advance apart).
+void Flush(const Run& r, const Group& g, const Acc4* acc, int n, int channels, int8_t* out) {
+  using Fn = void (*)(const Run&, const Group&, const Acc4*, int, int, int8_t*);
+  static const Fn kFns[6] = {RequantizeChannel<kSlow, false>, RequantizeChannel<kRight, false>,
+                             RequantizeChannel<kLeft, false>, RequantizeChannel<kSlow, true>,
+                             RequantizeChannel<kRight, true>, RequantizeChannel<kLeft, true>};
+  const bool full = r.act_min <= -128 && r.act_max >= 127;
+  for (int j = 0; j < channels; ++j) kFns[full * 3 + g.mode[j]](r, g, acc, n, j, out + j);
 }
 
-// The group's 4 channels of the filter's rows of input for output row oy, into buf (k_h rows of `width` words):
-// column b is input column b - pad_w; a tap outside the image holds the zero point in every byte.
-void FillRows(const Geometry& s, const int8_t* in, int c0, int n, int oy, int width, int32_t zp4, int32_t* buf) {
-  for (int ky = 0; ky < s.k_h; ++ky, buf += width) {
-    const int iy = oy * s.stride_h - s.pad_h + ky * s.dil_h;
+// r.rows output rows of r.count pixels (r.row_advance bytes apart in the buffer; consecutive in the output), their
+// accumulators gathered kChunk pixels at a time (across rows where the rows are short) and then requantized.
+template <bool kThreeByThree>
+void InnerRun(const Run& r, const Group& g, int channels) {
+  Acc4 acc[kChunk];
+  int filled = 0;
+  int8_t* out = r.out;
+  for (int i = 0; i < r.rows; ++i) {
+    const int8_t* in = r.in + i * r.row_advance;
+    for (int done = 0; done < r.count;) {
+      const int n = r.count - done < kChunk - filled ? r.count - done : kChunk - filled;
+      RunAccumulators<kThreeByThree>(r, g, in + done * r.in_advance, n, acc + filled);
+      filled += n;
+      done += n;
+      if (filled == kChunk) {
+        Flush(r, g, acc, filled, channels, out);
+        out += filled * r.out_advance;
+        filled = 0;
+      }
+    }
+  }
+  if (filled) Flush(r, g, acc, filled, channels, out);
+}
+
+// The group's 4 channels of input rows iy0 .. iy0 + rows - 1 into buf (`width` words each): column b is input column
+// b - pad_w; a row or column outside the image holds the zero point in every byte.
+void FillRows(const Geometry& s, const int8_t* in, int c0, int n, int iy0, int rows, int width, int32_t zp4,
+              int32_t* buf) {
+  for (int i = 0; i < rows; ++i, buf += width) {
+    const int iy = iy0 + i;
     if (iy < 0 || iy >= s.in_h) {
       for (int b = 0; b < width; ++b) buf[b] = zp4;
       continue;
@@ -284,6 +311,9 @@ void FillRows(const Geometry& s, const int8_t* in, int c0, int n, int oy, int wi
     for (int b = hi; b < width; ++b) buf[b] = zp4;
   }
 }
+
+// The input rows that output rows oy .. oy + n - 1 read.
+inline int SpanRows(const Geometry& s, int n) { return (n - 1) * s.stride_h + (s.k_h - 1) * s.dil_h + 1; }
 
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) {
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
@@ -320,6 +350,9 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   const int32_t zp4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(d.input_zero_point));
   int32_t buf[kBufferWords];
   const bool k3 = s.k_h == 3 && s.k_w == 3;
+  // output rows per fill of the buffer: enough to make a chunk of accumulators of short rows, as the buffer allows
+  int rows_per_fill = s.out_w >= kChunk ? 1 : kChunk / s.out_w;
+  while (rows_per_fill > 1 && SpanRows(s, rows_per_fill) * width > kBufferWords) --rows_per_fill;
   Group g;
   for (int c0 = 0; c0 < s.channels; c0 += 4) {
     const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;
@@ -327,26 +360,25 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
     for (int b = 0; b < batches; ++b) {
       const int8_t* in_b = in_data + b * s.in_h * s.in_w * s.channels;
       int8_t* out_b = out_data + b * s.out_h * s.out_w * s.channels;
-      for (int oy = 0; oy < s.out_h; ++oy) {
-        FillRows(s, in_b, c0, n, oy, width, zp4, buf);
+      for (int oy = 0; oy < s.out_h; oy += rows_per_fill) {
+        const int rows = s.out_h - oy < rows_per_fill ? s.out_h - oy : rows_per_fill;
+        FillRows(s, in_b, c0, n, oy * s.stride_h - s.pad_h, SpanRows(s, rows), width, zp4, buf);
         Run r;
         r.in = reinterpret_cast<const int8_t*>(buf);
         r.in_advance = 4 * s.stride_w;
+        r.row_advance = 4 * s.stride_h * width;
+        r.rows = rows;
         r.out = out_b + oy * s.out_w * s.channels + c0;
         r.out_advance = s.channels;
         r.count = s.out_w;
         r.step = 4 * s.dil_w;
-        r.row = 4 * width;
+        r.row = 4 * s.dil_h * width;
         r.k_h = s.k_h;
         r.k_w = s.k_w;
         r.out_zp = out_zp;
         r.act_min = act_min;
         r.act_max = act_max;
-        if (g.fast) {
-          k3 ? InnerRun<true, true>(r, g, n) : InnerRun<false, true>(r, g, n);
-        } else {
-          k3 ? InnerRun<true, false>(r, g, n) : InnerRun<false, false>(r, g, n);
-        }
+        k3 ? InnerRun<true>(r, g, n) : InnerRun<false>(r, g, n);
       }
     }
   }
