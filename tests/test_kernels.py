@@ -48,7 +48,8 @@ CONV_CASES = [
 # Pointwise CONV_2D (1x1,
 # stride 1): input channels (each layer's K) 5, 7, 13 and 16 cover every remainder of K mod 4 and 8 and the loop of
 # 8; odd filter counts leave a last channel alone, 25 pixels a last pixel alone. FULLY_CONNECTED (per-tensor, one
-# batch: four channels at a time): K 40 and 37, 37 outputs leave one channel to the two-channel path.
+# batch: four channels at a time): K 40 and 37, 37 outputs leave one channel to the one-channel path (the last layer's
+# 10 outputs run the library's kernel, which is faster there).
 MATMUL_CASES = [
     ("pw_chain_c5_25px", "CONV_2D", (5, 5, 5), [(7, None), (13, "relu6"), (16, "relu"), (9, None)], 1.0),
     ("pw_c64_f48_9px_spread", "CONV_2D", (3, 3, 64), [(48, None)], 1e3),
