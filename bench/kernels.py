@@ -135,20 +135,25 @@ def main() -> int:
                 agg = all_classes.setdefault(cls, [0, 0, 0, 0])
                 for i, v in enumerate((work, t, c, r)):
                     agg[i] += v
+            arena = {b: (res[b].get("arena") or {}).get("used", 0) for b in BUILDS}
+            print(f"  arena used: tinydeploy {arena['tinydeploy']:,} B, CMSIS-NN {arena['cmsis-nn']:,} B, "
+                  f"reference {arena['reference']:,} B")
             print(f"  total: tinydeploy {tot['tinydeploy']:,}, CMSIS-NN {tot['cmsis-nn']:,} "
                   f"({tot['cmsis-nn'] / tot['tinydeploy']:.2f}x tinydeploy's), reference {tot['reference']:,}; "
                   f".text {text['tinydeploy']:,} / {text['cmsis-nn']:,} / {text['reference']:,} B; outputs of the "
                   f"tinydeploy build identical to the reference build's on {len(x)} random inputs\n")
-            summary.append((path.name, tot, text))
+            summary.append((path.name, tot, text, arena))
     print("op classes over all models: instructions per MAC (per output element for ADD, MUL)")
     print(f"  {'class':<28} {'tinydeploy':>10} {'CMSIS-NN':>9} {'reference':>9}  CMSIS/td")
     for cls, (work, t, c, r) in sorted(all_classes.items()):
         print(f"  {cls:<28} {t / work:>10.2f} {c / work:>9.2f} {r / work:>9.2f}  {c / t:>7.2f}x")
     print()
-    print(f"{'model':<28} {'tinydeploy':>11} {'CMSIS-NN':>11} {'reference':>11}  CMSIS/td  .text td-CMSIS")
-    for name, tot, text in summary:
+    print(f"{'model':<28} {'tinydeploy':>11} {'CMSIS-NN':>11} {'reference':>11}  CMSIS/td  .text td-CMSIS"
+          f"  arena td-CMSIS")
+    for name, tot, text, arena in summary:
         print(f"{name:<28} {tot['tinydeploy']:>11,} {tot['cmsis-nn']:>11,} {tot['reference']:>11,}  "
-              f"{tot['cmsis-nn'] / tot['tinydeploy']:>7.2f}x  {text['tinydeploy'] - text['cmsis-nn']:>+8,} B")
+              f"{tot['cmsis-nn'] / tot['tinydeploy']:>7.2f}x  {text['tinydeploy'] - text['cmsis-nn']:>+8,} B"
+              f"  {arena['tinydeploy'] - arena['cmsis-nn']:>+8,} B")
     return 0
 
 
