@@ -16,6 +16,8 @@ def add_parsers(sub, add_board, add_json) -> None:
                                                  "else PROJECT/.pio/libdeps/<env>/Arduino_TensorFlowLite)")
     e.add_argument("--board", default="nano33ble", help="the board whose build flags the emulated build uses")
     e.add_argument("--jobs", type=bounded_int(1, 64), help="parallel compiler processes for the one-time TFLM build (default: CPU count)")
+    e.add_argument("--no-cycles", action="store_true",
+                   help="skip the Cortex-M4 cycle estimate (a QEMU plugin beside the exact instruction counts)")
     add_bench_options(e)
     add_json(e)
     e.set_defaults(func=cmd_emulate)
@@ -27,6 +29,11 @@ def cmd_emulate(args) -> int:
     from ..device.link import Link
     from ..device.session import BenchOptions, bench_link, finish
     from ..errors import ModelError
+    import dataclasses
+    import tempfile
+
+    from ..errors import ToolchainError
+    from .cycles import CycleProbe, estimate
     from .firmware import EmulatedTarget, emulate_project
     from .qemu import QemuSession
 
@@ -44,7 +51,8 @@ def cmd_emulate(args) -> int:
                 tasks[stage] = prog.add_task(stage, total=total)
             prog.update(tasks[stage], completed=done)
 
-        image, lib = emulate_project(project, tflm=args.tflm, board=load_board(args), jobs=args.jobs, progress=show)
+        board = load_board(args)
+        image, lib = emulate_project(project, tflm=args.tflm, board=board, jobs=args.jobs, progress=show)
     built_s = time.monotonic() - t0
     for w in image.warnings:
         err_console.print(f"[yellow]{w}[/]", soft_wrap=True)
@@ -54,7 +62,15 @@ def cmd_emulate(args) -> int:
         "tflm": {"library": str(lib.root), "found_by": lib.origin},
         "firmware": image.to_dict(), "build_seconds": round(built_s, 1),
     }}
-    with QemuSession(image.elf, target) as q:
+    probe, no_estimate = None, "--no-cycles" if args.no_cycles else None
+    log_dir = tempfile.TemporaryDirectory(prefix="tinydeploy-cycles-")
+    if not args.no_cycles:
+        try:
+            probe = CycleProbe.for_elf(image.elf, Path(log_dir.name) / "cycles.log")
+            target = dataclasses.replace(target, qemu_args=(*target.qemu_args, *probe.qemu_args()))
+        except ToolchainError as e:  # the instruction counts do not need it
+            no_estimate = str(e)
+    with log_dir, QemuSession(image.elf, target) as q:
         extra["emulation"]["qemu"] = q.command(q.port)
         with Link.open(url=q.url) as link:
             d = bench_link(link, BenchOptions.from_args(args), json_path=args.json, extra=extra,
@@ -63,7 +79,20 @@ def cmd_emulate(args) -> int:
                                           f"({args.hello_wait:g} s now)")
             if comparison is not None:
                 d["accuracy"] = _accuracy(link, *comparison)
+        if probe is not None:
+            d["cycles_estimate"] = estimate(probe.entries(), d.get("ops") or [])
+            if d["cycles_estimate"] is None:
+                no_estimate = "the plugin's log holds no inference whose op counts match the firmware's"
     d["emulation"]["seconds"] = round(time.monotonic() - t0, 1)
+    c = d.get("cycles_estimate")
+    if c:
+        err_console.print(f"Cycles (an estimate from the Cortex-M4 manual's instruction timings, see the JSON's method): "
+                          f"{c['cycles_per_inference']:,} per inference, {c['cycles_per_instruction']} per instruction, "
+                          f"{c['cycles_per_inference'] / (board.cpu_mhz * 1e3):.1f} ms at {board.cpu_mhz} MHz",
+                          highlight=False)
+    else:
+        d["cycles_estimate"] = None
+        err_console.print(f"no cycle estimate: {no_estimate}", highlight=False)
     d["memory"] = memory_summary(project, image, d.get("arena") or {})
     m = d["memory"]
     err_console.print(f"RAM (.data + .bss, exact): {m['firmware_ram_bytes']:,} B = arena {m['arena_allocated_bytes']:,} B "
