@@ -1,6 +1,8 @@
 """Instructions per inference and per operator with tinydeploy's own kernels, the pinned library's CMSIS-NN kernels
 and TFLM's portable reference kernels, side by side in one run on the emulated Cortex-M4 (QEMU mps2-an386,
--icount shift=0: exact, repeatable counts), with instructions per multiply-accumulate and each firmware's .text.
+-icount shift=0: exact, repeatable counts), with instructions per multiply-accumulate, estimated Cortex-M4 cycles
+beside them (emulate/cycles.py: the TRM's timings over the instruction stream; an estimate), each firmware's .text
+and the arena it used.
 
 Three builds of the same generated firmware against the same pinned TFLM library:
   tinydeploy  `build --kernels tinydeploy`: tinydeploy's kernels where it has them (firmware/kernels/kernels.json),
@@ -55,17 +57,29 @@ PER_ELEMENT = ("ADD", "MUL")  # judged per output element, not per MAC
 
 
 def run(elf: Path, x: np.ndarray) -> tuple[dict, np.ndarray]:
+    """The bench's report (with the cycle estimate's per-op figures as d["cycles_estimate"]) and the outputs for x."""
+    import dataclasses
+
     from tinydeploy.device.bench import run_bench
     from tinydeploy.device.link import Link
     from tinydeploy.device.runner import device_outputs
+    from tinydeploy.emulate.cycles import CycleProbe, estimate
+    from tinydeploy.emulate.firmware import EmulatedTarget
     from tinydeploy.emulate.qemu import QemuSession
 
-    with QemuSession(elf) as q, Link.open(url=q.url) as link:
-        d = run_bench(link, runs=3, warmup=1, timeout=1200, idle_timeout=600).to_dict()
-        link.drain(0.2)
-        outs, _ = device_outputs(link, x)
+    with tempfile.TemporaryDirectory() as logs:
+        probe = CycleProbe.for_elf(elf, Path(logs) / "cycles.log")
+        target = EmulatedTarget.load()
+        target = dataclasses.replace(target, qemu_args=(*target.qemu_args, *probe.qemu_args()))
+        with QemuSession(elf, target) as q, Link.open(url=q.url) as link:
+            d = run_bench(link, runs=3, warmup=1, timeout=1200, idle_timeout=600).to_dict()
+            link.drain(0.2)
+            outs, _ = device_outputs(link, x)
+        d["cycles_estimate"] = estimate(probe.entries(), d["ops"])
     if not all(g["pass"] for g in d["golden"]):
         raise SystemExit(f"{elf}: golden vectors failed, the figures would mean nothing")
+    if d["cycles_estimate"] is None:
+        raise SystemExit(f"{elf}: the cycle plugin's log does not match the firmware's op counts")
     return d, outs
 
 
@@ -111,6 +125,7 @@ def main() -> int:
             print(f"  {'#':>3}  {'op':<18} {'MACs':>10} {'tinydeploy':>11} {'CMSIS-NN':>11} {'reference':>11}"
                   f" {'td/MAC':>7} {'cmsis/MAC':>9} {'ref/MAC':>8} {'vs CMSIS':>8}")
             by_class: dict[str, list[int]] = {}
+            cyc = {b: [o["cycles"] for o in res[b]["cycles_estimate"]["ops"]] for b in BUILDS}
             for o, *counts in zip(ops, *(res[b]["ops"] for b in BUILDS)):
                 t, c, r = (x["cycles"] for x in counts)
                 assert o.op == counts[0]["tag"] == counts[1]["tag"] == counts[2]["tag"]
@@ -118,42 +133,48 @@ def main() -> int:
                 work = int(np.prod(o.output_shape)) if o.op in PER_ELEMENT else o.macs
                 if work:
                     line += f" {t / work:>7.2f} {c / work:>9.2f} {r / work:>8.2f}"
-                    acc = by_class.setdefault(op_class(model, o.index), [0, 0, 0, 0])
-                    acc[0] += work
-                    acc[1] += t
-                    acc[2] += c
-                    acc[3] += r
+                    acc = by_class.setdefault(op_class(model, o.index), [0] * 7)
+                    for i, v in enumerate((work, t, c, r, cyc["tinydeploy"][o.index], cyc["cmsis-nn"][o.index],
+                                           cyc["reference"][o.index])):
+                        acc[i] += v
                 else:
                     line += " " * 27
                 print(line + f" {c / max(t, 1):>7.2f}x")
             tot = {b: res[b]["latency"]["instructions"]["median"] for b in BUILDS}
             ours_total = sum(x["cycles"] for x in res["tinydeploy"]["ops"])
-            for cls, (work, t, c, r) in sorted(by_class.items()):
+            for cls, vals in sorted(by_class.items()):
+                work, t, c, r, tc, cc, rc = vals
                 unit = "output element" if cls in PER_ELEMENT else "MAC"
                 print(f"  {cls}: {t / work:.2f} (tinydeploy) vs {c / work:.2f} (CMSIS-NN) vs {r / work:.2f} "
-                      f"(reference) instructions per {unit}; {t / ours_total:.0%} of tinydeploy's instructions")
-                agg = all_classes.setdefault(cls, [0, 0, 0, 0])
-                for i, v in enumerate((work, t, c, r)):
+                      f"(reference) instructions per {unit}, est. cycles {tc / work:.2f} / {cc / work:.2f} / "
+                      f"{rc / work:.2f}; {t / ours_total:.0%} of tinydeploy's instructions")
+                agg = all_classes.setdefault(cls, [0] * 7)
+                for i, v in enumerate(vals):
                     agg[i] += v
             arena = {b: (res[b].get("arena") or {}).get("used", 0) for b in BUILDS}
+            cycles = {b: res[b]["cycles_estimate"]["cycles_per_inference"] for b in BUILDS}
+            print(f"  estimated cycles per inference: tinydeploy {cycles['tinydeploy']:,}, CMSIS-NN "
+                  f"{cycles['cmsis-nn']:,} ({cycles['cmsis-nn'] / cycles['tinydeploy']:.2f}x), reference "
+                  f"{cycles['reference']:,}")
             print(f"  arena used: tinydeploy {arena['tinydeploy']:,} B, CMSIS-NN {arena['cmsis-nn']:,} B, "
                   f"reference {arena['reference']:,} B")
             print(f"  total: tinydeploy {tot['tinydeploy']:,}, CMSIS-NN {tot['cmsis-nn']:,} "
                   f"({tot['cmsis-nn'] / tot['tinydeploy']:.2f}x tinydeploy's), reference {tot['reference']:,}; "
                   f".text {text['tinydeploy']:,} / {text['cmsis-nn']:,} / {text['reference']:,} B; outputs of the "
                   f"tinydeploy build identical to the reference build's on {len(x)} random inputs\n")
-            summary.append((path.name, tot, text, arena))
-    print("op classes over all models: instructions per MAC (per output element for ADD, MUL)")
-    print(f"  {'class':<28} {'tinydeploy':>10} {'CMSIS-NN':>9} {'reference':>9}  CMSIS/td")
-    for cls, (work, t, c, r) in sorted(all_classes.items()):
-        print(f"  {cls:<28} {t / work:>10.2f} {c / work:>9.2f} {r / work:>9.2f}  {c / t:>7.2f}x")
+            summary.append((path.name, tot, text, arena, cycles))
+    print("op classes over all models: instructions per MAC (per output element for ADD, MUL); estimated cycles the same")
+    print(f"  {'class':<30} {'tinydeploy':>10} {'CMSIS-NN':>9} {'reference':>9}  CMSIS/td   est. cycles td / CMSIS-NN")
+    for cls, (work, t, c, r, tc, cc, rc) in sorted(all_classes.items()):
+        print(f"  {cls:<30} {t / work:>10.2f} {c / work:>9.2f} {r / work:>9.2f}  {c / t:>7.2f}x   "
+              f"{tc / work:.2f} / {cc / work:.2f} ({cc / tc:.2f}x)")
     print()
-    print(f"{'model':<28} {'tinydeploy':>11} {'CMSIS-NN':>11} {'reference':>11}  CMSIS/td  .text td-CMSIS"
-          f"  arena td-CMSIS")
-    for name, tot, text, arena in summary:
+    print(f"{'model':<28} {'tinydeploy':>11} {'CMSIS-NN':>11} {'reference':>11}  CMSIS/td  est. cycles CMSIS/td"
+          f"  .text td-CMSIS  arena td-CMSIS")
+    for name, tot, text, arena, cycles in summary:
         print(f"{name:<28} {tot['tinydeploy']:>11,} {tot['cmsis-nn']:>11,} {tot['reference']:>11,}  "
-              f"{tot['cmsis-nn'] / tot['tinydeploy']:>7.2f}x  {text['tinydeploy'] - text['cmsis-nn']:>+8,} B"
-              f"  {arena['tinydeploy'] - arena['cmsis-nn']:>+8,} B")
+              f"{tot['cmsis-nn'] / tot['tinydeploy']:>7.2f}x  {cycles['cmsis-nn'] / cycles['tinydeploy']:>17.2f}x"
+              f"  {text['tinydeploy'] - text['cmsis-nn']:>+13,} B  {arena['tinydeploy'] - arena['cmsis-nn']:>+12,} B")
     return 0
 
 
