@@ -17,32 +17,26 @@ namespace td {
 namespace kernels {
 namespace util {
 
-// A node's op data: the library's (Data, filled by the library's own Prepare, or by ours where the library's is not
-// public), and the library kernel's own op data when that kernel runs the node.
+// A node's op data when this kernel runs it: exactly the library's (Data, filled by the library's own Prepare, or by
+// ours where the library's is not public), no larger than the library kernel's own, so the arena is no larger.
 template <typename Data>
 struct KernelOpOf {
-  Data data;           // first member: the library's Prepare takes node->user_data as a Data
-  void* library_data;  // the library kernel's own op data, when it runs this node
-  bool ours;
+  Data data;
 };
 using KernelOp = KernelOpOf<tflite::OpDataConv>;
 
-template <typename Data>
-void* InitKernelOp(TfLiteContext* context, const char* buffer, size_t length) {
+// A node the library kernel runs keeps that kernel's own op data in node->user_data, tagged in its lowest bit (op
+// data is allocated aligned, so the bit is free), which is how Eval tells the two apart without a flag in the arena.
+inline void* TagLibrary(void* p) { return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(p) | 1u); }
+inline bool IsLibrary(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 1u) != 0; }
+inline void* UntagLibrary(void* p) { return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t{1}); }
+
+// Nothing in Init: Prepare allocates what the node's kernel needs, once it knows which kernel that is.
+inline void* InitNothing(TfLiteContext* context, const char* buffer, size_t length) {
+  (void)context;
   (void)buffer;
   (void)length;
-  void* p = context->AllocatePersistentBuffer(context, sizeof(KernelOpOf<Data>));
-  if (p != nullptr) memset(p, 0, sizeof(KernelOpOf<Data>));
-  return p;
-}
-
-// Runs one of the library kernel's functions on this node with its own op data in node->user_data.
-template <typename Op, typename F>
-TfLiteStatus AsLibrary(TfLiteNode* node, Op* op, F f) {
-  node->user_data = op->library_data;
-  const TfLiteStatus s = f();
-  node->user_data = op;
-  return s;
+  return nullptr;
 }
 
 // A kernel's registration, the same for every kernel here: Prepare picks the node's kernel (this one where kApplies,
@@ -55,23 +49,33 @@ struct Kernel {
   using Op = KernelOpOf<Data>;
 
   static TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
-    Op* op = static_cast<Op*>(node->user_data);
-    op->ours = kApplies(context, node);
-    if (op->ours) return kOurPrepare(context, node);
+    if (kApplies(context, node)) {
+      void* p = context->AllocatePersistentBuffer(context, sizeof(Op));
+      if (p == nullptr || IsLibrary(p)) return kTfLiteError;
+      memset(p, 0, sizeof(Op));
+      node->user_data = p;
+      return kOurPrepare(context, node);
+    }
     const TfLiteRegistration lib = kLibrary();
-    op->library_data = lib.init(context, nullptr, 0);
-    if (op->library_data == nullptr) return kTfLiteError;
-    return AsLibrary(node, op, [&] { return lib.prepare(context, node); });
+    void* data = lib.init(context, nullptr, 0);
+    if (IsLibrary(data)) return kTfLiteError;  // not aligned: the tag would be lost
+    node->user_data = data;
+    const TfLiteStatus s = lib.prepare(context, node);
+    node->user_data = TagLibrary(data);
+    return s;
   }
 
   static TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
-    Op* op = static_cast<Op*>(node->user_data);
-    if (op->ours) return kEvalOurs(context, node, *op);
+    void* const tagged = node->user_data;
+    if (!IsLibrary(tagged)) return kEvalOurs(context, node, *static_cast<const Op*>(tagged));
     const TfLiteRegistration lib = kLibrary();
-    return AsLibrary(node, op, [&] { return lib.invoke(context, node); });
+    node->user_data = UntagLibrary(tagged);  // the library kernel's invoke with its own op data
+    const TfLiteStatus s = lib.invoke(context, node);
+    node->user_data = tagged;
+    return s;
   }
 
-  static TfLiteRegistration Registration() { return tflite::micro::RegisterOp(InitKernelOp<Data>, Prepare, Eval); }
+  static TfLiteRegistration Registration() { return tflite::micro::RegisterOp(InitNothing, Prepare, Eval); }
 };
 
 // TFLM's requantization (MultiplyByQuantizedMultiplier: a rounding doubling high multiply, then a rounding divide by
