@@ -54,34 +54,35 @@ bool IsPointwise(const int* filter, const TfLiteConvParams& params) {
 }
 
 // What a general convolution's rows are gathered from.
-struct Geometry {
+struct Gather {
+  util::Geometry s;
   const int8_t* in;
-  int in_h, in_w, cin, k_h, k_w, out_h, out_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
   int8_t zp;  // a padded tap: the input's zero point, which the offset turns into 0
 };
 
 // Output pixel r's values under the filter, in the filter's (ky, kx, c) order, into dst.
 const int8_t* GatherRow(const MatMul& m, int r, int8_t* dst) {
-  const Geometry& g = *static_cast<const Geometry*>(m.ctx);
+  const Gather& gather = *static_cast<const Gather*>(m.ctx);
+  const util::Geometry& g = gather.s;
   const int pixels = g.out_h * g.out_w, b = r / pixels, oy = (r % pixels) / g.out_w, ox = r % g.out_w;
-  const int8_t* in = g.in + b * g.in_h * g.in_w * g.cin;
+  const int8_t* in = gather.in + b * g.in_h * g.in_w * g.channels;
   const int iy0 = oy * g.stride_h - g.pad_h, ix0 = ox * g.stride_w - g.pad_w;
-  const int span = g.k_w * g.cin;
+  const int span = g.k_w * g.channels;
   const bool row_inside = g.dil_w == 1 && ix0 >= 0 && ix0 + g.k_w <= g.in_w;
   int8_t* d = dst;
   for (int ky = 0; ky < g.k_h; ++ky, d += span) {
     const int iy = iy0 + ky * g.dil_h;
     if (iy < 0 || iy >= g.in_h) {
-      memset(d, g.zp, span);
+      memset(d, gather.zp, span);
     } else if (row_inside) {  // the filter's row is inside the image: one copy
-      memcpy(d, in + (iy * g.in_w + ix0) * g.cin, span);
+      memcpy(d, in + (iy * g.in_w + ix0) * g.channels, span);
     } else {
       for (int kx = 0; kx < g.k_w; ++kx) {
         const int ix = ix0 + kx * g.dil_w;
         if (ix < 0 || ix >= g.in_w) {
-          memset(d + kx * g.cin, g.zp, g.cin);
+          memset(d + kx * g.channels, gather.zp, g.channels);
         } else {
-          memcpy(d + kx * g.cin, in + (iy * g.in_w + ix) * g.cin, g.cin);
+          memcpy(d + kx * g.channels, in + (iy * g.in_w + ix) * g.channels, g.channels);
         }
       }
     }
@@ -100,29 +101,19 @@ TfLiteStatus EvalMatMul(TfLiteContext* context, TfLiteNode* node, const tflite::
                                      : nullptr;
   TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, tflite::kConvOutputTensor);
   const int* fd = filter->dims->data;
-  Geometry g;
-  g.in = tflite::micro::GetTensorData<int8_t>(input);
-  g.in_h = input->dims->data[1];
-  g.in_w = input->dims->data[2];
-  g.cin = input->dims->data[3];
-  g.k_h = fd[1];
-  g.k_w = fd[2];
-  g.out_h = output->dims->data[1];
-  g.out_w = output->dims->data[2];
-  g.stride_h = params.stride_height;
-  g.stride_w = params.stride_width;
-  g.dil_h = params.dilation_height_factor;
-  g.dil_w = params.dilation_width_factor;
-  g.pad_h = d.padding.height;
-  g.pad_w = d.padding.width;
-  g.zp = static_cast<int8_t>(d.input_zero_point);
+  Gather gather;
+  gather.s = util::GeometryOf(*input, *filter, *output, params.stride_height, params.stride_width,
+                              params.dilation_height_factor, params.dilation_width_factor, d.padding);
+  gather.in = tflite::micro::GetTensorData<int8_t>(input);
+  gather.zp = static_cast<int8_t>(d.input_zero_point);
+  const util::Geometry& g = gather.s;
   MatMul m;
-  m.in = g.in;
+  m.in = gather.in;
   m.w = tflite::micro::GetTensorData<int8_t>(filter);
   m.bias = bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
   m.out = tflite::micro::GetTensorData<int8_t>(output);
   m.rows = output->dims->data[0] * g.out_h * g.out_w;
-  m.k = g.k_h * g.k_w * g.cin;
+  m.k = g.k_h * g.k_w * g.channels;
   m.cols = fd[0];
   m.input_zp = d.input_zero_point;
   m.output_zp = d.output_zero_point;
@@ -132,7 +123,7 @@ TfLiteStatus EvalMatMul(TfLiteContext* context, TfLiteNode* node, const tflite::
   m.shift = d.per_channel_output_shift;
   m.per_channel = true;
   m.row = pointwise ? nullptr : GatherRow;
-  m.ctx = &g;
+  m.ctx = &gather;
   Run(m);
   return kTfLiteOk;
 }

@@ -116,9 +116,7 @@ void MakeGroup(Group& g, const int8_t* filter, const int32_t* bias, const tflite
 
 using util::Load4;
 
-struct Geometry {
-  int in_h, in_w, channels, k_h, k_w, out_h, out_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
-};
+using util::Geometry;
 
 struct Acc4 {
   int32_t a0, a1, a2, a3;
@@ -325,20 +323,8 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, tflite::kDepthwiseConvOutputTensor);
   const tflite::OpDataConv& d = op.data;
   const int batches = input->dims->data[0];
-  Geometry s;
-  s.in_h = input->dims->data[1];
-  s.in_w = input->dims->data[2];
-  s.channels = input->dims->data[3];
-  s.k_h = filter->dims->data[1];
-  s.k_w = filter->dims->data[2];
-  s.out_h = output->dims->data[1];
-  s.out_w = output->dims->data[2];
-  s.stride_h = params.stride_height;
-  s.stride_w = params.stride_width;
-  s.dil_h = params.dilation_height_factor;
-  s.dil_w = params.dilation_width_factor;
-  s.pad_h = d.padding.height;
-  s.pad_w = d.padding.width;
+  const Geometry s = util::GeometryOf(*input, *filter, *output, params.stride_height, params.stride_width,
+                                      params.dilation_height_factor, params.dilation_width_factor, d.padding);
   const int taps = s.k_h * s.k_w;
   const int32_t input_offset = -d.input_zero_point;
   const int32_t out_zp = d.output_zero_point, act_min = d.output_activation_min, act_max = d.output_activation_max;

@@ -78,6 +78,32 @@ struct Kernel {
   static TfLiteRegistration Registration() { return tflite::micro::RegisterOp(InitNothing, Prepare, Eval); }
 };
 
+// A convolution's shape (NHWC input and output, the filter's height and width), strides, dilation and padding, from
+// the node's tensors, its stride and dilation parameters and the padding the library's Prepare computed.
+struct Geometry {
+  int in_h, in_w, channels, k_h, k_w, out_h, out_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
+};
+
+inline Geometry GeometryOf(const TfLiteEvalTensor& input, const TfLiteEvalTensor& filter,
+                           const TfLiteEvalTensor& output, int stride_h, int stride_w, int dil_h, int dil_w,
+                           const TfLitePaddingValues& padding) {
+  Geometry s;
+  s.in_h = input.dims->data[1];
+  s.in_w = input.dims->data[2];
+  s.channels = input.dims->data[3];
+  s.k_h = filter.dims->data[1];
+  s.k_w = filter.dims->data[2];
+  s.out_h = output.dims->data[1];
+  s.out_w = output.dims->data[2];
+  s.stride_h = stride_h;
+  s.stride_w = stride_w;
+  s.dil_h = dil_h;
+  s.dil_w = dil_w;
+  s.pad_h = padding.height;
+  s.pad_w = padding.width;
+  return s;
+}
+
 // TFLM's requantization (MultiplyByQuantizedMultiplier: a rounding doubling high multiply, then a rounding divide by
 // 2^e) of an accumulator held doubled (acc2 = 2a), with the output zero point, for one channel, in three
 // instructions (SMMLAR, an add of the sign, a shift):
