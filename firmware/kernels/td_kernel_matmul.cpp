@@ -44,28 +44,22 @@ struct Block {
 enum Mode { kSlow = 0, kRight = 1, kAny = 2 };
 
 void MakeBlock(const MatMul& m, int o0, int n, Block& b) {
-  // |accumulator| <= |bias| + 255 * sum |w| <= |bias| + 255 * 128 * k (|x + offset| <= 255, |w| <= 128): the fast path
-  // wants 2 x that below 2^30 (util::MakeRequant), checked here in 32 bits against the bias's room
-  // wants 2 x that below 2^30 (util::MakeRequant), checked here in 32 bits against the bias's room; the left shift
-  // wants 2 x that << shift below 2^31
-  const int32_t room = m.k <= 16384 ? (1 << 29) - 1 - 255 * 128 * m.k : -1;
-  bool right = room > 0, any = room > 0;
-  util::Requant r = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, 255LL * 128 * m.k);
+  bool right = true, any = true;
+  const int64_t products = 255LL * 128 * m.k;  // |sum w (x + offset)| <= 255 * 128 * k (|x + offset| <= 255, |w| <= 128)
   for (int j = 0; j < n; ++j) {
-    const int o = o0 + j;
+    const int o = o0 + j, q = m.per_channel ? o : 0;
     const int32_t bias = m.bias ? m.bias[o] : 0;
-    const int64_t mag = bias < 0 ? -static_cast<int64_t>(bias) : bias;
-    if (m.per_channel) r = util::MakeRequant(m.mult[o], m.shift[o], m.output_zp, 255LL * 128 * m.k);
+    const util::Requant r =
+        util::MakeRequant(m.mult[q], m.shift[q], m.output_zp, (bias < 0 ? -static_cast<int64_t>(bias) : bias) + products);
     b.bias[j] = bias;
     b.mult[j] = r.mult;
     b.shift[j] = r.shift;
-    const bool below = r.fast && mag < room;
-    right = right && below;
-    any = any && (below || (r.left_fast && (mag + 255LL * 128 * m.k) << (r.shift + 1) < (static_cast<int64_t>(1) << 31)));
-    b.add[j] = below ? r.add : m.output_zp;
-    b.right[j] = below ? r.right : 0;
-    b.left[j] = below ? 1 : r.shift + 1;
-    b.mask[j] = below ? -1 : 0;
+    right = right && r.fast;
+    any = any && (r.fast || r.left_fast);
+    b.add[j] = r.fast ? r.add : m.output_zp;
+    b.right[j] = r.fast ? r.right : 0;
+    b.left[j] = r.fast ? 1 : r.shift + 1;
+    b.mask[j] = r.fast ? -1 : 0;
   }
   b.mode = right ? kRight : (any ? kAny : kSlow);
 }

@@ -128,8 +128,15 @@ inline Requant MakeRequant(int32_t mult, int32_t shift, int32_t out_zp, int64_t 
   q.mult = mult;
   q.shift = shift;
   q.right = shift > 0 ? 0 : -shift;
-  q.fast = mult >= 0 && shift <= 0 && q.right >= 1 && q.right <= 20 && 2 * bound < (static_cast<int64_t>(1) << 30);
-  q.add = q.fast ? (1 << (q.right - 1)) + out_zp * (1 << q.right) : 0;
+  // exact while acc2 = 2a fits in 32 bits and the sum x + add (x = SMMULR(acc2, m), |x| <= 2 |a| m / 2^32 + 1) does
+  // not overflow: then any right shift up to 30 is fast (multipliers down to 2^-31)
+  const int64_t add = q.right >= 1 && q.right <= 30
+                          ? (static_cast<int64_t>(1) << (q.right - 1)) + static_cast<int64_t>(out_zp) * (1LL << q.right)
+                          : 0;
+  const int64_t x_max = mult >= 0 ? ((2 * bound * static_cast<int64_t>(mult)) >> 32) + 1 : 0;
+  q.fast = mult >= 0 && shift <= -1 && q.right <= 30 && 2 * bound < (static_cast<int64_t>(1) << 31) &&
+           (add < 0 ? -add : add) + x_max + 1 < (static_cast<int64_t>(1) << 31);
+  q.add = q.fast ? static_cast<int32_t>(add) : 0;
   q.left_fast = mult >= 0 && shift >= 0 && shift <= 20 && (2 * bound << shift) < (static_cast<int64_t>(1) << 31);
   return q;
 }
