@@ -54,12 +54,14 @@ def test_generated_sources_compile_against_the_real_core_warning_free(tmp_path, 
     if shutil.which("arm-none-eabi-g++") is None:
         missing("arm-none-eabi-g++ is required (apt-get install gcc-arm-none-eabi)")
     board = load("nano33ble")
-    # the bundled example and a depthwise model (another op set in model_ops.h)
+    # the bundled example and a depthwise model (another op set in model_ops.h), and both with tinydeploy's kernels
     projects = []
-    for name, model in (("example", None), ("depthwise", tf_models["depthwise"][0])):
+    for name, model, kernels in (("example", None, "cmsis-nn"), ("depthwise", tf_models["depthwise"][0], "cmsis-nn"),
+                                 ("example-td", None, "tinydeploy"), ("depthwise-td", tf_models["depthwise"][0], "tinydeploy")):
         out = tmp_path / name
-        run_cli("build", *([model] if model else []), "-o", out, "--no-compile", check=0)
+        run_cli("build", *([model] if model else []), "-o", out, "--no-compile", "--kernels", kernels, check=0)
         projects.append(out)
+    assert (projects[2] / "src" / "td_kernel_matmul.cpp").is_file()  # the kernels' sources are in the project
     lib = [tflm_dir / "src" / "tensorflow" / "lite" / "micro" / f for f in ("debug_log.cpp", "system_setup.cpp")]
     lib += sorted((tflm_dir / "src" / "peripherals").glob("*.cpp"))
     for project in projects:
