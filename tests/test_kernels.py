@@ -166,7 +166,8 @@ def _every_shape(project):
     ini = project / "platformio.ini"
     text = ini.read_text()
     assert "build_flags =\n" in text
-    ini.write_text(text.replace("build_flags =\n", "build_flags =\n    -DTD_CONV_ALL_SHAPES=1\n", 1))
+    ini.write_text(text.replace("build_flags =\n", "build_flags =\n    -DTD_DW_MIN_OUTPUT_PIXELS=1\n"
+                                                    "    -DTD_CONV_ALL_SHAPES=1\n", 1))
 
 
 def _device_outputs(elf, x):

@@ -41,13 +41,21 @@ constexpr int kMaxTaps = 64;  // 8x8; a larger filter runs the library's kernel
 // The padded row buffer: the filter's k_h rows of input, each as wide as the output row's taps reach, one word (the
 // group's 4 channels) per column. A node whose rows need more runs the library's kernel.
 constexpr int kBufferWords = 768;  // 3 KB of stack
+// Each group of four channels costs a fixed setup (its weights widened, its sums and constants made) that the
+// smallest output maps do not amortize: measured with bench/kernels.py, the MobileNet's 3x3 maps ran 0.77-0.81x the
+// library kernel's speed and its 6x6 maps faster, so a node with fewer output pixels than this runs the library's.
+// (The tests build with -DTD_DW_MIN_OUTPUT_PIXELS=1 to run this kernel on every shape it covers.)
+#ifndef TD_DW_MIN_OUTPUT_PIXELS
+#define TD_DW_MIN_OUTPUT_PIXELS 16
+#endif
+constexpr int kMinOutputPixels = TD_DW_MIN_OUTPUT_PIXELS;
 
 using DwOp = util::KernelOp;
 
 // The pinned library's kernel (CMSIS-NN under ARDUINO), for the nodes this one does not take.
 TfLiteRegistration Library() { return tflite::Register_DEPTHWISE_CONV_2D(); }
 
-// Whether this kernel takes the node: the shapes it covers, and rows that fit the row buffer.
+// Whether this kernel takes the node: the shapes it covers, rows that fit the row buffer, output maps large enough.
 bool Applies(TfLiteContext* context, TfLiteNode* node) {
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
   tflite::MicroContext* mc = tflite::GetMicroContext(context);
@@ -62,7 +70,8 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
     const int k_h = filter->dims->data[1], k_w = filter->dims->data[2];
     const int width = (output->dims->data[2] - 1) * params.stride_width + (k_w - 1) * params.dilation_width_factor + 1;
     ok = params.depth_multiplier == 1 && filter->dims->data[3] == channels && output->dims->data[3] == channels &&
-         k_h * k_w <= kMaxTaps && ((k_h - 1) * params.dilation_height_factor + 1) * width <= kBufferWords;
+         k_h * k_w <= kMaxTaps && ((k_h - 1) * params.dilation_height_factor + 1) * width <= kBufferWords &&
+         output->dims->data[1] * output->dims->data[2] >= kMinOutputPixels;
   }
   if (input) mc->DeallocateTempTfLiteTensor(input);
   if (filter) mc->DeallocateTempTfLiteTensor(filter);

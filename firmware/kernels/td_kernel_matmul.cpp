@@ -46,11 +46,21 @@ enum Mode { kSlow = 0, kRight = 1, kAny = 2 };
 void MakeBlock(const MatMul& m, int o0, int n, Block& b) {
   bool right = true, any = true;
   const int64_t products = 255LL * 128 * m.k;  // |sum w (x + offset)| <= 255 * 128 * k (|x + offset| <= 255, |w| <= 128)
+  // one multiplier for all (a fully connected layer): its constants made once, with the block's largest bias
+  int64_t most = 0;
+  if (!m.per_channel && m.bias) {
+    for (int j = 0; j < n; ++j) {
+      const int64_t v = m.bias[o0 + j];
+      most = v < 0 ? (-v > most ? -v : most) : (v > most ? v : most);
+    }
+  }
+  const util::Requant shared = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, most + products);
   for (int j = 0; j < n; ++j) {
-    const int o = o0 + j, q = m.per_channel ? o : 0;
+    const int o = o0 + j;
     const int32_t bias = m.bias ? m.bias[o] : 0;
-    const util::Requant r =
-        util::MakeRequant(m.mult[q], m.shift[q], m.output_zp, (bias < 0 ? -static_cast<int64_t>(bias) : bias) + products);
+    const util::Requant r = m.per_channel ? util::MakeRequant(m.mult[o], m.shift[o], m.output_zp,
+                                                              (bias < 0 ? -static_cast<int64_t>(bias) : bias) + products)
+                                          : shared;
     b.bias[j] = bias;
     b.mult[j] = r.mult;
     b.shift[j] = r.shift;

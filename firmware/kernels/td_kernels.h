@@ -10,7 +10,7 @@ namespace td {
 namespace kernels {
 
 // DEPTHWISE_CONV_2D, int8: depth multiplier 1, up to 64 filter taps, any stride, padding and dilation whose rows
-// of input fit its row buffer (td_kernel_depthwise.cpp).
+// of input fit its row buffer, 16 output pixels or more (td_kernel_depthwise.cpp).
 TfLiteRegistration Register_DEPTHWISE_CONV_2D();
 
 // CONV_2D, int8: every filter whose values under it fit the matrix product (td_kernel_matmul.h: kMatMulMaxK), a 1x1
@@ -18,7 +18,7 @@ TfLiteRegistration Register_DEPTHWISE_CONV_2D();
 // (what it is faster at; at most 4 channels and 80 values under the filter with -DTD_CONV_ALL_SHAPES=1).
 TfLiteRegistration Register_CONV_2D();
 
-// FULLY_CONNECTED, int8 with int32 bias, per-tensor weights (zero point 0), 16 outputs or more, any batch.
+// FULLY_CONNECTED, int8 with int32 bias, per-tensor weights (zero point 0), 16 outputs and inputs or more, any batch.
 TfLiteRegistration Register_FULLY_CONNECTED();
 
 // ADD, int8, two inputs of the output's shape (no broadcast).
