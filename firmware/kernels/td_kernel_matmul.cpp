@@ -1,5 +1,5 @@
-// tinydeploy's int8 matrix product (td_kernel_matmul.h): the pointwise CONV_2D's pixels and a FULLY_CONNECTED
-// layer's batches against their weights, bit-exact with TFLM's reference kernels (ConvPerChannel, FullyConnected).
+// tinydeploy's int8 matrix product (td_kernel_matmul.h): a CONV_2D's output pixels and a FULLY_CONNECTED layer's
+// batches against their weights, bit-exact with TFLM's reference kernels (ConvPerChannel, FullyConnected).
 //
 // Every output is the dot product of a row's K input values and a channel's K weights (contiguous in the model). A
 // row is contiguous in the input (a pointwise convolution's pixel, a batch) or gathered under the filter (a general
@@ -24,7 +24,7 @@ namespace td {
 namespace kernels {
 namespace {
 
-constexpr int kBlock = 32;  // output channels whose constants are made at a time (640 B of stack)
+constexpr int kBlock = 32;  // output channels whose constants are made at a time (896 B of stack)
 
 // The constants of up to kBlock output channels.
 struct Block {
