@@ -1,4 +1,5 @@
-"""tinydeploy's own kernels (firmware/kernels/: DEPTHWISE_CONV_2D, first-layer CONV_2D), bit-exact: each configuration is a one-op int8 model converted by the
+"""tinydeploy's own kernels (firmware/kernels/: DEPTHWISE_CONV_2D, CONV_2D on the matrix product and for first
+layers, FULLY_CONNECTED, ADD), bit-exact: each configuration is a one-op (or few-layer) int8 model converted by the
 real TFLite converter, run on the emulated Cortex-M4 three ways, all against the pinned TFLM library: with
 tinydeploy's kernel (`--kernels tinydeploy`), with the library's CMSIS-NN kernel, and with TFLM's portable reference
 kernel (bench/reference_kernels.cpp). On 20 random inputs each, tinydeploy's outputs must equal the reference's bit for
