@@ -24,7 +24,7 @@ def add_parsers(sub, add_board, add_json) -> None:
 
 
 def cmd_emulate(args) -> int:
-    from ..boards import from_args as load_board
+    from ..boards import cycles_to_ms, from_args as load_board
     from ..console import err_console, progress
     from ..device.link import Link
     from ..device.session import BenchOptions, bench_link, finish
@@ -88,7 +88,7 @@ def cmd_emulate(args) -> int:
     if c:
         err_console.print(f"Cycles (an estimate from the Cortex-M4 manual's instruction timings, see the JSON's method): "
                           f"{c['cycles_per_inference']:,} per inference, {c['cycles_per_instruction']} per instruction, "
-                          f"{c['cycles_per_inference'] / (board.cpu_mhz * 1e3):.1f} ms at {board.cpu_mhz} MHz",
+                          f"{cycles_to_ms(c['cycles_per_inference'], board.cpu_hz):.1f} ms at {board.cpu_mhz} MHz",
                           highlight=False)
     else:
         d["cycles_estimate"] = None
