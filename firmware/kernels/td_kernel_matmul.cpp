@@ -311,13 +311,17 @@ void Run(const MatMul& m) {
                                 TwoRows<true, kRight>};
   static const OneFn kOne[4] = {OneRow<false, kSlow>, OneRow<false, kRight>, OneRow<false, kAny>,
                                 OneRow<true, kRight>};
+  const int8_t* single = nullptr;  // the one row, when there is one
   for (int o0 = 0; o0 < m.cols; o0 += kBlock) {
     const int n = m.cols - o0 < kBlock ? m.cols - o0 : kBlock;
     MakeBlock(m, o0, n, b);
     const int v = full && b.mode == kRight ? 3 : b.mode;
-    if (m.rows == 1) {  // one row (a fully connected layer's batch): widened once for all blocks
-      if (o0 == 0) Widen(row(m, 0, scratch), groups, -m.input_zp, xw, 2);
-      kOne[v](m, b, o0, n, 0, row(m, 0, scratch), xw);
+    if (m.rows == 1) {  // one row (a fully connected layer's batch): gathered and widened once for all blocks
+      if (o0 == 0) {
+        single = row(m, 0, scratch);
+        Widen(single, groups, -m.input_zp, xw, 2);
+      }
+      kOne[v](m, b, o0, n, 0, single, xw);
       continue;
     }
     int r = 0;
