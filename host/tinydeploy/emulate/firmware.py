@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -22,7 +23,8 @@ from typing import Callable
 from ..boards import Board
 from ..errors import ModelError, ToolchainError
 from ..sources import firmware_dir
-from .tflm_library import CompileFlags, TflmLibrary, build_archive, compile_one
+from . import objcache
+from .tflm_library import CompileFlags, TflmLibrary, build_archive
 from .toolchain import ArmToolchain
 
 
@@ -120,6 +122,29 @@ def _sizes(tc: ArmToolchain, elf: Path) -> tuple[int, int, int]:
     return text, sec.get(".data", 0), sec.get(".bss", 0)
 
 
+def _compile_all(tc, flags, todo, includes, extra, jobs, progress):
+    """Compile (source, object) pairs, JOBS at a time, each through the object cache; results in TODO's order."""
+    done = 0
+    if progress:
+        progress(0, len(todo))
+
+    def work(item):
+        return objcache.compile_cached(tc, flags, item[0], item[1], includes, extra=extra)[0]
+
+    pool = ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2)
+    results = []
+    try:
+        for r in pool.map(work, todo):
+            results.append(r)
+            done += 1
+            if progress:
+                progress(done, len(todo))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on a signal: running compilers finish, none starts
+    objcache.prune()
+    return results
+
+
 def build_firmware(project: Path, lib: TflmLibrary, board: Board, *, out_dir: Path | None = None,
                    extra_sources: tuple[Path, ...] = (), jobs: int | None = None,
                    progress: Callable[[str, int, int], None] | None = None) -> FirmwareImage:
@@ -147,20 +172,16 @@ def build_firmware(project: Path, lib: TflmLibrary, board: Board, *, out_dir: Pa
     out.mkdir(parents=True, exist_ok=True)
     sources = sorted(src.glob("*.cpp")) + [board_dir / s for s in target.board_sources] + list(extra_sources)
     includes = [src, *pflags.includes, board_dir, lib.src]
-    warnings, objs = [], []
-    for i, s in enumerate(sources):
-        if progress:
-            progress("compiling the firmware", i, len(sources))
-        o = out / (s.stem + ".o")
-        r = compile_one(tc, app_flags, s, o, includes, extra=tuple(board.compile["warnings"]))
+    objs = [out / (s.stem + ".o") for s in sources]
+    results = _compile_all(tc, app_flags, list(zip(sources, objs)), includes, tuple(board.compile["warnings"]),
+                           jobs, (lambda d, n: progress("compiling the firmware", d, n)) if progress else None)
+    warnings = []
+    for s, r in zip(sources, results):
         if r.returncode != 0:
             first = next((l for l in r.stderr.splitlines() if "error" in l), r.stderr.strip()[:300])
             raise ToolchainError(f"{s.name} does not compile for the emulated Cortex-M4: {first}",
                                  "Regenerate the project with this tinydeploy (tinydeploy build --force)")
         warnings += [l for l in r.stderr.splitlines() if "warning:" in l]
-        objs.append(o)
-    if progress:
-        progress("compiling the firmware", len(sources), len(sources))
     elf = out / "firmware.elf"
     tmp = out / f"firmware.elf.{os.getpid()}.tmp"
     link_flags = [*target.link_flags, *pflags.link, f"-T{board_dir / target.linker_script}", f"-Wl,-Map={out / 'firmware.map'}"]

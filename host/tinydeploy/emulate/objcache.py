@@ -1,0 +1,67 @@
+"""Compiled firmware objects kept by what the compiler sees, so a source compiles once for every project it is in.
+
+A firmware source's object depends on the compiler, its code-generation flags and the source after preprocessing
+(every header it includes, every define): the key is a hash of exactly those. Most of a project's sources (the
+kernels, the runtime glue) are the same in every project and take seconds each against TFLM's headers, while
+preprocessing takes a fraction of a second. `__FILE__` is made relative to the source's folder
+(`-fmacro-prefix-map`), so the same file in two projects preprocesses the same. A compile that printed anything
+(a warning) is not kept: its messages name the project it came from and must be seen where they arise.
+
+Objects live in ``<cache>/objects/``, written atomically; the least recently used are removed past
+``MAX_OBJECTS``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+from ..fsutil import cache_root
+from .toolchain import ArmToolchain
+
+MAX_OBJECTS = 400
+
+
+def _root() -> Path:
+    return cache_root() / "objects"
+
+
+def compile_cached(tc: ArmToolchain, flags, source: Path, obj: Path, includes: list[Path],
+                   extra: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, bool]:
+    """Compile SOURCE into OBJ, or copy the object kept for the same preprocessed input: (result, from the cache)."""
+    compiler = tc.gcc if source.suffix == ".c" else tc.gxx
+    common = [*flags.for_source(source), *extra, f"-fmacro-prefix-map={source.parent}/=", *(f"-I{i}" for i in includes)]
+    pre = subprocess.run([compiler, *common, "-E", "-P", str(source)], capture_output=True)
+    if pre.returncode != 0:  # let the compile say what is wrong
+        key = None
+    else:
+        h = hashlib.sha256()
+        for part in (tc.version, compiler, source.suffix, *flags.for_source(source), *extra):
+            h.update(part.encode() + b"\0")
+        h.update(pre.stdout)
+        key = h.hexdigest()
+        kept = _root() / key[:2] / f"{key}.o"
+        if kept.is_file():
+            tmp = obj.with_name(f"{obj.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(kept.read_bytes())
+            os.replace(tmp, obj)
+            os.utime(kept)  # recently used
+            return subprocess.CompletedProcess([], 0, "", ""), True
+    r = subprocess.run([compiler, *common, "-c", str(source), "-o", str(obj)], capture_output=True, text=True)
+    if key is not None and r.returncode == 0 and not r.stderr.strip():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        tmp = kept.with_name(f"{kept.name}.{os.getpid()}.{id(obj)}.tmp")
+        tmp.write_bytes(obj.read_bytes())
+        os.replace(tmp, kept)  # complete or absent, also with two builds at once
+    return r, False
+
+
+def prune(limit: int = MAX_OBJECTS) -> None:
+    """Remove the least recently used objects past LIMIT."""
+    root = _root()
+    if not root.is_dir():
+        return
+    objs = sorted(root.glob("*/*.o"), key=lambda p: p.stat().st_mtime if p.exists() else 0)
+    for p in objs[:max(0, len(objs) - limit)]:
+        p.unlink(missing_ok=True)
