@@ -51,6 +51,34 @@ static inline int32_t smmlar(int32_t a, int32_t b, int32_t acc) {
   __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
   return r;
 }
+// Two 16-bit lanes: a's halves plus bytes 0 and 2 of x sign-extended (SXTAB16), and plus bytes 1 and 3.
+static inline int32_t sxtab16(int32_t a, int32_t x) {
+  int32_t r;
+  __asm__("sxtab16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(x));
+  return r;
+}
+static inline int32_t sxtab16_ror8(int32_t a, int32_t x) {
+  int32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+  return r;
+}
+// The bottom halves of a and b as one word (a's below), and the top halves (a's below).
+static inline int32_t pack_bottoms(int32_t a, int32_t b) {
+  int32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+static inline int32_t pack_tops(int32_t a, int32_t b) {
+  int32_t r;
+  __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+// acc + top(a) * bottom(b).
+static inline int32_t smlatb(int32_t a, int32_t b, int32_t acc) {
+  int32_t r;
+  __asm__("smlatb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+  return r;
+}
 // acc + bottom(a) * bottom(b) + top(a) * top(b): two 16x16 multiply-accumulates.
 static inline int32_t smlad(int32_t a, int32_t b, int32_t acc) {
   int32_t r;
@@ -88,6 +116,11 @@ static inline int32_t smmlar(int32_t a, int32_t b, int32_t acc) {
   return static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(smmulr(a, b)));
 }
 static inline int32_t smlad(int32_t a, int32_t b, int32_t acc) { return acc + lo16(a) * lo16(b) + hi16(a) * hi16(b); }
+static inline int32_t smlatb(int32_t a, int32_t b, int32_t acc) { return acc + hi16(a) * lo16(b); }
+static inline int32_t sxtab16(int32_t a, int32_t x) { return sadd16(a, sxtb16(x)); }
+static inline int32_t sxtab16_ror8(int32_t a, int32_t x) { return sadd16(a, sxtb16_ror8(x)); }
+static inline int32_t pack_bottoms(int32_t a, int32_t b) { return pack16(lo16(a), lo16(b)); }
+static inline int32_t pack_tops(int32_t a, int32_t b) { return pack16(hi16(a), hi16(b)); }
 
 #endif
 

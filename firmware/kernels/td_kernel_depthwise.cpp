@@ -1,25 +1,22 @@
 // tinydeploy's int8 DEPTHWISE_CONV_2D, bit-exact with TFLM's reference kernel (DepthwiseConvPerChannel).
 //
-// Where it applies (int8, depth multiplier 1, at most kMaxTaps filter taps) it replaces the library's CMSIS-NN
-// kernel; elsewhere the node runs the library's own kernel, chosen in Prepare. The per-channel multipliers and
-// shifts are the library's (DepthwiseConvPrepare); nothing else is kept in the arena: what the loops need per
-// group of four channels (the weights widened to 16 bits, the biases with the input offset folded in) is made on
-// the stack once per group and Eval.
+// Where it applies (int8, depth multiplier 1, at most kMaxTaps filter taps, large enough maps) it replaces the
+// library's CMSIS-NN kernel; elsewhere the node runs the library's own kernel, chosen in Prepare. The per-channel
+// multipliers and shifts are the library's (DepthwiseConvPrepare); nothing else is kept in the arena.
 //
-// How it computes, per group of 4 channels (one 32-bit word of each NHWC pixel), per output pixel:
-//  - every tap loads one word of input and one pair of words of weights, and does four 16x16 multiply-accumulates
-//    (SXTB16 splits the input word into channels 0/2 and 1/3; SMLABB and SMLATT accumulate each channel);
-//  - the filter's rows of input for one output row are first copied, for the group's 4 channels, into a row buffer on
-//    the stack padded with the input's zero point, so that every output pixel, at the border too, runs the same
-//    unrolled taps with the input offset folded into the bias: sum w*(x + o) = sum w*x + o*sum w, and a padded tap
-//    holds x = -o, which adds w*(-o) + o*w = 0, as the reference's skipped tap does;
-//  - the accumulators hold twice the sum (the weights are doubled when widened), so that TFLM's requantization
-//    MultiplyByQuantizedMultiplier (a rounding doubling high multiply, then a rounding right shift) is one SMMULR
-//    and three instructions: SMMULR(2a, m) = floor((2am + 2^31) / 2^32) = floor((am + 2^30) / 2^31), which is TFLM's
-//    SaturatingRoundingDoublingHighMul(a, m) for m > 0; and its rounding divide by 2^e (e >= 1) is
-//    (x + 2^(e-1) - (x < 0)) >> e. That holds while 2a (times the left shift) fits in 32 bits, which a bound on the
-//    accumulator (|bias| + 255 * sum |w|) decides per group; a group beyond it, or with a right shift of 0, is
-//    requantized with TFLM's own function instead.
+// How it computes, per group of 4 channels (one 32-bit word of each NHWC pixel) and band of output rows:
+//  - FillPlanes copies the band's input rows into one plane per channel on the stack, as 16-bit values with the input
+//    offset added (SXTAB16 widens and offsets two channels of a pixel in one instruction), padded with zeros: a padded
+//    tap then adds w * 0, as the reference's skipped tap adds nothing, and every output runs the same taps;
+//  - a channel's outputs are computed along its plane's rows with its weights in registers. A 3x3 filter at stride 1
+//    or 2 takes two outputs at a time in assembly (RowS1Full etc.): per input row, the pairs (x0, x1), (x1, x2),
+//    (x2, x3) (stride 2: (x0, x1), (x2, x3), (x4, x5)) make both outputs' three products with two SMLADs and two
+//    16x16 multiply-accumulates: 18 MACs in 21 instructions; other filters, dilation and the rarer requantization
+//    forms run BandAny, one tap at a time;
+//  - the accumulators hold twice the sum (the weights and bias are doubled), so that TFLM's requantization is
+//    util::RequantFast's three instructions (exact by the bound MakeRequant checks per channel); a channel beyond
+//    that bound, or whose multiplier is 1 or more, takes TFLM's own function or its left-shift form.
+
 #include <string.h>
 
 #include "td_dsp.h"
@@ -38,9 +35,9 @@ namespace kernels {
 namespace {
 
 constexpr int kMaxTaps = 64;  // 8x8; a larger filter runs the library's kernel
-// The padded row buffer: the filter's k_h rows of input, each as wide as the output row's taps reach, one word (the
-// group's 4 channels) per column. A node whose rows need more runs the library's kernel.
-constexpr int kBufferWords = 768;  // 3 KB of stack
+// The planes buffer: for each of a group's 4 channels, the filter's input rows of a band of output rows as 16-bit
+// values (see FillPlanes). A node whose single output row's planes need more runs the library's kernel.
+constexpr int kBufferValues = 1792;  // 3.5 KB of stack
 // Each group of four channels costs a fixed setup (its weights widened, its sums and constants made) that the
 // smallest output maps do not amortize: measured with bench/kernels.py, the MobileNet's 3x3 maps ran 0.77-0.81x the
 // library kernel's speed and its 6x6 maps faster, so a node with fewer output pixels than this runs the library's.
@@ -51,6 +48,7 @@ constexpr int kBufferWords = 768;  // 3 KB of stack
 constexpr int kMinOutputPixels = TD_DW_MIN_OUTPUT_PIXELS;
 
 using DwOp = util::KernelOp;
+using util::Geometry;
 
 // The pinned library's kernel (CMSIS-NN under ARDUINO), for the nodes this one does not take.
 TfLiteRegistration Library() { return tflite::Register_DEPTHWISE_CONV_2D(); }
@@ -70,7 +68,7 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
     const int k_h = filter->dims->data[1], k_w = filter->dims->data[2];
     const int width = (output->dims->data[2] - 1) * params.stride_width + (k_w - 1) * params.dilation_width_factor + 1;
     ok = params.depth_multiplier == 1 && filter->dims->data[3] == channels && output->dims->data[3] == channels &&
-         k_h * k_w <= kMaxTaps && ((k_h - 1) * params.dilation_height_factor + 1) * width <= kBufferWords &&
+         k_h * k_w <= kMaxTaps && 4 * ((k_h - 1) * params.dilation_height_factor + 1) * ((width + 4) & ~1) <= kBufferValues &&
          output->dims->data[1] * output->dims->data[2] >= kMinOutputPixels;
   }
   if (input) mc->DeallocateTempTfLiteTensor(input);
@@ -79,248 +77,301 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
   return ok;
 }
 
-// What the loops need for one group of up to 4 channels, made once per group and Eval.
-struct Group {
-  int32_t w[2 * kMaxTaps];  // tap k: w[2k] = 2 x weights of channels (0, 2), w[2k+1] = of (1, 3), int16 pairs
-  int32_t inner2[4];        // 2 x (bias + input offset x sum of the channel's weights): every pixel (padded taps add 0)
-  int32_t mult[4];
-  int32_t shift[4];         // TFLM's shift: > 0 left, < 0 right
-  int32_t add[4];           // kRight: 2^(right shift - 1) + (output zero point << right shift); kLeft: the zero point
-  int32_t right[4];         // kRight: the right shift; kLeft: TFLM's (left) shift
-  int mode[4];              // how each channel is requantized
+// What one channel's loops need: its weights doubled (the accumulators hold twice the sum, for util::RequantFast),
+// its bias doubled and its requantization.
+struct Channel {
+  int32_t w[kMaxTaps];  // 2 x weight of each tap, row after row
+  int32_t w3[5];        // a 3x3 filter: (row r's taps 0, 1) at w3[r]; (tap 2 of row 0, of row 1); tap 2 of row 2
+  int32_t bias2;
+  int32_t mult, shift, add, right;  // TFLM's multiplier and shift; the fast form's constants (see MakeChannel)
+  int mode;
+  int32_t lo, hi, zp;               // the activation range and the output zero point
 };
 
 // kRight: a multiplier below 1, util::RequantFast; kLeft: 1 or more (TFLM shifts left and does not round):
 // SMMLAR(acc2 << shift, m, zp); kSlow: TFLM's own function (where a bound does not allow the others).
 enum Mode { kSlow = 0, kRight = 1, kLeft = 2 };
 
-void MakeGroup(Group& g, const int8_t* filter, const int32_t* bias, const tflite::OpDataConv& d, int c0, int n,
-               int channels, int taps, int32_t input_offset, int32_t out_zp) {
-  for (int j = 0; j < 4; ++j) {
-    const int c = c0 + (j < n ? j : 0);
-    int32_t sum = 0, abs_sum = 0;
-    for (int k = 0; k < taps; ++k) {
-      const int32_t w = j < n ? filter[k * channels + c] : 0;
-      sum += w;
-      abs_sum += w < 0 ? -w : w;
-    }
-    const int32_t b = (j < n && bias) ? bias[c] : 0;
-    g.inner2[j] = 2 * (b + input_offset * sum);
-    g.mult[j] = d.per_channel_output_multiplier[c];
-    g.shift[j] = d.per_channel_output_shift[c];
-    // |accumulator| <= |bias| + |o| * sum |w| + 127 * sum |w|, with |o| <= 128
-    const util::Requant q = util::MakeRequant(g.mult[j], g.shift[j], out_zp, (b < 0 ? -b : b) + 255LL * abs_sum);
-    g.mode[j] = q.fast ? kRight : (q.left_fast ? kLeft : kSlow);
-    g.right[j] = q.fast ? q.right : g.shift[j];
-    g.add[j] = q.fast ? q.add : out_zp;
-  }
+void MakeChannel(Channel& ch, const int8_t* filter, const int32_t* bias, const tflite::OpDataConv& d, int c,
+                 int channels, int taps, int k_w) {
+  int32_t abs_sum = 0;
   for (int k = 0; k < taps; ++k) {
-    int32_t w4[4];
-    for (int j = 0; j < 4; ++j) w4[j] = j < n ? 2 * filter[k * channels + c0 + j] : 0;
-    g.w[2 * k] = static_cast<int32_t>((static_cast<uint32_t>(w4[2]) << 16) | (static_cast<uint32_t>(w4[0]) & 0xffff));
-    g.w[2 * k + 1] =
-        static_cast<int32_t>((static_cast<uint32_t>(w4[3]) << 16) | (static_cast<uint32_t>(w4[1]) & 0xffff));
+    const int32_t w = filter[k * channels + c];
+    ch.w[k] = 2 * w;
+    abs_sum += w < 0 ? -w : w;
   }
+  if (taps == 9 && k_w == 3) {
+    const auto pack = [](int32_t lo, int32_t hi) {
+      return static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | (static_cast<uint32_t>(lo) & 0xffff));
+    };
+    for (int r = 0; r < 3; ++r) ch.w3[r] = pack(ch.w[3 * r], ch.w[3 * r + 1]);
+    ch.w3[3] = pack(ch.w[2], ch.w[5]);
+    ch.w3[4] = ch.w[8];
+  }
+  const int32_t b = bias ? bias[c] : 0;
+  ch.bias2 = 2 * b;
+  ch.mult = d.per_channel_output_multiplier[c];
+  ch.shift = d.per_channel_output_shift[c];
+  ch.zp = d.output_zero_point;
+  ch.lo = d.output_activation_min;
+  ch.hi = d.output_activation_max;
+  // |accumulator| <= |bias| + 255 * sum |w|: every input value plus the offset is in [-255, 255]
+  const util::Requant q = util::MakeRequant(ch.mult, ch.shift, ch.zp, (b < 0 ? -b : b) + 255LL * abs_sum);
+  ch.mode = q.fast ? kRight : (q.left_fast ? kLeft : kSlow);
+  ch.right = q.fast ? q.right : ch.shift;
+  ch.add = q.fast ? q.add : ch.zp;
 }
 
-using util::Load4;
+// One output of channel ch from its doubled accumulator, in the activation range.
+template <bool kFull>
+inline int32_t OutputFast(int32_t acc2, int32_t mult, int32_t add, int32_t right, int32_t lo, int32_t hi) {
+  int32_t v = dsp::ssat8(util::RequantFast(acc2, mult, add, right));
+  return kFull ? v : util::Clamp(v, lo, hi);
+}
 
-using util::Geometry;
+inline int32_t OutputAny(const Channel& ch, int32_t acc2) {
+  int32_t v;
+  if (ch.mode == kRight) {
+    v = util::RequantFast(acc2, ch.mult, ch.add, ch.right);
+  } else if (ch.mode == kLeft) {
+    v = dsp::smmlar(acc2 << ch.right, ch.mult, ch.add);
+  } else {
+    v = tflite::MultiplyByQuantizedMultiplier(acc2 / 2, ch.mult, ch.shift) + ch.zp;
+  }
+  return util::Clamp(v, ch.lo, ch.hi);
+}
 
-struct Acc4 {
-  int32_t a0, a1, a2, a3;
+// Two 16-bit values as one word (a halfword-aligned LDR: the Cortex-M4 loads unaligned words).
+inline int32_t Load2(const int16_t* p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+// A band of output rows of one channel, read from its plane: the channel's input rows, the input offset added and
+// widened to 16 bits, padded with zeros (a padded tap of the reference adds nothing; here it adds w * 0).
+struct Band {
+  const int16_t* plane;
+  int pitch;      // values from one plane row to the next
+  int rows;       // output rows
+  int out_w;
+  int8_t* out;    // the band's first output of the channel
+  int out_step;   // bytes from one output pixel to the next (the channel count)
 };
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-// One tap of four channels in one block of assembly: the compiler may neither hoist its loads (GCC's scheduler
-// would, then spill them) nor split it. It reads only the input and the group, which nothing writes meanwhile.
-// W: the byte offset of the tap's weight pair from w. The input word is loaded by the caller's first instruction.
-#define TD_TAP_MACS                                 \
-  "ldrd %[wa], %[wb], [%[w], #%c[off]]\n\t"         \
-  "sxtb16 %[x], %[v]\n\t"                           \
-  "sxtb16 %[v], %[v], ror #8\n\t"                   \
-  "smlabb %[a0], %[x], %[wa], %[a0]\n\t"            \
-  "smlatt %[a2], %[x], %[wa], %[a2]\n\t"            \
-  "smlabb %[a1], %[v], %[wb], %[a1]\n\t"            \
-  "smlatt %[a3], %[v], %[wb], %[a3]"
-#define TD_TAP_OUTPUTS                                                                                       \
-  [a0] "+r"(a.a0), [a1] "+r"(a.a1), [a2] "+r"(a.a2), [a3] "+r"(a.a3), [v] "=&r"(v), [x] "=&r"(x), \
-      [wa] "=&r"(wa), [wb] "=&r"(wb)
-
-template <int W>
-inline void TapAt(Acc4& a, const int8_t* p, const int32_t* w) {
-  int32_t v, x, wa, wb;
-  __asm__ volatile("ldr %[v], [%[p]]\n\t" TD_TAP_MACS : TD_TAP_OUTPUTS : [p] "r"(p), [w] "r"(w), [off] "n"(W));
-}
-
-// The same, the input word at p + o (a register offset: no address computed per tap).
-template <int W>
-inline void TapAtOffset(Acc4& a, const int8_t* p, int o, const int32_t* w) {
-  int32_t v, x, wa, wb;
-  __asm__ volatile("ldr %[v], [%[p], %[o]]\n\t" TD_TAP_MACS
-                   : TD_TAP_OUTPUTS
-                   : [p] "r"(p), [o] "r"(o), [w] "r"(w), [off] "n"(W));
-}
-#undef TD_TAP_MACS
-#undef TD_TAP_OUTPUTS
-#endif
-
-// One tap of four channels: one input word, four 16x16 multiply-accumulates.
-inline void Tap(Acc4& a, const int8_t* p, const int32_t* w) {
-  const int32_t v = Load4(p);
-  const int32_t v02 = dsp::sxtb16(v), v13 = dsp::sxtb16_ror8(v);
-  a.a0 = dsp::smlabb(v02, w[0], a.a0);
-  a.a2 = dsp::smlatt(v02, w[0], a.a2);
-  a.a1 = dsp::smlabb(v13, w[1], a.a1);
-  a.a3 = dsp::smlatt(v13, w[1], a.a3);
-}
-
-// The accumulators of one output pixel of 4 channels whose 3x3 taps are all inside the image.
-inline Acc4 Inner3x3(const int8_t* in, int step, int row, const int32_t* w, Acc4 a) {
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  const int8_t* p = in;
-  const int step2 = 2 * step;
-  TapAt<0>(a, p, w);
-  TapAtOffset<8>(a, p, step, w);
-  TapAtOffset<16>(a, p, step2, w);
-  p += row;
-  TapAt<24>(a, p, w);
-  TapAtOffset<32>(a, p, step, w);
-  TapAtOffset<40>(a, p, step2, w);
-  p += row;
-  TapAt<48>(a, p, w);
-  TapAtOffset<56>(a, p, step, w);
-  TapAtOffset<64>(a, p, step2, w);
-#else
-  for (int ky = 0; ky < 3; ++ky, in += row)
-    for (int kx = 0; kx < 3; ++kx) Tap(a, in + kx * step, w + 2 * (3 * ky + kx));
-#endif
-  return a;
-}
-
-// The same for any filter size.
-inline Acc4 InnerAny(const int8_t* in, int step, int row, int k_h, int k_w, const int32_t* w, Acc4 a) {
-  for (int ky = 0; ky < k_h; ++ky, in += row) {
-    const int8_t* p = in;
-    for (int kx = 0; kx < k_w; ++kx, p += step, w += 2) Tap(a, p, w);
-  }
-  return a;
-}
-
-// A run of output pixels along a row of the padded row buffer, for a group of 4 channels.
-struct Run {
-  const int8_t* in;  // the first pixel's top-left tap
-  int in_advance;    // bytes from one pixel's top-left tap to the next's (stride x channels)
-  int8_t* out;
-  int out_advance;   // channels
-  int count;         // pixels per output row
-  int rows;          // output rows
-  int row_advance;   // bytes from one output row's first top-left tap to the next's
-  int step, row;     // bytes between taps along a row, and between rows of taps
-  int k_h, k_w;
-  int32_t out_zp, act_min, act_max;
-};
-
-// Not inlined into Eval: its own register allocation keeps the accumulators, pointers and strides in registers.
-constexpr int kChunk = 32;  // pixels whose accumulators are kept (512 B of stack) before they are requantized
-
-// The accumulators of up to kChunk pixels of a run, one pixel after another.
-template <bool kThreeByThree>
-__attribute__((noinline)) void RunAccumulators(const Run& r, const Group& g, const int8_t* in, int n, Acc4* acc) {
-  const Acc4 init = {g.inner2[0], g.inner2[1], g.inner2[2], g.inner2[3]};
-  for (int i = 0; i < n; ++i, in += r.in_advance) {
-    acc[i] = kThreeByThree ? Inner3x3(in, r.step, r.row, g.w, init)
-                           : InnerAny(in, r.step, r.row, r.k_h, r.k_w, g.w, init);
-  }
-}
-
-// Requantizes channel j of n pixels' accumulators, its constants held in registers for the whole loop. kFull: the
-// activation range is all of int8, so one SSAT clamps.
-template <int kMode, bool kFull>
-__attribute__((noinline)) void RequantizeChannel(const Run& r, const Group& g, const Acc4* acc, int n, int j,
-                                                 int8_t* out) {
-  const int32_t* a = &acc[0].a0 + j;
-  // copied into locals: the int8 stores below may alias anything, so the compiler would reload the group's fields
-  const int32_t lo = r.act_min, hi = r.act_max, zp = r.out_zp, advance = r.out_advance;
-  const int32_t mult = g.mult[j], add = g.add[j], right = g.right[j], shift = g.shift[j];
-  for (int i = 0; i < n; ++i, a += 4, out += advance) {
-    int32_t v;
-    if (kMode == kRight) {
-      v = util::RequantFast(*a, mult, add, right);
-    } else if (kMode == kLeft) {
-      v = dsp::smmlar(*a << right, mult, add);
+// 3x3 at stride 1, two outputs at a time: x01 = (x0, x1), x12, x23 of each input row give
+//   out0 += x01 . (w0, w1) + x2 w2 (SMLAD, SMLABB), out1 += x12 . (w0, w1) + x3 w2 (SMLAD, SMLATB),
+// 21 instructions for 18 multiply-accumulates, the channel's weights in registers for the whole band.
+// At stride 2 the pairs are x01 and x23 for out0, x23 and x45 for out1. A last odd output is computed with a
+// second one that is not stored (the plane has room for what it reads).
+template <int kStride>
+__attribute__((always_inline)) inline void Pair3x3(const int16_t* p, int pitch, const int32_t* w, int32_t& a0, int32_t& a1) {
+  for (int r = 0; r < 3; ++r, p += pitch) {
+    const int32_t w01 = w[r], w2 = r == 0 ? w[3] : (r == 1 ? w[3] >> 16 : w[4]);
+    if (kStride == 1) {
+      const int32_t x01 = Load2(p), x12 = Load2(p + 1), x23 = Load2(p + 2);
+      a0 = dsp::smlad(x01, w01, a0);
+      a0 = dsp::smlabb(x23, w2, a0);
+      a1 = dsp::smlad(x12, w01, a1);
+      a1 = dsp::smlatb(x23, w2, a1);
     } else {
-      v = tflite::MultiplyByQuantizedMultiplier(*a / 2, mult, shift) + zp;
+      const int32_t x01 = Load2(p), x23 = Load2(p + 2), x45 = Load2(p + 4);
+      a0 = dsp::smlad(x01, w01, a0);
+      a0 = dsp::smlabb(x23, w2, a0);
+      a1 = dsp::smlad(x23, w01, a1);
+      a1 = dsp::smlabb(x45, w2, a1);
     }
-    v = dsp::ssat8(v);
-    if (!kFull) v = v < lo ? lo : (v > hi ? hi : v);
-    *out = static_cast<int8_t>(v);
   }
 }
 
-// Requantizes channels [0, channels) of n pixels' accumulators into out (pixel after pixel, out_advance apart).
-void Flush(const Run& r, const Group& g, const Acc4* acc, int n, int channels, int8_t* out) {
-  using Fn = void (*)(const Run&, const Group&, const Acc4*, int, int, int8_t*);
-  static const Fn kFns[6] = {RequantizeChannel<kSlow, false>, RequantizeChannel<kRight, false>,
-                             RequantizeChannel<kLeft, false>, RequantizeChannel<kSlow, true>,
-                             RequantizeChannel<kRight, true>, RequantizeChannel<kLeft, true>};
-  const bool full = r.act_min <= -128 && r.act_max >= 127;
-  for (int j = 0; j < channels; ++j) kFns[full * 3 + g.mode[j]](r, g, acc, n, j, out + j);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// One output row's pairs of a 3x3 channel in assembly, every register of the core in use: the input pointer (r0), the
+// output pointer (r1), the doubled bias (r2, the accumulators' start), the plane's pitch in bytes (r3), the five
+// weight words (r4-r8: rows 0-2's (w0, w1), then (w2 of row 0, w2 of row 1) and w2 of row 2), a pair counter (lr) and
+// four scratch registers; the requantization's constants are read from the stack arguments. Per pair: 21 loads and
+// multiply-accumulates (18 MACs, the first two starting from the bias), 2 row steps, 15 instructions of
+// requantization and stores, 3 of loop: 41 instructions.
+//   (p, out, bias2, pitch_bytes; stack: w, mult, add, right, step, pairs, lo, hi), pairs >= 1
+#define TD_DW_ROW_S1(base, wa, half0, half1, in0, in1) \
+  "ldr r9, [" base "]\n\t"                            \
+  "smlad r10, r9, " wa ", " in0 "\n\t"                \
+  "ldr r9, [" base ", #2]\n\t"                        \
+  "smlad r11, r9, " wa ", " in1 "\n\t"                \
+  "ldr r9, [" base ", #4]\n\t"                        \
+  "smlab" half0 " r10, r9, " half1 ", r10\n\t"        \
+  "smlat" half0 " r11, r9, " half1 ", r11\n\t"
+#define TD_DW_ROW_S2(base, wa, half0, half1, in0, in1) \
+  "ldr r9, [" base "]\n\t"                            \
+  "smlad r10, r9, " wa ", " in0 "\n\t"                \
+  "ldr r9, [" base ", #4]\n\t"                        \
+  "smlab" half0 " r10, r9, " half1 ", r10\n\t"        \
+  "smlad r11, r9, " wa ", " in1 "\n\t"                \
+  "ldr r9, [" base ", #8]\n\t"                        \
+  "smlab" half0 " r11, r9, " half1 ", r11\n\t"
+#define TD_DW_CLAMP                          \
+  "ldr r9, [sp, #60]\n\t"                    \
+  "cmp r12, r9\n\t"                          \
+  "it lt\n\t"                                \
+  "movlt r12, r9\n\t"                        \
+  "cmp r10, r9\n\t"                          \
+  "it lt\n\t"                                \
+  "movlt r10, r9\n\t"                        \
+  "ldr r9, [sp, #64]\n\t"                    \
+  "cmp r12, r9\n\t"                          \
+  "it gt\n\t"                                \
+  "movgt r12, r9\n\t"                        \
+  "cmp r10, r9\n\t"                          \
+  "it gt\n\t"                                \
+  "movgt r10, r9\n\t"
+#define TD_DW_ROW_FN(name, ROW, advance, clamp)                                                              \
+  __attribute__((naked, noinline)) void name(const int16_t*, int8_t*, int32_t, int32_t, const int32_t*, int32_t, \
+                                             int32_t, int32_t, int32_t, int32_t, int32_t, int32_t) {           \
+    __asm__ volatile(                                                                                          \
+        "push {r4-r11, lr}\n\t"                                                                                \
+        "ldr r12, [sp, #36]\n\t"                                                                               \
+        "ldm r12, {r4-r8}\n\t"                                                                                 \
+        "ldr lr, [sp, #56]\n\t"                                                                                \
+        "1:\n\t"                                                                                               \
+        ROW("r0", "r4", "b", "r7", "r2", "r2")                                                                 \
+        "add r12, r0, r3\n\t" ROW("r12", "r5", "t", "r7", "r10", "r11")                                        \
+        "add r12, r12, r3\n\t" ROW("r12", "r6", "b", "r8", "r10", "r11")                                       \
+        "ldrd r9, r12, [sp, #40]\n\t"                                                                          \
+        "smmlar r12, r10, r9, r12\n\t"                                                                         \
+        "add r12, r12, r10, asr #31\n\t"                                                                       \
+        "ldr r10, [sp, #44]\n\t"                                                                               \
+        "smmlar r10, r11, r9, r10\n\t"                                                                         \
+        "add r10, r10, r11, asr #31\n\t"                                                                       \
+        "ldr r9, [sp, #48]\n\t"                                                                                \
+        "asr r12, r12, r9\n\t"                                                                                 \
+        "asr r10, r10, r9\n\t"                                                                                 \
+        "ssat r12, #8, r12\n\t"                                                                                \
+        "ssat r10, #8, r10\n\t" clamp                                                                          \
+        "ldr r9, [sp, #52]\n\t"                                                                                \
+        "strb r12, [r1]\n\t"                                                                                   \
+        "strb r10, [r1, r9]\n\t"                                                                               \
+        "add r1, r1, r9, lsl #1\n\t"                                                                           \
+        "adds r0, #" advance "\n\t"                                                                            \
+        "subs lr, #1\n\t"                                                                                      \
+        "bne 1b\n\t"                                                                                           \
+        "pop {r4-r11, pc}");                                                                                   \
+  }
+TD_DW_ROW_FN(RowS1Full, TD_DW_ROW_S1, "4", "")
+TD_DW_ROW_FN(RowS1Clamped, TD_DW_ROW_S1, "4", TD_DW_CLAMP)
+TD_DW_ROW_FN(RowS2Full, TD_DW_ROW_S2, "8", "")
+TD_DW_ROW_FN(RowS2Clamped, TD_DW_ROW_S2, "8", TD_DW_CLAMP)
+#undef TD_DW_ROW_FN
+#undef TD_DW_CLAMP
+#undef TD_DW_ROW_S1
+#undef TD_DW_ROW_S2
+using RowFn = void (*)(const int16_t*, int8_t*, int32_t, int32_t, const int32_t*, int32_t, int32_t, int32_t, int32_t,
+                       int32_t, int32_t, int32_t);
+#endif
+
+template <int kStride, bool kFull>
+__attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch) {
+  const int pitch = b.pitch, step = b.out_step, pairs = b.out_w / 2;
+  int8_t* out = b.out;
+  for (int r = 0; r < b.rows; ++r) {
+    const int16_t* p = b.plane + r * kStride * pitch;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    const RowFn row = kStride == 1 ? (kFull ? RowS1Full : RowS1Clamped) : (kFull ? RowS2Full : RowS2Clamped);
+    if (pairs > 0) {
+      row(p, out, ch.bias2, 2 * pitch, ch.w3, ch.mult, ch.add, ch.right, step, pairs, ch.lo, ch.hi);
+      p += pairs * 2 * kStride;
+      out += pairs * 2 * step;
+    }
+#else
+    for (int i = 0; i < pairs; ++i, p += 2 * kStride) {
+      int32_t a0 = ch.bias2, a1 = ch.bias2;
+      Pair3x3<kStride>(p, pitch, ch.w3, a0, a1);
+      out[0] = static_cast<int8_t>(OutputFast<kFull>(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
+      out[step] = static_cast<int8_t>(OutputFast<kFull>(a1, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
+      out += 2 * step;
+    }
+#endif
+    if (b.out_w & 1) {  // the last output with a partner that is not stored
+      int32_t a0 = ch.bias2, a1 = ch.bias2;
+      Pair3x3<kStride>(p, pitch, ch.w3, a0, a1);
+      *out = static_cast<int8_t>(OutputFast<kFull>(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
+      out += step;
+    }
+  }
 }
 
-// r.rows output rows of r.count pixels (r.row_advance bytes apart in the buffer; consecutive in the output), their
-// accumulators gathered kChunk pixels at a time (across rows where the rows are short) and then requantized.
-template <bool kThreeByThree>
-void InnerRun(const Run& r, const Group& g, int channels) {
-  Acc4 acc[kChunk];
-  int filled = 0;
-  int8_t* out = r.out;
-  for (int i = 0; i < r.rows; ++i) {
-    const int8_t* in = r.in + i * r.row_advance;
-    for (int done = 0; done < r.count;) {
-      const int n = r.count - done < kChunk - filled ? r.count - done : kChunk - filled;
-      RunAccumulators<kThreeByThree>(r, g, in + done * r.in_advance, n, acc + filled);
-      filled += n;
-      done += n;
-      if (filled == kChunk) {
-        Flush(r, g, acc, filled, channels, out);
-        out += filled * r.out_advance;
-        filled = 0;
+// Any filter, stride, dilation and requantization form: one tap at a time.
+__attribute__((noinline)) void BandAny(const Band& b, const Channel& ch, const Geometry& s) {
+  int8_t* out = b.out;
+  for (int r = 0; r < b.rows; ++r) {
+    for (int ox = 0; ox < b.out_w; ++ox, out += b.out_step) {
+      const int16_t* p = b.plane + r * s.stride_h * b.pitch + ox * s.stride_w;
+      int32_t acc = ch.bias2;
+      const int32_t* w = ch.w;
+      for (int ky = 0; ky < s.k_h; ++ky, p += s.dil_h * b.pitch) {
+        for (int kx = 0; kx < s.k_w; ++kx) acc += p[kx * s.dil_w] * *w++;
       }
+      *out = static_cast<int8_t>(OutputAny(ch, acc));
     }
   }
-  if (filled) Flush(r, g, acc, filled, channels, out);
 }
 
-// The group's 4 channels of input rows iy0 .. iy0 + rows - 1 into buf (`width` words each): column b is input column
-// b - pad_w; a row or column outside the image holds the zero point in every byte.
-void FillRows(const Geometry& s, const int8_t* in, int c0, int n, int iy0, int rows, int width, int32_t zp4,
-              int32_t* buf) {
-  for (int i = 0; i < rows; ++i, buf += width) {
+// The group's n channels (c0 .. c0 + n - 1) of input rows iy0 .. iy0 + rows - 1 into n planes `plane_size` values
+// apart, `pitch` values a row: value b of a row is input column b - pad_w plus the input offset; outside the image 0.
+// Four channels at a time come from one word per pixel: SXTAB16 widens and offsets two of them in one instruction,
+// and two pixels' halves are packed (PKHBT/PKHTB) into one word store per plane.
+void FillPlanes(const Geometry& s, const int8_t* in, int c0, int n, int iy0, int rows, int pitch, int32_t offset,
+                int16_t* planes, int plane_size) {
+  const int32_t offset2 = static_cast<int32_t>((static_cast<uint32_t>(offset) << 16) | (offset & 0xffff));
+  const int lo = s.pad_w < pitch ? s.pad_w : pitch;
+  const int hi = s.pad_w + s.in_w < pitch ? s.pad_w + s.in_w : pitch;
+  for (int i = 0; i < rows; ++i) {
     const int iy = iy0 + i;
+    int16_t* row[4];
+    for (int j = 0; j < n; ++j) row[j] = planes + j * plane_size + i * pitch;
     if (iy < 0 || iy >= s.in_h) {
-      for (int b = 0; b < width; ++b) buf[b] = zp4;
+      for (int j = 0; j < n; ++j) memset(row[j], 0, pitch * sizeof(int16_t));
       continue;
     }
-    const int lo = s.pad_w < width ? s.pad_w : width;
-    const int hi = s.pad_w + s.in_w < width ? s.pad_w + s.in_w : width;
-    for (int b = 0; b < lo; ++b) buf[b] = zp4;
+    for (int j = 0; j < n; ++j) {
+      memset(row[j], 0, lo * sizeof(int16_t));
+      memset(row[j] + hi, 0, (pitch - hi) * sizeof(int16_t));
+    }
     const int8_t* src = in + (iy * s.in_w + lo - s.pad_w) * s.channels + c0;
+    int b = lo;
     if (n == 4) {
-      for (int b = lo; b < hi; ++b, src += s.channels) buf[b] = Load4(src);
-    } else {  // a last group of fewer channels: no read past them
-      for (int b = lo; b < hi; ++b, src += s.channels) {
-        int32_t v = zp4;
-        memcpy(&v, src, n);
-        buf[b] = v;
+      if (b & 1) {  // to an even column: the pairs below are word-aligned
+        for (int j = 0; j < 4; ++j) row[j][b] = static_cast<int16_t>(src[j] + offset);
+        ++b;
+        src += s.channels;
+      }
+      for (; b + 1 < hi; b += 2, src += 2 * s.channels) {
+        const int32_t v0 = util::Load4(src), v1 = util::Load4(src + s.channels);
+        const int32_t e0 = dsp::sxtab16(offset2, v0), o0 = dsp::sxtab16_ror8(offset2, v0);
+        const int32_t e1 = dsp::sxtab16(offset2, v1), o1 = dsp::sxtab16_ror8(offset2, v1);
+        int32_t* d0 = reinterpret_cast<int32_t*>(row[0] + b);
+        int32_t* d1 = reinterpret_cast<int32_t*>(row[1] + b);
+        int32_t* d2 = reinterpret_cast<int32_t*>(row[2] + b);
+        int32_t* d3 = reinterpret_cast<int32_t*>(row[3] + b);
+        *d0 = dsp::pack_bottoms(e0, e1);
+        *d2 = dsp::pack_tops(e0, e1);
+        *d1 = dsp::pack_bottoms(o0, o1);
+        *d3 = dsp::pack_tops(o0, o1);
       }
     }
-    for (int b = hi; b < width; ++b) buf[b] = zp4;
+    for (; b < hi; ++b, src += s.channels) {
+      for (int j = 0; j < n; ++j) row[j][b] = static_cast<int16_t>(src[j] + offset);
+    }
   }
 }
 
 // The input rows that output rows oy .. oy + n - 1 read.
 inline int SpanRows(const Geometry& s, int n) { return (n - 1) * s.stride_h + (s.k_h - 1) * s.dil_h + 1; }
+
+// Values per plane row: the taps' reach, and what the last odd output's unstored partner reads, made even (word
+// alignment of every row).
+inline int Pitch(const Geometry& s) {
+  const int width = (s.out_w - 1) * s.stride_w + (s.k_w - 1) * s.dil_w + 1;
+  return (width + 3 + 1) & ~1;
+}
 
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) {
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
@@ -335,45 +386,48 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   const Geometry s = util::GeometryOf(*input, *filter, *output, params.stride_height, params.stride_width,
                                       params.dilation_height_factor, params.dilation_width_factor, d.padding);
   const int taps = s.k_h * s.k_w;
-  const int32_t input_offset = -d.input_zero_point;
-  const int32_t out_zp = d.output_zero_point, act_min = d.output_activation_min, act_max = d.output_activation_max;
   const int8_t* in_data = tflite::micro::GetTensorData<int8_t>(input);
   const int8_t* w_data = tflite::micro::GetTensorData<int8_t>(filter);
   const int32_t* b_data = bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
   int8_t* out_data = tflite::micro::GetTensorData<int8_t>(output);
-  const int width = (s.out_w - 1) * s.stride_w + (s.k_w - 1) * s.dil_w + 1;
-  const int32_t zp4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(d.input_zero_point));
-  int32_t buf[kBufferWords];
-  const bool k3 = s.k_h == 3 && s.k_w == 3;
-  // output rows per fill of the buffer: enough to make a chunk of accumulators of short rows, as the buffer allows
-  int rows_per_fill = s.out_w >= kChunk ? 1 : kChunk / s.out_w;
-  while (rows_per_fill > 1 && SpanRows(s, rows_per_fill) * width > kBufferWords) --rows_per_fill;
-  Group g;
+  const int pitch = Pitch(s);
+  // output rows per band: as many as four planes of their input rows fit in the buffer (Applies checked one)
+  int rows_per_band = s.out_h;
+  while (rows_per_band > 1 && 4 * SpanRows(s, rows_per_band) * pitch > kBufferValues) --rows_per_band;
+  const int plane_size = SpanRows(s, rows_per_band) * pitch;
+  alignas(4) int16_t buf[kBufferValues];
+  const bool k3 = s.k_h == 3 && s.k_w == 3 && s.dil_h == 1 && s.dil_w == 1 && s.stride_h == s.stride_w &&
+                  (s.stride_w == 1 || s.stride_w == 2);
+  const bool full = d.output_activation_min <= -128 && d.output_activation_max >= 127;
+  using BandFn = void (*)(const Band&, const Channel&);
+  const BandFn fast = !k3 ? nullptr
+                      : s.stride_w == 1 ? (full ? Band3x3<1, true> : Band3x3<1, false>)
+                                        : (full ? Band3x3<2, true> : Band3x3<2, false>);
+  Channel ch[4];
   for (int c0 = 0; c0 < s.channels; c0 += 4) {
     const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;
-    MakeGroup(g, w_data, b_data, d, c0, n, s.channels, taps, input_offset, out_zp);
-    for (int b = 0; b < batches; ++b) {
-      const int8_t* in_b = in_data + b * s.in_h * s.in_w * s.channels;
-      int8_t* out_b = out_data + b * s.out_h * s.out_w * s.channels;
-      for (int oy = 0; oy < s.out_h; oy += rows_per_fill) {
-        const int rows = s.out_h - oy < rows_per_fill ? s.out_h - oy : rows_per_fill;
-        FillRows(s, in_b, c0, n, oy * s.stride_h - s.pad_h, SpanRows(s, rows), width, zp4, buf);
-        Run r;
-        r.in = reinterpret_cast<const int8_t*>(buf);
-        r.in_advance = 4 * s.stride_w;
-        r.row_advance = 4 * s.stride_h * width;
-        r.rows = rows;
-        r.out = out_b + oy * s.out_w * s.channels + c0;
-        r.out_advance = s.channels;
-        r.count = s.out_w;
-        r.step = 4 * s.dil_w;
-        r.row = 4 * s.dil_h * width;
-        r.k_h = s.k_h;
-        r.k_w = s.k_w;
-        r.out_zp = out_zp;
-        r.act_min = act_min;
-        r.act_max = act_max;
-        k3 ? InnerRun<true>(r, g, n) : InnerRun<false>(r, g, n);
+    for (int j = 0; j < n; ++j) MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, taps, s.k_w);
+    for (int bt = 0; bt < batches; ++bt) {
+      const int8_t* in_b = in_data + bt * s.in_h * s.in_w * s.channels;
+      int8_t* out_b = out_data + bt * s.out_h * s.out_w * s.channels;
+      for (int oy = 0; oy < s.out_h; oy += rows_per_band) {
+        const int rows = s.out_h - oy < rows_per_band ? s.out_h - oy : rows_per_band;
+        FillPlanes(s, in_b, c0, n, oy * s.stride_h - s.pad_h, SpanRows(s, rows), pitch, -d.input_zero_point, buf,
+                   plane_size);
+        for (int j = 0; j < n; ++j) {
+          Band b;
+          b.plane = buf + j * plane_size;
+          b.pitch = pitch;
+          b.rows = rows;
+          b.out_w = s.out_w;
+          b.out = out_b + oy * s.out_w * s.channels + c0 + j;
+          b.out_step = s.channels;
+          if (fast && ch[j].mode == kRight) {
+            fast(b, ch[j]);
+          } else {
+            BandAny(b, ch[j], s);
+          }
+        }
       }
     }
   }
