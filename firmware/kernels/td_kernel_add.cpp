@@ -3,7 +3,7 @@
 //
 // TFLM scales each input separately, s_i(x) = RoundingDivideByPOT(SRDHM((x + offset_i) << left_shift, m_i), e_i),
 // adds them and requantizes the sum. Each s_i takes only 256 values, so Eval first tabulates both (twice their value,
-// computed by TFLM's own function: exact by construction) in 2 KB of stack; an element is then two table loads and an
+// by the same exact fast requantization, or TFLM's own function where its bound does not hold) in 2 KB of stack; an element is then two table loads and an
 // add, and the sum's requantization in three instructions (td_kernel_util.h's RequantFast: SMMLAR, the sign, a
 // shift). Where a bound does not allow that fast path, TFLM's function requantizes.
 #include "td_dsp.h"
@@ -39,12 +39,15 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
 }
 
 // 2 x TFLM's scaled input for every int8 value, indexed by the value (the table's middle is value 0); returns the
-// largest magnitude.
+// largest magnitude. TFLM's MultiplyByQuantizedMultiplierSmallerThanOneExp(x, m, e) is util::RequantFast of 2x where
+// MakeRequant's bound allows it (|x| <= 255 << left_shift), TFLM's function elsewhere.
 int32_t Tabulate(int32_t* middle, int32_t offset, int left_shift, int32_t mult, int shift) {
+  const util::Requant q = util::MakeRequant(mult, shift, 0, 255LL << left_shift);
   int32_t most = 0;
   for (int v = -128; v < 128; ++v) {
-    const int32_t s = tflite::MultiplyByQuantizedMultiplierSmallerThanOneExp((offset + v) * (1 << left_shift), mult,
-                                                                              shift);
+    const int32_t x = (offset + v) * (1 << left_shift);
+    const int32_t s = q.fast ? util::RequantFast(2 * x, q.mult, q.add, q.right)
+                             : tflite::MultiplyByQuantizedMultiplierSmallerThanOneExp(x, mult, shift);
     middle[v] = 2 * s;
     const int32_t m = s < 0 ? -s : s;
     if (m > most) most = m;
@@ -52,11 +55,48 @@ int32_t Tabulate(int32_t* middle, int32_t offset, int left_shift, int32_t mult, 
   return most;
 }
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// Pairs of elements in assembly, every constant in a register: per element two sign-extending byte loads, two table
+// loads, the add, three instructions of requantization, SSAT and the store; the loop's two per pair.
+//   (a, b, out, pairs >= 1; stack: ta, tb, mult, add, right)
+#define TD_ADD_ONE(a, b, t)                 \
+  "ldrsb " a ", [r0], #1\n\t"                \
+  "ldrsb " b ", [r1], #1\n\t"                \
+  "ldr " a ", [r4, " a ", lsl #2]\n\t"       \
+  "ldr " b ", [r5, " b ", lsl #2]\n\t"       \
+  "add " a ", " a ", " b "\n\t"              \
+  "smmlar " t ", " a ", r6, r7\n\t"          \
+  "add " t ", " t ", " a ", asr #31\n\t"     \
+  "asr " t ", " t ", r8\n\t"                 \
+  "ssat " t ", #8, " t "\n\t"                \
+  "strb " t ", [r2], #1\n\t"
+__attribute__((naked, noinline)) void AddPairsFull(const int8_t*, const int8_t*, int8_t*, int, const int32_t*,
+                                                   const int32_t*, int32_t, int32_t, int32_t) {
+  __asm__ volatile(
+      "push {r4-r11, lr}\n\t"
+      "ldrd r4, r5, [sp, #36]\n\t"
+      "ldrd r6, r7, [sp, #44]\n\t"
+      "ldr r8, [sp, #52]\n\t"
+      "1:\n\t" TD_ADD_ONE("r9", "r10", "r11") TD_ADD_ONE("r12", "lr", "r9")
+      "subs r3, #1\n\t"
+      "bne 1b\n\t"
+      "pop {r4-r11, pc}");
+}
+#undef TD_ADD_ONE
+#endif
+
 template <bool kFull>
 __attribute__((noinline)) void AddFast(const int8_t* a, const int8_t* b, int8_t* out, int n, const int32_t* ta,
                                        const int32_t* tb, int32_t mult, int32_t add, int32_t right, int32_t lo,
                                        int32_t hi) {
-  for (int i = 0; i < n; ++i) {
+  int i = 0;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  if (kFull && n >= 2) {
+    AddPairsFull(a, b, out, n / 2, ta, tb, mult, add, right);
+    i = n & ~1;
+  }
+#endif
+  for (; i < n; ++i) {
     const int32_t r = ta[a[i]] + tb[b[i]];
     const int32_t v = util::RequantFast(r, mult, add, right);
     out[i] = static_cast<int8_t>(kFull ? dsp::ssat8(v) : util::Clamp(v, lo, hi));
