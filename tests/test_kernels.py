@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow  # converts models with TensorFlow
 
 # (name, input HxWxC, kernel, strides, padding, dilation, depth multiplier, activation, per-channel weight spread)
 CASES = [
-    ("k3_s2_same_c4_big", (20, 20, 4), 3, 2, "same", 1, 1, None, 1.0),  # 100 output pixels
-    ("k3_s2_valid_c16", (9, 9, 16), 3, 2, "valid", 1, 1, None, 1.0),
+    ("k3_s2_same_c4_big", (21, 21, 4), 3, 2, "same", 1, 1, None, 1.0),  # 121 output pixels, rows of 11 (odd)
+    ("k3_s2_valid_c16", (11, 11, 16), 3, 2, "valid", 1, 1, None, 1.0),  # rows of 5 (odd)
     ("k3_s1_same_c5_relu6", (7, 7, 5), 3, 1, "same", 1, 1, "relu6", 1.0),  # a group of 4 and a tail of 1
     ("k5_s1_same_c12_relu", (6, 6, 12), 5, 1, "same", 1, 1, "relu", 1.0),
     ("k3_s1_same_c64_spread", (3, 3, 64), 3, 1, "same", 1, 1, None, 1e3),  # per-channel scales over 3 decades

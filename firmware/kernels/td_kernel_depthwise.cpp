@@ -157,6 +157,7 @@ struct Band {
   int out_w;
   int8_t* out;    // the band's first output of the channel
   int out_step;   // bytes from one output pixel to the next (the channel count)
+  bool last;      // the band ends the output map (of the last batch): nothing of the channel follows its last row
 };
 
 // 3x3 at stride 1, two outputs at a time: x01 = (x0, x1), x12, x23 of each input row give
@@ -191,7 +192,10 @@ __attribute__((always_inline)) inline void Pair3x3(const int16_t* p, int pitch, 
 // four scratch registers; the requantization's constants are read from the stack arguments. Per pair: 21 loads and
 // multiply-accumulates (18 MACs, the first two starting from the bias), 2 row steps, 15 instructions of
 // requantization and stores, 3 of loop: 41 instructions.
-//   (p, out, bias2, pitch_bytes; stack: w, mult, add, right, step, pairs, lo, hi), pairs >= 1
+// It runs `rows` output rows of `pairs` pairs each, the input pointer moved by in_skip bytes and the output pointer
+// back by out_back bytes after each row.
+//   (p, out, bias2, pitch_bytes; stack: w, mult, add, right, step, pairs, lo, hi, rows, in_skip, out_back), pairs,
+//   rows >= 1
 #define TD_DW_ROW_S1(base, wa, half0, half1, in0, in1) \
   "ldr r9, [" base "]\n\t"                            \
   "smlad r10, r9, " wa ", " in0 "\n\t"                \
@@ -225,11 +229,13 @@ __attribute__((always_inline)) inline void Pair3x3(const int16_t* p, int pitch, 
   "movgt r10, r9\n\t"
 #define TD_DW_ROW_FN(name, ROW, advance, clamp)                                                              \
   __attribute__((naked, noinline)) void name(const int16_t*, int8_t*, int32_t, int32_t, const int32_t*, int32_t, \
-                                             int32_t, int32_t, int32_t, int32_t, int32_t, int32_t) {           \
+                                             int32_t, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t,      \
+                                             int32_t, int32_t) {                                                \
     __asm__ volatile(                                                                                          \
         "push {r4-r11, lr}\n\t"                                                                                \
         "ldr r12, [sp, #36]\n\t"                                                                               \
         "ldm r12, {r4-r8}\n\t"                                                                                 \
+        "0:\n\t"                                                                                               \
         "ldr lr, [sp, #56]\n\t"                                                                                \
         "1:\n\t"                                                                                               \
         ROW("r0", "r4", "b", "r7", "r2", "r2")                                                                 \
@@ -253,6 +259,14 @@ __attribute__((always_inline)) inline void Pair3x3(const int16_t* p, int pitch, 
         "adds r0, #" advance "\n\t"                                                                            \
         "subs lr, #1\n\t"                                                                                      \
         "bne 1b\n\t"                                                                                           \
+        "ldr r9, [sp, #72]\n\t"                                                                                \
+        "add r0, r0, r9\n\t"                                                                                   \
+        "ldr r9, [sp, #76]\n\t"                                                                                \
+        "sub r1, r1, r9\n\t"                                                                                   \
+        "ldr r9, [sp, #68]\n\t"                                                                                \
+        "subs r9, #1\n\t"                                                                                      \
+        "str r9, [sp, #68]\n\t"                                                                                \
+        "bne 0b\n\t"                                                                                           \
         "pop {r4-r11, pc}");                                                                                   \
   }
 TD_DW_ROW_FN(RowS1Full, TD_DW_ROW_S1, "4", "")
@@ -264,38 +278,49 @@ TD_DW_ROW_FN(RowS2Clamped, TD_DW_ROW_S2, "8", TD_DW_CLAMP)
 #undef TD_DW_ROW_S1
 #undef TD_DW_ROW_S2
 using RowFn = void (*)(const int16_t*, int8_t*, int32_t, int32_t, const int32_t*, int32_t, int32_t, int32_t, int32_t,
-                       int32_t, int32_t, int32_t);
+                       int32_t, int32_t, int32_t, int32_t, int32_t, int32_t);
 #endif
 
 template <int kStride, bool kFull>
 __attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch) {
-  const int pitch = b.pitch, step = b.out_step, pairs = b.out_w / 2;
+  const int pitch = b.pitch, step = b.out_step, pairs = b.out_w / 2, odd = b.out_w & 1;
+  const int16_t* p = b.plane;
   int8_t* out = b.out;
-  for (int r = 0; r < b.rows; ++r) {
-    const int16_t* p = b.plane + r * kStride * pitch;
+  int rows = b.rows;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    const RowFn row = kStride == 1 ? (kFull ? RowS1Full : RowS1Clamped) : (kFull ? RowS2Full : RowS2Clamped);
-    if (pairs > 0) {
-      row(p, out, ch.bias2, 2 * pitch, ch.w3, ch.mult, ch.add, ch.right, step, pairs, ch.lo, ch.hi);
-      p += pairs * 2 * kStride;
-      out += pairs * 2 * step;
-    }
+  const RowFn row = kStride == 1 ? (kFull ? RowS1Full : RowS1Clamped) : (kFull ? RowS2Full : RowS2Clamped);
+  // An odd row's last output goes with a partner that the assembly stores too, on the next pixel of the channel: the
+  // next row's first output, stored again when that row is computed; the map's very last row ends in C instead.
+  const int alone = odd && b.last ? 1 : 0;
+  if (rows - alone > 0 && pairs + odd > 0) {
+    const int count = pairs + odd;
+    row(p, out, ch.bias2, 2 * pitch, ch.w3, ch.mult, ch.add, ch.right, step, count, ch.lo, ch.hi, rows - alone,
+        2 * kStride * pitch - 4 * kStride * count, odd * step);
+    p += (rows - alone) * kStride * pitch;
+    out += (rows - alone) * b.out_w * step;
+  }
+  if (!alone) return;
+  rows = 1;
+  if (pairs > 0) {
+    row(p, out, ch.bias2, 2 * pitch, ch.w3, ch.mult, ch.add, ch.right, step, pairs, ch.lo, ch.hi, 1, 0, 0);
+  }
+  p += pairs * 2 * kStride;
+  out += pairs * 2 * step;
+  int32_t a0 = ch.bias2, a1 = ch.bias2;
+  Pair3x3<kStride>(p, pitch, ch.w3, a0, a1);
+  *out = static_cast<int8_t>(OutputFast<kFull>(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
 #else
-    for (int i = 0; i < pairs; ++i, p += 2 * kStride) {
+  for (int r = 0; r < rows; ++r) {
+    const int16_t* q = p + r * kStride * pitch;
+    for (int i = 0; i < pairs + odd; ++i, q += 2 * kStride) {
       int32_t a0 = ch.bias2, a1 = ch.bias2;
-      Pair3x3<kStride>(p, pitch, ch.w3, a0, a1);
+      Pair3x3<kStride>(q, pitch, ch.w3, a0, a1);
       out[0] = static_cast<int8_t>(OutputFast<kFull>(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
-      out[step] = static_cast<int8_t>(OutputFast<kFull>(a1, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
-      out += 2 * step;
-    }
-#endif
-    if (b.out_w & 1) {  // the last output with a partner that is not stored
-      int32_t a0 = ch.bias2, a1 = ch.bias2;
-      Pair3x3<kStride>(p, pitch, ch.w3, a0, a1);
-      *out = static_cast<int8_t>(OutputFast<kFull>(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
-      out += step;
+      if (i < pairs) out[step] = static_cast<int8_t>(OutputFast<kFull>(a1, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
+      out += (i < pairs ? 2 : 1) * step;
     }
   }
+#endif
 }
 
 // Any filter, stride, dilation and requantization form: one tap at a time.
@@ -315,7 +340,8 @@ __attribute__((noinline)) void BandAny(const Band& b, const Channel& ch, const G
 }
 
 // The group's n channels (c0 .. c0 + n - 1) of input rows iy0 .. iy0 + rows - 1 into n planes `plane_size` values
-// apart, `pitch` values a row: value b of a row is input column b - pad_w plus the input offset; outside the image 0.
+// apart, `pitch` values a row: value b of a row is input column b - pad_w plus the input offset; outside the image 0
+// (the columns beside the image are zeroed once for the node and never written).
 // Four channels at a time come from one word per pixel: SXTAB16 widens and offsets two of them in one instruction,
 // and two pixels' halves are packed (PKHBT/PKHTB) into one word store per plane.
 void FillPlanes(const Geometry& s, const int8_t* in, int c0, int n, int iy0, int rows, int pitch, int32_t offset,
@@ -327,13 +353,9 @@ void FillPlanes(const Geometry& s, const int8_t* in, int c0, int n, int iy0, int
     const int iy = iy0 + i;
     int16_t* row[4];
     for (int j = 0; j < n; ++j) row[j] = planes + j * plane_size + i * pitch;
-    if (iy < 0 || iy >= s.in_h) {
-      for (int j = 0; j < n; ++j) memset(row[j], 0, pitch * sizeof(int16_t));
+    if (iy < 0 || iy >= s.in_h) {  // a padded row (the columns beside the image are zero already)
+      for (int j = 0; j < n; ++j) memset(row[j] + lo, 0, (hi - lo) * sizeof(int16_t));
       continue;
-    }
-    for (int j = 0; j < n; ++j) {
-      memset(row[j], 0, lo * sizeof(int16_t));
-      memset(row[j] + hi, 0, (pitch - hi) * sizeof(int16_t));
     }
     const int8_t* src = in + (iy * s.in_w + lo - s.pad_w) * s.channels + c0;
     int b = lo;
@@ -347,14 +369,10 @@ void FillPlanes(const Geometry& s, const int8_t* in, int c0, int n, int iy0, int
         const int32_t v0 = util::Load4(src), v1 = util::Load4(src + s.channels);
         const int32_t e0 = dsp::sxtab16(offset2, v0), o0 = dsp::sxtab16_ror8(offset2, v0);
         const int32_t e1 = dsp::sxtab16(offset2, v1), o1 = dsp::sxtab16_ror8(offset2, v1);
-        int32_t* d0 = reinterpret_cast<int32_t*>(row[0] + b);
-        int32_t* d1 = reinterpret_cast<int32_t*>(row[1] + b);
-        int32_t* d2 = reinterpret_cast<int32_t*>(row[2] + b);
-        int32_t* d3 = reinterpret_cast<int32_t*>(row[3] + b);
-        *d0 = dsp::pack_bottoms(e0, e1);
-        *d2 = dsp::pack_tops(e0, e1);
-        *d1 = dsp::pack_bottoms(o0, o1);
-        *d3 = dsp::pack_tops(o0, o1);
+        *reinterpret_cast<int32_t*>(row[0] + b) = dsp::pack_bottoms(e0, e1);
+        *reinterpret_cast<int32_t*>(row[2] + b) = dsp::pack_tops(e0, e1);
+        *reinterpret_cast<int32_t*>(row[1] + b) = dsp::pack_bottoms(o0, o1);
+        *reinterpret_cast<int32_t*>(row[3] + b) = dsp::pack_tops(o0, o1);
       }
     }
     for (; b < hi; ++b, src += s.channels) {
@@ -396,6 +414,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   while (rows_per_band > 1 && 4 * SpanRows(s, rows_per_band) * pitch > kBufferValues) --rows_per_band;
   const int plane_size = SpanRows(s, rows_per_band) * pitch;
   alignas(4) int16_t buf[kBufferValues];
+  memset(buf, 0, 4 * plane_size * sizeof(int16_t));
   const bool k3 = s.k_h == 3 && s.k_w == 3 && s.dil_h == 1 && s.dil_w == 1 && s.stride_h == s.stride_w &&
                   (s.stride_w == 1 || s.stride_w == 2);
   const bool full = d.output_activation_min <= -128 && d.output_activation_max >= 127;
@@ -422,6 +441,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
           b.out_w = s.out_w;
           b.out = out_b + oy * s.out_w * s.channels + c0 + j;
           b.out_step = s.channels;
+          b.last = bt == batches - 1 && oy + rows == s.out_h;
           if (fast && ch[j].mode == kRight) {
             fast(b, ch[j]);
           } else {
