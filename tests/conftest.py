@@ -15,6 +15,17 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Under pytest-xdist each test process gets a temporary folder of its own, so that a test that checks what a command
+# left in the temporary folder sees only its own process's commands, not those of a test running beside it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import atexit
+    import tempfile
+
+    _worker_tmp = Path(tempfile.gettempdir()) / f"pytest-xdist-{os.environ['PYTEST_XDIST_WORKER']}-{os.getpid()}"
+    _worker_tmp.mkdir()
+    os.environ["TMPDIR"] = str(_worker_tmp)
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    atexit.register(shutil.rmtree, _worker_tmp, True)
 # The tests name their data explicitly: ../shared/datasets beside the checkout, unless the caller chose.
 os.environ.setdefault("TINYDEPLOY_DATA", str(ROOT.parent / "shared" / "datasets"))
 FIRMWARE = ROOT / "firmware"

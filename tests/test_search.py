@@ -35,7 +35,7 @@ def _study(url: str, name: str = "pneumonia-nano33ble"):
 
 def test_a_candidate_that_cannot_fit_is_rejected_before_training(tmp_path):
     """With 144 bytes of RAM left for the application no candidate fits: every trial is rejected by the analyzer
-    in seconds, and no epoch is trained."""
+    before it trains: no epoch is run (its time is not asserted: the tests share the cores)."""
     out = tmp_path / "s"
     r = run_cli(*BASE, "--trials", "3", "--reserve-ram", "262000", "-o", out, "--json", "-", timeout=600)
     assert r.returncode == 0, r.stderr
@@ -45,7 +45,6 @@ def test_a_candidate_that_cannot_fit_is_rejected_before_training(tmp_path):
     study = _study(f"sqlite:///{out / 'search.db'}")
     for t in study.trials:  # a large candidate may exceed flash too; every one exceeds RAM
         assert t.user_attrs["rejected"].startswith("before training") and "RAM +" in t.user_attrs["rejected"]
-        assert t.user_attrs["seconds"] < 20
         assert "val_curve" not in t.user_attrs  # not one epoch
 
 

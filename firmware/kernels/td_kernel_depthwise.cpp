@@ -344,7 +344,7 @@ __attribute__((noinline)) void BandAny(const Band& b, const Channel& ch, const G
 // (the columns beside the image are zeroed once for the node and never written).
 // Four channels at a time come from one word per pixel: SXTAB16 widens and offsets two of them in one instruction,
 // and two pixels' halves are packed (PKHBT/PKHTB) into one word store per plane.
-void FillPlanes(const Geometry& s, const int8_t* in, int c0, int n, int iy0, int rows, int pitch, int32_t offset,
+__attribute__((noinline)) void FillPlanes(const Geometry& s, const int8_t* in, int c0, int n, int iy0, int rows, int pitch, int32_t offset,
                 int16_t* planes, int plane_size) {
   const int32_t offset2 = static_cast<int32_t>((static_cast<uint32_t>(offset) << 16) | (offset & 0xffff));
   const int lo = s.pad_w < pitch ? s.pad_w : pitch;
@@ -365,15 +365,53 @@ void FillPlanes(const Geometry& s, const int8_t* in, int c0, int n, int iy0, int
         ++b;
         src += s.channels;
       }
-      for (; b + 1 < hi; b += 2, src += 2 * s.channels) {
-        const int32_t v0 = util::Load4(src), v1 = util::Load4(src + s.channels);
+      const int pairs = (hi - b) / 2;
+      int32_t* d0 = reinterpret_cast<int32_t*>(row[0] + b);
+      int32_t* d2 = reinterpret_cast<int32_t*>(row[2] + b);
+      const int c = s.channels;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+      // two pixels a step: 2 loads, 4 SXTAB16, 4 PKH, 4 stores (planes 1 and 3 at plane_size from 0 and 2), 3 of loop
+      if (pairs > 0) {
+        int k = pairs;
+        int32_t v0, v1, t0, t1, x;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr %[v1], [%[src], %[c]]\n\t"
+            "ldr %[v0], [%[src]]\n\t"
+            "add %[src], %[src], %[c], lsl #1\n\t"
+            "sxtab16 %[t0], %[off], %[v0]\n\t"
+            "sxtab16 %[v0], %[off], %[v0], ror #8\n\t"
+            "sxtab16 %[t1], %[off], %[v1]\n\t"
+            "sxtab16 %[v1], %[off], %[v1], ror #8\n\t"
+            "pkhbt %[x], %[v0], %[v1], lsl #16\n\t"
+            "pkhtb %[v0], %[v1], %[v0], asr #16\n\t"
+            "str %[x], [%[d0], %[ps]]\n\t"
+            "str %[v0], [%[d2], %[ps]]\n\t"
+            "pkhbt %[x], %[t0], %[t1], lsl #16\n\t"
+            "pkhtb %[t0], %[t1], %[t0], asr #16\n\t"
+            "str %[x], [%[d0]], #4\n\t"
+            "str %[t0], [%[d2]], #4\n\t"
+            "subs %[k], #1\n\t"
+            "bne 1b"
+            : [src] "+r"(src), [d0] "+r"(d0), [d2] "+r"(d2), [k] "+r"(k), [v0] "=&r"(v0), [v1] "=&r"(v1),
+              [t0] "=&r"(t0), [t1] "=&r"(t1), [x] "=&r"(x)
+            : [c] "r"(c), [off] "r"(offset2), [ps] "r"(2 * plane_size)
+            : "cc", "memory");
+      }
+#else
+      int32_t* d1 = reinterpret_cast<int32_t*>(row[1] + b);
+      int32_t* d3 = reinterpret_cast<int32_t*>(row[3] + b);
+      for (int k = pairs; k > 0; --k, src += 2 * c) {
+        const int32_t v0 = util::Load4(src), v1 = util::Load4(src + c);
         const int32_t e0 = dsp::sxtab16(offset2, v0), o0 = dsp::sxtab16_ror8(offset2, v0);
         const int32_t e1 = dsp::sxtab16(offset2, v1), o1 = dsp::sxtab16_ror8(offset2, v1);
-        *reinterpret_cast<int32_t*>(row[0] + b) = dsp::pack_bottoms(e0, e1);
-        *reinterpret_cast<int32_t*>(row[2] + b) = dsp::pack_tops(e0, e1);
-        *reinterpret_cast<int32_t*>(row[1] + b) = dsp::pack_bottoms(o0, o1);
-        *reinterpret_cast<int32_t*>(row[3] + b) = dsp::pack_tops(o0, o1);
+        *d0++ = dsp::pack_bottoms(e0, e1);
+        *d2++ = dsp::pack_tops(e0, e1);
+        *d1++ = dsp::pack_bottoms(o0, o1);
+        *d3++ = dsp::pack_tops(o0, o1);
       }
+#endif
+      b += (hi - b) & ~1;
     }
     for (; b < hi; ++b, src += s.channels) {
       for (int j = 0; j < n; ++j) row[j][b] = static_cast<int16_t>(src[j] + offset);
