@@ -54,13 +54,27 @@ void MakeBlock(const MatMul& m, int o0, int n, Block& b) {
       most = v < 0 ? (-v > most ? -v : most) : (v > most ? v : most);
     }
   }
-  const util::Requant shared = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, most + products);
+  if (!m.per_channel) {  // the same constants for every channel: only the biases differ
+    const util::Requant r = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, most + products);
+    const int32_t add = r.fast ? r.add : m.output_zp, rs = r.fast ? r.right : 0, left = r.fast ? 1 : r.shift + 1,
+                  mask = r.fast ? -1 : 0;
+    for (int j = 0; j < n; ++j) {
+      b.bias[j] = m.bias ? m.bias[o0 + j] : 0;
+      b.mult[j] = r.mult;
+      b.shift[j] = r.shift;
+      b.add[j] = add;
+      b.right[j] = rs;
+      b.left[j] = left;
+      b.mask[j] = mask;
+    }
+    b.mode = r.fast ? kRight : (r.left_fast ? kAny : kSlow);
+    return;
+  }
   for (int j = 0; j < n; ++j) {
     const int o = o0 + j;
     const int32_t bias = m.bias ? m.bias[o] : 0;
-    const util::Requant r = m.per_channel ? util::MakeRequant(m.mult[o], m.shift[o], m.output_zp,
-                                                              (bias < 0 ? -static_cast<int64_t>(bias) : bias) + products)
-                                          : shared;
+    const util::Requant r = util::MakeRequant(m.mult[o], m.shift[o], m.output_zp,
+                                              (bias < 0 ? -static_cast<int64_t>(bias) : bias) + products);
     b.bias[j] = bias;
     b.mult[j] = r.mult;
     b.shift[j] = r.shift;

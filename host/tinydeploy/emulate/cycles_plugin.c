@@ -12,7 +12,8 @@
  *
  * Arguments: mark=ADDRESS (hex: the firmware's counter function, whose every call is logged with the running
  * instruction and cycle totals) and out=PATH (the log: one "instructions cycles" line per call, flushed as it goes,
- * so that it is whole however QEMU ends).
+ * so that it is whole however QEMU ends); optionally profile=PATH: at exit, one "address instructions executions" line
+ * per translated block that ran (bench/hotspots.py sums them per function).
  * The plugin API's declarations are written here (QEMU's qemu-plugin.h is not installed with Debian's QEMU); they
  * follow its version-1 ABI, which QEMU 7.2 loads. */
 #include <inttypes.h>
@@ -40,6 +41,8 @@ extern struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin
 extern const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *insn);
 extern size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
 extern uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
+typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void *userdata);
+extern void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
@@ -58,6 +61,7 @@ static uint64_t g_pending_end; /* the last block's, when it ended with a conditi
 static bool g_pending;
 static uint64_t g_mark;
 static FILE *g_out;
+static FILE *g_profile;
 
 enum Class { kOther, kLoadStore, kTaken, kConditional };
 
@@ -149,7 +153,11 @@ static int Cost(uint32_t hw1, uint32_t hw2, size_t size, bool after_load_store, 
 struct BlockData {
   struct Block block;
   uint64_t start;
+  uint64_t executions;      /* for the profile */
+  struct BlockData *next;   /* every block translated, for the profile */
 };
+
+static struct BlockData *g_blocks;
 
 static void OnBlockStart(unsigned int vcpu, void *udata) {
   (void)vcpu;
@@ -159,6 +167,18 @@ static void OnBlockStart(unsigned int vcpu, void *udata) {
   g_cycles += d->block.cycles;
   g_pending = d->block.conditional_end;
   g_pending_end = d->block.end;
+  ((struct BlockData *)udata)->executions++;
+}
+
+static void WriteProfile(qemu_plugin_id_t id, void *userdata) {
+  (void)id;
+  (void)userdata;
+  if (!g_profile) return;
+  for (const struct BlockData *d = g_blocks; d; d = d->next) {
+    if (d->executions) fprintf(g_profile, "%" PRIx64 " %" PRIu64 " %" PRIu64 "\n", d->start, d->block.insns, d->executions);
+  }
+  fclose(g_profile);
+  g_profile = NULL;
 }
 
 /* At the marked function's first instruction: the totals so far, without that block (its cost was added when it
@@ -201,6 +221,8 @@ static void OnTranslate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     d->block.end = vaddr + size;
   }
   d->block.conditional_end = cls == kConditional;
+  d->next = g_blocks;
+  g_blocks = d;
   qemu_plugin_register_vcpu_tb_exec_cb(tb, OnBlockStart, QEMU_PLUGIN_CB_NO_REGS, d);
 }
 
@@ -213,7 +235,12 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
       g_out = fopen(argv[i] + 4, "w");
       if (!g_out) return 1;
     }
+    if (strncmp(argv[i], "profile=", 8) == 0) {
+      g_profile = fopen(argv[i] + 8, "w");
+      if (!g_profile) return 1;
+    }
   }
+  qemu_plugin_register_atexit_cb(id, WriteProfile, NULL);
   qemu_plugin_register_vcpu_tb_trans_cb(id, OnTranslate);
   return 0;
 }
