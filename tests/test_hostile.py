@@ -226,7 +226,15 @@ def test_a_termination_signal_ends_qemu_and_exits_like_ctrl_c(example_project, t
 def test_sigterm_during_a_measured_arena_build_leaves_no_temporary_directory(tflm_dir, tmp_path):
     out = tmp_path / "out"
     temps = _tmp_entries()
-    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    # a cache of its own, holding only the compiled TFLM library: the firmware's objects compile anew (seconds), so
+    # that the signal lands while the build runs (from the object cache it would be over in under a second)
+    from tinydeploy.fsutil import cache_root
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for lib in cache_root().glob("tflm-*"):
+        (cache / lib.name).symlink_to(lib)
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "TINYDEPLOY_CACHE": str(cache)}
     (tmp_path / "tmp").mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "tinydeploy", "build", "--arena", "measured", "--tflm", str(tflm_dir),
                              "-o", str(out), "--no-compile"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -266,10 +266,13 @@ __attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, 
       a[2] += Tail(xa, wt + k, rest, -m.input_zp);
       a[3] += Tail(xb, wt + k, rest, -m.input_zp);
     }
-    out_a[j] = Out<kFull, kMode>(m, b, j, a[0]);
-    out_b[j] = Out<kFull, kMode>(m, b, j, a[1]);
-    out_a[j + 1] = Out<kFull, kMode>(m, b, j + 1, a[2]);
-    out_b[j + 1] = Out<kFull, kMode>(m, b, j + 1, a[3]);
+    // all four before any store: an int8 store may alias the block's constants, which would be loaded again
+    const int8_t v0 = Out<kFull, kMode>(m, b, j, a[0]), v1 = Out<kFull, kMode>(m, b, j, a[1]);
+    const int8_t v2 = Out<kFull, kMode>(m, b, j + 1, a[2]), v3 = Out<kFull, kMode>(m, b, j + 1, a[3]);
+    out_a[j] = v0;
+    out_b[j] = v1;
+    out_a[j + 1] = v2;
+    out_b[j + 1] = v3;
   }
   if (j < n) {  // the block's odd last channel
     const int8_t* w = m.w + (o0 + j) * k;
@@ -292,10 +295,12 @@ __attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, i
     const int8_t* w = m.w + (o0 + j) * k;
     int32_t a[4] = {b.bias[j], b.bias[j + 1], b.bias[j + 2], b.bias[j + 3]};
     Dot14(xw, w, groups, k, a);
+    int8_t v[4];
     for (int i = 0; i < 4; ++i) {
       if (rest) a[i] += Tail(xt, w + i * k + 4 * groups, rest, -m.input_zp);
-      out[j + i] = Out<kFull, kMode>(m, b, j + i, a[i]);
+      v[i] = Out<kFull, kMode>(m, b, j + i, a[i]);
     }
+    memcpy(out + j, v, 4);  // one store after the four (see TwoRows)
   }
   for (; j < n; ++j) {
     const int8_t* w = m.w + (o0 + j) * k;

@@ -49,8 +49,9 @@ def open_storage(url: str):
             return optuna.storages.RDBStorage(url, engine_kwargs=kw, heartbeat_interval=HEARTBEAT_SECONDS,
                                               grace_period=GRACE_SECONDS)
         except Exception as e:  # sqlalchemy's OperationalError and kin: the server or file cannot be reached
-            if "duplicate key" in str(e) or "UNIQUE constraint" in str(e):
-                # two workers creating Optuna's tables at the same moment: the other one won; open them again
+            if any(m in str(e) for m in ("duplicate key", "UNIQUE constraint", "already exists")):
+                # two workers creating Optuna's tables at the same moment (a row or a whole table, such as
+                # alembic_version, PostgreSQL's DuplicateTable): the other one won; open them again
                 time.sleep(0.5 + attempt)
                 continue
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
