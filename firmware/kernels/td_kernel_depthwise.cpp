@@ -38,9 +38,9 @@ constexpr int kMaxTaps = 64;  // 8x8; a larger filter runs the library's kernel
 // The planes buffer: for each of a group's 4 channels, the filter's input rows of a band of output rows as 16-bit
 // values (see FillPlanes). A node whose single output row's planes need more runs the library's kernel.
 constexpr int kBufferValues = 1792;  // 3.5 KB of stack
-// Each group of four channels costs a fixed setup (its weights widened, its sums and constants made) that the
-// smallest output maps do not amortize: measured with bench/kernels.py, the MobileNet's 3x3 maps ran 0.77-0.81x the
-// library kernel's speed and its 6x6 maps faster, so a node with fewer output pixels than this runs the library's.
+// Each channel costs a fixed setup (its weights and constants, its planes' fill, a call per band) that the smallest
+// output maps do not amortize: measured with bench/kernels.py, the MobileNet's 3x3 maps ran 0.72-0.76x the library
+// kernel's speed and its 6x6 maps 1.7x, so a node with fewer output pixels than this runs the library's.
 // (The tests build with -DTD_DW_MIN_OUTPUT_PIXELS=1 to run this kernel on every shape it covers.)
 #ifndef TD_DW_MIN_OUTPUT_PIXELS
 #define TD_DW_MIN_OUTPUT_PIXELS 16
@@ -77,12 +77,12 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
   return ok;
 }
 
-// What one channel's loops need: its weights doubled (the accumulators hold twice the sum, for util::RequantFast),
-// its bias doubled and its requantization.
+// What one channel's loops need: its weights and bias (doubled for the 3x3 paths, whose accumulators hold twice the
+// sum for util::RequantFast) and its requantization.
 struct Channel {
-  int32_t w[kMaxTaps];  // 2 x weight of each tap, row after row
-  int32_t w3[5];        // a 3x3 filter: (row r's taps 0, 1) at w3[r]; (tap 2 of row 0, of row 1); tap 2 of row 2
-  int32_t bias2;
+  int32_t w[kMaxTaps];  // each tap's weight, row after row (BandAny)
+  int32_t w3[5];        // a 3x3 filter doubled: (row r's taps 0, 1) at w3[r]; (tap 2 of row 0, of row 1); row 2's tap 2
+  int32_t bias, bias2;  // the bias, and doubled for the 3x3 paths (only where the fast form's bound holds)
   int32_t mult, shift, add, right;  // TFLM's multiplier and shift; the fast form's constants (see MakeChannel)
   int mode;
   int32_t lo, hi, zp;               // the activation range and the output zero point
@@ -97,19 +97,20 @@ void MakeChannel(Channel& ch, const int8_t* filter, const int32_t* bias, const t
   int32_t abs_sum = 0;
   for (int k = 0; k < taps; ++k) {
     const int32_t w = filter[k * channels + c];
-    ch.w[k] = 2 * w;
+    ch.w[k] = w;
     abs_sum += w < 0 ? -w : w;
   }
   if (taps == 9 && k_w == 3) {
     const auto pack = [](int32_t lo, int32_t hi) {
       return static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | (static_cast<uint32_t>(lo) & 0xffff));
     };
-    for (int r = 0; r < 3; ++r) ch.w3[r] = pack(ch.w[3 * r], ch.w[3 * r + 1]);
-    ch.w3[3] = pack(ch.w[2], ch.w[5]);
-    ch.w3[4] = ch.w[8];
+    for (int r = 0; r < 3; ++r) ch.w3[r] = pack(2 * ch.w[3 * r], 2 * ch.w[3 * r + 1]);
+    ch.w3[3] = pack(2 * ch.w[2], 2 * ch.w[5]);
+    ch.w3[4] = 2 * ch.w[8];
   }
   const int32_t b = bias ? bias[c] : 0;
-  ch.bias2 = 2 * b;
+  ch.bias = b;
+  ch.bias2 = static_cast<int32_t>(2u * static_cast<uint32_t>(b));  // used only where 2 x the bound fits
   ch.mult = d.per_channel_output_multiplier[c];
   ch.shift = d.per_channel_output_shift[c];
   ch.zp = d.output_zero_point;
@@ -129,14 +130,15 @@ inline int32_t OutputFast(int32_t acc2, int32_t mult, int32_t add, int32_t right
   return kFull ? v : util::Clamp(v, lo, hi);
 }
 
-inline int32_t OutputAny(const Channel& ch, int32_t acc2) {
+// acc: the plain accumulator (doubled only by the fast forms, whose bounds allow it), as the reference sums it.
+inline int32_t OutputAny(const Channel& ch, int32_t acc) {
   int32_t v;
   if (ch.mode == kRight) {
-    v = util::RequantFast(acc2, ch.mult, ch.add, ch.right);
+    v = util::RequantFast(2 * acc, ch.mult, ch.add, ch.right);
   } else if (ch.mode == kLeft) {
-    v = dsp::smmlar(acc2 << ch.right, ch.mult, ch.add);
+    v = dsp::smmlar((2 * acc) << ch.right, ch.mult, ch.add);
   } else {
-    v = tflite::MultiplyByQuantizedMultiplier(acc2 / 2, ch.mult, ch.shift) + ch.zp;
+    v = tflite::MultiplyByQuantizedMultiplier(acc, ch.mult, ch.shift) + ch.zp;
   }
   return util::Clamp(v, ch.lo, ch.hi);
 }
@@ -329,7 +331,7 @@ __attribute__((noinline)) void BandAny(const Band& b, const Channel& ch, const G
   for (int r = 0; r < b.rows; ++r) {
     for (int ox = 0; ox < b.out_w; ++ox, out += b.out_step) {
       const int16_t* p = b.plane + r * s.stride_h * b.pitch + ox * s.stride_w;
-      int32_t acc = ch.bias2;
+      int32_t acc = ch.bias;
       const int32_t* w = ch.w;
       for (int ky = 0; ky < s.k_h; ++ky, p += s.dil_h * b.pitch) {
         for (int kx = 0; kx < s.k_w; ++kx) acc += p[kx * s.dil_w] * *w++;
