@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -143,3 +144,40 @@ def test_field_recipe_trains_the_bn_cnn_and_it_deploys(tmp_path):
     a = run_cli("analyze", out / "bn_cnn_int8.tflite", "--json", "-")
     assert a.returncode == 0, a.stderr
     assert "BATCH_NORM" not in " ".join(json.loads(a.stdout)["op_types"])  # folded into the convolutions
+
+
+def test_a_comparison_variant_the_converter_refuses_is_reported_and_the_rest_written(tmp_path, monkeypatch):
+    """The TFLite converter can refuse a comparison variant (int16x8 of a model stuck at one class did, in the study):
+    compress reports it in `failed` with the converter's first line and writes every other variant; the deployed int8
+    variant's failure stays fatal. The refusal is injected around the real converter; every other conversion is real."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from tinydeploy.compress import pipeline
+    from tinydeploy.compress.datasets import load_dataset
+    from tinydeploy.compress.tfenv import import_tf
+
+    real = pipeline.convert
+
+    def refusing(model, variant, *a, **k):
+        if variant == "int16x8":
+            raise RuntimeError("ConverterError: quantization of this model failed\nmore lines")
+        return real(model, variant, *a, **k)
+
+    monkeypatch.setattr(pipeline, "convert", refusing)
+    _, keras = import_tf()
+    ds = load_dataset("fashion-mnist", size=28).subset(200, 100)
+    L = keras.layers
+    model = keras.Sequential([L.Input(ds.input_shape), L.Conv2D(4, 3, activation="relu"), L.Flatten(),
+                              L.Dense(ds.num_classes, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(ds.x_train, ds.y_train, epochs=1, verbose=0)
+    opts = pipeline.CompressOptions(variants=("float32", "int16x8", "int8"), tflm_eval=False)
+    report = pipeline.compress(model, ds, "tiny", tmp_path / "out", opts, force=False)
+    assert report["failed"] == [{"name": "tiny", "variant": "int16x8", "kind": "int16x8",
+                                 "error": "ConverterError: quantization of this model failed"}]
+    assert [r["variant"] for r in report["rows"]] == ["float32", "int8"]
+    assert (tmp_path / "out" / "tiny_int8.tflite").is_file() and not (tmp_path / "out" / "tiny_int16x8.tflite").exists()
+    assert "Not converted: tiny to int16x8 (ConverterError" in (tmp_path / "out" / "compress.md").read_text()
+    monkeypatch.setattr(pipeline, "convert", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no int8")))
+    with pytest.raises(RuntimeError, match="no int8"):
+        pipeline.compress(model, ds, "tiny", tmp_path / "out2", opts, force=False)
+    assert not (tmp_path / "out2").exists()  # nothing half-written

@@ -185,9 +185,19 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
             write_json_atomic(tmp / f"{fpname}.channels.json",
                               {"parent": channel_report(model), "pruned": channel_report(smaller), "fraction": f})
             jobs.append((fpname, smaller, "int8", FILTERS, sparsity_report(smaller)["overall"], epochs_run(smaller)))
+        failed = []  # comparison variants the converter refused: reported, not fatal (int8, the deployed one, is)
         for jname, m, variant, kind, sparsity, more_epochs in jobs:
             err_console.print(f"converting {jname} to {variant} and evaluating ...")
-            data = convert(m, variant, ds.x_train, opts.rep_samples)
+            try:
+                data = convert(m, variant, ds.x_train, opts.rep_samples)
+            except Exception as e:  # the TFLite converter's errors (ConverterError, ValueError, RuntimeError, ...)
+                if variant == "int8":
+                    raise
+                why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                err_console.print(f"warning: {jname} does not convert to {variant} ({why}): left out of the comparison",
+                                  highlight=False)
+                failed.append({"name": jname, "variant": variant, "kind": kind, "error": why})
+                continue
             fname = f"{jname}_{variant}.tflite"
             (tmp / fname).write_bytes(data)
             met, tmet = evaluate_variant(data, ds, variant, limit=opts.eval_limit, tflm=opts.tflm_eval)
@@ -204,6 +214,7 @@ def compress(model, ds: Dataset, name: str, out_dir: Path, opts: CompressOptions
                 Samples(xq, ds.y_test[:n], host).save(tmp / f"{stem}.samples.npz")
             results.append(r)
         report = _report(name, ds, results, time.monotonic() - t0)
+        report["failed"] = failed
         write_json_atomic(tmp / "compress.json", report)
         write_text_atomic(tmp / "compress.md", markdown(report))
     return report
@@ -259,6 +270,8 @@ def markdown(report: dict) -> str:
             lines.append(f"| {r['name']} | {r['macs']:,} | {r['params']:,} | {r['bytes']:,} | "
                          f"{'-' if r['arena_bytes'] is None else format(r['arena_bytes'], ',')} | "
                          f"{r['latency_ms_estimate']:.1f} | {ratio} |")
+    for f in report.get("failed", []):
+        lines += ["", f"Not converted: {f['name']} to {f['variant']} ({f['error']})."]
     return "\n".join(lines) + "\n"
 
 

@@ -196,6 +196,10 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, boar
         c = {**c, "epochs": parent_epochs + c.get("finetune_epochs_run", 0)}
         file = f"{sub}/{c['file']}"
         rows.append(row_for(c["name"], c["variant"], kind, (cache / file).read_bytes(), file, c))
+    for f in report.get("failed", []):  # a comparison variant the converter refused: a row that says so
+        rows.append({"dataset": dataset_key, "family": family, "model": f["name"], "variant": f["variant"],
+                     "kind": f["kind"], "trained": False, "imbalanced": imbalanced, "fits": False,
+                     "does_not_fit_by": f"not converted: {f['error']}"})
     if family in NO_FILTER_PRUNING:  # the row says why it is missing
         rows.append({"dataset": dataset_key, "family": family, "model": f"{family}_filters{int(FILTERS * 100)}",
                      "variant": "int8", "kind": FILTER_KIND, "trained": False, "imbalanced": imbalanced, "fits": False,
