@@ -245,6 +245,99 @@ __attribute__((always_inline)) inline int8_t Out(const MatMul& m, const Block& b
   return static_cast<int8_t>(kFull ? dsp::ssat8(v) : util::Clamp(v, m.act_min, m.act_max));
 }
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// Rows A and B against `pairs` pairs of channels, requantized (util::RequantFast, every multiplier below 1, the full
+// int8 range) and stored, in one naked assembly function: Dot22's step with every register of the core in use during
+// the dot products (p r0, w r1, channel 1's offset r2, the end of the double steps r3, the accumulators r4-r7, the
+// pairs r8-r11, r12 and lr), the pointers to the outputs and the block on the stack between pairs. For k a multiple
+// of 4. Per pair of channels (four outputs): 15 instructions per 16 MACs, about 55 of set-up, requantization and
+// stores (TwoRows spends about 100 around a call of Dot22).
+//   (xw, w, out_a, block; stack: groups, k, cols, pairs >= 1); out_b = out_a + cols
+static_assert(sizeof(int32_t) * kBlock == 128, "the assembly's offsets into Block assume 32 channels a block");
+#define TD_PF_STEP                          \
+  "ldmia r0!, {r8, r9, r10, r11}\n\t"       \
+  "ldr r12, [r1], #4\n\t"                   \
+  "sxtb16 lr, r12, ror #8\n\t"              \
+  "sxtb16 r12, r12\n\t"                     \
+  "smlad r4, r8, r12, r4\n\t"               \
+  "smlad r4, r9, lr, r4\n\t"                \
+  "smlad r5, r10, r12, r5\n\t"              \
+  "smlad r5, r11, lr, r5\n\t"               \
+  "ldr r12, [r1, r2]\n\t"                   \
+  "sxtb16 lr, r12, ror #8\n\t"              \
+  "sxtb16 r12, r12\n\t"                     \
+  "smlad r6, r8, r12, r6\n\t"               \
+  "smlad r6, r9, lr, r6\n\t"                \
+  "smlad r7, r10, r12, r7\n\t"              \
+  "smlad r7, r11, lr, r7\n\t"
+// acc (doubled) requantized with channel constants at [r12 + off]: mult in r8, add r9, right r10; result in dst
+#define TD_PF_OUT(acc, dst)                 \
+  "lsl " acc ", " acc ", #1\n\t"            \
+  "smmlar " dst ", " acc ", r8, r9\n\t"     \
+  "add " dst ", " dst ", " acc ", asr #31\n\t" \
+  "asr " dst ", " dst ", r10\n\t"           \
+  "ssat " dst ", #8, " dst "\n\t"
+__attribute__((naked, noinline)) void PairsFull(const int32_t*, const int8_t*, int8_t*, const Block*, int32_t, int32_t,
+                                                int32_t, int32_t) {
+  __asm__ volatile(
+      "push {r4-r11, lr}\n\t"
+      "sub sp, #16\n\t"
+      "str r0, [sp, #0]\n\t"            // xw
+      "str r2, [sp, #4]\n\t"            // out_a + j
+      "str r3, [sp, #8]\n\t"            // the block, at channel j
+      "ldr r2, [sp, #56]\n\t"           // k
+      "subs r2, #4\n\t"                 // channel 1's offset once w has advanced by 4
+      "ldr r3, [sp, #52]\n\t"           // groups
+      "bic r3, r3, #1\n\t"
+      "add r3, r0, r3, lsl #4\n\t"      // the end of the double steps: 16 bytes a group
+      "1:\n\t"
+      "ldr r12, [sp, #8]\n\t"
+      "ldrd r4, r6, [r12]\n\t"          // the biases of channels j and j + 1
+      "mov r5, r4\n\t"
+      "mov r7, r6\n\t"
+      "ldr r0, [sp, #0]\n\t"
+      "cmp r0, r3\n\t"
+      "bhs 3f\n\t"
+      "2:\n\t" TD_PF_STEP TD_PF_STEP
+      "cmp r0, r3\n\t"
+      "blo 2b\n\t"
+      "3:\n\t"
+      "ldr r12, [sp, #52]\n\t"
+      "tst r12, #1\n\t"
+      "beq 4f\n\t" TD_PF_STEP
+      "4:\n\t"
+      "add r1, r1, r2\n\t"              // past channel j + 1: the next pair
+      "adds r1, #4\n\t"
+      "ldr r12, [sp, #8]\n\t"
+      "ldr r8, [r12, #640]\n\t"         // channel j: mult, add, right
+      "ldr r9, [r12, #128]\n\t"
+      "ldr r10, [r12, #256]\n\t" TD_PF_OUT("r4", "r11") TD_PF_OUT("r5", "lr")
+      "ldr r0, [sp, #4]\n\t"
+      "ldr r8, [sp, #60]\n\t"           // cols
+      "strb r11, [r0]\n\t"
+      "strb lr, [r0, r8]\n\t"
+      "ldr r8, [r12, #644]\n\t"         // channel j + 1
+      "ldr r9, [r12, #132]\n\t"
+      "ldr r10, [r12, #260]\n\t" TD_PF_OUT("r6", "r11") TD_PF_OUT("r7", "lr")
+      "ldr r8, [sp, #60]\n\t"
+      "strb r11, [r0, #1]\n\t"
+      "add r8, r8, r0\n\t"
+      "strb lr, [r8, #1]\n\t"
+      "adds r0, #2\n\t"
+      "str r0, [sp, #4]\n\t"
+      "adds r12, #8\n\t"
+      "str r12, [sp, #8]\n\t"
+      "ldr r8, [sp, #64]\n\t"           // pairs left
+      "subs r8, #1\n\t"
+      "str r8, [sp, #64]\n\t"
+      "bne 1b\n\t"
+      "add sp, #16\n\t"
+      "pop {r4-r11, pc}");
+}
+#undef TD_PF_STEP
+#undef TD_PF_OUT
+#endif
+
 // Rows r and r + 1 (raw: ra, rb) against the block's n channels (from o0); xw holds both widened (two-row pairs).
 template <bool kFull, int kMode>
 __attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, int n, int r, const int8_t* ra,
@@ -255,6 +348,12 @@ __attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, 
   int8_t* out_a = m.out + r * m.cols + o0;
   int8_t* out_b = out_a + m.cols;
   int j = 0;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  if (kFull && kMode == kRight && rest == 0 && n >= 2) {
+    PairsFull(xw, m.w + o0 * k, out_a, &b, groups, k, m.cols, n / 2);
+    j = n & ~1;
+  }
+#endif
   for (; j + 2 <= n; j += 2) {
     const int8_t* w = m.w + (o0 + j) * k;
     int32_t a[4] = {b.bias[j], b.bias[j], b.bias[j + 1], b.bias[j + 1]};
