@@ -99,6 +99,14 @@ void Widen(const int8_t* x, int32_t groups, int32_t offset, int32_t* dst, int st
   }
 }
 
+// The group after the last whole one, for the assembly: the row's last n (1-3) values with the offset, zeros after.
+void WidenTail(const int8_t* x, int n, int32_t offset, int32_t* dst) {
+  int32_t v[4] = {0, 0, 0, 0};
+  for (int i = 0; i < n; ++i) v[i] = x[i] + offset;
+  dst[0] = static_cast<int32_t>((static_cast<uint32_t>(v[2]) << 16) | (static_cast<uint32_t>(v[0]) & 0xffff));
+  dst[1] = static_cast<int32_t>((static_cast<uint32_t>(v[3]) << 16) | (static_cast<uint32_t>(v[1]) & 0xffff));
+}
+
 // The last k mod 4 values of a dot product, with the offset.
 inline int32_t Tail(const int8_t* x, const int8_t* w, int n, int32_t offset) {
   int32_t a = 0;
@@ -249,10 +257,13 @@ __attribute__((always_inline)) inline int8_t Out(const MatMul& m, const Block& b
 // Rows A and B against `pairs` pairs of channels, requantized (util::RequantFast, every multiplier below 1, the full
 // int8 range) and stored, in one naked assembly function: Dot22's step with every register of the core in use during
 // the dot products (p r0, w r1, channel 1's offset r2, the end of the double steps r3, the accumulators r4-r7, the
-// pairs r8-r11, r12 and lr), the pointers to the outputs and the block on the stack between pairs. For k a multiple
-// of 4. Per pair of channels (four outputs): 15 instructions per 16 MACs, about 55 of set-up, requantization and
-// stores (TwoRows spends about 100 around a call of Dot22).
-//   (xw, w, out_a, block; stack: groups, k, cols, pairs >= 1); out_b = out_a + cols
+// pairs r8-r11, r12 and lr), the pointers to the weights, the outputs and the block on the stack between pairs. Per
+// pair of channels (four outputs): 15 instructions per 16 MACs, about 60 of set-up, requantization and stores
+// (TwoRows spends about 100 around a call of Dot22).
+// With k not a multiple of 4 the rows carry one more group (WidenTail: the last values, zeros after them) and the
+// step reads each channel's last word whole: its bytes past the channel are the next channel's weights, times 0.
+//   (xw, w, out_a, block; stack: steps (groups of four values, the tail's included), k, cols, pairs >= 1);
+//   out_b = out_a + cols
 static_assert(sizeof(int32_t) * kBlock == 128, "the assembly's offsets into Block assume 32 channels a block");
 #define TD_PF_STEP                          \
   "ldmia r0!, {r8, r9, r10, r11}\n\t"       \
@@ -285,6 +296,7 @@ __attribute__((naked, noinline)) void PairsFull(const int32_t*, const int8_t*, i
       "str r0, [sp, #0]\n\t"            // xw
       "str r2, [sp, #4]\n\t"            // out_a + j
       "str r3, [sp, #8]\n\t"            // the block, at channel j
+      "str r1, [sp, #12]\n\t"           // channel j's weights
       "ldr r2, [sp, #56]\n\t"           // k
       "subs r2, #4\n\t"                 // channel 1's offset once w has advanced by 4
       "ldr r3, [sp, #52]\n\t"           // groups
@@ -296,6 +308,7 @@ __attribute__((naked, noinline)) void PairsFull(const int32_t*, const int8_t*, i
       "mov r5, r4\n\t"
       "mov r7, r6\n\t"
       "ldr r0, [sp, #0]\n\t"
+      "ldr r1, [sp, #12]\n\t"
       "cmp r0, r3\n\t"
       "bhs 3f\n\t"
       "2:\n\t" TD_PF_STEP TD_PF_STEP
@@ -306,8 +319,10 @@ __attribute__((naked, noinline)) void PairsFull(const int32_t*, const int8_t*, i
       "tst r12, #1\n\t"
       "beq 4f\n\t" TD_PF_STEP
       "4:\n\t"
-      "add r1, r1, r2\n\t"              // past channel j + 1: the next pair
-      "adds r1, #4\n\t"
+      "ldr r1, [sp, #12]\n\t"           // the next pair's weights: 2k further
+      "add r1, r1, r2, lsl #1\n\t"
+      "adds r1, #8\n\t"
+      "str r1, [sp, #12]\n\t"
       "ldr r12, [sp, #8]\n\t"
       "ldr r8, [r12, #640]\n\t"         // channel j: mult, add, right
       "ldr r9, [r12, #128]\n\t"
@@ -349,9 +364,12 @@ __attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, 
   int8_t* out_b = out_a + m.cols;
   int j = 0;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  if (kFull && kMode == kRight && rest == 0 && n >= 2) {
-    PairsFull(xw, m.w + o0 * k, out_a, &b, groups, k, m.cols, n / 2);
-    j = n & ~1;
+  // with a tail group the last pair's second channel may not be the layer's last (its last word would be read past
+  // the weights): that pair runs below
+  const int fast = kFull && kMode == kRight ? (rest == 0 || o0 + (n & ~1) < m.cols ? n / 2 : n / 2 - 1) : 0;
+  if (fast > 0) {
+    PairsFull(xw, m.w + o0 * k, out_a, &b, groups + (rest ? 1 : 0), k, m.cols, fast);
+    j = 2 * fast;
   }
 #endif
   for (; j + 2 <= n; j += 2) {
@@ -448,6 +466,10 @@ void Run(const MatMul& m) {
       const int8_t* rb = row(m, r + 1, scratch + kMatMulMaxK);
       Widen(ra, groups, -m.input_zp, xw, 4);
       Widen(rb, groups, -m.input_zp, xw + 2, 4);
+      if (m.k & 3) {
+        WidenTail(ra + 4 * groups, m.k & 3, -m.input_zp, xw + 4 * groups);
+        WidenTail(rb + 4 * groups, m.k & 3, -m.input_zp, xw + 4 * groups + 2);
+      }
       kTwo[v](m, b, o0, n, r, ra, rb, xw);
     }
     if (r < m.rows) {
