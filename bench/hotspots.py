@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import dataclasses
 import json
 import subprocess
@@ -73,9 +74,7 @@ def main() -> int:
     lib = TflmLibrary.locate(args.tflm)
     if args.keep:
         args.keep.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
-        if args.keep:  # the keep folder itself holds it all
-            tmp = str(args.keep)
+    with (contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory()) as tmp:
         project = Path(tmp) / "project"
         subprocess.run([sys.executable, "-m", "tinydeploy", "build", str(args.model), "-o", str(project), "--no-compile",
                         "--kernels", args.kernels], check=True, capture_output=True)
