@@ -8,6 +8,11 @@
 namespace td {
 namespace dsp {
 
+// lo and hi as the bottom and top 16-bit halves of one word (the operand form of the dual 16-bit instructions).
+static inline int32_t pack16(int32_t lo, int32_t hi) {
+  return static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | (static_cast<uint32_t>(lo) & 0xffff));
+}
+
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 
 // Bytes 0 and 2 of x, sign-extended into the two halves of the result.
@@ -96,9 +101,6 @@ static inline int32_t ssat8(int32_t x) {
 
 static inline int32_t lo16(int32_t x) { return static_cast<int16_t>(x & 0xffff); }
 static inline int32_t hi16(int32_t x) { return static_cast<int16_t>((static_cast<uint32_t>(x) >> 16) & 0xffff); }
-static inline int32_t pack16(int32_t lo, int32_t hi) {
-  return static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | (static_cast<uint32_t>(lo) & 0xffff));
-}
 static inline int32_t sxtb16(int32_t x) {
   return pack16(static_cast<int8_t>(x & 0xff), static_cast<int8_t>((static_cast<uint32_t>(x) >> 16) & 0xff));
 }

@@ -147,10 +147,6 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
   return ok;
 }
 
-inline int32_t Pack16(int32_t lo, int32_t hi) {
-  return static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | (static_cast<uint32_t>(lo) & 0xffff));
-}
-
 // One output pixel's gathered input values, (x + input offset) as int16 pairs in the filter's (ky, kx, c) order,
 // 0 for a tap outside the image and for the odd pair's upper half.
 void Gather(const int8_t* in, int in_h, int in_w, int cin, int k_h, int k_w, int iy0, int ix0, int dil_h, int dil_w,
@@ -160,11 +156,11 @@ void Gather(const int8_t* in, int in_h, int in_w, int cin, int k_h, int k_w, int
     const int8_t* p = in + iy0 * in_w + ix0;
     const int8_t* q = p + in_w;
     const int8_t* r = q + in_w;
-    col[0] = Pack16(p[0] + offset, p[1] + offset);
-    col[1] = Pack16(p[2] + offset, q[0] + offset);
-    col[2] = Pack16(q[1] + offset, q[2] + offset);
-    col[3] = Pack16(r[0] + offset, r[1] + offset);
-    col[4] = Pack16(r[2] + offset, 0);
+    col[0] = dsp::pack16(p[0] + offset, p[1] + offset);
+    col[1] = dsp::pack16(p[2] + offset, q[0] + offset);
+    col[2] = dsp::pack16(q[1] + offset, q[2] + offset);
+    col[3] = dsp::pack16(r[0] + offset, r[1] + offset);
+    col[4] = dsp::pack16(r[2] + offset, 0);
     return;
   }
   int16_t v[kMaxK + 1];
@@ -179,7 +175,7 @@ void Gather(const int8_t* in, int in_h, int in_w, int cin, int k_h, int k_w, int
     }
   }
   v[k] = 0;
-  for (int i = 0; 2 * i < k; ++i) col[i] = Pack16(v[2 * i], v[2 * i + 1]);
+  for (int i = 0; 2 * i < k; ++i) col[i] = dsp::pack16(v[2 * i], v[2 * i + 1]);
 }
 
 // The clamp to the activation range, one SSAT when that range is all of int8.
@@ -251,7 +247,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op
       int64_t abs_sum = 0;
       for (int i = 0; i < pairs; ++i) {
         const int32_t lo = wo[2 * i], hi = 2 * i + 1 < k ? wo[2 * i + 1] : 0;
-        wbuf[o * pairs + i] = Pack16(2 * lo, 2 * hi);
+        wbuf[o * pairs + i] = dsp::pack16(2 * lo, 2 * hi);
         abs_sum += (lo < 0 ? -lo : lo) + (hi < 0 ? -hi : hi);
       }
       const int32_t b = b_data ? b_data[o0 + o] : 0;

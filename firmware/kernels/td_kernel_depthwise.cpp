@@ -101,11 +101,8 @@ void MakeChannel(Channel& ch, const int8_t* filter, const int32_t* bias, const t
     abs_sum += w < 0 ? -w : w;
   }
   if (taps == 9 && k_w == 3) {
-    const auto pack = [](int32_t lo, int32_t hi) {
-      return static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | (static_cast<uint32_t>(lo) & 0xffff));
-    };
-    for (int r = 0; r < 3; ++r) ch.w3[r] = pack(2 * ch.w[3 * r], 2 * ch.w[3 * r + 1]);
-    ch.w3[3] = pack(2 * ch.w[2], 2 * ch.w[5]);
+    for (int r = 0; r < 3; ++r) ch.w3[r] = dsp::pack16(2 * ch.w[3 * r], 2 * ch.w[3 * r + 1]);
+    ch.w3[3] = dsp::pack16(2 * ch.w[2], 2 * ch.w[5]);
     ch.w3[4] = 2 * ch.w[8];
   }
   const int32_t b = bias ? bias[c] : 0;
@@ -348,7 +345,7 @@ __attribute__((noinline)) void BandAny(const Band& b, const Channel& ch, const G
 // and two pixels' halves are packed (PKHBT/PKHTB) into one word store per plane.
 __attribute__((noinline)) void FillPlanes(const Geometry& s, const int8_t* in, int c0, int n, int iy0, int rows, int pitch, int32_t offset,
                 int16_t* planes, int plane_size) {
-  const int32_t offset2 = static_cast<int32_t>((static_cast<uint32_t>(offset) << 16) | (offset & 0xffff));
+  const int32_t offset2 = dsp::pack16(offset, offset);
   const int lo = s.pad_w < pitch ? s.pad_w : pitch;
   const int hi = s.pad_w + s.in_w < pitch ? s.pad_w + s.in_w : pitch;
   for (int i = 0; i < rows; ++i) {

@@ -44,17 +44,13 @@ struct Block {
 enum Mode { kSlow = 0, kRight = 1, kAny = 2 };
 
 void MakeBlock(const MatMul& m, int o0, int n, Block& b) {
-  bool right = true, any = true;
   const int64_t products = 255LL * 128 * m.k;  // |sum w (x + offset)| <= 255 * 128 * k (|x + offset| <= 255, |w| <= 128)
-  // one multiplier for all (a fully connected layer): its constants made once, with the block's largest bias
-  int64_t most = 0;
-  if (!m.per_channel && m.bias) {
-    for (int j = 0; j < n; ++j) {
+  if (!m.per_channel) {  // one multiplier for all (a fully connected layer): the same constants, only the biases differ
+    int64_t most = 0;  // the block's largest bias, for the bound
+    for (int j = 0; m.bias && j < n; ++j) {
       const int64_t v = m.bias[o0 + j];
       most = v < 0 ? (-v > most ? -v : most) : (v > most ? v : most);
     }
-  }
-  if (!m.per_channel) {  // the same constants for every channel: only the biases differ
     const util::Requant r = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, most + products);
     const int32_t add = r.fast ? r.add : m.output_zp, rs = r.fast ? r.right : 0, left = r.fast ? 1 : r.shift + 1,
                   mask = r.fast ? -1 : 0;
@@ -70,6 +66,7 @@ void MakeBlock(const MatMul& m, int o0, int n, Block& b) {
     b.mode = r.fast ? kRight : (r.left_fast ? kAny : kSlow);
     return;
   }
+  bool right = true, any = true;
   for (int j = 0; j < n; ++j) {
     const int o = o0 + j;
     const int32_t bias = m.bias ? m.bias[o] : 0;
@@ -91,7 +88,7 @@ void MakeBlock(const MatMul& m, int o0, int n, Block& b) {
 // The widened pairs of rows: for every four values x0..x3 of a row, (x0 + o) | (x2 + o) << 16 and (x1 + o) |
 // (x3 + o) << 16; with two rows, row A's two words then row B's.
 void Widen(const int8_t* x, int32_t groups, int32_t offset, int32_t* dst, int stride) {
-  const int32_t o2 = static_cast<int32_t>((static_cast<uint32_t>(offset & 0xffff) << 16) | (offset & 0xffff));
+  const int32_t o2 = dsp::pack16(offset, offset);
   for (int g = 0; g < groups; ++g, x += 4, dst += stride) {
     const int32_t v = util::Load4(x);
     dst[0] = dsp::sadd16(dsp::sxtb16(v), o2);
@@ -103,8 +100,8 @@ void Widen(const int8_t* x, int32_t groups, int32_t offset, int32_t* dst, int st
 void WidenTail(const int8_t* x, int n, int32_t offset, int32_t* dst) {
   int32_t v[4] = {0, 0, 0, 0};
   for (int i = 0; i < n; ++i) v[i] = x[i] + offset;
-  dst[0] = static_cast<int32_t>((static_cast<uint32_t>(v[2]) << 16) | (static_cast<uint32_t>(v[0]) & 0xffff));
-  dst[1] = static_cast<int32_t>((static_cast<uint32_t>(v[3]) << 16) | (static_cast<uint32_t>(v[1]) & 0xffff));
+  dst[0] = dsp::pack16(v[0], v[2]);
+  dst[1] = dsp::pack16(v[1], v[3]);
 }
 
 // The last k mod 4 values of a dot product, with the offset.
@@ -114,29 +111,36 @@ inline int32_t Tail(const int8_t* x, const int8_t* w, int n, int32_t offset) {
   return a;
 }
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// One step of two rows by two channels over four values: rows A and B's pairs loaded into r8-r11 (LDM, p advanced),
+// channel 0's weight word at w (w advanced by 4), channel 1's at w + s; 15 instructions for 16 MACs. The operands are
+// register names or inline-assembly operand references, so that Dot22 and PairsFull run the same instructions.
+#define TD_MM_STEP_OF(p, w, s, a00, a01, a10, a11, t, t1) \
+  "ldmia " p "!, {r8, r9, r10, r11}\n\t"                \
+  "ldr " t ", [" w "], #4\n\t"                          \
+  "sxtb16 " t1 ", " t ", ror #8\n\t"                    \
+  "sxtb16 " t ", " t "\n\t"                             \
+  "smlad " a00 ", r8, " t ", " a00 "\n\t"               \
+  "smlad " a00 ", r9, " t1 ", " a00 "\n\t"              \
+  "smlad " a01 ", r10, " t ", " a01 "\n\t"              \
+  "smlad " a01 ", r11, " t1 ", " a01 "\n\t"             \
+  "ldr " t ", [" w ", " s "]\n\t"                       \
+  "sxtb16 " t1 ", " t ", ror #8\n\t"                    \
+  "sxtb16 " t ", " t "\n\t"                             \
+  "smlad " a10 ", r8, " t ", " a10 "\n\t"               \
+  "smlad " a10 ", r9, " t1 ", " a10 "\n\t"              \
+  "smlad " a11 ", r10, " t ", " a11 "\n\t"              \
+  "smlad " a11 ", r11, " t1 ", " a11 "\n\t"
+#endif
+
 // a[0..3] += rows A and B of xw (two-row pairs) against channels 0 and 1 (channel 1 `k` bytes after channel 0), over
 // `groups` groups of four values: a = {A0, B0, A1, B1}.
 __attribute__((noinline)) void Dot22(const int32_t* xw, const int8_t* w, int32_t groups, int32_t k, int32_t a[4]) {
   int32_t a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  // channel 1 is at [w, s] once the first load has advanced w by 4
-#define TD_MM_STEP                              \
-  "ldmia %[p]!, {%[xa], %[xa1], %[xb], %[xb1]}\n\t" \
-  "ldr %[t], [%[w]], #4\n\t"                    \
-  "sxtb16 %[t1], %[t], ror #8\n\t"              \
-  "sxtb16 %[t], %[t]\n\t"                       \
-  "smlad %[a00], %[xa], %[t], %[a00]\n\t"       \
-  "smlad %[a00], %[xa1], %[t1], %[a00]\n\t"     \
-  "smlad %[a01], %[xb], %[t], %[a01]\n\t"       \
-  "smlad %[a01], %[xb1], %[t1], %[a01]\n\t"     \
-  "ldr %[t], [%[w], %[s]]\n\t"                  \
-  "sxtb16 %[t1], %[t], ror #8\n\t"              \
-  "sxtb16 %[t], %[t]\n\t"                       \
-  "smlad %[a10], %[xa], %[t], %[a10]\n\t"       \
-  "smlad %[a10], %[xa1], %[t1], %[a10]\n\t"     \
-  "smlad %[a11], %[xb], %[t], %[a11]\n\t"       \
-  "smlad %[a11], %[xb1], %[t1], %[a11]\n\t"
-  // LDM fills its registers in ascending order: the four pairs are pinned to r8..r11
+  // channel 1 is at [w, s] once the first load has advanced w by 4; the step loads the pairs into r8..r11, declared
+  // here as outputs pinned to them so that the compiler keeps nothing else there
+#define TD_MM_STEP TD_MM_STEP_OF("%[p]", "%[w]", "%[s]", "%[a00]", "%[a01]", "%[a10]", "%[a11]", "%[t]", "%[t1]")
   register int32_t xa __asm__("r8");
   register int32_t xa1 __asm__("r9");
   register int32_t xb __asm__("r10");
@@ -265,22 +269,7 @@ __attribute__((always_inline)) inline int8_t Out(const MatMul& m, const Block& b
 //   (xw, w, out_a, block; stack: steps (groups of four values, the tail's included), k, cols, pairs >= 1);
 //   out_b = out_a + cols
 static_assert(sizeof(int32_t) * kBlock == 128, "the assembly's offsets into Block assume 32 channels a block");
-#define TD_PF_STEP                          \
-  "ldmia r0!, {r8, r9, r10, r11}\n\t"       \
-  "ldr r12, [r1], #4\n\t"                   \
-  "sxtb16 lr, r12, ror #8\n\t"              \
-  "sxtb16 r12, r12\n\t"                     \
-  "smlad r4, r8, r12, r4\n\t"               \
-  "smlad r4, r9, lr, r4\n\t"                \
-  "smlad r5, r10, r12, r5\n\t"              \
-  "smlad r5, r11, lr, r5\n\t"               \
-  "ldr r12, [r1, r2]\n\t"                   \
-  "sxtb16 lr, r12, ror #8\n\t"              \
-  "sxtb16 r12, r12\n\t"                     \
-  "smlad r6, r8, r12, r6\n\t"               \
-  "smlad r6, r9, lr, r6\n\t"                \
-  "smlad r7, r10, r12, r7\n\t"              \
-  "smlad r7, r11, lr, r7\n\t"
+#define TD_PF_STEP TD_MM_STEP_OF("r0", "r1", "r2", "r4", "r5", "r6", "r7", "r12", "lr")
 // acc (doubled) requantized with channel constants at [r12 + off]: mult in r8, add r9, right r10; result in dst
 #define TD_PF_OUT(acc, dst)                 \
   "lsl " acc ", " acc ", #1\n\t"            \
@@ -351,6 +340,7 @@ __attribute__((naked, noinline)) void PairsFull(const int32_t*, const int8_t*, i
 }
 #undef TD_PF_STEP
 #undef TD_PF_OUT
+#undef TD_MM_STEP_OF
 #endif
 
 // Rows r and r + 1 (raw: ra, rb) against the block's n channels (from o0); xw holds both widened (two-row pairs).
@@ -466,7 +456,7 @@ void Run(const MatMul& m) {
       const int8_t* rb = row(m, r + 1, scratch + kMatMulMaxK);
       Widen(ra, groups, -m.input_zp, xw, 4);
       Widen(rb, groups, -m.input_zp, xw + 2, 4);
-      if (m.k & 3) {
+      if ((m.k & 3) && v == 3) {  // the tail group only PairsFull (full range, below 1) reads
         WidenTail(ra + 4 * groups, m.k & 3, -m.input_zp, xw + 4 * groups);
         WidenTail(rb + 4 * groups, m.k & 3, -m.input_zp, xw + 4 * groups + 2);
       }
