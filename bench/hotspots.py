@@ -79,11 +79,10 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "tinydeploy", "build", str(args.model), "-o", str(project), "--no-compile",
                         "--kernels", args.kernels], check=True, capture_output=True)
         image = build_firmware(project, lib, load("nano33ble"), out_dir=Path(tmp) / "emu")
-        probe = CycleProbe.for_elf(image.elf, Path(tmp) / "cycles.log")
         profile = Path(tmp) / "profile.txt"
+        probe = CycleProbe.for_elf(image.elf, Path(tmp) / "cycles.log", profile)
         target = EmulatedTarget.load()
-        plugin_args = probe.qemu_args()[1] + f",profile={profile}"
-        target = dataclasses.replace(target, qemu_args=(*target.qemu_args, "-plugin", plugin_args))
+        target = dataclasses.replace(target, qemu_args=(*target.qemu_args, *probe.qemu_args()))
         shape = tuple(TFLiteModel.from_file(project / "model.tflite").input_tensors[0].shape)
         x = np.random.default_rng(0).integers(-128, 128, size=(args.inputs, int(np.prod(shape)))).astype(np.int8)
         with QemuSession(image.elf, target) as q, Link.open(url=q.url) as link:

@@ -72,13 +72,15 @@ class CycleProbe:
     plugin: Path
     mark: int
     log: Path
+    profile: Path | None = None  # also each translated block's instructions and executions, written at QEMU's exit
 
     @classmethod
-    def for_elf(cls, elf: Path, log: Path) -> "CycleProbe":
-        return cls(build_plugin(), counter_address(elf), log)
+    def for_elf(cls, elf: Path, log: Path, profile: Path | None = None) -> "CycleProbe":
+        return cls(build_plugin(), counter_address(elf), log, profile)
 
     def qemu_args(self) -> tuple[str, ...]:
-        return ("-plugin", f"{self.plugin},mark={self.mark:x},out={self.log}")
+        extra = f",profile={self.profile}" if self.profile else ""
+        return ("-plugin", f"{self.plugin},mark={self.mark:x},out={self.log}{extra}")
 
     def entries(self) -> list[tuple[int, int]]:
         """(instructions, cycles) so far at each call of the counter."""

@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -24,7 +23,7 @@ from ..boards import Board
 from ..errors import ModelError, ToolchainError
 from ..sources import firmware_dir
 from . import objcache
-from .tflm_library import CompileFlags, TflmLibrary, build_archive
+from .tflm_library import CompileFlags, TflmLibrary, build_archive, compile_parallel
 from .toolchain import ArmToolchain
 
 
@@ -124,23 +123,10 @@ def _sizes(tc: ArmToolchain, elf: Path) -> tuple[int, int, int]:
 
 def _compile_all(tc, flags, todo, includes, extra, jobs, progress):
     """Compile (source, object) pairs, JOBS at a time, each through the object cache; results in TODO's order."""
-    done = 0
     if progress:
         progress(0, len(todo))
-
-    def work(item):
-        return objcache.compile_cached(tc, flags, item[0], item[1], includes, extra=extra)[0]
-
-    pool = ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2)
-    results = []
-    try:
-        for r in pool.map(work, todo):
-            results.append(r)
-            done += 1
-            if progress:
-                progress(done, len(todo))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # on a signal: running compilers finish, none starts
+    results = compile_parallel(lambda item: objcache.compile_cached(tc, flags, *item, includes, extra=extra)[0], todo,
+                               jobs=jobs, progress=progress)
     objcache.prune()
     return results
 

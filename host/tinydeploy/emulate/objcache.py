@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from ..fsutil import cache_root
+from .tflm_library import compile_one
 from .toolchain import ArmToolchain
 
 MAX_OBJECTS = 400
@@ -31,8 +32,10 @@ def compile_cached(tc: ArmToolchain, flags, source: Path, obj: Path, includes: l
                    extra: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, bool]:
     """Compile SOURCE into OBJ, or copy the object kept for the same preprocessed input: (result, from the cache)."""
     compiler = tc.gcc if source.suffix == ".c" else tc.gxx
-    common = [*flags.for_source(source), *extra, f"-fmacro-prefix-map={source.parent}/=", *(f"-I{i}" for i in includes)]
-    pre = subprocess.run([compiler, *common, "-E", "-P", str(source)], capture_output=True)
+    # __FILE__ relative: its effect is in the preprocessed text, so the map itself stays out of the key
+    mapped = (*extra, f"-fmacro-prefix-map={source.parent}/=")
+    pre = subprocess.run([compiler, *flags.for_source(source), *mapped, *(f"-I{i}" for i in includes), "-E", "-P",
+                          str(source)], capture_output=True)
     if pre.returncode != 0:  # let the compile say what is wrong
         key = None
     else:
@@ -48,7 +51,7 @@ def compile_cached(tc: ArmToolchain, flags, source: Path, obj: Path, includes: l
             os.replace(tmp, obj)
             os.utime(kept)  # recently used
             return subprocess.CompletedProcess([], 0, "", ""), True
-    r = subprocess.run([compiler, *common, "-c", str(source), "-o", str(obj)], capture_output=True, text=True)
+    r = compile_one(tc, flags, source, obj, includes, extra=mapped)
     if key is not None and r.returncode == 0 and not r.stderr.strip():
         kept.parent.mkdir(parents=True, exist_ok=True)
         tmp = kept.with_name(f"{kept.name}.{os.getpid()}.{id(obj)}.tmp")

@@ -113,6 +113,25 @@ def compile_one(tc: ArmToolchain, flags: CompileFlags, source: Path, obj: Path, 
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
+def compile_parallel(work: Callable, todo: list, *, jobs: int | None = None, done: int = 0, total: int | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> list:
+    """work(item) for every item, JOBS at a time (default: the cores), results in TODO's order; progress(done, total)
+    after each. On Ctrl-C or a termination signal the compilers running finish (their outputs are atomic) and none
+    starts."""
+    total = len(todo) + done if total is None else total
+    pool = ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2)
+    results = []
+    try:
+        for r in pool.map(work, todo):
+            results.append(r)
+            done += 1
+            if progress:
+                progress(done, total)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
 def build_archive(lib: TflmLibrary, tc: ArmToolchain, flags: CompileFlags, *, jobs: int | None = None,
                   progress: Callable[[int, int], None] | None = None) -> Path:
     """Compile the library into ``libtflm.a`` in the cache (or return the cached one)."""
@@ -140,18 +159,8 @@ def build_archive(lib: TflmLibrary, tc: ArmToolchain, flags: CompileFlags, *, jo
         os.replace(tmp, o)  # an object is either complete or absent
         return s, None
 
-    failures = []
-    pool = ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2)
-    try:
-        for s, err in pool.map(work, todo):
-            done += 1
-            if progress:
-                progress(done, len(sources))
-            if err is not None:
-                failures.append((s, err))
-    finally:
-        # on Ctrl-C or a termination signal: the compilers running now finish (objects are atomic), none starts
-        pool.shutdown(wait=True, cancel_futures=True)
+    results = compile_parallel(work, todo, jobs=jobs, done=done, total=len(sources), progress=progress)
+    failures = [(s, err) for s, err in results if err is not None]
     if failures:
         s, err = failures[0]
         first = next((l for l in err.splitlines() if "error" in l), err.strip()[:300])
