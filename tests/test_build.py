@@ -130,6 +130,6 @@ def test_root_reference_project_is_current(tmp_path):
     """firmware/example_model/ (used by the root platformio.ini) is what build renders for the example."""
     out = tmp_path / "ref"
     run_cli("build", "-o", out, "--no-compile", check=0)
-    for f in ("model_config.h", "model_ops.h", "model_data.cpp", "golden_data.cpp"):
+    for f in ("model_config.h", "model_ops.h", "model_data.cpp", "golden_data.cpp", "model_params.cpp"):
         expected = (out / "src" / f).read_text()
         assert (ROOT / "firmware" / "example_model" / f).read_text() == expected, f

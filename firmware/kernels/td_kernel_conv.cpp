@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "td_dsp.h"
+#include "td_kernel_cmsis.h"
+#include "td_kernel_params.h"
 #include "td_kernel_util.h"
 #include "td_kernels.h"
 #include "td_kernel_matmul.h"
@@ -128,7 +130,7 @@ TfLiteStatus EvalMatMul(TfLiteContext* context, TfLiteNode* node, const tflite::
   return kTfLiteOk;
 }
 
-bool Applies(TfLiteContext* context, TfLiteNode* node) {
+bool OwnLoopsTake(TfLiteContext* context, TfLiteNode* node) {
   tflite::MicroContext* mc = tflite::GetMicroContext(context);
   TfLiteTensor* input = mc->AllocateTempInputTensor(node, tflite::kConvInputTensor);
   TfLiteTensor* filter = mc->AllocateTempInputTensor(node, tflite::kConvWeightsTensor);
@@ -216,7 +218,24 @@ __attribute__((noinline)) void Dot(const int32_t* col, int pairs, const int32_t*
   }
 }
 
+// Whether this registration takes the node: its own loops do, or its parameters are in flash (the build wrote them
+// for every int8 node): then the CMSIS-NN function runs it on tinydeploy's op data. Else the library's kernel.
+bool Applies(TfLiteContext* context, TfLiteNode* node) {
+  return FindChannelParams(node) != nullptr || OwnLoopsTake(context, node);
+}
+
+TfLiteStatus PrepareOurs(TfLiteContext* context, TfLiteNode* node) {
+  TF_LITE_ENSURE_STATUS(PrepareConv(context, node));
+  auto* d = static_cast<tflite::OpDataConv*>(node->user_data);
+  if (OwnLoopsTake(context, node)) {
+    d->filter_buffer_index = kOwnLoops;
+    return kTfLiteOk;
+  }
+  return cmsis::PrepareConv(context, node, *d, &d->filter_buffer_index);
+}
+
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op) {
+  if (op.data.filter_buffer_index != kOwnLoops) return cmsis::EvalConv(context, node, op.data, op.data.filter_buffer_index);
   const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
   const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, tflite::kConvInputTensor);
   const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, tflite::kConvWeightsTensor);
@@ -284,7 +303,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op
 }  // namespace
 
 TfLiteRegistration Register_CONV_2D() {
-  return util::Kernel<tflite::OpDataConv, Library, Applies, tflite::ConvPrepare, EvalOurs>::Registration();
+  return util::Kernel<tflite::OpDataConv, Library, Applies, PrepareOurs, EvalOurs>::Registration();
 }
 
 }  // namespace kernels

@@ -20,6 +20,8 @@
 #include <string.h>
 
 #include "td_dsp.h"
+#include "td_kernel_cmsis.h"
+#include "td_kernel_params.h"
 #include "td_kernel_util.h"
 #include "td_kernels.h"
 #include "tensorflow/lite/c/builtin_op_data.h"
@@ -54,7 +56,7 @@ using util::Geometry;
 TfLiteRegistration Library() { return tflite::Register_DEPTHWISE_CONV_2D(); }
 
 // Whether this kernel takes the node: the shapes it covers, rows that fit the row buffer, output maps large enough.
-bool Applies(TfLiteContext* context, TfLiteNode* node) {
+bool OwnLoopsTake(TfLiteContext* context, TfLiteNode* node) {
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
   tflite::MicroContext* mc = tflite::GetMicroContext(context);
   TfLiteTensor* input = mc->AllocateTempInputTensor(node, tflite::kDepthwiseConvInputTensor);
@@ -428,7 +430,24 @@ inline int Pitch(const Geometry& s) {
   return (width + 3 + 1) & ~1;
 }
 
+// Whether this registration takes the node: its own loops do, or its parameters are in flash (the build wrote them
+// for every int8 node): then the CMSIS-NN function runs it on tinydeploy's op data. Else the library's kernel.
+bool Applies(TfLiteContext* context, TfLiteNode* node) {
+  return FindChannelParams(node) != nullptr || OwnLoopsTake(context, node);
+}
+
+TfLiteStatus PrepareOurs(TfLiteContext* context, TfLiteNode* node) {
+  TF_LITE_ENSURE_STATUS(PrepareDepthwiseConv(context, node));
+  auto* d = static_cast<tflite::OpDataConv*>(node->user_data);
+  if (OwnLoopsTake(context, node)) {
+    d->filter_buffer_index = kOwnLoops;
+    return kTfLiteOk;
+  }
+  return cmsis::PrepareDepthwiseConv(context, node, *d, &d->filter_buffer_index);
+}
+
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) {
+  if (op.data.filter_buffer_index != kOwnLoops) return cmsis::EvalDepthwiseConv(context, node, op.data, op.data.filter_buffer_index);
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
   const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, tflite::kDepthwiseConvInputTensor);
   const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, tflite::kDepthwiseConvWeightsTensor);
@@ -494,7 +513,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
 }  // namespace
 
 TfLiteRegistration Register_DEPTHWISE_CONV_2D() {
-  return util::Kernel<tflite::OpDataConv, Library, Applies, tflite::DepthwiseConvPrepare, EvalOurs>::Registration();
+  return util::Kernel<tflite::OpDataConv, Library, Applies, PrepareOurs, EvalOurs>::Registration();
 }
 
 }  // namespace kernels

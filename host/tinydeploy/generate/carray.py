@@ -49,7 +49,8 @@ def byte_array(data: bytes, per_line: int = 12, indent: str = "    ") -> str:
     return "\n".join(indent + ", ".join(hexes[i:i + per_line]) + "," for i in range(0, len(hexes), per_line))
 
 
-def int8_array(values, per_line: int = 16, indent: str = "    ") -> str:
+def int_array(values, per_line: int = 16, indent: str = "    ") -> str:
+    """``-3, 17, ...`` lines for an integer array initializer (int8 to int32 values)."""
     vals = [str(int(v)) for v in np.asarray(values, dtype=np.int64).reshape(-1)]
     if not vals:
         return indent + "0,  // empty"

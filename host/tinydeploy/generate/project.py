@@ -15,11 +15,12 @@ from ..errors import TinyDeployError
 from ..fsutil import StagedDirectory, write_json_atomic
 from ..sources import firmware_dir, templates_dir
 from ..tflite_model import TFLiteModel
-from .carray import byte_array, c_comment, c_identifier, c_string, int8_array
+from .carray import byte_array, c_comment, c_identifier, c_string, int_array
+from .requant import channel_params, params_bytes
 from .golden import Golden
 
 TEMPLATES = ("platformio.ini", "README.md", "src/model_config.h", "src/model_ops.h", "src/model_data.cpp",
-             "src/golden_data.cpp")
+             "src/golden_data.cpp", "src/model_params.cpp")
 FIRMWARE_FILES = ("main.cpp", "td_board.h", "td_board_arduino.cpp", "td_device.cpp", "td_device.h", "td_log.cpp",
                   "td_log.h", "td_report.cpp", "td_report.h", "td_stats.cpp", "td_stats.h", "td_tflm.cpp", "td_tflm.h",
                   "td_model_info.h")
@@ -66,15 +67,32 @@ class ArenaPlan:
         return asdict(self)
 
 
-def host_arena_plan(analysis: Analysis) -> ArenaPlan:
-    """The arena from the host interpreter's figure, corrected to 32-bit, with a margin for what it cannot see."""
+def host_arena_plan(analysis: Analysis, flash_bytes: int = 0) -> ArenaPlan:
+    """The arena from the host interpreter's figure, corrected to 32-bit, with a margin for what it cannot see.
+    ``flash_bytes``: the per-channel multipliers and shifts the host interpreter keeps in its arena and the
+    firmware reads from flash instead (requant.params_bytes of model_params.cpp's entries; 0 with the library's
+    kernels)."""
     arena = analysis.arena
     if arena is None:
         raise TinyDeployError("the arena was not measured", "Run build without --no-arena")
-    return ArenaPlan("host-estimate", arena.host_total_bytes, arena.device_bytes, arena_with_margin(arena.device_bytes),
+    needed = arena.device_bytes - flash_bytes
+    flash = f", less {flash_bytes} B of per-channel parameters in flash" if flash_bytes else ""
+    return ArenaPlan("host-estimate", arena.host_total_bytes, needed, arena_with_margin(needed),
                      f"the host TFLM interpreter measured {arena.host_total_bytes} B (64-bit), corrected to "
-                     f"{arena.device_bytes} B for the 32-bit device",
+                     f"{arena.device_bytes} B for the 32-bit device{flash}",
                      f"{int(ARENA_MARGIN_FRACTION * 100)}%, at least {ARENA_MARGIN_MIN_BYTES} B, + 16 B alignment")
+
+
+def flash_params(model: TFLiteModel, kernels: str) -> list:
+    """The nodes whose per-channel parameters model_params.cpp holds: every int8 CONV_2D / DEPTHWISE_CONV_2D node with
+    tinydeploy's kernels (they take each such node, by their own loops or the library's CMSIS-NN function), none
+    with the library's."""
+    return channel_params(model) if kernels == "tinydeploy" else []
+
+
+def flash_params_bytes(model: TFLiteModel, kernels: str) -> int:
+    """The arena bytes those parameters would take (what host_arena_plan subtracts)."""
+    return params_bytes(flash_params(model, kernels))
 
 
 def measured_arena_plan(analysis: Analysis, used_bytes: int, target: str) -> ArenaPlan:
@@ -95,7 +113,8 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
         raise TinyDeployError(f"unknown kernels {kernels!r}", f"Choose from {', '.join(KERNELS)}")
     ours = kernel_table()["ops"] if kernels == "tinydeploy" else {}
     runtime = analysis.runtime
-    arena_plan = arena_plan or host_arena_plan(analysis)
+    params = flash_params(model, kernels)
+    arena_plan = arena_plan or host_arena_plan(analysis, params_bytes(params))
     sha = hashlib.sha256(model.data).hexdigest()
     ident = c_identifier(name)
     n_out = model.output_tensors[0].num_elements
@@ -116,11 +135,15 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
         "max_ops": max(len(model.operators), 1),
         "arena": arena_plan.to_dict(),
         "memory": {**analysis.memory, "planned": planned_offsets(model.data) is not None},
+        # tinydeploy's kernels take these from flash (model_params.cpp); the library's keep them in the arena
+        "channel_params": [{**vars(p), "channels": p.channels, "multipliers_array": int_array(p.multipliers, 8),
+                            "shifts_array": int_array(p.shifts, 16)}
+                           for p in params],
         "input": _io_context(model.input_tensors[0]),
         "output": _io_context(model.output_tensors[0]),
         "labels": [{"c": c_string(l), "comment": c_comment(l)} for l in labels],
         "golden": {"count": golden.count, "source": golden.source, "tolerance": golden.tolerance,
-                   "inputs_array": int8_array(golden.inputs), "outputs_array": int8_array(golden.outputs)},
+                   "inputs_array": int_array(golden.inputs), "outputs_array": int_array(golden.outputs)},
         "analysis": {"macs": analysis.total_macs, "params": analysis.total_params,
                      "flash_bytes": analysis.flash.total_bytes, "app_flash_bytes": analysis.board.app_flash_bytes,
                      "app_ram_bytes": analysis.board.app_ram_bytes},

@@ -1,0 +1,150 @@
+#include "td_kernel_cmsis.h"
+
+#include "tensorflow/lite/c/builtin_op_data.h"
+#include "tensorflow/lite/micro/kernels/kernel_util.h"
+#include "tensorflow/lite/micro/micro_context.h"
+#include "third_party/cmsis_nn/Include/arm_nnfunctions.h"
+
+namespace td {
+namespace kernels {
+namespace cmsis {
+namespace {
+
+// The function's arguments from a node's tensor shapes (NHWC input and output; filter OHWI for CONV_2D, 1HWC for
+// DEPTHWISE_CONV_2D), its parameters and TFLM's op data, as the library's kernel sets them.
+struct Args {
+  cmsis_nn_dims input, filter, bias, output;
+  cmsis_nn_per_channel_quant_params quant;
+};
+
+template <typename Params>
+void Common(const Params& params, const tflite::OpDataConv& d, cmsis_nn_tile* stride,
+            cmsis_nn_tile* padding, cmsis_nn_tile* dilation, cmsis_nn_activation* act, int32_t* in_off,
+            int32_t* out_off) {
+  stride->h = params.stride_height;
+  stride->w = params.stride_width;
+  dilation->h = params.dilation_height_factor;
+  dilation->w = params.dilation_width_factor;
+  padding->h = d.padding.height;
+  padding->w = d.padding.width;
+  act->min = d.output_activation_min;
+  act->max = d.output_activation_max;
+  *in_off = -d.input_zero_point;
+  *out_off = d.output_zero_point;
+}
+
+Args MakeArgs(const TfLiteIntArray* in, const TfLiteIntArray* filter, const TfLiteIntArray* out,
+              const tflite::OpDataConv& d, bool depthwise) {
+  Args a;
+  a.input = {in->data[0], in->data[1], in->data[2], in->data[3]};
+  const int out_c = out->data[3];
+  a.filter = {depthwise ? filter->data[0] : out_c, filter->data[1], filter->data[2], depthwise ? out_c : in->data[3]};
+  a.bias = {1, 1, 1, out_c};
+  a.output = {in->data[0], out->data[1], out->data[2], out_c};
+  a.quant.multiplier = d.per_channel_output_multiplier;
+  a.quant.shift = d.per_channel_output_shift;
+  return a;
+}
+
+cmsis_nn_conv_params ConvParams(TfLiteNode* node, const tflite::OpDataConv& d) {
+  const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
+  cmsis_nn_conv_params p;
+  Common(params, d, &p.stride, &p.padding, &p.dilation, &p.activation,
+         &p.input_offset, &p.output_offset);
+  return p;
+}
+
+cmsis_nn_dw_conv_params DwParams(TfLiteNode* node, const tflite::OpDataConv& d) {
+  const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
+  cmsis_nn_dw_conv_params p;
+  Common(params, d, &p.stride, &p.padding, &p.dilation, &p.activation, &p.input_offset, &p.output_offset);
+  p.ch_mult = params.depth_multiplier;
+  return p;
+}
+
+// Prepare's shapes: the node's tensors as TFLM's temporary TfLiteTensors.
+template <typename Size>
+TfLiteStatus RequestBuffer(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& d, bool depthwise,
+                           int* buffer, Size size) {
+  tflite::MicroContext* mc = tflite::GetMicroContext(context);
+  TfLiteTensor* input = mc->AllocateTempInputTensor(node, tflite::kConvInputTensor);
+  TfLiteTensor* filter = mc->AllocateTempInputTensor(node, tflite::kConvWeightsTensor);
+  TfLiteTensor* output = mc->AllocateTempOutputTensor(node, tflite::kConvOutputTensor);
+  TfLiteStatus s = kTfLiteError;
+  if (input != nullptr && filter != nullptr && output != nullptr && input->dims->size == 4 &&
+      filter->dims->size == 4 && output->dims->size == 4) {
+    Args a = MakeArgs(input->dims, filter->dims, output->dims, d, depthwise);
+    const int32_t bytes = size(a);
+    *buffer = -1;
+    s = bytes > 0 ? context->RequestScratchBufferInArena(context, bytes, buffer) : kTfLiteOk;
+  }
+  if (input) mc->DeallocateTempTfLiteTensor(input);
+  if (filter) mc->DeallocateTempTfLiteTensor(filter);
+  if (output) mc->DeallocateTempTfLiteTensor(output);
+  return s;
+}
+
+}  // namespace
+
+TfLiteStatus PrepareConv(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& d, int* buffer) {
+  const cmsis_nn_conv_params p = ConvParams(node, d);
+  return RequestBuffer(context, node, d, false, buffer, [&p](Args& a) {
+    return arm_convolve_wrapper_s8_get_buffer_size(&p, &a.input, &a.filter, &a.output);
+  });
+}
+
+TfLiteStatus PrepareDepthwiseConv(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& d,
+                                  int* buffer) {
+  const cmsis_nn_dw_conv_params p = DwParams(node, d);
+  return RequestBuffer(context, node, d, true, buffer, [&p](Args& a) {
+    return arm_depthwise_conv_wrapper_s8_get_buffer_size(&p, &a.input, &a.filter, &a.output);
+  });
+}
+
+namespace {
+
+struct EvalTensors {
+  const TfLiteEvalTensor *input, *filter, *bias;
+  TfLiteEvalTensor* output;
+  cmsis_nn_context ctx;
+};
+
+EvalTensors Tensors(TfLiteContext* context, TfLiteNode* node, int buffer) {
+  EvalTensors t;
+  t.input = tflite::micro::GetEvalInput(context, node, tflite::kConvInputTensor);
+  t.filter = tflite::micro::GetEvalInput(context, node, tflite::kConvWeightsTensor);
+  t.bias = node->inputs->size == 3 ? tflite::micro::GetEvalInput(context, node, tflite::kConvBiasTensor) : nullptr;
+  t.output = tflite::micro::GetEvalOutput(context, node, tflite::kConvOutputTensor);
+  t.ctx.buf = buffer >= 0 ? context->GetScratchBuffer(context, buffer) : nullptr;
+  t.ctx.size = 0;  // unused by CMSIS-NN: the buffer has the size its _get_buffer_size asked for
+  return t;
+}
+
+}  // namespace
+
+TfLiteStatus EvalConv(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& d, int buffer) {
+  EvalTensors t = Tensors(context, node, buffer);
+  Args a = MakeArgs(t.input->dims, t.filter->dims, t.output->dims, d, false);
+  const cmsis_nn_conv_params p = ConvParams(node, d);
+  const arm_cmsis_nn_status s = arm_convolve_wrapper_s8(
+      &t.ctx, &p, &a.quant, &a.input, tflite::micro::GetTensorData<int8_t>(t.input), &a.filter,
+      tflite::micro::GetTensorData<int8_t>(t.filter), &a.bias, tflite::micro::GetOptionalTensorData<int32_t>(t.bias),
+      &a.output, tflite::micro::GetTensorData<int8_t>(t.output));
+  return s == ARM_CMSIS_NN_SUCCESS ? kTfLiteOk : kTfLiteError;
+}
+
+TfLiteStatus EvalDepthwiseConv(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& d,
+                               int buffer) {
+  EvalTensors t = Tensors(context, node, buffer);
+  Args a = MakeArgs(t.input->dims, t.filter->dims, t.output->dims, d, true);
+  const cmsis_nn_dw_conv_params p = DwParams(node, d);
+  const arm_cmsis_nn_status s = arm_depthwise_conv_wrapper_s8(
+      &t.ctx, &p, &a.quant, &a.input, tflite::micro::GetTensorData<int8_t>(t.input), &a.filter,
+      tflite::micro::GetTensorData<int8_t>(t.filter), &a.bias, tflite::micro::GetOptionalTensorData<int32_t>(t.bias),
+      &a.output, tflite::micro::GetTensorData<int8_t>(t.output));
+  return s == ARM_CMSIS_NN_SUCCESS ? kTfLiteOk : kTfLiteError;
+}
+
+}  // namespace cmsis
+}  // namespace kernels
+}  // namespace td

@@ -1,0 +1,37 @@
+// The pinned library's CMSIS-NN functions, called for the int8 CONV_2D / DEPTHWISE_CONV_2D nodes whose parameters
+// are in flash (td_kernel_params.h) but whose shapes tinydeploy's own loops do not take (or run slower): the same
+// arm_convolve_wrapper_s8 / arm_depthwise_conv_wrapper_s8 call, with the same arguments and scratch buffer, that the
+// library's CMSIS-NN kernel makes, on tinydeploy's op data, so that such a node keeps nothing in the arena beyond
+// what the library's kernel keeps without its multipliers and shifts.
+#ifndef TINYDEPLOY_TD_KERNEL_CMSIS_H_
+#define TINYDEPLOY_TD_KERNEL_CMSIS_H_
+
+#include <stdint.h>
+
+#include "tensorflow/lite/c/common.h"
+#include "tensorflow/lite/micro/kernels/conv.h"
+
+namespace td {
+namespace kernels {
+
+// Who computes an int8 CONV_2D / DEPTHWISE_CONV_2D node under tinydeploy's registration, kept in its OpDataConv's
+// filter_buffer_index (which TFLM reads only for int4 filters, never taken here), so the op data stays the library's
+// size: kOwnLoops for tinydeploy's loops, else the CMSIS-NN function with the index of the scratch buffer it asked
+// for (-1: none).
+constexpr int kOwnLoops = -2;
+
+namespace cmsis {
+
+// Prepare (after the op data is filled): the scratch buffer the function asks for, its index into *buffer.
+TfLiteStatus PrepareConv(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& data, int* buffer);
+TfLiteStatus PrepareDepthwiseConv(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& data,
+                                  int* buffer);
+TfLiteStatus EvalConv(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& data, int buffer);
+TfLiteStatus EvalDepthwiseConv(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& data,
+                               int buffer);
+
+}  // namespace cmsis
+}  // namespace kernels
+}  // namespace td
+
+#endif  // TINYDEPLOY_TD_KERNEL_CMSIS_H_

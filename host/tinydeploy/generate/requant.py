@@ -1,0 +1,80 @@
+"""Per-channel requantization parameters, computed at build time as TFLM's Prepare computes them at start-up.
+
+A CONV_2D or DEPTHWISE_CONV_2D node of an int8 model requantizes each output channel by the real multiplier
+input_scale * filter_scale[c] / output_scale, which TFLM turns into a 32-bit fixed-point multiplier and a shift
+(``QuantizeMultiplier`` in tensorflow/lite/kernels/internal/quantization_util.cc, through
+``PopulateConvolutionQuantizationParams``) and keeps in the tensor arena: 8 bytes a channel, RAM. Every input of that
+computation is a constant of the model, so `tinydeploy build` computes the same integers here and writes them as const
+arrays (``model_params.cpp``, flash) that tinydeploy's kernels point their op data at; the firmware checks each one
+against TFLM's own function before it uses it (firmware/kernels/td_kernel_params.cpp).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..tflite_model import Operator, TFLiteModel
+
+OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}  # op -> the filter's output-channel (quantized) dimension
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLM's QuantizeMultiplier (the pinned library's, without TFLITE_SINGLE_ROUNDING): ``real`` as
+    multiplier * 2^(shift - 31) with a multiplier in [2^30, 2^31), rounded half away from zero."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)  # real = q * 2^shift, 0.5 <= |q| < 1: std::frexp
+    scaled = q * (1 << 31)  # exact: a power-of-two scaling
+    q_fixed = int(math.copysign(math.floor(abs(scaled) + 0.5), scaled))  # TfLiteRound (std::round)
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q_fixed, shift
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """One node's per-channel multipliers and shifts, keyed by its output tensor (how the firmware finds it)."""
+
+    operator: int
+    opname: str
+    output_tensor: int
+    multipliers: tuple[int, ...]
+    shifts: tuple[int, ...]
+
+    @property
+    def channels(self) -> int:
+        return len(self.multipliers)
+
+
+def _node_params(model: TFLiteModel, op: Operator) -> NodeParams | None:
+    qdim = OPS.get(op.opname)
+    if qdim is None or len(op.inputs) < 2 or len(op.outputs) != 1:
+        return None
+    x, w, y = model.tensors[op.inputs[0]], model.tensors[op.inputs[1]], model.tensors[op.outputs[0]]
+    if (x.dtype, w.dtype, y.dtype) != ("INT8", "INT8", "INT8") or len(w.shape) != 4:
+        return None
+    channels = w.shape[qdim]
+    fs = w.quantization.scales
+    if not x.quantization.scales or not y.quantization.scales or not fs:
+        return None
+    if len(fs) > 1 and (len(fs) != channels or w.quantization.quantized_dimension != qdim):
+        return None  # a layout TFLM's Prepare refuses: the library reports it
+    if qdim == 3 and len(w.quantization.zero_points) != len(fs):
+        return None
+    x_scale, y_scale = x.quantization.scales[0], y.quantization.scales[0]  # doubles holding float32 values, as TFLM's
+    pairs = [quantize_multiplier(x_scale * fs[c if len(fs) > 1 else 0] / y_scale) for c in range(channels)]
+    return NodeParams(op.index, op.opname, op.outputs[0], tuple(m for m, _ in pairs), tuple(s for _, s in pairs))
+
+
+def channel_params(model: TFLiteModel) -> list[NodeParams]:
+    """Every int8 CONV_2D / DEPTHWISE_CONV_2D node's parameters, in operator order."""
+    return [p for p in (_node_params(model, op) for op in model.operators) if p is not None]
+
+
+def params_bytes(params: list[NodeParams]) -> int:
+    """RAM TFLM would keep for these: two int32 arrays a node, each allocation 16-byte aligned in the arena's tail."""
+    return sum(2 * ((4 * p.channels + 15) // 16 * 16) for p in params)
