@@ -2,7 +2,10 @@
 model (bench/models.py: MobileNetV1-0.25 at 96x96, a DS-CNN keyword net, a ResNet-8-style CIFAR net, the study's
 families, the bundled example), each built as a user builds it and measured on the emulated Cortex-M4.
 
-For each model and plan (`tinydeploy build --memory-plan tflm|offline --arena measured`, then `tinydeploy emulate`):
+For each model, three builds (`tinydeploy build --arena measured`, then `tinydeploy emulate`): TFLM's planner and the
+library's kernels (`--memory-plan tflm`), tinydeploy's offline plan (`--memory-plan offline`, the default), and the
+plan with tinydeploy's kernels (`--kernels tinydeploy`: per-channel requantization parameters in flash); the first and
+the last also with build's default arena (the host estimate and its margin), for the RAM a default build links:
   bound      the arena head's lower bound (analyze's `memory`: the most activation bytes live at one operator,
              16-byte aligned; kernels' scratch not included), with TFLM's lifetimes, and with the input kept to the end
              as the offline plan keeps it
@@ -15,7 +18,7 @@ For each model and plan (`tinydeploy build --memory-plan tflm|offline --arena me
              there is one, everything else), exact
   flash      the linked firmware's .text + .data
 Every build passes its golden vectors on the emulator; each planned model's outputs equal the unplanned model's on
-20 random inputs in the host TFLM interpreter and on the emulated firmware.
+20 random inputs in the host TFLM interpreter and on the emulated firmware (with either kernels).
 
     python bench/memory.py [--tflm DIR] [MODEL.tflite ...]
 """
@@ -36,7 +39,9 @@ sys.path.insert(0, str(HERE))
 from models import benchmark_models  # noqa: E402
 
 EXAMPLE = HERE.parent / "host" / "tinydeploy" / "examples" / "fashion_cnn_int8.tflite"
-PLANS = ("tflm", "offline")
+# name: (memory plan, kernels)
+CONFIGS = {"tflm": ("tflm", "cmsis-nn"), "offline": ("offline", "cmsis-nn"), "flash": ("offline", "tinydeploy")}
+DEFAULT_ARENA = ("tflm", "flash")  # also built with the default arena, for the RAM a default build links
 
 
 def tinydeploy(*args: str) -> dict:
@@ -76,47 +81,60 @@ def main() -> int:
             x = np.random.default_rng(5).integers(-128, 128, size=(20, *shape[1:])).astype(np.int8)
             r = {"model": path.stem}
             host = {}
-            for plan in PLANS:
+            for name, (plan, kernels) in CONFIGS.items():
                 d = deployed(model, plan)
-                host[plan] = tflm_host.reference_outputs(d.model.data, x.reshape((len(x), *shape)), timeout=900)
-                out = Path(tmp) / f"{path.stem}-{plan}"
-                b = tinydeploy("build", str(path), "-o", str(out), "--no-compile", "--memory-plan", plan,
-                               "--arena", "measured", *tflm)["metadata"]
+                if plan not in host:
+                    host[plan] = tflm_host.reference_outputs(d.model.data, x.reshape((len(x), *shape)), timeout=900)
+                out = Path(tmp) / f"{path.stem}-{name}"
+                opts = ["--memory-plan", plan, "--kernels", kernels, *tflm]
+                b = tinydeploy("build", str(path), "-o", str(out), "--no-compile", "--arena", "measured", *opts)["metadata"]
                 e = tinydeploy("emulate", str(out), *tflm)
                 if not all(g["pass"] for g in e["golden"]):
-                    raise SystemExit(f"{path.name} ({plan}): golden vectors failed on the emulator")
+                    raise SystemExit(f"{path.name} ({name}): golden vectors failed on the emulator")
                 fw = e["emulation"]["firmware"]
                 mem = b["analysis"]["memory"]
                 rec = tflm_host.record_arena(d.model.data)
                 if plan == "offline" and rec["host_head_bytes"] != d.plan.head_bytes:
                     raise SystemExit(f"{path.name}: the host interpreter's head ({rec['host_head_bytes']} B) is not "
                                      f"the plan's ({d.plan.head_bytes} B)")
-                r[plan] = {"bound": mem["lower_bound_bytes"],
+                r[name] = {"bound": mem["lower_bound_bytes"],
                            "head": rec["host_head_bytes"], "arena": e["arena"]["used"],
                            "ram": fw["ram_bytes"], "flash": fw["flash_bytes"], "method": b["memory_plan"].get("method"),
                            "dev": device_outputs(Path(fw["elf"]), x.reshape(len(x), -1))}
+                if name in DEFAULT_ARENA:  # the same options with build's default arena (host estimate + margin)
+                    tinydeploy("build", str(path), "-o", str(out) + "-default", "--no-compile", *opts)
+                    ed = tinydeploy("emulate", str(out) + "-default", *tflm)
+                    if not all(g["pass"] for g in ed["golden"]):
+                        raise SystemExit(f"{path.name} ({name}, default arena): golden vectors failed on the emulator")
+                    r[name]["ram_default"] = ed["emulation"]["firmware"]["ram_bytes"]
             if not np.array_equal(host["tflm"], host["offline"]):
                 raise SystemExit(f"{path.name}: the planned model's host outputs differ from the unplanned model's")
-            if not np.array_equal(r["tflm"]["dev"], r["offline"]["dev"]) or not np.array_equal(
-                    r["offline"]["dev"].reshape(len(x), -1), host["offline"].reshape(len(x), -1)):
-                raise SystemExit(f"{path.name}: the planned firmware's outputs differ (from the unplanned firmware's "
-                                 "or from the host's)")
+            for name in ("offline", "flash"):
+                if not np.array_equal(r["tflm"]["dev"], r[name]["dev"]) or not np.array_equal(
+                        r[name]["dev"].reshape(len(x), -1), host["offline"].reshape(len(x), -1)):
+                    raise SystemExit(f"{path.name}: the {name} firmware's outputs differ (from the unplanned "
+                                     "firmware's or from the host's)")
             rows.append(r)
-            t, o = r["tflm"], r["offline"]
+            t, o, f = r["tflm"], r["offline"], r["flash"]
             print(f"{path.stem}: bound {t['bound']:,} B (input kept: {o['bound']:,}); head TFLM {t['head']:,} -> plan "
-                  f"{o['head']:,} ({o['method']}); arena {t['arena']:,} -> {o['arena']:,}; RAM {t['ram']:,} -> "
-                  f"{o['ram']:,}; flash {t['flash']:,} -> {o['flash']:,}; outputs identical on {len(x)} inputs",
-                  flush=True)
+                  f"{o['head']:,} ({o['method']}); arena {t['arena']:,} -> {o['arena']:,} -> {f['arena']:,} (params in "
+                  f"flash); RAM {t['ram']:,} -> {o['ram']:,} -> {f['ram']:,}; flash {t['flash']:,} -> {o['flash']:,} -> "
+                  f"{f['flash']:,}; RAM with the default arena {t['ram_default']:,} -> {f['ram_default']:,}; outputs "
+                  f"identical on {len(x)} inputs", flush=True)
     print()
-    print(f"{'model':<24} {'bound':>8} {'bound*':>8} {'head':>8} {'head*':>8} {'*/bnd*':>6} {'arena':>8} {'arena*':>8}"
-          f" {'RAM':>8} {'RAM*':>8} {'RAM*/RAM':>8} {'flash*-flash':>12}")
+    print(f"{'model':<24} {'bound':>8} {'bound*':>8} {'head':>8} {'head*':>8} {'arena':>8} {'arena*':>8} {'arena+':>8}"
+          f" {'+/bnd*':>6} {'RAM':>8} {'RAM*':>8} {'RAM+':>8} {'RAM+/RAM':>8} {'RAMd':>8} {'RAMd+':>8} {'RAMd+/RAMd':>10}"
+          f" {'flash*-flash':>12} {'flash+-flash':>12}")
     for r in rows:
-        t, o = r["tflm"], r["offline"]
-        print(f"{r['model']:<24} {t['bound']:>8,} {o['bound']:>8,} {t['head']:>8,} {o['head']:>8,} "
-              f"{o['head'] / max(o['bound'], 1):>6.3f} {t['arena']:>8,} {o['arena']:>8,} {t['ram']:>8,} {o['ram']:>8,} "
-              f"{o['ram'] / t['ram']:>8.3f} {o['flash'] - t['flash']:>+12,}")
-    print("* with tinydeploy's offline plan (input kept, no input copy); without: TFLM's greedy planner. Bytes; "
-          "arena, RAM and flash measured on the emulated Cortex-M4 (exact), heads by the TFLM host interpreter.")
+        t, o, f = r["tflm"], r["offline"], r["flash"]
+        print(f"{r['model']:<24} {t['bound']:>8,} {o['bound']:>8,} {t['head']:>8,} {o['head']:>8,} {t['arena']:>8,} "
+              f"{o['arena']:>8,} {f['arena']:>8,} {f['arena'] / max(o['bound'], 1):>6.3f} {t['ram']:>8,} {o['ram']:>8,} "
+              f"{f['ram']:>8,} {f['ram'] / t['ram']:>8.3f} {t['ram_default']:>8,} {f['ram_default']:>8,} "
+              f"{f['ram_default'] / t['ram_default']:>10.3f} {o['flash'] - t['flash']:>+12,} {f['flash'] - t['flash']:>+12,}")
+    print("Plain: TFLM's greedy planner and the library's kernels (--memory-plan tflm); *: tinydeploy's offline plan "
+          "(input kept, no input copy); +: the offline plan with tinydeploy's kernels (--kernels tinydeploy: per-channel "
+          "parameters in flash). Bytes; arena, RAM and flash measured on the emulated Cortex-M4 (exact), heads by the "
+          "TFLM host interpreter; builds with --arena measured, RAMd with build's default arena (host estimate + margin).")
     return 0
 
 

@@ -41,6 +41,9 @@ CONV_CASES = [
     ("conv_k3_s2_same_c3_f8", (8, 8, 3), 3, 2, "same", 8, None, 1.0),
     ("conv_k3_s1_valid_c4_f20_spread", (6, 6, 4), 3, 1, "valid", 20, None, 1e3),
     ("conv_k3_s2_valid_c1_f40", (7, 7, 1), 3, 2, "valid", 40, "relu", 1.0),  # two blocks of output channels
+    # 1,080 values under the filter, more than the matrix product takes: the library's CMSIS-NN function on
+    # tinydeploy's op data, its parameters from flash (as the multiplier-2 depthwise case above)
+    ("conv_k3_s1_same_c120_f8_cmsis", (5, 5, 120), 3, 1, "same", 8, None, 1.0),
 ]
 
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "tensorflow/lite/c/common.h"
+#include "td_kernel_params.h"
 #include "tensorflow/lite/micro/kernels/conv.h"
 
 namespace td {
@@ -31,6 +32,29 @@ TfLiteStatus EvalDepthwiseConv(TfLiteContext* context, TfLiteNode* node, const t
                                int buffer);
 
 }  // namespace cmsis
+
+// The registration of CONV_2D and DEPTHWISE_CONV_2D (td_kernel_conv.cpp, td_kernel_depthwise.cpp) takes a node its
+// own loops take (kOwnLoopsTake), and every node whose parameters are in flash (the build writes them for every
+// int8 node), which the CMSIS-NN function runs where its loops do not; the library's kernel runs the rest.
+template <bool (*kOwnLoopsTake)(TfLiteContext*, TfLiteNode*)>
+bool TakesConvNode(TfLiteContext* context, TfLiteNode* node) {
+  return FindChannelParams(node) != nullptr || kOwnLoopsTake(context, node);
+}
+
+// Prepare for such a node: the op data (kPrepareParams: PrepareConv or PrepareDepthwiseConv), then who computes it.
+template <bool (*kOwnLoopsTake)(TfLiteContext*, TfLiteNode*),
+          TfLiteStatus (*kPrepareParams)(TfLiteContext*, TfLiteNode*),
+          TfLiteStatus (*kPrepareCmsis)(TfLiteContext*, TfLiteNode*, const tflite::OpDataConv&, int*)>
+TfLiteStatus PrepareConvNode(TfLiteContext* context, TfLiteNode* node) {
+  TF_LITE_ENSURE_STATUS(kPrepareParams(context, node));
+  auto* d = static_cast<tflite::OpDataConv*>(node->user_data);
+  if (kOwnLoopsTake(context, node)) {
+    d->filter_buffer_index = kOwnLoops;
+    return kTfLiteOk;
+  }
+  return kPrepareCmsis(context, node, *d, &d->filter_buffer_index);
+}
+
 }  // namespace kernels
 }  // namespace td
 

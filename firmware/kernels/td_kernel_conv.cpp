@@ -218,22 +218,6 @@ __attribute__((noinline)) void Dot(const int32_t* col, int pairs, const int32_t*
   }
 }
 
-// Whether this registration takes the node: its own loops do, or its parameters are in flash (the build wrote them
-// for every int8 node): then the CMSIS-NN function runs it on tinydeploy's op data. Else the library's kernel.
-bool Applies(TfLiteContext* context, TfLiteNode* node) {
-  return FindChannelParams(node) != nullptr || OwnLoopsTake(context, node);
-}
-
-TfLiteStatus PrepareOurs(TfLiteContext* context, TfLiteNode* node) {
-  TF_LITE_ENSURE_STATUS(PrepareConv(context, node));
-  auto* d = static_cast<tflite::OpDataConv*>(node->user_data);
-  if (OwnLoopsTake(context, node)) {
-    d->filter_buffer_index = kOwnLoops;
-    return kTfLiteOk;
-  }
-  return cmsis::PrepareConv(context, node, *d, &d->filter_buffer_index);
-}
-
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op) {
   if (op.data.filter_buffer_index != kOwnLoops) return cmsis::EvalConv(context, node, op.data, op.data.filter_buffer_index);
   const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
@@ -303,7 +287,8 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op
 }  // namespace
 
 TfLiteRegistration Register_CONV_2D() {
-  return util::Kernel<tflite::OpDataConv, Library, Applies, PrepareOurs, EvalOurs>::Registration();
+  return util::Kernel<tflite::OpDataConv, Library, TakesConvNode<OwnLoopsTake>,
+                      PrepareConvNode<OwnLoopsTake, PrepareConv, cmsis::PrepareConv>, EvalOurs>::Registration();
 }
 
 }  // namespace kernels

@@ -430,22 +430,6 @@ inline int Pitch(const Geometry& s) {
   return (width + 3 + 1) & ~1;
 }
 
-// Whether this registration takes the node: its own loops do, or its parameters are in flash (the build wrote them
-// for every int8 node): then the CMSIS-NN function runs it on tinydeploy's op data. Else the library's kernel.
-bool Applies(TfLiteContext* context, TfLiteNode* node) {
-  return FindChannelParams(node) != nullptr || OwnLoopsTake(context, node);
-}
-
-TfLiteStatus PrepareOurs(TfLiteContext* context, TfLiteNode* node) {
-  TF_LITE_ENSURE_STATUS(PrepareDepthwiseConv(context, node));
-  auto* d = static_cast<tflite::OpDataConv*>(node->user_data);
-  if (OwnLoopsTake(context, node)) {
-    d->filter_buffer_index = kOwnLoops;
-    return kTfLiteOk;
-  }
-  return cmsis::PrepareDepthwiseConv(context, node, *d, &d->filter_buffer_index);
-}
-
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) {
   if (op.data.filter_buffer_index != kOwnLoops) return cmsis::EvalDepthwiseConv(context, node, op.data, op.data.filter_buffer_index);
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
@@ -513,7 +497,9 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
 }  // namespace
 
 TfLiteRegistration Register_DEPTHWISE_CONV_2D() {
-  return util::Kernel<tflite::OpDataConv, Library, Applies, PrepareOurs, EvalOurs>::Registration();
+  return util::Kernel<tflite::OpDataConv, Library, TakesConvNode<OwnLoopsTake>,
+                      PrepareConvNode<OwnLoopsTake, PrepareDepthwiseConv, cmsis::PrepareDepthwiseConv>,
+                      EvalOurs>::Registration();
 }
 
 }  // namespace kernels

@@ -269,7 +269,13 @@ def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, run
     if arena is not None:
         a.arena = arena
     elif measure_arena and a.is_int8 and not a.support_issues:  # TFLM would refuse or abort on the others
-        a.arena = ArenaFigure(**tflm_host.record_arena(model.data))
+        from .scratch import max_scratch_bytes
+
+        rec = tflm_host.record_arena(model.data)
+        scratch = max_scratch_bytes(model)  # the host's reference kernels ask for none
+        a.arena = ArenaFigure(**{**rec, "device_bytes": rec["device_bytes"] + scratch,
+                                 "method": rec["method"] + f"; plus the largest CMSIS-NN scratch buffer, {scratch} B"},
+                              scratch_bytes=scratch)
     a.fit = fit_verdict(a)
     return a
 
@@ -280,11 +286,13 @@ def memory_bounds(model: TFLiteModel) -> dict:
     live to the end already), and with the input kept to the end (what the offline plan does so that the firmware
     needs no copy of the input); whether this model keeps it."""
     from ..lifetimes import lifetimes, lower_bound
+    from .scratch import max_scratch_bytes
 
     kept = model.inputs[0] in model.outputs
     return {"lower_bound_bytes": lower_bound(lifetimes(model)),
             "lower_bound_input_kept_bytes": lower_bound(lifetimes(model, keep_input=True)),
             "input_kept": kept, "scratch": "not included",
+            "largest_scratch_bytes": max_scratch_bytes(model),  # a CMSIS-NN kernel's request (scratch.py)
             "method": "max over operators of the bytes of the tensors live there, each rounded up to 16"}
 
 

@@ -16,8 +16,9 @@ class ArenaFigure:
     host_head_bytes: int | None
     host_tail_bytes: int | None
     categories: dict  # allocation kind -> {bytes_host, allocations, ratio_32bit, bytes_32bit}
-    device_bytes: int
+    device_bytes: int  # the 32-bit figure, plus scratch_bytes
     method: str
+    scratch_bytes: int = 0  # the largest scratch buffer a CMSIS-NN kernel asks for (analyze/scratch.py), included
 
     def to_dict(self) -> dict:
         return asdict(self)
