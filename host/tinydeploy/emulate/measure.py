@@ -42,7 +42,7 @@ def measure(model: TFLiteModel, analysis: Analysis, *, tflm: str | None, runs: i
     from ..device.link import Link
     from ..generate.golden import make_golden
     from ..generate.project import build_context, flash_params_bytes, host_arena_plan, render_project
-        from .firmware import emulate_project
+    from .firmware import emulate_project
     from .qemu import QemuSession
 
     golden = golden if golden is not None else make_golden(model, count=1)
