@@ -47,11 +47,23 @@ def test_project_matches_model_and_analysis(tf_models, tmp_path, name):
     model_ops = TFLiteModel.from_file(path).op_names
     assert f"MicroMutableOpResolver<{len(model_ops)}>" in ops_h
     assert re.findall(r"kTfLiteError;  // ([A-Z_0-9]+)", ops_h) == model_ops
-    # the arena is analyze's 32-bit figure plus the stated margin
-    cfg = (src / "model_config.h").read_text()
-    needed = int(re.search(r"TD_ARENA_NEEDED_BYTES (\d+)u", cfg).group(1))
-    assert needed == analysis["arena"]["device_bytes"]
-    assert int(re.search(r"TD_ARENA_BYTES (\d+)u", cfg).group(1)) == arena_with_margin(needed)
+    # the arena: the planned head with the CMSIS-NN scratch buffers placed (exact) + analyze's 32-bit tail, and the
+    # margin on that tail only; with TFLM's planner, analyze's whole figure and the margin on all of it
+    def arena(cfg_text):
+        return [int(re.search(rf"{k} (\d+)u", cfg_text).group(1)) for k in ("TD_ARENA_NEEDED_BYTES", "TD_ARENA_BYTES")]
+
+    from tinydeploy.analyze.scratch import scratch_by_node
+    from tinydeploy.plan import head_with_scratch
+
+    ar = analysis["arena"]
+    head = head_with_scratch(dep, scratch_by_node(dep))
+    tail = ar["device_bytes"] - ar["scratch_bytes"] - ar["host_head_bytes"]
+    assert ar["host_head_bytes"] <= head <= ar["host_head_bytes"] + ar["scratch_bytes"] and 0 < tail
+    needed, allocated = arena((src / "model_config.h").read_text())
+    assert needed == head + tail and allocated == (needed + max(tail // 10, 1024) + 16 + 15) // 16 * 16
+    t_analysis = json.loads((tmp_path / "tflm" / "tinydeploy.json").read_text())["analysis"]
+    t_needed, t_allocated = arena((tmp_path / "tflm" / "src" / "model_config.h").read_text())
+    assert t_needed == t_analysis["arena"]["device_bytes"] and t_allocated == arena_with_margin(t_needed)
     ini = (out / "platformio.ini").read_text()
     assert "board = nano33ble" in ini and "platform = nordicnrf52" in ini and "framework = arduino" in ini
     assert re.search(r"lib_deps =\n\s+Arduino_TensorFlowLite=https://\S+\.git#[0-9a-f]{7,40}\n", ini)

@@ -23,6 +23,14 @@ ARENA_MARGIN_MIN_BYTES = 1024
 ARENA_ALIGN_BYTES = 16  # arena_used_bytes() needs up to 16 B more when the arena pointer is unaligned
 
 
+def arena_with_tail_margin(head_bytes: int, tail_bytes: int) -> int:
+    """The arena for a head known exactly (an offline plan, its scratch placed: plan.head_with_scratch) and a tail
+    the host estimates: the margin is on the estimated part only, 10 % of it (at least 1 KiB) + 16 B, rounded to 16."""
+    size = head_bytes + tail_bytes + max(int(tail_bytes * ARENA_MARGIN_FRACTION), ARENA_MARGIN_MIN_BYTES) + \
+        ARENA_ALIGN_BYTES
+    return (size + 15) // 16 * 16
+
+
 def arena_with_margin(device_bytes: int) -> int:
     """The arena a generated project allocates: measured 32-bit figure + 10 % (at least 1 KiB) + 16 B, rounded to 16."""
     size = device_bytes + max(int(device_bytes * ARENA_MARGIN_FRACTION), ARENA_MARGIN_MIN_BYTES) + ARENA_ALIGN_BYTES

@@ -34,6 +34,12 @@ def node_scratch_bytes(model: TFLiteModel, op: Operator) -> int:
     return c_in * k_h * k_w * 2 if o.get("depth_multiplier", 1) == 1 and x.shape[0] == 1 and not dilated else 0
 
 
+def scratch_by_node(model: TFLiteModel) -> dict[int, int]:
+    """Operator index -> the bytes its CMSIS-NN kernel asks for, where it asks for any."""
+    sizes = {op.index: node_scratch_bytes(model, op) for op in model.operators}
+    return {k: v for k, v in sizes.items() if v > 0}
+
+
 def max_scratch_bytes(model: TFLiteModel) -> int:
     """The largest scratch buffer any node asks for, 16-byte aligned as TFLM places it."""
     return max([(node_scratch_bytes(model, op) + 15) // 16 * 16 for op in model.operators] or [0])

@@ -11,7 +11,7 @@ from ..boards import Board
 from ..errors import ModelError, TinyDeployError
 from ..fsutil import check_output_dir
 from ..generate.golden import Golden, make_golden, samples_path_for
-from ..generate.project import (ArenaPlan, build_context, flash_params_bytes, host_arena_plan, measured_arena_plan,
+from ..generate.project import (ArenaPlan, build_context, host_arena_plan, measured_arena_plan,
                                 render_project)
 from ..plan import Deployed, plan_memory
 from ..repair import Repaired, repair
@@ -91,7 +91,7 @@ def build_project(req: BuildRequest) -> BuiltProject:
         # the host interpreter cannot run the original either (it crashes on a DEPTHWISE_CONV_2D without bias)
         golden = make_golden(repaired.model, samples=samples, count=req.golden_count)
     name = req.model_path.stem
-    plan = host_arena_plan(analysis, flash_params_bytes(dep.model, req.kernels))
+    plan = host_arena_plan(analysis, dep.model, req.kernels)
     if req.arena == "measured":
         from ..emulate.measure import measure
 

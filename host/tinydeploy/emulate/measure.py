@@ -41,12 +41,12 @@ def measure(model: TFLiteModel, analysis: Analysis, *, tflm: str | None, runs: i
     from ..device.bench import DeviceErrorWithReport, run_bench
     from ..device.link import Link
     from ..generate.golden import make_golden
-    from ..generate.project import build_context, flash_params_bytes, host_arena_plan, render_project
+    from ..generate.project import build_context, host_arena_plan, render_project
     from .firmware import emulate_project
     from .qemu import QemuSession
 
     golden = golden if golden is not None else make_golden(model, count=1)
-    plan = host_arena_plan(analysis, flash_params_bytes(model, kernels))
+    plan = host_arena_plan(analysis, model, kernels)
     probe = replace(plan, kind="probe", bytes=plan.bytes * PROBE_ARENA_FACTOR + PROBE_ARENA_EXTRA)
     with tempfile.TemporaryDirectory(prefix="tinydeploy-emu-") as tmp:
         project = Path(tmp) / "probe"

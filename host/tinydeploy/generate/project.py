@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..analyze import ARENA_ALIGN_BYTES, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES, Analysis, arena_with_margin
+from ..analyze import (ARENA_ALIGN_BYTES, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES, Analysis, arena_with_margin,
+                       arena_with_tail_margin)
 from ..errors import TinyDeployError
 from ..fsutil import StagedDirectory, write_json_atomic
 from ..sources import firmware_dir, templates_dir
@@ -67,19 +68,32 @@ class ArenaPlan:
         return asdict(self)
 
 
-def host_arena_plan(analysis: Analysis, flash_bytes: int = 0) -> ArenaPlan:
+def host_arena_plan(analysis: Analysis, model: TFLiteModel, kernels: str = "cmsis-nn") -> ArenaPlan:
     """The arena from the host interpreter's figure, corrected to 32-bit, with a margin for what it cannot see.
-    ``flash_bytes``: the per-channel multipliers and shifts the host interpreter keeps in its arena and the
-    firmware reads from flash instead (requant.params_bytes of model_params.cpp's entries; 0 with the library's
-    kernels)."""
+    ``model``: as deployed. With an offline plan the head is exact (plan.head_with_scratch: the planned tensors and the
+    CMSIS-NN kernels' scratch buffers where TFLM puts them) and the margin covers the estimated tail only; without one,
+    the whole figure gets it. With tinydeploy's kernels the tail leaves out the per-channel parameters in flash."""
+    from ..analyze.scratch import scratch_by_node
+    from ..plan import head_with_scratch
+
     arena = analysis.arena
     if arena is None:
         raise TinyDeployError("the arena was not measured", "Run build without --no-arena")
-    needed = arena.device_bytes - flash_bytes
-    flash = f", less {flash_bytes} B of per-channel parameters in flash" if flash_bytes else ""
+    flash = flash_params_bytes(model, kernels)
+    flash_note = f", less {flash} B of per-channel parameters in flash" if flash else ""
+    measured = (f"the host TFLM interpreter measured {arena.host_total_bytes} B (64-bit), corrected to "
+                f"{arena.device_bytes - arena.scratch_bytes} B for the 32-bit device")
+    head = head_with_scratch(model, scratch_by_node(model))
+    if head is not None and arena.host_head_bytes is not None:
+        tail = arena.device_bytes - arena.scratch_bytes - arena.host_head_bytes - flash
+        return ArenaPlan("host-estimate", arena.host_total_bytes, head + tail, arena_with_tail_margin(head, tail),
+                         f"{measured}: head {head} B (the offline plan with the CMSIS-NN kernels' scratch buffers, "
+                         f"exact) + tail {tail} B (estimated{flash_note})",
+                         f"on the tail: {int(ARENA_MARGIN_FRACTION * 100)}%, at least {ARENA_MARGIN_MIN_BYTES} B, "
+                         "+ 16 B alignment")
+    needed = arena.device_bytes - flash
     return ArenaPlan("host-estimate", arena.host_total_bytes, needed, arena_with_margin(needed),
-                     f"the host TFLM interpreter measured {arena.host_total_bytes} B (64-bit), corrected to "
-                     f"{arena.device_bytes} B for the 32-bit device{flash}",
+                     f"{measured}, plus {arena.scratch_bytes} B for the largest CMSIS-NN scratch buffer{flash_note}",
                      f"{int(ARENA_MARGIN_FRACTION * 100)}%, at least {ARENA_MARGIN_MIN_BYTES} B, + 16 B alignment")
 
 
@@ -114,7 +128,7 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
     ours = kernel_table()["ops"] if kernels == "tinydeploy" else {}
     runtime = analysis.runtime
     params = flash_params(model, kernels)
-    arena_plan = arena_plan or host_arena_plan(analysis, params_bytes(params))
+    arena_plan = arena_plan or host_arena_plan(analysis, model, kernels)
     sha = hashlib.sha256(model.data).hexdigest()
     ident = c_identifier(name)
     n_out = model.output_tensors[0].num_elements

@@ -12,12 +12,14 @@ offset per tensor, -1 for those it should plan itself). tinydeploy computes that
 - the input kept (``plan(..., keep_input=True)``): the model input given a place no other tensor ever takes, and
   listed as a graph output too (``with_plan``) so that TFLM's own planning (kernels' scratch buffers) also keeps off
   it: the firmware then loads the input straight into the input tensor and needs no copy of it;
-- ``with_plan``: the model's bytes with the plan in its metadata (replacing an earlier plan).
+- ``with_plan``: the model's bytes with the plan in its metadata (replacing an earlier plan);
+- ``head_with_scratch``: the head once TFLM has put the kernels' scratch buffers into the gaps of the plan (exact: the
+  build sizes the arena from it).
 """
 
 from ..lifetimes import ALIGN, Buffer, lifetimes, live_bytes, lower_bound
-from .memory import (MEMORY_PLANS, Deployed, MemoryPlan, PlanError, check, deployed, place, plan, plan_memory,
-                     planned_offsets, with_plan)
+from .memory import (MEMORY_PLANS, Deployed, MemoryPlan, PlanError, check, deployed, head_with_scratch, place, plan,
+                     plan_memory, planned_offsets, with_plan)
 
-__all__ = ["ALIGN", "MEMORY_PLANS", "Buffer", "Deployed", "MemoryPlan", "PlanError", "check", "deployed",
+__all__ = ["ALIGN", "MEMORY_PLANS", "Buffer", "Deployed", "MemoryPlan", "PlanError", "check", "deployed", "head_with_scratch",
            "lifetimes", "live_bytes", "lower_bound", "place", "plan", "plan_memory", "planned_offsets", "with_plan"]

@@ -34,17 +34,22 @@ class MemoryPlan:
                 "input_kept": self.input_kept, "tensors": len(self.offsets)}
 
 
+def _lowest_gap(busy: list[tuple[int, int]], size: int) -> int:
+    """The lowest offset where ``size`` bytes fit between the sorted (start, end) ranges ``busy``."""
+    at = 0
+    for lo, hi in busy:
+        if at + size <= lo:
+            break
+        at = max(at, hi)
+    return at
+
+
 def _first_fit(order: list[Buffer]) -> tuple[dict[int, int], int]:
     placed: list[tuple[Buffer, int]] = []
     offsets: dict[int, int] = {}
     top = 0
     for b in order:
-        busy = sorted((o, o + p.size) for p, o in placed if p.overlaps_in_time(b))
-        at = 0
-        for lo, hi in busy:
-            if at + b.size <= lo:
-                break
-            at = max(at, hi)
+        at = _lowest_gap(sorted((o, o + p.size) for p, o in placed if p.overlaps_in_time(b)), b.size)
         offsets[b.tensor] = at
         placed.append((b, at))
         top = max(top, at + b.size)
@@ -133,6 +138,26 @@ def plan(model: TFLiteModel, *, keep_input: bool = False, shuffles: int = SHUFFL
     pinned = [b for b in buffers if keep_input and b.tensor in model.inputs]
     offsets, head, method = place(buffers, pinned, shuffles=shuffles)
     return MemoryPlan(offsets, head, lower_bound(buffers), method, keep_input)
+
+
+def head_with_scratch(model: TFLiteModel, scratch: dict[int, int]) -> int | None:
+    """The head TFLM lays out for a planned model (OfflineMemoryAllocation) once the kernels' scratch buffers are in it
+    (``scratch``: operator index -> bytes requested): every tensor sits at its planned offset, and TFLM's greedy
+    planner puts each scratch buffer, live only while its operator runs (and no two operators run at once), at the
+    first gap among the tensors live then, the way _first_fit does. None for a model without a plan."""
+    offsets = planned_offsets(model.data)
+    if offsets is None:
+        return None
+    buffers = [b for b in lifetimes(model) if 0 <= offsets[b.tensor]]
+    head = max([offsets[b.tensor] + b.size for b in buffers] or [0])
+    for op, size in scratch.items():
+        if size <= 0:
+            continue
+        size = (size + ALIGN - 1) // ALIGN * ALIGN
+        scope = op + 1  # operator k runs in scope k + 1 (lifetimes)
+        busy = sorted((offsets[b.tensor], offsets[b.tensor] + b.size) for b in buffers if b.first <= scope <= b.last)
+        head = max(head, _lowest_gap(busy, size) + size)
+    return head
 
 
 def with_plan(data: bytes, p: MemoryPlan) -> bytes:
