@@ -284,12 +284,16 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op
   return kTfLiteOk;
 }
 
-}  // namespace
-
-TfLiteRegistration Register_CONV_2D() {
-  return util::Kernel<tflite::OpDataConv, Library, TakesConvNode<OwnLoopsTake>,
+template <TfLiteRegistration (*kLibrary)()>
+TfLiteRegistration Registration() {
+  return util::Kernel<tflite::OpDataConv, kLibrary, TakesConvNode<OwnLoopsTake>,
                       PrepareConvNode<OwnLoopsTake, PrepareConv, cmsis::PrepareConv>, EvalOurs>::Registration();
 }
+
+}  // namespace
+
+TfLiteRegistration Register_CONV_2D() { return Registration<Library>(); }
+TfLiteRegistration Register_CONV_2D_INT8() { return Registration<nullptr>(); }
 
 }  // namespace kernels
 }  // namespace td

@@ -494,13 +494,16 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   return kTfLiteOk;
 }
 
+template <TfLiteRegistration (*kLibrary)()>
+TfLiteRegistration Registration() {
+  return util::Kernel<tflite::OpDataConv, kLibrary, TakesConvNode<OwnLoopsTake>,
+                      PrepareConvNode<OwnLoopsTake, PrepareDepthwiseConv, cmsis::PrepareDepthwiseConv>, EvalOurs>::Registration();
+}
+
 }  // namespace
 
-TfLiteRegistration Register_DEPTHWISE_CONV_2D() {
-  return util::Kernel<tflite::OpDataConv, Library, TakesConvNode<OwnLoopsTake>,
-                      PrepareConvNode<OwnLoopsTake, PrepareDepthwiseConv, cmsis::PrepareDepthwiseConv>,
-                      EvalOurs>::Registration();
-}
+TfLiteRegistration Register_DEPTHWISE_CONV_2D() { return Registration<Library>(); }
+TfLiteRegistration Register_DEPTHWISE_CONV_2D_INT8() { return Registration<nullptr>(); }
 
 }  // namespace kernels
 }  // namespace td

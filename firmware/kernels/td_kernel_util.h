@@ -12,6 +12,7 @@
 #include "tensorflow/lite/kernels/internal/common.h"
 #include "tensorflow/lite/micro/kernels/conv.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
+#include "tensorflow/lite/micro/micro_log.h"
 
 namespace td {
 namespace kernels {
@@ -48,6 +49,10 @@ template <typename Data, TfLiteRegistration (*kLibrary)(), bool (*kApplies)(TfLi
 struct Kernel {
   using Op = KernelOpOf<Data>;
 
+  // kLibrary null: a registration for models whose every node of the op this one takes (the build knows it), so
+  // that the library's kernel is not linked.
+  static TfLiteRegistration LibraryKernel() { return kLibrary != nullptr ? kLibrary() : TfLiteRegistration{}; }
+
   static TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
     if (kApplies(context, node)) {
       void* p = context->AllocatePersistentBuffer(context, sizeof(Op));
@@ -56,7 +61,12 @@ struct Kernel {
       node->user_data = p;
       return kOurPrepare(context, node);
     }
-    const TfLiteRegistration lib = kLibrary();
+    if (kLibrary == nullptr) {
+      MicroPrintf("tinydeploy: a node this firmware has no kernel for (the project was generated for another model; "
+                  "rebuild it)");
+      return kTfLiteError;
+    }
+    const TfLiteRegistration lib = LibraryKernel();
     void* data = lib.init(context, nullptr, 0);
     if (IsLibrary(data)) return kTfLiteError;  // not aligned: the tag would be lost
     node->user_data = data;
@@ -68,7 +78,7 @@ struct Kernel {
   static TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
     void* const tagged = node->user_data;
     if (!IsLibrary(tagged)) return kEvalOurs(context, node, *static_cast<const Op*>(tagged));
-    const TfLiteRegistration lib = kLibrary();
+    const TfLiteRegistration lib = LibraryKernel();
     node->user_data = UntagLibrary(tagged);  // the library kernel's invoke with its own op data
     const TfLiteStatus s = lib.invoke(context, node);
     node->user_data = tagged;

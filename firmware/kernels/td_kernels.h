@@ -12,11 +12,15 @@ namespace kernels {
 // DEPTHWISE_CONV_2D, int8: depth multiplier 1, up to 64 filter taps, any stride, padding and dilation whose rows
 // of input fit its row buffer, 16 output pixels or more (td_kernel_depthwise.cpp).
 TfLiteRegistration Register_DEPTHWISE_CONV_2D();
+// The same for a model whose every DEPTHWISE_CONV_2D node is int8 with its parameters in flash (model_params.cpp):
+// this registration takes each of them, and the library's kernel is not linked.
+TfLiteRegistration Register_DEPTHWISE_CONV_2D_INT8();
 
 // CONV_2D, int8: every filter whose values under it fit the matrix product (td_kernel_matmul.h: kMatMulMaxK), a 1x1
 // at stride 1 on the pixels themselves; and a first layer, a 3x3 filter over one input channel, by its own kernel
 // (what it is faster at; at most 4 channels and 80 values under the filter with -DTD_CONV_ALL_SHAPES=1).
 TfLiteRegistration Register_CONV_2D();
+TfLiteRegistration Register_CONV_2D_INT8();  // as Register_DEPTHWISE_CONV_2D_INT8
 
 // FULLY_CONNECTED, int8 with int32 bias, per-tensor weights (zero point 0), 16 outputs and inputs or more, any batch.
 TfLiteRegistration Register_FULLY_CONNECTED();
