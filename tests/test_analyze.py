@@ -41,8 +41,23 @@ def test_analyze_json_matches_tflm_and_keras(tf_models, tmp_path, name):
     assert a["arena"]["host_head_bytes"] >= a["memory"]["lower_bound_input_kept_bytes"] >= a["memory"]["lower_bound_bytes"]
     # the 32-bit figure is smaller (pointer-holding structures halve) but never below the activations; the device's
     # estimate adds the largest scratch buffer a CMSIS-NN kernel asks for (the host's reference kernels ask for none)
-    ar = a["arena"]
-    assert ar["scratch_bytes"] == a["memory"]["largest_scratch_bytes"] and ar["scratch_bytes"] % 16 == 0
+    ar, mem = a["arena"], a["memory"]
+    assert ar["scratch_bytes"] == mem["largest_scratch_bytes"] and ar["scratch_bytes"] % 16 == 0
+    assert mem["lower_bound_input_kept_bytes"] <= mem["lower_bound_with_scratch_bytes"] <= \
+        mem["lower_bound_input_kept_bytes"] + mem["largest_scratch_bytes"]
+    # TFLM's head with the scratch buffers placed: the plan's without any, never below what is live with them
+    from tinydeploy.analyze.scratch import scratch_by_node
+    from tinydeploy.plan import head_with_scratch, planned_offsets
+
+    d = deployed(TFLiteModel.from_file(path)).model
+    scratch = scratch_by_node(d)
+    assert head_with_scratch(d, {}) == ar["host_head_bytes"]
+    assert head_with_scratch(d, scratch) >= mem["lower_bound_with_scratch_bytes"]
+    big = {0: 1 << 20}  # a buffer no gap holds goes above every tensor live at its operator
+    offsets = planned_offsets(d.data)
+    top = max(offsets[i] + d.tensors[i].nbytes for i in (*d.operators[0].inputs, *d.operators[0].outputs)
+              if i >= 0 and offsets[i] >= 0)
+    assert top + (1 << 20) <= head_with_scratch(d, big) <= ar["host_head_bytes"] + (1 << 20)
     assert ar["host_head_bytes"] <= ar["device_bytes"] - ar["scratch_bytes"] < ar["host_total_bytes"]
     assert a["int8"]["ok"] and a["support"]["ok"] and a["fit"]["fits"] is True
     assert a["flash"]["kind"] == "estimate" and a["flash"]["total_bytes"] > path.stat().st_size

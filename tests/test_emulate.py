@@ -203,3 +203,34 @@ def test_build_arena_measured(projects, tflm_dir, tmp_path, name):
     assert used > 0 and d["arena"]["allocated"] == allocated
     assert used <= allocated <= 1.05 * used
     assert "arena_used_bytes() measured" in cfg
+
+
+def test_build_arena_measured_holds_tflms_planning_space(tflm_dir, tmp_path):
+    """A model of small activations and many tensors (fully connected layers of 16 units) needs more free arena while
+    TFLM plans its head (an AllocationInfo per tensor, the greedy planner's arrays per buffer) than the head itself,
+    which arena_used_bytes() does not count: the measured arena holds it, so AllocateTensors() does not fail with
+    "Too many buffers"."""
+    import os
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+    from tinydeploy.plan import planning_bytes
+    from tinydeploy.tflite_model import TFLiteModel
+
+    _, keras = import_tf()
+    keras.utils.set_random_seed(3)
+    L = keras.layers
+    m = keras.Sequential([L.Input((32,)), *[L.Dense(16, activation="relu") for _ in range(6)], L.Dense(10)])
+    rep = np.random.default_rng(3).normal(size=(16, 32)).astype(np.float32)
+    path = tmp_path / "fc.tflite"
+    path.write_bytes(convert(m, "int8", rep, 16))
+    model = TFLiteModel.from_file(path)
+    assert planning_bytes(model) > 2 * sum(t.nbytes for t in model.tensors if not t.is_constant)
+    for plan in ("tflm", "offline"):
+        out = tmp_path / plan
+        run_cli("build", path, "-o", out, "--no-compile", "--arena", "measured", "--memory-plan", plan, "--tflm",
+                tflm_dir, check=0, timeout=900)
+        r, d = emulate(out, tflm_dir, "--runs", "1", "--warmup", "0")
+        assert r.returncode == 0, r.stderr
+        assert 0 < d["arena"]["used"] <= d["arena"]["allocated"]

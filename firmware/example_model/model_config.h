@@ -13,7 +13,7 @@
 #define TD_CPU_HZ 64000000u
 #define TD_SERIAL_BAUD 115200
 
-// Tensor arena: the host TFLM interpreter measured 19968 B (64-bit), corrected to 19264 B for the 32-bit device: head 16464 B (the offline plan with the CMSIS-NN kernels' scratch buffers, exact) + tail 2800 B (estimated);
+// Tensor arena: the host TFLM interpreter measured 19968 B (64-bit), corrected to 19264 B for the 32-bit device: head 16464 B (the offline plan with the CMSIS-NN kernels' scratch buffers, exact, or TFLM's planning space) + tail 2800 B (estimated);
 // allocated with margin (on the tail: 10%, at least 1024 B, + 16 B alignment).
 #define TD_ARENA_NEEDED_BYTES 19264u
 #define TD_ARENA_BYTES 20304u

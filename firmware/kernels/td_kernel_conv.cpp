@@ -2,13 +2,14 @@
 // kernel for few input channels (a network's first layers, where it is faster). Every other convolution whose values
 // under the filter fit td_kernel_matmul.cpp (kMatMulMaxK) runs there as a matrix product (a pointwise one on the pixels
 // themselves, a general one on each pixel's values gathered under the filter); the rest run the pinned library's
-// kernel, chosen in Prepare.
+// CMSIS-NN function on this registration's op data (td_kernel_cmsis.h), chosen in Prepare. Every node's per-channel
+// multipliers and shifts come from flash (td_kernel_params.h).
 //
 // With 1 to 4 input channels the library's kernel spends most of its time on bookkeeping around very short dot
 // products. Here each output pixel's K = kh x kw x cin input values are gathered once, with the input offset added
 // (a padded tap is 0), as int16 pairs; each output channel is then K/2 SMLAD against its weights, widened (and
 // doubled, for the requantization's SMMULR: td_kernel_util.h) once per Eval into a stack block of up to 32 output
-// channels. Nothing is kept in the arena beyond the library's own op data.
+// channels. Nothing is kept in the arena beyond TFLM's OpDataConv.
 #include <string.h>
 
 #include "td_dsp.h"
@@ -130,6 +131,8 @@ TfLiteStatus EvalMatMul(TfLiteContext* context, TfLiteNode* node, const tflite::
   return kTfLiteOk;
 }
 
+// Whether this file's loops take the node (else the CMSIS-NN function runs it): int8, and the matrix product's K or a
+// first layer.
 bool OwnLoopsTake(TfLiteContext* context, TfLiteNode* node) {
   tflite::MicroContext* mc = tflite::GetMicroContext(context);
   TfLiteTensor* input = mc->AllocateTempInputTensor(node, tflite::kConvInputTensor);
@@ -219,7 +222,9 @@ __attribute__((noinline)) void Dot(const int32_t* col, int pairs, const int32_t*
 }
 
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op) {
-  if (op.data.filter_buffer_index != kOwnLoops) return cmsis::EvalConv(context, node, op.data, op.data.filter_buffer_index);
+  if (op.data.filter_buffer_index != kOwnLoops) {
+    return cmsis::EvalConv(context, node, op.data, op.data.filter_buffer_index);
+  }
   const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
   const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, tflite::kConvInputTensor);
   const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, tflite::kConvWeightsTensor);

@@ -1,8 +1,9 @@
 // tinydeploy's int8 DEPTHWISE_CONV_2D, bit-exact with TFLM's reference kernel (DepthwiseConvPerChannel).
 //
-// Where it applies (int8, depth multiplier 1, at most kMaxTaps filter taps, large enough maps) it replaces the
-// library's CMSIS-NN kernel; elsewhere the node runs the library's own kernel, chosen in Prepare. The per-channel
-// multipliers and shifts are the library's (DepthwiseConvPrepare); nothing else is kept in the arena.
+// Where its loops apply (int8, depth multiplier 1, at most kMaxTaps filter taps, large enough maps) they replace the
+// library's CMSIS-NN kernel; elsewhere the library's CMSIS-NN function runs the node on this registration's op data
+// (td_kernel_cmsis.h), chosen in Prepare. The per-channel multipliers and shifts come from flash
+// (td_kernel_params.h); nothing beyond TFLM's OpDataConv is kept in the arena.
 //
 // How it computes, per group of 4 channels (one 32-bit word of each NHWC pixel) and band of output rows:
 //  - FillPlanes copies the band's input rows into one plane per channel on the stack, as 16-bit values with the input
@@ -431,7 +432,9 @@ inline int Pitch(const Geometry& s) {
 }
 
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) {
-  if (op.data.filter_buffer_index != kOwnLoops) return cmsis::EvalDepthwiseConv(context, node, op.data, op.data.filter_buffer_index);
+  if (op.data.filter_buffer_index != kOwnLoops) {
+    return cmsis::EvalDepthwiseConv(context, node, op.data, op.data.filter_buffer_index);
+  }
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
   const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, tflite::kDepthwiseConvInputTensor);
   const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, tflite::kDepthwiseConvWeightsTensor);
@@ -497,7 +500,8 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
 template <TfLiteRegistration (*kLibrary)()>
 TfLiteRegistration Registration() {
   return util::Kernel<tflite::OpDataConv, kLibrary, TakesConvNode<OwnLoopsTake>,
-                      PrepareConvNode<OwnLoopsTake, PrepareDepthwiseConv, cmsis::PrepareDepthwiseConv>, EvalOurs>::Registration();
+                      PrepareConvNode<OwnLoopsTake, PrepareDepthwiseConv, cmsis::PrepareDepthwiseConv>,
+                      EvalOurs>::Registration();
 }
 
 }  // namespace

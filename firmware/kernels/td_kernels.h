@@ -1,6 +1,8 @@
 // tinydeploy's own int8 kernels, registered through the generated op resolver (model_ops.h) in place of the
 // library's for the ops where they are faster. Each is bit-exact with TFLM's reference kernel and hands the
-// shapes it does not cover to the pinned library's CMSIS-NN kernel (chosen per node, in Prepare).
+// shapes it does not cover to the pinned library's CMSIS-NN code (chosen per node, in Prepare): for CONV_2D and
+// DEPTHWISE_CONV_2D its CMSIS-NN function on this registration's op data (parameters in flash), for the others the
+// library's kernel.
 #ifndef TINYDEPLOY_TD_KERNELS_H_
 #define TINYDEPLOY_TD_KERNELS_H_
 

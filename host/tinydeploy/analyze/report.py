@@ -54,7 +54,8 @@ def render(a: Analysis, repairs=()) -> None:
     bound = mem["lower_bound_bytes"]
     head = a.arena.host_head_bytes if a.arena else None
     console.print(f"arena head: lower bound {kib(bound)} (the most activation bytes live at one op"
-                  + (", the input kept to the end" if mem["input_kept"] else "") + "; kernels' scratch not included)"
+                  + (", the input kept to the end" if mem["input_kept"] else "") + "; kernels' scratch not included; "
+                  f"with the CMSIS-NN kernels' scratch {kib(mem['lower_bound_with_scratch_bytes'])})"
                   + (f", head {kib(head)} = {head / max(bound, 1):.2f}x the bound" if head else "")
                   + ("; offline memory plan, no input copy" if mem["input_kept"] else ""))
     f = a.flash

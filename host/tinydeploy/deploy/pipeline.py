@@ -97,7 +97,7 @@ def build_project(req: BuildRequest) -> BuiltProject:
 
         m = measure(dep.model, analysis, tflm=req.tflm, runs=1, golden=golden, labels=labels, name=name,
                     command=req.command, kernels=req.kernels)
-        plan = measured_arena_plan(analysis, m.arena_used_bytes, m.target)
+        plan = measured_arena_plan(analysis, dep.model, m.arena_used_bytes, m.target)
     ctx = build_context(dep.model, analysis, golden, labels, name=name, command=req.command, arena_plan=plan,
                         kernels=req.kernels)
     metadata = {

@@ -68,14 +68,23 @@ class ArenaPlan:
         return asdict(self)
 
 
+def _head(model: TFLiteModel) -> tuple[int | None, int]:
+    """(the head TFLM lays out, the offline plan with the CMSIS-NN scratch buffers placed, exact; None without a
+    plan; the free space TFLM needs while it plans (plan.planning_bytes), which the arena must hold above the tail
+    where the head is smaller)."""
+    from ..analyze.scratch import scratch_by_node
+    from ..plan import head_with_scratch, planning_bytes
+
+    scratch = scratch_by_node(model)
+    return head_with_scratch(model, scratch), planning_bytes(model, len(scratch))
+
+
 def host_arena_plan(analysis: Analysis, model: TFLiteModel, kernels: str = "cmsis-nn") -> ArenaPlan:
     """The arena from the host interpreter's figure, corrected to 32-bit, with a margin for what it cannot see.
-    ``model``: as deployed. With an offline plan the head is exact (plan.head_with_scratch: the planned tensors and the
-    CMSIS-NN kernels' scratch buffers where TFLM puts them) and the margin covers the estimated tail only; without one,
-    the whole figure gets it. With tinydeploy's kernels the tail leaves out the per-channel parameters in flash."""
-    from ..analyze.scratch import scratch_by_node
-    from ..plan import head_with_scratch
-
+    ``model``: as deployed. With an offline plan the head is exact (the planned tensors and the CMSIS-NN kernels'
+    scratch buffers where TFLM puts them, or TFLM's planning space where that is larger) and the margin covers the
+    estimated tail only; without one, the whole figure gets it. With tinydeploy's kernels the tail leaves out the
+    per-channel parameters in flash."""
     arena = analysis.arena
     if arena is None:
         raise TinyDeployError("the arena was not measured", "Run build without --no-arena")
@@ -83,15 +92,17 @@ def host_arena_plan(analysis: Analysis, model: TFLiteModel, kernels: str = "cmsi
     flash_note = f", less {flash} B of per-channel parameters in flash" if flash else ""
     measured = (f"the host TFLM interpreter measured {arena.host_total_bytes} B (64-bit), corrected to "
                 f"{arena.device_bytes - arena.scratch_bytes} B for the 32-bit device")
-    head = head_with_scratch(model, scratch_by_node(model))
+    head, planning = _head(model)
+    host_head = arena.host_head_bytes or 0
     if head is not None and arena.host_head_bytes is not None:
-        tail = arena.device_bytes - arena.scratch_bytes - arena.host_head_bytes - flash
+        tail = arena.device_bytes - arena.scratch_bytes - host_head - flash
+        head = max(head, planning)
         return ArenaPlan("host-estimate", arena.host_total_bytes, head + tail, arena_with_tail_margin(head, tail),
                          f"{measured}: head {head} B (the offline plan with the CMSIS-NN kernels' scratch buffers, "
-                         f"exact) + tail {tail} B (estimated{flash_note})",
+                         f"exact, or TFLM's planning space) + tail {tail} B (estimated{flash_note})",
                          f"on the tail: {int(ARENA_MARGIN_FRACTION * 100)}%, at least {ARENA_MARGIN_MIN_BYTES} B, "
                          "+ 16 B alignment")
-    needed = arena.device_bytes - flash
+    needed = arena.device_bytes - flash + max(0, planning - host_head)
     return ArenaPlan("host-estimate", arena.host_total_bytes, needed, arena_with_margin(needed),
                      f"{measured}, plus {arena.scratch_bytes} B for the largest CMSIS-NN scratch buffer{flash_note}",
                      f"{int(ARENA_MARGIN_FRACTION * 100)}%, at least {ARENA_MARGIN_MIN_BYTES} B, + 16 B alignment")
@@ -109,12 +120,19 @@ def flash_params_bytes(model: TFLiteModel, kernels: str) -> int:
     return params_bytes(flash_params(model, kernels))
 
 
-def measured_arena_plan(analysis: Analysis, used_bytes: int, target: str) -> ArenaPlan:
-    """The arena from the firmware's own arena_used_bytes() (the pinned TFLM and its CMSIS-NN kernels)."""
-    return ArenaPlan("measured", analysis.arena.host_total_bytes if analysis.arena else None, used_bytes,
-                     _round16(used_bytes * (1 + MEASURED_ARENA_MARGIN) + ARENA_ALIGN_BYTES),
-                     f"the firmware's arena_used_bytes() measured {used_bytes} B on {target} with the pinned TFLM",
-                     f"{int(MEASURED_ARENA_MARGIN * 100)}%, + 16 B alignment")
+def measured_arena_plan(analysis: Analysis, model: TFLiteModel, used_bytes: int, target: str) -> ArenaPlan:
+    """The arena from the firmware's own arena_used_bytes() (the pinned TFLM and its CMSIS-NN kernels), which counts
+    the head and the tail once AllocateTensors() is done but not the space TFLM plans the head in: where that is
+    larger than the head (small activations, many tensors), the arena holds it above the tail."""
+    head, planning = _head(model)
+    if head is None:
+        head = analysis.arena.host_head_bytes if analysis.arena and analysis.arena.host_head_bytes else 0
+    needed = max(used_bytes, used_bytes - head + planning)
+    planning_note = f" (+ {needed - used_bytes} B for TFLM's planning space)" if needed > used_bytes else ""
+    return ArenaPlan("measured", analysis.arena.host_total_bytes if analysis.arena else None, needed,
+                     _round16(needed * (1 + MEASURED_ARENA_MARGIN) + ARENA_ALIGN_BYTES),
+                     f"the firmware's arena_used_bytes() measured {used_bytes} B on {target} with the pinned TFLM"
+                     + planning_note, f"{int(MEASURED_ARENA_MARGIN * 100)}%, + 16 B alignment")
 
 
 def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels: list[str], *, name: str,

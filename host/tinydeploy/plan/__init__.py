@@ -19,7 +19,8 @@ offset per tensor, -1 for those it should plan itself). tinydeploy computes that
 
 from ..lifetimes import ALIGN, Buffer, lifetimes, live_bytes, lower_bound
 from .memory import (MEMORY_PLANS, Deployed, MemoryPlan, PlanError, check, deployed, head_with_scratch, place, plan,
-                     plan_memory, planned_offsets, with_plan)
+                     plan_memory, planned_offsets, planning_bytes, with_plan)
 
 __all__ = ["ALIGN", "MEMORY_PLANS", "Buffer", "Deployed", "MemoryPlan", "PlanError", "check", "deployed", "head_with_scratch",
-           "lifetimes", "live_bytes", "lower_bound", "place", "plan", "plan_memory", "planned_offsets", "with_plan"]
+           "lifetimes", "live_bytes", "lower_bound", "place", "plan", "plan_memory", "planned_offsets", "planning_bytes",
+           "with_plan"]

@@ -160,6 +160,22 @@ def head_with_scratch(model: TFLiteModel, scratch: dict[int, int]) -> int | None
     return head
 
 
+# What TFLM's AllocateTensors() holds in the arena's free space while it plans the head (micro_allocator.cpp,
+# CommitStaticMemoryPlan), on the 32-bit device: an AllocationInfo (size_t, a pointer, three ints, a bool: 24 B) per
+# tensor of the model and per scratch buffer, and the GreedyMemoryPlanner's arrays, per_buffer_size() = 40 B
+# (BufferRequirements 16, two int arrays, ListEntry 12, the offsets) per buffer it plans; each array 16-byte aligned.
+ALLOCATION_INFO_BYTES = 24
+PLANNER_BYTES_PER_BUFFER = 40
+
+
+def planning_bytes(model: TFLiteModel, scratch_buffers: int = 0) -> int:
+    """The free space TFLM needs while it plans this model's head (then released): a model whose head is smaller
+    than this needs the arena sized for it, or AllocateTensors() fails ("Too many buffers")."""
+    infos = ALLOCATION_INFO_BYTES * (len(model.tensors) + scratch_buffers)
+    planner = PLANNER_BYTES_PER_BUFFER * (len(lifetimes(model)) + scratch_buffers)
+    return (infos + ALIGN - 1) // ALIGN * ALIGN + (planner + ALIGN - 1) // ALIGN * ALIGN + 2 * ALIGN
+
+
 def with_plan(data: bytes, p: MemoryPlan) -> bytes:
     """``data`` with ``p`` as its OfflineMemoryAllocation metadata (an earlier plan replaced). Where the plan keeps the
     input, the input is also listed as a graph output (after the real outputs): TFLM then keeps its memory to the end
