@@ -17,8 +17,8 @@ from ..fsutil import StagedDirectory, write_json_atomic
 from ..sources import firmware_dir, templates_dir
 from ..tflite_model import TFLiteModel
 from .carray import byte_array, c_comment, c_identifier, c_string, int_array
-from .requant import channel_params, params_bytes
 from .golden import Golden
+from .requant import channel_params, params_bytes
 
 TEMPLATES = ("platformio.ini", "README.md", "src/model_config.h", "src/model_ops.h", "src/model_data.cpp",
              "src/golden_data.cpp", "src/model_params.cpp")
