@@ -290,9 +290,9 @@ def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, run
 
 def memory_bounds(model: TFLiteModel) -> dict:
     """The least bytes any plan of the arena's head needs (the most live at one operator, TFLM's 16-byte buffer
-    alignment included; kernels' scratch not included): for this model as it is (a model that keeps its input has it
-    live to the end already), and with the input kept to the end (what the offline plan does so that the firmware
-    needs no copy of the input); whether this model keeps it."""
+    alignment included): for this model as it is (a model that keeps its input has it live to the end already), with
+    the input kept to the end (what the offline plan does so that the firmware needs no copy of the input), and with
+    that and each operator's CMSIS-NN scratch buffer (analyze/scratch.py); whether this model keeps its input."""
     from ..lifetimes import lifetimes, live_bytes, lower_bound
     from .scratch import max_scratch_bytes, scratch_by_node
 

@@ -14,13 +14,13 @@ offset per tensor, -1 for those it should plan itself). tinydeploy computes that
   it: the firmware then loads the input straight into the input tensor and needs no copy of it;
 - ``with_plan``: the model's bytes with the plan in its metadata (replacing an earlier plan);
 - ``head_with_scratch``: the head once TFLM has put the kernels' scratch buffers into the gaps of the plan (exact: the
-  build sizes the arena from it).
+  build sizes the arena from it), and ``planning_bytes``: the free space TFLM plans in, which the arena must hold.
 """
 
 from ..lifetimes import ALIGN, Buffer, lifetimes, live_bytes, lower_bound
 from .memory import (MEMORY_PLANS, Deployed, MemoryPlan, PlanError, check, deployed, head_with_scratch, place, plan,
                      plan_memory, planned_offsets, planning_bytes, with_plan)
 
-__all__ = ["ALIGN", "MEMORY_PLANS", "Buffer", "Deployed", "MemoryPlan", "PlanError", "check", "deployed", "head_with_scratch",
-           "lifetimes", "live_bytes", "lower_bound", "place", "plan", "plan_memory", "planned_offsets", "planning_bytes",
-           "with_plan"]
+__all__ = ["ALIGN", "MEMORY_PLANS", "Buffer", "Deployed", "MemoryPlan", "PlanError", "check", "deployed",
+           "head_with_scratch", "lifetimes", "live_bytes", "lower_bound", "place", "plan", "plan_memory",
+           "planned_offsets", "planning_bytes", "with_plan"]
