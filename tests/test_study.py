@@ -116,3 +116,23 @@ def test_two_groups_one_failing_keeps_the_other(tmp_path):
     assert len(failures) == 1 and failures[0].startswith("no-such-dataset/vgg16: KeyError")
     assert [(r["dataset"], r["family"]) for r in rows] == [("radiology", "vgg16")]
     assert [p.name.split("_")[1] for p in (tmp_path / "cache").glob("rows_*.json")] == ["radiology"]
+
+
+def test_a_datasets_own_cap_retrains_that_dataset_only():
+    """Profile.caps: a dataset's own (epochs, patience) changes its groups' cache key and nobody else's, and the
+    report's profile line states it; group_seconds sums each group's recorded time once."""
+    from dataclasses import replace
+
+    from tinydeploy.study.grid import PROFILES, group_seconds
+
+    full = PROFILES["full"]
+    base = replace(full, caps={})
+    longer = replace(full, caps={"fashion": (30, 6)})
+    assert longer.for_dataset("radiology").key == base.for_dataset("radiology").key == base.key
+    assert longer.for_dataset("fashion").key != base.for_dataset("fashion").key
+    f = longer.for_dataset("fashion")
+    assert (f.epochs, f.patience, f.finetune_epochs) == (30, 6, full.finetune_epochs) and "e30p6" in f.key
+    assert "fashion: patience 6, at most 30 epochs" in longer.describe()
+    rows = [{"dataset": "a", "family": "x", "group_seconds": 10.0}, {"dataset": "a", "family": "x", "group_seconds": 10.0},
+            {"dataset": "b", "family": "x", "group_seconds": 5.5}, {"dataset": "b", "family": "y"}]
+    assert group_seconds(rows) == (15.5, 1)

@@ -67,7 +67,7 @@ def cmd_study(args) -> int:
     from ..console import console, progress, write_json
     from ..fsutil import check_output_dir, write_json_atomic
     from ..errors import TinyDeployError
-    from .grid import DATASETS, PROFILES, RESOLUTION, STUDY_FAMILIES, add_emulated_latency, apply_measured, run
+    from .grid import DATASETS, PROFILES, RESOLUTION, STUDY_FAMILIES, add_emulated_latency, apply_measured, group_seconds, run
     from .outputs import write_all
 
     from ..compress.tfenv import require_training_extra
@@ -98,7 +98,7 @@ def cmd_study(args) -> int:
     board = load_board(args)
     profile = PROFILES["quick" if args.quick else "full"]
     out = Path(args.output)
-    run_id = {"profile": profile.key, "datasets": datasets, "families": families}
+    run_id = {"profile": {d: profile.for_dataset(d).key for d in datasets}, "datasets": datasets, "families": families}
     check_output_dir(out, args.force, foreign=_foreign(run_id))
     (out / "cache").mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "cache" / "run.json", run_id)
@@ -120,7 +120,8 @@ def cmd_study(args) -> int:
         else:
             console.print(f"[yellow]latencies are cycle-model estimates:[/] {why_not}")
     meta = {"profile": profile.name, "board": board.id, "inputs": {d: RESOLUTION[d] for d in datasets}, "cpu_mhz": board.cpu_mhz, "profile_text": profile.describe(), "latency_budget_ms": args.latency_budget,
-            "seconds": time.monotonic() - t0, "latency_source": why_not or "emulated",
+            "seconds": time.monotonic() - t0, "workers": args.workers, "group_seconds": group_seconds(rows)[0],
+            "groups_untimed": group_seconds(rows)[1], "latency_source": why_not or "emulated",
             "command": "tinydeploy " + " ".join(sys.argv[1:]),
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "failures": failures}
     files = write_all(rows, out, meta)

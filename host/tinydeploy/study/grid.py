@@ -7,7 +7,7 @@ import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..compress.names import FAMILIES as MODEL_FAMILIES
@@ -74,6 +74,16 @@ class Profile:
     search_seconds: int = 60  # the search's time budget per dataset, then its front is retrained
     search_subset: int = 1000  # training images a search trial sees
     search_front: int = 2  # front models retrained: the most accurate and the fastest that fit
+    # dataset -> (epochs, patience) where a dataset's parents need another cap than ``epochs``/``patience``
+    caps: dict = field(default_factory=dict)
+
+    def for_dataset(self, dataset_key: str) -> "Profile":
+        """The profile a dataset's groups train by (its own cap where ``caps`` has one); its ``key`` names their
+        cache entries, so a dataset's cap changing retrains that dataset's groups only."""
+        if dataset_key not in self.caps:
+            return replace(self, caps={})
+        epochs, patience = self.caps[dataset_key]
+        return replace(self, epochs=epochs, patience=patience, caps={})
 
     @property
     def key(self) -> str:
@@ -98,13 +108,16 @@ class Profile:
             return f"{self.name} profile: {data}, {self.epochs} epoch(s) + {self.finetune_epochs} fine-tuning"
         return (f"{self.name} profile: {data}, recipe {self.recipe}, trained until the validation metric stops "
                 f"improving (patience {self.patience}, at most {self.epochs} epochs), fine-tuned the same way "
-                f"(patience {self.finetune_patience}, at most {self.finetune_epochs})")
+                f"(patience {self.finetune_patience}, at most {self.finetune_epochs})"
+                + "".join(f"; {d}: patience {p}, at most {e} epochs" for d, (e, p) in self.caps.items()))
 
 
 PROFILES = {
     "quick": Profile("quick", 1, 1, 600, 200, search_seconds=20, search_subset=300, search_front=1),
+    # Fashion-MNIST's parents all ran into the 12-epoch cap still improving (the study of 2026-12-01): it gets a
+    # longer one, and a longer patience for the longer high-rate phase of the cosine schedule.
     "full": Profile("full", 12, 5, None, None, patience=3, finetune_patience=2, recipe="field",
-                    search_seconds=300, search_subset=5000, search_front=2),
+                    search_seconds=300, search_subset=5000, search_front=2, caps={"fashion": (24, 5)}),
 }
 
 
@@ -158,6 +171,7 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, boar
     """Train one family on one dataset, then compress()'s public pipeline (every variant, QAT, unstructured and
     structured pruning, the equal-epoch baseline), its output kept in the cache; analyze every file. Runs in a worker."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    profile = profile.for_dataset(dataset_key)
     if family == SEARCH_GROUP:
         return _search_group(dataset_key, profile, cache_dir, board)
     import numpy as np
@@ -205,6 +219,24 @@ def _group(dataset_key: str, family: str, profile: Profile, cache_dir: str, boar
                      "variant": "int8", "kind": FILTER_KIND, "trained": False, "imbalanced": imbalanced, "fits": False,
                      "does_not_fit_by": f"not applicable: {NO_FILTER_PRUNING[family]}"})
     return rows
+
+
+def _timed_group(*args) -> list[dict]:
+    """_group's rows, each with ``group_seconds``: the wall time its group took in its worker, kept in the cache, so
+    a study run in parts can still say what all of it took."""
+    import time
+
+    t0 = time.monotonic()
+    rows = _group(*args)
+    return [{**r, "group_seconds": round(time.monotonic() - t0, 1)} for r in rows]
+
+
+def group_seconds(rows: list[dict]) -> tuple[float, int]:
+    """The summed wall time of the groups whose rows record it (each group once), and how many groups do not."""
+    seen: dict = {}
+    for r in rows:
+        seen.setdefault((r["dataset"], r["family"]), r.get("group_seconds"))
+    return sum(v for v in seen.values() if v is not None), sum(v is None for v in seen.values())
 
 
 def pick_front(front: list[dict], n: int) -> list[dict]:
@@ -286,7 +318,7 @@ def run(datasets, families, profile: Profile, out_dir: Path, board, *, workers: 
     todo, rows = [], []
     for d in datasets:
         for f in families:
-            path = cache / f"rows_{d}_{f}_{profile.key}.json"
+            path = cache / f"rows_{d}_{f}_{profile.for_dataset(d).key}.json"
             if path.exists():
                 rows += json.loads(path.read_text())
             else:
@@ -299,7 +331,7 @@ def run(datasets, families, profile: Profile, out_dir: Path, board, *, workers: 
     failures = []
     # spawn, not fork: a worker forked from a process that already runs TensorFlow's threads can deadlock
     with _pool(workers) as pool:
-        futs = {pool.submit(_group, d, f, profile, str(cache), board): (d, f, p) for d, f, p in todo}
+        futs = {pool.submit(_timed_group, d, f, profile, str(cache), board): (d, f, p) for d, f, p in todo}
         for fut in as_completed(futs):
             d, f, path = futs[fut]
             try:

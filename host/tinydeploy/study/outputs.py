@@ -282,6 +282,16 @@ def below_baseline(rows) -> list[str]:
     return head + (out or ["None."])
 
 
+def _groups_time(meta: dict) -> str:
+    """What the groups' training took, summed over the runs that made them (a study can be run in parts)."""
+    if not meta.get("group_seconds"):
+        return ""
+    untimed = meta.get("groups_untimed", 0)
+    return (f"; the groups' own wall time, summed over the runs that trained them: {meta['group_seconds']:.0f} s on "
+            f"{meta.get('workers', 2)} workers" + (f" ({untimed} group(s) from an earlier run that did not record "
+                                                   "theirs)" if untimed else ""))
+
+
 SUMMARY_COLUMNS = ["dataset", "model", "kind", "input", "epochs", "accuracy", "balanced_accuracy", "auc", "vs_equal_epochs_pp",
                    "model_bytes", "gzip_bytes", "arena_bytes", "latency_ms", "latency_kind", "fits", "does_not_fit_by"]
 
@@ -296,7 +306,7 @@ def write_all(rows, out_dir: Path, meta: dict) -> dict:
         report += ["**Quick profile: a few hundred images and one epoch. It checks that the pipeline runs; its "
                    "accuracies are near chance and mean nothing.**", ""]
     report += [f"Command: `{meta['command']}`  ", f"Run time on this machine: {meta['seconds']:.0f} s "
-               f"({meta['machine']})" + ("  " if meta.get("inputs") else ""),
+               f"({meta['machine']})" + _groups_time(meta) + ("  " if meta.get("inputs") else ""),
                *([("Inputs: " + ", ".join(f"{d} {n}x{n}" for d, n in meta["inputs"].items())
                    + " (MobileNets at least 32x32; HAM10000 is 200x150 RGB at the source, the others 28x28)")]
                  if meta.get("inputs") else []), "",
