@@ -100,6 +100,7 @@ def main() -> int:
     print(f"TFLM: {lib.root}\n")
     summary = []
     all_classes: dict[str, list[int]] = {}  # op class: [MACs or elements, tinydeploy, CMSIS-NN, reference]
+    slower: list[tuple] = []  # (model, op index, op, tinydeploy, CMSIS-NN): ops tinydeploy's build runs slower
     with tempfile.TemporaryDirectory() as tmp:
         models = args.models or [EXAMPLE, *benchmark_models(Path(tmp))]
         for path in models:
@@ -121,13 +122,15 @@ def main() -> int:
             if not np.array_equal(outs["tinydeploy"], outs["reference"]):
                 raise SystemExit(f"{path.name}: tinydeploy's outputs differ from the reference kernels'")
             ops = analyze(model, board, measure_arena=False).ops
-            print(f"{path.name}: instructions per inference (median of 3 runs); instructions per MAC")
+            print(f"{path.name}: instructions per op (exact, the cycle plugin's count) and per MAC")
             print(f"  {'#':>3}  {'op':<18} {'MACs':>10} {'tinydeploy':>11} {'CMSIS-NN':>11} {'reference':>11}"
                   f" {'td/MAC':>7} {'cmsis/MAC':>9} {'ref/MAC':>8} {'vs CMSIS':>8}")
             by_class: dict[str, list[int]] = {}
             cyc = {b: [o["cycles"] for o in res[b]["cycles_estimate"]["ops"]] for b in BUILDS}
-            for o, *counts in zip(ops, *(res[b]["ops"] for b in BUILDS)):
-                t, c, r = (x["cycles"] for x in counts)
+            # per op: the cycle plugin's exact instruction counts (the firmware's own tick by 40)
+            for o, *counts in zip(ops, *(res[b]["cycles_estimate"]["ops"] for b in BUILDS)):
+                t, c, r = (x["instructions_exact"] for x in counts)
+                slower.extend([(path.name, o.index, o.op, t, c)] if t > c else [])
                 assert o.op == counts[0]["tag"] == counts[1]["tag"] == counts[2]["tag"]
                 line = f"  {o.index:>3}  {o.op:<18} {o.macs:>10,} {t:>11,} {c:>11,} {r:>11,}"
                 work = int(np.prod(o.output_shape)) if o.op in PER_ELEMENT else o.macs
@@ -141,7 +144,7 @@ def main() -> int:
                     line += " " * 27
                 print(line + f" {c / max(t, 1):>7.2f}x")
             tot = {b: res[b]["latency"]["instructions"]["median"] for b in BUILDS}
-            ours_total = sum(x["cycles"] for x in res["tinydeploy"]["ops"])
+            ours_total = sum(x["instructions_exact"] for x in res["tinydeploy"]["cycles_estimate"]["ops"])
             for cls, vals in sorted(by_class.items()):
                 work, t, c, r, tc, cc, rc = vals
                 unit = "output element" if cls in PER_ELEMENT else "MAC"
@@ -168,6 +171,10 @@ def main() -> int:
     for cls, (work, t, c, r, tc, cc, rc) in sorted(all_classes.items()):
         print(f"  {cls:<30} {t / work:>10.2f} {c / work:>9.2f} {r / work:>9.2f}  {c / t:>7.2f}x   "
               f"{tc / work:.2f} / {cc / work:.2f} ({cc / tc:.2f}x)")
+    print()
+    print(f"ops slower in tinydeploy's build than in the library's (exact instructions): {len(slower)}")
+    for name, i, op, t, c in slower:
+        print(f"  {name} #{i} {op}: {t:,} vs {c:,} (+{t - c:,})")
     print()
     print(f"{'model':<28} {'tinydeploy':>11} {'CMSIS-NN':>11} {'reference':>11}  CMSIS/td  est. cycles CMSIS/td"
           f"  .text td-CMSIS  arena td-CMSIS")

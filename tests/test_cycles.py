@@ -88,6 +88,10 @@ def test_emulate_reports_cycles_whose_instruction_counts_are_the_firmwares(examp
     assert abs(c["instructions_per_inference"] - d["latency"]["instructions"]["median"]) <= 200
     # every op costs at least one cycle per instruction, and loads and branches cost more
     assert all(o["cycles"] >= o["instructions"] - 40 for o in c["ops"])
+    # the plugin's exact count of each op is within the counter's tick of the firmware's, and not a multiple of it
+    # everywhere (a tick-rounded copy would be)
+    assert all(abs(o["instructions_exact"] - o["instructions"]) <= 40 for o in c["ops"])
+    assert any(o["instructions_exact"] % 40 for o in c["ops"])
     assert 1.0 < c["cycles_per_instruction"] < 3.0
     assert sum(o["cycles"] for o in c["ops"]) <= c["cycles_per_inference"]
     assert "per inference" in proc.stderr

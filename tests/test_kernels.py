@@ -54,7 +54,7 @@ CONV_CASES = [
 # stride 1): input channels (each layer's K) 5, 7, 13 and 16 cover every remainder of K mod 4 and 8 and the loop of
 # 8; odd filter counts leave a last channel alone, 25 pixels a last pixel alone. FULLY_CONNECTED (per-tensor, one
 # batch: four channels at a time): K 40 and 37, 37 outputs leave one channel to the one-channel path (the last layer's
-# 10 outputs run the library's kernel, which is faster there).
+# 10 outputs run the CMSIS-NN function on tinydeploy's op data, which is faster there).
 MATMUL_CASES = [
     ("pw_chain_c5_25px", "CONV_2D", (5, 5, 5), [(7, None), (13, "relu6"), (16, "relu"), (9, None)], 1.0),
     ("pw_c64_f48_9px_spread", "CONV_2D", (3, 3, 64), [(48, None)], 1e3),
@@ -112,6 +112,22 @@ def _residual_model(seed):
     return convert(m, "int8", rep, 32)
 
 
+def _broadcast_add_model(seed):
+    """x + mean(x) over the pixels: an int8 ADD whose second input broadcasts (1x1x8 to 6x6x8), which tinydeploy's
+    ADD does not take."""
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+
+    tf, keras = import_tf()
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    x = L.Input((6, 6, 8))
+    c = L.Conv2D(8, 1)(x)
+    m = keras.Model(x, L.Lambda(lambda t: t + tf.reduce_mean(t, axis=[1, 2], keepdims=True))(c))
+    rep = np.random.default_rng(seed).integers(0, 256, (32, 6, 6, 8), dtype=np.uint8)
+    return convert(m, "int8", rep, 32)
+
+
 def _model(shape, k, s, pad, dil, mult, act, spread, seed, filters=None):
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
@@ -153,6 +169,9 @@ def case_models(tmp_path_factory):
     p = d / "add_residual_relu.tflite"
     p.write_bytes(_residual_model(seed=90))
     out["add_residual_relu"] = p
+    p = d / "add_broadcast.tflite"
+    p.write_bytes(_broadcast_add_model(seed=91))
+    out["add_broadcast"] = p
     return out
 
 
@@ -201,8 +220,11 @@ def _bit_exact(path, op, tflm_dir, tmp_path, every_shape, also=()):
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     run_cli("build", path, "-o", ours, "--no-compile", "--kernels", "tinydeploy", check=0)
     run_cli("build", path, "-o", theirs, "--no-compile", check=0)
-    # every CONV_2D / DEPTHWISE_CONV_2D node has its parameters in flash: the registration without the library's kernel
-    assert re.search(rf"td::kernels::Register_{op}(_INT8)?\(\)", (ours / "src" / "model_ops.h").read_text())
+    # every CONV_2D / DEPTHWISE_CONV_2D node has its parameters in flash, every FULLY_CONNECTED node is int8
+    # per-tensor: the registration without the library's kernel (generate/registration.py), which refuses a node it
+    # does not take, so the case's every node runs tinydeploy's registration
+    every = "" if op == "ADD" else "_INT8"
+    assert re.search(rf"td::kernels::Register_{op}{every}\(\)", (ours / "src" / "model_ops.h").read_text())
     assert "td::kernels" not in (theirs / "src" / "model_ops.h").read_text()
     if every_shape:
         _every_shape(ours)
@@ -238,6 +260,21 @@ def test_matmul_kernels_are_bit_exact_with_tflm_reference_on_the_device(case_mod
 
 def test_add_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path):
     _bit_exact(case_models["add_residual_relu"], "ADD", tflm_dir, tmp_path, every_shape=False, also=("CONV_2D",))
+
+
+def test_an_op_no_node_of_which_tinydeploys_kernel_takes_is_registered_as_the_library_builds_it(case_models, tmp_path):
+    """generate/registration.py: an ADD that broadcasts (which td_kernel_add.cpp's Applies refuses) gets the library's
+    own registration, the line `--kernels cmsis-nn` writes, so it runs no hand-over; same-shape ADDs get tinydeploy's."""
+    from conftest import run_cli
+
+    ops = {}
+    for name, kernels in (("add_broadcast", "tinydeploy"), ("add_broadcast", "cmsis-nn"), ("add_residual_relu", "tinydeploy")):
+        out = tmp_path / f"{name}-{kernels}"
+        run_cli("build", case_models[name], "-o", out, "--no-compile", "--kernels", kernels, check=0)
+        ops[name, kernels] = [line for line in (out / "src" / "model_ops.h").read_text().splitlines() if "AddAdd" in line]
+    assert ops["add_broadcast", "tinydeploy"] == ops["add_broadcast", "cmsis-nn"] and len(ops["add_broadcast", "cmsis-nn"]) == 1
+    assert "td::kernels" not in ops["add_broadcast", "tinydeploy"][0]
+    assert "td::kernels::Register_ADD()" in ops["add_residual_relu", "tinydeploy"][0]
 
 
 MUTATIONS = {  # the kernels' requantization (td_kernel_util.h) with its final rounding dropped: it truncates

@@ -24,8 +24,11 @@ TfLiteRegistration Register_DEPTHWISE_CONV_2D_INT8();
 TfLiteRegistration Register_CONV_2D();
 TfLiteRegistration Register_CONV_2D_INT8();  // as Register_DEPTHWISE_CONV_2D_INT8
 
-// FULLY_CONNECTED, int8 with int32 bias, per-tensor weights (zero point 0), 16 outputs and inputs or more, any batch.
+// FULLY_CONNECTED, int8 with int32 bias, per-tensor weights (zero point 0), any batch: its own matrix product for
+// 16 outputs and inputs or more, the pinned CMSIS-NN's function for the rest.
 TfLiteRegistration Register_FULLY_CONNECTED();
+// The same for a model whose every FULLY_CONNECTED node is such a node: the library's kernel is not linked.
+TfLiteRegistration Register_FULLY_CONNECTED_INT8();
 
 // ADD, int8, two inputs of the output's shape (no broadcast).
 TfLiteRegistration Register_ADD();

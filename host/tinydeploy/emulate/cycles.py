@@ -105,7 +105,10 @@ def estimate(entries: list[tuple[int, int]], ops: list[dict]) -> dict | None:
     for j in range(len(entries) - 2 * n - 1, 0, -1):
         if all(abs((entries[j + 2 * k + 1][0] - entries[j + 2 * k][0]) - want[k]) <= TICK for k in range(n)):
             first, last = entries[j - 1], entries[j + 2 * n]
+            # instructions_exact: the plugin's count between the op's two counter calls, to the instruction (the
+            # counter's own call between them included, the same for every op and build)
             per_op = [{"index": k, "tag": ops[k].get("tag"), "instructions": want[k],
+                       "instructions_exact": entries[j + 2 * k + 1][0] - entries[j + 2 * k][0],
                        "cycles": entries[j + 2 * k + 1][1] - entries[j + 2 * k][1]} for k in range(n)]
             insns, cycles = last[0] - first[0], last[1] - first[1]
             return {"method": METHOD, "instructions_per_inference": insns, "cycles_per_inference": cycles,

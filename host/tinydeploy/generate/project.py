@@ -18,6 +18,7 @@ from ..sources import firmware_dir, templates_dir
 from ..tflite_model import TFLiteModel
 from .carray import byte_array, c_comment, c_identifier, c_string, int_array
 from .golden import Golden
+from .registration import registration
 from .requant import channel_params, params_bytes
 
 TEMPLATES = ("platformio.ini", "README.md", "src/model_config.h", "src/model_ops.h", "src/model_data.cpp",
@@ -162,7 +163,7 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
         "pio": analysis.board.platformio,
         "runtime": {"library": runtime.library, "lib_dep": runtime.lib_dep, "commit": runtime.commit},
         "ops": [{"name": n, "method": runtime.resolver_method(n), "cmsis_nn": n in runtime.cmsis_nn,
-                 "kernel": _registration(model, ours.get(n), n, params)} for n in analysis.op_names],
+                 "kernel": registration(model, ours.get(n), n, {p.operator for p in params})} for n in analysis.op_names],
         "kernels": kernels,
         "max_ops": max(len(model.operators), 1),
         "arena": arena_plan.to_dict(),
@@ -180,17 +181,6 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
                      "flash_bytes": analysis.flash.total_bytes, "app_flash_bytes": analysis.board.app_flash_bytes,
                      "app_ram_bytes": analysis.board.app_ram_bytes},
     }
-
-
-def _registration(model: TFLiteModel, kernel: dict | None, op: str, params: list) -> str | None:
-    """The function that registers tinydeploy's kernel for ``op`` (kernels.json), or None for the library's: the
-    registration without the library's kernel where every node of the op has its parameters in model_params.cpp."""
-    if kernel is None:
-        return None
-    taken = {p.operator for p in params}
-    if "register_every_node" in kernel and all(o.index in taken for o in model.operators if o.opname == op):
-        return kernel["register_every_node"]
-    return kernel["register"]
 
 
 MODEL_FILE = "model.tflite"  # a copy of the model in the project, for `tinydeploy emulate --accuracy` and the user
