@@ -53,12 +53,15 @@ CONV_CASES = [
 # Pointwise CONV_2D (1x1,
 # stride 1): input channels (each layer's K) 5, 7, 13 and 16 cover every remainder of K mod 4 and 8 and the loop of
 # 8; odd filter counts leave a last channel alone, 25 pixels a last pixel alone. FULLY_CONNECTED (per-tensor, one
-# batch: four channels at a time): K 40 and 37, 37 outputs leave one channel to the one-channel path (the last layer's
-# 10 outputs run the CMSIS-NN function on tinydeploy's op data, which is faster there).
+# batch: four channels at a time, FcRow's assembly): K 40 and 37, 37 outputs leave one channel to the one-channel path
+# (the last layer's 10 outputs run the CMSIS-NN function on tinydeploy's op data, which is faster there).
 MATMUL_CASES = [
     ("pw_chain_c5_25px", "CONV_2D", (5, 5, 5), [(7, None), (13, "relu6"), (16, "relu"), (9, None)], 1.0),
     ("pw_c64_f48_9px_spread", "CONV_2D", (3, 3, 64), [(48, None)], 1e3),
     ("fc_k40_37_10", "FULLY_CONNECTED", (40,), [(37, "relu"), (10, None)], 1.0),
+    # the one-row loop (td_kernel_matmul.cpp's FcRow): K 64 (four quadruple steps), then K 24 (one and a double step);
+    # relu6 clamps each packed byte at both ends, the last layer the full range
+    ("fc_k64_24_16_relu6", "FULLY_CONNECTED", (64,), [(24, "relu6"), (16, None)], 1.0),
     # general convolutions, each pixel's values gathered under the filter: (filters, activation, kernel, stride,
     # padding); K = 54, 72, 300 (a remainder of 2, 0, 0), padded borders, stride 2, a 1x1 at stride 2
     ("conv_chain_c6", "CONV_2D", (9, 9, 6), [(8, "relu", 3, 1, "same"), (12, None, 3, 2, "valid"),

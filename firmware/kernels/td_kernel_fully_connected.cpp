@@ -29,6 +29,8 @@ TfLiteRegistration Library() { return tflite::Register_FULLY_CONNECTED(); }
 // filters only, which Applies refuses): kOwnLoops, or -1 for the function (it asks for no scratch buffer).
 constexpr int kMinOutputs = 16;
 constexpr int kMinInputs = 16;
+// A batch of one whose constants allow it (FcRowTakes) runs FcRow, the one-row loop in assembly.
+constexpr int kOneRow = -3;
 
 bool Applies(TfLiteContext* context, TfLiteNode* node) {
   tflite::MicroContext* mc = tflite::GetMicroContext(context);
@@ -60,6 +62,16 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
                                                                 filter, bias, output, &op->data);
   const int k = filter->dims->data[1], cols = filter->dims->data[0];
   op->data.filter_buffer_index = k <= kMatMulMaxK && cols >= kMinOutputs && k >= kMinInputs ? kOwnLoops : -1;
+  int64_t most = 0;  // the largest |bias|, for the one-row loop's bound
+  const bool constant_bias = bias != nullptr && bias->data.i32 != nullptr && bias->allocation_type == kTfLiteMmapRo;
+  for (int j = 0; constant_bias && j < cols; ++j) {
+    const int64_t v = bias->data.i32[j];
+    most = v < 0 ? (-v > most ? -v : most) : (v > most ? v : most);
+  }
+  if (s == kTfLiteOk && op->data.filter_buffer_index == kOwnLoops && constant_bias &&
+      FcRowTakes(k, cols, op->data.output_multiplier, op->data.output_shift, op->data.output_zero_point, most)) {
+    op->data.filter_buffer_index = kOneRow;
+  }
   mc->DeallocateTempTfLiteTensor(input);
   mc->DeallocateTempTfLiteTensor(filter);
   if (bias) mc->DeallocateTempTfLiteTensor(bias);
@@ -98,7 +110,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const FcOp& op) 
   const TfLiteEvalTensor* bias = tflite::micro::GetEvalInput(context, node, tflite::kFullyConnectedBiasTensor);
   TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, tflite::kFullyConnectedOutputTensor);
   const tflite::OpDataFullyConnected& d = op.data;
-  if (d.filter_buffer_index != kOwnLoops) return EvalCmsis(input, filter, bias, output, d);
+  if (d.filter_buffer_index == -1) return EvalCmsis(input, filter, bias, output, d);
   const int32_t mult = d.output_multiplier, shift = d.output_shift;
   MatMul m;
   m.in = tflite::micro::GetTensorData<int8_t>(input);
@@ -119,7 +131,11 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const FcOp& op) 
   m.per_channel = false;
   m.row = nullptr;
   m.ctx = nullptr;
-  Run(m);
+  if (d.filter_buffer_index == kOneRow && m.rows == 1) {
+    FcRow(m);
+  } else {
+    Run(m);
+  }
   return kTfLiteOk;
 }
 

@@ -416,7 +416,145 @@ __attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, i
   }
 }
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// FcRow's blocks of four channels in one naked function: what Dot14 does (the widened row against four channels,
+// every register of the core in use: p r0, w r1, the channels' offsets s1-s3 r2, r3, r12, the end of the quadruple
+// steps lr, the accumulators r4-r7, scratch r8-r11), four steps a loop, then the bias already in the accumulators,
+// TFLM's requantization (util::RequantFast of the doubled sums), the four outputs packed in one word, clamped to the
+// activation range per byte (SSUB8 and SEL) and stored with one STR. Per block of 4 channels and K inputs: 21 K / 4
+// + 43 instructions.
+struct FcRun {
+  const int32_t* xw;    // 0: the row widened (one-row pairs)
+  const int32_t* end4;  // 4: where the quadruple steps end
+  int32_t tail;         // 8: a double step after them (groups & 2)
+  const int32_t* bias;  // 12: the block's first channel's bias, advanced by the function
+  int8_t* out;          // 16: its output, advanced
+  int32_t blocks;       // 20: blocks of four channels, >= 1
+  int32_t mult, add, right, lo4, hi4;  // 24-40: the requantization and the range, one byte per lane
+  int32_t three_k;      // 44: from channel 3's weights' end to the next block's first
+  int32_t s1, s2, s3;   // 48-56: channel j's weights from channel 0's, once the first load advanced w: j k - 4
+  const int8_t* w;      // 60: the first block's weights
+};
+static_assert(sizeof(FcRun) == 64, "the assembly's offsets into FcRun");
+
+#define TD_FC_STEP                             \
+  "ldrd r8, r9, [r0], #8\n\t"                   \
+  "ldr r10, [r1], #4\n\t"                       \
+  "sxtb16 r11, r10, ror #8\n\t"                 \
+  "sxtb16 r10, r10\n\t"                         \
+  "smlad r4, r8, r10, r4\n\t"                   \
+  "smlad r4, r9, r11, r4\n\t"                   \
+  "ldr r10, [r1, r2]\n\t"                       \
+  "sxtb16 r11, r10, ror #8\n\t"                 \
+  "sxtb16 r10, r10\n\t"                         \
+  "smlad r5, r8, r10, r5\n\t"                   \
+  "smlad r5, r9, r11, r5\n\t"                   \
+  "ldr r10, [r1, r3]\n\t"                       \
+  "sxtb16 r11, r10, ror #8\n\t"                 \
+  "sxtb16 r10, r10\n\t"                         \
+  "smlad r6, r8, r10, r6\n\t"                   \
+  "smlad r6, r9, r11, r6\n\t"                   \
+  "ldr r10, [r1, r12]\n\t"                      \
+  "sxtb16 r11, r10, ror #8\n\t"                 \
+  "sxtb16 r10, r10\n\t"                         \
+  "smlad r7, r8, r10, r7\n\t"                   \
+  "smlad r7, r9, r11, r7\n\t"
+// accumulator A requantized into A: 2a, SMMLAR with the addend, the sign term, the right shift, the int8 saturation
+#define TD_FC_OUT(A)                           \
+  "add " A ", " A ", " A "\n\t"                  \
+  "smmlar r11, " A ", r8, r9\n\t"               \
+  "add r11, r11, " A ", asr #31\n\t"            \
+  "asr " A ", r11, r10\n\t"                     \
+  "ssat " A ", #8, " A "\n\t"
+
+__attribute__((naked, noinline)) void FcBlocks(FcRun*) {
+  __asm__ volatile(
+      "push {r4-r11, lr}\n\t"
+      "sub sp, #8\n\t"
+      "str r0, [sp]\n\t"
+      "ldr r1, [r0, #60]\n\t"
+      "ldr r2, [r0, #48]\n\t"
+      "ldr r3, [r0, #52]\n\t"
+      "ldr r12, [r0, #56]\n\t"
+      "0:\n\t"
+      "ldr r8, [sp]\n\t"
+      "ldr r9, [r8, #12]\n\t"
+      "ldm r9!, {r4-r7}\n\t"
+      "str r9, [r8, #12]\n\t"
+      "ldr r0, [r8]\n\t"
+      "ldr lr, [r8, #4]\n\t"
+      "cmp r0, lr\n\t"
+      "bhs 2f\n\t"
+      "1:\n\t" TD_FC_STEP TD_FC_STEP TD_FC_STEP TD_FC_STEP
+      "cmp r0, lr\n\t"
+      "blo 1b\n\t"
+      "2:\n\t"
+      "ldr lr, [sp]\n\t"
+      "ldr r8, [lr, #8]\n\t"
+      "cmp r8, #0\n\t"
+      "beq 3f\n\t" TD_FC_STEP TD_FC_STEP
+      "3:\n\t"
+      "ldrd r8, r9, [lr, #24]\n\t"
+      "ldr r10, [lr, #32]\n\t" TD_FC_OUT("r4") TD_FC_OUT("r5") TD_FC_OUT("r6") TD_FC_OUT("r7")
+      "bfi r4, r5, #8, #8\n\t"
+      "bfi r4, r6, #16, #8\n\t"
+      "bfi r4, r7, #24, #8\n\t"
+      "ldrd r8, r9, [lr, #36]\n\t"
+      "ssub8 r10, r4, r8\n\t"
+      "sel r4, r4, r8\n\t"
+      "ssub8 r10, r9, r4\n\t"
+      "sel r4, r4, r9\n\t"
+      "ldr r10, [lr, #16]\n\t"
+      "str r4, [r10], #4\n\t"
+      "str r10, [lr, #16]\n\t"
+      "ldr r10, [lr, #44]\n\t"
+      "add r1, r1, r10\n\t"
+      "ldr r10, [lr, #20]\n\t"
+      "subs r10, #1\n\t"
+      "str r10, [lr, #20]\n\t"
+      "bne 0b\n\t"
+      "add sp, #8\n\t"
+      "pop {r4-r11, pc}");
+}
+#undef TD_FC_STEP
+#undef TD_FC_OUT
+#endif
+
 }  // namespace
+
+bool FcRowTakes(int32_t k, int32_t cols, int32_t mult, int32_t shift, int32_t output_zp, int64_t max_abs_bias) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  return k % 8 == 0 && k <= kMatMulMaxK && cols >= 4 &&
+         util::MakeRequant(mult, shift, output_zp, max_abs_bias + 255LL * 128 * k).fast;
+#else
+  (void)k, (void)cols, (void)mult, (void)shift, (void)output_zp, (void)max_abs_bias;
+  return false;
+#endif
+}
+
+void FcRow(const MatMul& m) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  const int32_t groups = m.k >> 2;
+  int32_t xw[kMatMulMaxK / 2];
+  Widen(m.in, groups, -m.input_zp, xw, 2);
+  // the fast form's constants (which do not depend on the bound; FcRowTakes checked the bound with the biases)
+  const util::Requant q = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, 255LL * 128 * m.k);
+  const int32_t add = q.add, right = q.right;
+  const int32_t lo4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_min));
+  const int32_t hi4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_max));
+  const int32_t blocks = m.cols >> 2;
+  FcRun run = {xw,  xw + 2 * (groups & ~3), groups & 2, m.bias, m.out, blocks, m.mult[0], add, right, lo4, hi4,
+               3 * m.k, m.k - 4, 2 * m.k - 4, 3 * m.k - 4, m.w};
+  FcBlocks(&run);
+  for (int j = 4 * blocks; j < m.cols; ++j) {  // the last one to three channels
+    const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, groups);
+    m.out[j] = static_cast<int8_t>(util::Clamp(dsp::ssat8(util::RequantFast(2 * a, m.mult[0], add, right)), m.act_min,
+                                               m.act_max));
+  }
+#else
+  Run(m);
+#endif
+}
 
 const int8_t* ContiguousRow(const MatMul& m, int r, int8_t* scratch) {
   (void)scratch;
