@@ -23,13 +23,13 @@ using FcOp = util::KernelOpOf<tflite::OpDataFullyConnected>;
 
 TfLiteRegistration Library() { return tflite::Register_FULLY_CONNECTED(); }
 
-// Where the matrix product measured faster than the library's kernel (bench/kernels.py): 16 outputs or more and 16
-// inputs or more. Classifier heads of 8-12 outputs ran 0.88-0.98x, and 8 inputs (an autoencoder's code) 0.47x: those
-// run the CMSIS-NN function. Who computes a node is kept in its op data's filter_buffer_index (TFLM reads it for int4
-// filters only, which Applies refuses): kOwnLoops, or -1 for the function (it asks for no scratch buffer).
+// Who computes a node, kept in its op data's filter_buffer_index (TFLM reads it for int4 filters only, which Applies
+// refuses): kOneRow, a batch of one whose shape and constants FcRow takes (FcRowTakes: 4 outputs or more, K a
+// multiple of 8), the one-row loop in assembly; else kOwnLoops, the matrix product (Run), where it measured faster
+// than the library's kernel (bench/kernels.py: 16 outputs or more and 16 inputs or more; classifier heads of 8-12
+// outputs ran 0.88-0.98x, 8 inputs 0.47x); else -1, the CMSIS-NN function (it asks for no scratch buffer).
 constexpr int kMinOutputs = 16;
 constexpr int kMinInputs = 16;
-// A batch of one whose constants allow it (FcRowTakes) runs FcRow, the one-row loop in assembly.
 constexpr int kOneRow = -3;
 
 bool Applies(TfLiteContext* context, TfLiteNode* node) {
@@ -68,7 +68,9 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
     const int64_t v = bias->data.i32[j];
     most = v < 0 ? (-v > most ? -v : most) : (v > most ? v : most);
   }
-  if (s == kTfLiteOk && op->data.filter_buffer_index == kOwnLoops && constant_bias &&
+  int32_t elements = 1;
+  for (int i = 0; i < output->dims->size; ++i) elements *= output->dims->data[i];
+  if (s == kTfLiteOk && elements == cols && constant_bias &&
       FcRowTakes(k, cols, op->data.output_multiplier, op->data.output_shift, op->data.output_zero_point, most)) {
     op->data.filter_buffer_index = kOneRow;
   }
