@@ -15,9 +15,10 @@ the same random inputs, or the figures would mean nothing.
 
 Models (bench/models.py; untrained weights, calibrated on random data: enough for speed): the bundled Fashion-MNIST
 CNN, a MobileNetV1-0.25-style net at 96x96x3, a DS-CNN-style keyword net (49x10x1, 64-channel depthwise-separable
-blocks) and a ResNet-8-style CIFAR-10 net (32x32x3, residual ADDs), or the .tflite files given.
+blocks), a ResNet-8-style CIFAR-10 net (32x32x3, residual ADDs) and an FC autoencoder (640 inputs), with --study
+the study's families too, or the .tflite files given.
 
-    python bench/kernels.py [--tflm DIR] [MODEL.tflite ...]
+    python bench/kernels.py [--tflm DIR] [--study] [MODEL.tflite ...]
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", type=Path)
     ap.add_argument("--tflm", help="the Arduino_TensorFlowLite folder (default: $TINYDEPLOY_TFLM_DIR)")
+    ap.add_argument("--study", action="store_true", help="the study's families too (bench/models.py)")
     args = ap.parse_args()
     lib = TflmLibrary.locate(args.tflm)
     board = load("nano33ble")
@@ -102,7 +104,7 @@ def main() -> int:
     all_classes: dict[str, list[int]] = {}  # op class: [MACs or elements, tinydeploy, CMSIS-NN, reference]
     slower: list[tuple] = []  # (model, op index, op, tinydeploy, CMSIS-NN): ops tinydeploy's build runs slower
     with tempfile.TemporaryDirectory() as tmp:
-        models = args.models or [EXAMPLE, *benchmark_models(Path(tmp))]
+        models = args.models or [EXAMPLE, *benchmark_models(Path(tmp), study=args.study)]
         for path in models:
             projects = {}
             for k in ("tinydeploy", "cmsis-nn"):
