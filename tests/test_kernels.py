@@ -98,20 +98,21 @@ def _stack_model(shape, layers, spread, seed):
     return convert(m, "int8", rep, 32)
 
 
-def _residual_model(seed):
+def _residual_model(seed, shape=(6, 6, 8)):
     """ADD of two tensors of one shape, twice: x + conv(x) with a fused relu, then that + conv(x) (the pointwise
-    convolution runs tinydeploy's kernel too, and is compared with the reference's in the same outputs)."""
+    convolution runs tinydeploy's kernel too, and is compared with the reference's in the same outputs). 6x6x8: 288
+    elements, the kernel's tables; 4x4x8: 128, the CMSIS-NN function on tinydeploy's op data."""
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
 
     _, keras = import_tf()
     L = keras.layers
     keras.utils.set_random_seed(seed)
-    x = L.Input((6, 6, 8))
+    x = L.Input(shape)
     c = L.Conv2D(8, 1)(x)
     a = L.ReLU()(L.Add()([x, c]))
     m = keras.Model(x, L.Add()([a, c]))
-    rep = np.random.default_rng(seed).integers(0, 256, (32, 6, 6, 8), dtype=np.uint8)
+    rep = np.random.default_rng(seed).integers(0, 256, (32, *shape), dtype=np.uint8)
     return convert(m, "int8", rep, 32)
 
 
@@ -172,6 +173,9 @@ def case_models(tmp_path_factory):
     p = d / "add_residual_relu.tflite"
     p.write_bytes(_residual_model(seed=90))
     out["add_residual_relu"] = p
+    p = d / "add_residual_small.tflite"
+    p.write_bytes(_residual_model(seed=92, shape=(4, 4, 8)))
+    out["add_residual_small"] = p
     p = d / "add_broadcast.tflite"
     p.write_bytes(_broadcast_add_model(seed=91))
     out["add_broadcast"] = p
@@ -222,12 +226,11 @@ def _bit_exact(path, op, tflm_dir, tmp_path, every_shape, also=()):
     board, lib = load("nano33ble"), TflmLibrary.locate(str(tflm_dir))
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     run_cli("build", path, "-o", ours, "--no-compile", "--kernels", "tinydeploy", check=0)
-    run_cli("build", path, "-o", theirs, "--no-compile", check=0)
+    run_cli("build", path, "-o", theirs, "--no-compile", "--kernels", "cmsis-nn", check=0)
     # every CONV_2D / DEPTHWISE_CONV_2D node has its parameters in flash, every FULLY_CONNECTED node is int8
-    # per-tensor: the registration without the library's kernel (generate/registration.py), which refuses a node it
-    # does not take, so the case's every node runs tinydeploy's registration
-    every = "" if op == "ADD" else "_INT8"
-    assert re.search(rf"td::kernels::Register_{op}{every}\(\)", (ours / "src" / "model_ops.h").read_text())
+    # per-tensor, every ADD int8 of one shape: the registration without the library's kernel
+    # (generate/registration.py), which refuses a node it does not take, so the case's every node runs tinydeploy's
+    assert re.search(rf"td::kernels::Register_{op}_INT8\(\)", (ours / "src" / "model_ops.h").read_text())
     assert "td::kernels" not in (theirs / "src" / "model_ops.h").read_text()
     if every_shape:
         _every_shape(ours)
@@ -261,13 +264,15 @@ def test_matmul_kernels_are_bit_exact_with_tflm_reference_on_the_device(case_mod
     _bit_exact(case_models[name], op, tflm_dir, tmp_path, every_shape=False)
 
 
-def test_add_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path):
-    _bit_exact(case_models["add_residual_relu"], "ADD", tflm_dir, tmp_path, every_shape=False, also=("CONV_2D",))
+@pytest.mark.parametrize("name", ["add_residual_relu", "add_residual_small"])
+def test_add_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
+    _bit_exact(case_models[name], "ADD", tflm_dir, tmp_path, every_shape=False, also=("CONV_2D",))
 
 
 def test_an_op_no_node_of_which_tinydeploys_kernel_takes_is_registered_as_the_library_builds_it(case_models, tmp_path):
     """generate/registration.py: an ADD that broadcasts (which td_kernel_add.cpp's Applies refuses) gets the library's
-    own registration, the line `--kernels cmsis-nn` writes, so it runs no hand-over; same-shape ADDs get tinydeploy's."""
+    own registration, the line `--kernels cmsis-nn` writes, so it runs no hand-over; a model of same-shape ADDs only
+    gets tinydeploy's without the library's kernel."""
     from conftest import run_cli
 
     ops = {}
@@ -277,7 +282,7 @@ def test_an_op_no_node_of_which_tinydeploys_kernel_takes_is_registered_as_the_li
         ops[name, kernels] = [line for line in (out / "src" / "model_ops.h").read_text().splitlines() if "AddAdd" in line]
     assert ops["add_broadcast", "tinydeploy"] == ops["add_broadcast", "cmsis-nn"] and len(ops["add_broadcast", "cmsis-nn"]) == 1
     assert "td::kernels" not in ops["add_broadcast", "tinydeploy"][0]
-    assert "td::kernels::Register_ADD()" in ops["add_residual_relu", "tinydeploy"][0]
+    assert "td::kernels::Register_ADD_INT8()" in ops["add_residual_relu", "tinydeploy"][0]
 
 
 MUTATIONS = {  # the kernels' requantization (td_kernel_util.h) with its final rounding dropped: it truncates

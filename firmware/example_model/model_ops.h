@@ -4,14 +4,15 @@
 #define TINYDEPLOY_MODEL_OPS_H_
 
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "td_kernels.h"
 
 typedef tflite::MicroMutableOpResolver<5> TdOpResolver;
 
 inline TfLiteStatus td_register_ops(TdOpResolver& resolver) {
-  if (resolver.AddConv2D() != kTfLiteOk) return kTfLiteError;  // CONV_2D (CMSIS-NN)
+  if (resolver.AddConv2D(td::kernels::Register_CONV_2D_INT8()) != kTfLiteOk) return kTfLiteError;  // CONV_2D (tinydeploy)
   if (resolver.AddMaxPool2D() != kTfLiteOk) return kTfLiteError;  // MAX_POOL_2D (CMSIS-NN)
   if (resolver.AddReshape() != kTfLiteOk) return kTfLiteError;  // RESHAPE
-  if (resolver.AddFullyConnected() != kTfLiteOk) return kTfLiteError;  // FULLY_CONNECTED (CMSIS-NN)
+  if (resolver.AddFullyConnected(td::kernels::Register_FULLY_CONNECTED_INT8()) != kTfLiteOk) return kTfLiteError;  // FULLY_CONNECTED (tinydeploy)
   if (resolver.AddSoftmax() != kTfLiteOk) return kTfLiteError;  // SOFTMAX (CMSIS-NN)
   return kTfLiteOk;
 }

@@ -30,8 +30,11 @@ TfLiteRegistration Register_FULLY_CONNECTED();
 // The same for a model whose every FULLY_CONNECTED node is such a node: the library's kernel is not linked.
 TfLiteRegistration Register_FULLY_CONNECTED_INT8();
 
-// ADD, int8, two inputs of the output's shape (no broadcast).
+// ADD, int8, two inputs of the output's shape (no broadcast): its own tables from 256 elements, the pinned CMSIS-NN's
+// function below.
 TfLiteRegistration Register_ADD();
+// The same for a model whose every ADD node is such a node: the library's kernel is not linked.
+TfLiteRegistration Register_ADD_INT8();
 
 }  // namespace kernels
 }  // namespace td

@@ -11,7 +11,7 @@ from ..sources import EXAMPLE_MODEL
 
 def add_parsers(sub, add_board, add_json) -> None:
     from ..cliargs import bounded_int
-    from ..generate.project import KERNELS
+    from ..generate.project import DEFAULT_KERNELS, KERNELS
     from ..plan import MEMORY_PLANS
 
     b = sub.add_parser("build", help="generate a TFLite Micro PlatformIO project for a board (and compile it when possible)")
@@ -29,9 +29,10 @@ def add_parsers(sub, add_board, add_json) -> None:
                         "from the firmware's own arena_used_bytes() on the emulated Cortex-M4 + 2%% (measured)")
     b.add_argument("--tflm", metavar="DIR", help="with --arena measured: the Arduino_TensorFlowLite library folder "
                                                  "(default: $TINYDEPLOY_TFLM_DIR)")
-    b.add_argument("--kernels", choices=KERNELS, default="cmsis-nn",
-                   help="tinydeploy: register tinydeploy's own int8 kernels where it has them (DEPTHWISE_CONV_2D), the "
-                        "library's CMSIS-NN kernels elsewhere; cmsis-nn: the library's kernels only (default)")
+    b.add_argument("--kernels", choices=KERNELS, default=DEFAULT_KERNELS,
+                   help="tinydeploy: tinydeploy's own int8 kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD; "
+                        "requantization parameters in flash), the library's CMSIS-NN kernels elsewhere (default); "
+                        "cmsis-nn: the library's kernels only")
     b.add_argument("--memory-plan", choices=MEMORY_PLANS, default="offline",
                    help="offline: tinydeploy plans the arena's activations at build time (exact for chains, a search "
                         "otherwise) and keeps the input tensor, so the firmware holds no copy of it (default); tflm: "

@@ -11,7 +11,7 @@ from ..boards import Board
 from ..errors import ModelError, TinyDeployError
 from ..fsutil import check_output_dir
 from ..generate.golden import Golden, make_golden, samples_path_for
-from ..generate.project import (ArenaPlan, build_context, host_arena_plan, measured_arena_plan,
+from ..generate.project import (DEFAULT_KERNELS, ArenaPlan, build_context, host_arena_plan, measured_arena_plan,
                                 render_project)
 from ..plan import Deployed, plan_memory
 from ..repair import Repaired, repair
@@ -29,7 +29,7 @@ class BuildRequest:
     golden_count: int = 3
     arena: str = "host"  # "host" | "measured"
     tflm: str | None = None  # with arena="measured": the TFLM library folder
-    kernels: str = "cmsis-nn"  # or "tinydeploy": tinydeploy's own kernels where it has them
+    kernels: str = DEFAULT_KERNELS  # generate/project.py's KERNELS
     memory_plan: str = "offline"  # plan.MEMORY_PLANS
     command: str = "tinydeploy build"  # recorded in the generated files
 

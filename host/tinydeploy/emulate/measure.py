@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..analyze import Analysis
 from ..errors import ModelError
+from ..generate.project import DEFAULT_KERNELS
 from ..tflite_model import TFLiteModel
 
 # The probe's arena: room for what the host interpreter cannot see (CMSIS-NN scratch buffers). The
@@ -36,7 +37,7 @@ class Measurement:
 
 def measure(model: TFLiteModel, analysis: Analysis, *, tflm: str | None, runs: int = 3, golden=None,
             labels: list[str] | None = None, name: str = "model", command: str = "tinydeploy emulate",
-            kernels: str = "cmsis-nn") -> Measurement:
+            kernels: str = DEFAULT_KERNELS) -> Measurement:
     """``model`` as deployed (``tinydeploy.repair``) and its analysis, whose board's flags the build uses."""
     from ..device.bench import DeviceErrorWithReport, run_bench
     from ..device.link import Link

@@ -26,7 +26,10 @@ TEMPLATES = ("platformio.ini", "README.md", "src/model_config.h", "src/model_ops
 FIRMWARE_FILES = ("main.cpp", "td_board.h", "td_board_arduino.cpp", "td_device.cpp", "td_device.h", "td_log.cpp",
                   "td_log.h", "td_report.cpp", "td_report.h", "td_stats.cpp", "td_stats.h", "td_tflm.cpp", "td_tflm.h",
                   "td_model_info.h")
-KERNELS = ("cmsis-nn", "tinydeploy")  # whose kernels the resolver registers where tinydeploy has its own
+KERNELS = ("tinydeploy", "cmsis-nn")  # whose kernels the resolver registers where tinydeploy has its own
+# The default: tinydeploy's kernels (bit-exact with TFLM's reference kernels, and no op of the benchmark models or the
+# study's families slower than with the library's: bench/kernels.py --study); cmsis-nn is the pinned library's alone.
+DEFAULT_KERNELS = "tinydeploy"
 
 
 def kernel_table() -> dict:
@@ -80,7 +83,7 @@ def _head(model: TFLiteModel) -> tuple[int | None, int]:
     return head_with_scratch(model, scratch), planning_bytes(model, len(scratch))
 
 
-def host_arena_plan(analysis: Analysis, model: TFLiteModel, kernels: str = "cmsis-nn") -> ArenaPlan:
+def host_arena_plan(analysis: Analysis, model: TFLiteModel, kernels: str = DEFAULT_KERNELS) -> ArenaPlan:
     """The arena from the host interpreter's figure, corrected to 32-bit, with a margin for what it cannot see.
     ``model``: as deployed. With an offline plan the head is exact (the planned tensors and the CMSIS-NN kernels'
     scratch buffers where TFLM puts them, or TFLM's planning space where that is larger) and the margin covers the
@@ -137,7 +140,7 @@ def measured_arena_plan(analysis: Analysis, model: TFLiteModel, used_bytes: int,
 
 
 def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels: list[str], *, name: str,
-                  command: str, arena_plan: ArenaPlan | None = None, kernels: str = "cmsis-nn") -> dict:
+                  command: str, arena_plan: ArenaPlan | None = None, kernels: str = DEFAULT_KERNELS) -> dict:
     """What the templates render for ``model`` (as deployed). ``labels``: one per class, or none (class_0, ...).
     ``kernels``: "tinydeploy" registers tinydeploy's own kernels (kernels.json) for the ops it has them for."""
     from ..plan import planned_offsets

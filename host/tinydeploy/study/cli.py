@@ -68,6 +68,7 @@ def cmd_study(args) -> int:
     from ..fsutil import check_output_dir, write_json_atomic
     from ..errors import TinyDeployError
     from .grid import DATASETS, PROFILES, RESOLUTION, STUDY_FAMILIES, add_emulated_latency, apply_measured, group_seconds, run
+    from ..generate.project import DEFAULT_KERNELS
     from .outputs import write_all
 
     from ..compress.tfenv import require_training_extra
@@ -120,7 +121,7 @@ def cmd_study(args) -> int:
         else:
             console.print(f"[yellow]latencies are cycle-model estimates:[/] {why_not}")
     meta = {"profile": profile.name, "board": board.id, "inputs": {d: RESOLUTION[d] for d in datasets}, "cpu_mhz": board.cpu_mhz, "profile_text": profile.describe(), "latency_budget_ms": args.latency_budget,
-            "seconds": time.monotonic() - t0, "workers": args.workers, "group_seconds": group_seconds(rows)[0],
+            "seconds": time.monotonic() - t0, "workers": args.workers, "kernels": DEFAULT_KERNELS, "group_seconds": group_seconds(rows)[0],
             "groups_untimed": group_seconds(rows)[1], "latency_source": why_not or "emulated",
             "command": "tinydeploy " + " ".join(sys.argv[1:]),
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "failures": failures}

@@ -399,8 +399,8 @@ def _pool(workers: int):
 def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, board, progress=None) -> int:
     """Instructions per inference on the emulated Cortex-M4 for every int8 row that fits (and has no board
     measurement): the row's latency becomes `emulated`. Results are cached by what decides them: the model's bytes,
-    the TFLM library's files, the compiler's version and the board's flags, and tinydeploy's firmware and templates. Returns the number of
-    rows measured."""
+    the TFLM library's files, the compiler's version and the board's flags, the kernels (the build's default), and
+    tinydeploy's firmware and templates. Returns the number of rows measured."""
     import hashlib
 
     from ..emulate.tflm_library import TflmLibrary
@@ -418,8 +418,10 @@ def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, boar
     todo = [r for r in rows if r["variant"] == "int8" and r["fits"] and r.get("latency_kind") != "measured"]
     if not todo:
         return 0
+    from ..generate.project import DEFAULT_KERNELS
+
     setup = hashlib.sha256(TflmLibrary.locate(tflm).fingerprint().encode() + ArmToolchain.find().version.encode()
-                           + json.dumps([board.gcc_flags, board.compile], sort_keys=True).encode())
+                           + json.dumps([board.gcc_flags, board.compile, DEFAULT_KERNELS], sort_keys=True).encode())
     for d in (firmware_dir(), templates_dir()):
         for p in sorted(d.rglob("*")):
             if p.is_file() and "__pycache__" not in p.parts:
@@ -434,7 +436,8 @@ def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, boar
         else:
             model = repair(TFLiteModel.from_bytes(data, source=path.name)).model
             figure = ArenaFigure(**r["arena_figure"]) if r.get("arena_figure") else None
-            m = measure(model, analyze(model, board, arena=figure), tflm=tflm, runs=1, name=r["model"]).to_dict()
+            m = measure(model, analyze(model, board, arena=figure), tflm=tflm, runs=1, name=r["model"],
+                        kernels=DEFAULT_KERNELS).to_dict()
             write_json_atomic(em, m)
         r.update(latency_ms=board.ms(m["instructions"]), latency_kind="emulated",
                  instructions=m["instructions"], device_arena_bytes=m["arena_used_bytes"])

@@ -311,7 +311,10 @@ def write_all(rows, out_dir: Path, meta: dict) -> dict:
                    + " (MobileNets at least 32x32; HAM10000 is 200x150 RGB at the source, the others 28x28)")]
                  if meta.get("inputs") else []), "",
                "Each row's `latency_kind` says where its latency comes from: `measured` (a board's `bench` JSON), "
-               "`emulated` (the firmware compiled against the pinned TFLM and run on QEMU's Cortex-M4: `instructions` "
+               "`emulated` (the firmware compiled against the pinned TFLM"
+               + {"tinydeploy": " with tinydeploy's kernels (`build --kernels tinydeploy`, the default)",
+                  "cmsis-nn": " with the library's CMSIS-NN kernels (`build --kernels cmsis-nn`)"}.get(meta.get("kernels"), "")
+               + " and run on QEMU's Cortex-M4: `instructions` "
                f"per inference, exact; ms = instructions / {meta['cpu_mhz']} MHz, an estimate that takes one instruction per cycle, so "
                "the board is slower), or `estimated` (the per-op cycle model, host/tinydeploy/analyze/cycle_model.py, "
                "where the row does not fit or the emulator was not available). `device_arena_bytes` is the firmware's "
