@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import EXAMPLE, run_cli
@@ -50,6 +50,7 @@ def _weight_region() -> tuple[int, int]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, len(_DATA) - 1), st.integers(0, 255)), min_size=1, max_size=8),
        st.one_of(st.just(len(_DATA)), st.integers(8, len(_DATA))))
+@example(edits=[(237, 1)], length=40512)  # a metadata name that is not UTF-8 (found by this test: an internal error)
 def test_mutated_models_never_traceback(tmp_path, edits, length):
     """Mutate bytes of a valid model (full length or truncated); analyze ends with a result or a one-line error."""
     from tinydeploy.cli import main

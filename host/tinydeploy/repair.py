@@ -139,7 +139,7 @@ class _Editor:
 
 def _name(t) -> str:
     n = t.name
-    return n.decode() if isinstance(n, bytes) else str(n)
+    return n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)  # a corrupt file's may not be UTF-8
 
 
 def _fc_as_conv(ed: _Editor, op) -> list:

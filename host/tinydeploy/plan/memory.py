@@ -206,7 +206,8 @@ def planned_offsets(data: bytes) -> list[int] | None:
 
 
 def _name(m) -> str:
-    return m.name.decode() if isinstance(m.name, bytes) else str(m.name)
+    # a corrupt file's name need not be UTF-8 (and then is not ours)
+    return m.name.decode("utf-8", "replace") if isinstance(m.name, bytes) else str(m.name)
 
 
 def _editor(data: bytes):
