@@ -32,6 +32,13 @@ constexpr int kMinOutputs = 16;
 constexpr int kMinInputs = 16;
 constexpr int kOneRow = -3;
 
+// The batches: the output's elements over its channels.
+int32_t Rows(const TfLiteIntArray* output_dims, int32_t cols) {
+  int32_t elements = 1;
+  for (int i = 0; i < output_dims->size; ++i) elements *= output_dims->data[i];
+  return elements / cols;
+}
+
 bool Applies(TfLiteContext* context, TfLiteNode* node) {
   tflite::MicroContext* mc = tflite::GetMicroContext(context);
   TfLiteTensor* input = mc->AllocateTempInputTensor(node, tflite::kFullyConnectedInputTensor);
@@ -62,16 +69,11 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
                                                                 filter, bias, output, &op->data);
   const int k = filter->dims->data[1], cols = filter->dims->data[0];
   op->data.filter_buffer_index = k <= kMatMulMaxK && cols >= kMinOutputs && k >= kMinInputs ? kOwnLoops : -1;
-  int64_t most = 0;  // the largest |bias|, for the one-row loop's bound
-  const bool constant_bias = bias != nullptr && bias->data.i32 != nullptr && bias->allocation_type == kTfLiteMmapRo;
-  for (int j = 0; constant_bias && j < cols; ++j) {
-    const int64_t v = bias->data.i32[j];
-    most = v < 0 ? (-v > most ? -v : most) : (v > most ? v : most);
-  }
-  int32_t elements = 1;
-  for (int i = 0; i < output->dims->size; ++i) elements *= output->dims->data[i];
-  if (s == kTfLiteOk && elements == cols && constant_bias &&
-      FcRowTakes(k, cols, op->data.output_multiplier, op->data.output_shift, op->data.output_zero_point, most)) {
+  // the one-row loop's bound needs the biases: constants of the model
+  const bool constant_bias = bias != nullptr && bias->allocation_type == kTfLiteMmapRo;
+  if (s == kTfLiteOk && Rows(output->dims, cols) == 1 && constant_bias &&
+      FcRowTakes(k, cols, op->data.output_multiplier, op->data.output_shift, op->data.output_zero_point,
+                 bias->data.i32)) {
     op->data.filter_buffer_index = kOneRow;
   }
   mc->DeallocateTempTfLiteTensor(input);
@@ -84,10 +86,8 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
 // The library kernel's arm_fully_connected_s8 call (its int8 path for 2-D outputs; for 3-D and 4-D ones it takes
 // arm_convolve_1x1_s8_fast with per-channel copies of the one multiplier, the same figures).
 TfLiteStatus EvalCmsis(const TfLiteEvalTensor* input, const TfLiteEvalTensor* filter, const TfLiteEvalTensor* bias,
-                       TfLiteEvalTensor* output, const tflite::OpDataFullyConnected& d) {
+                       TfLiteEvalTensor* output, const tflite::OpDataFullyConnected& d, int32_t rows) {
   const int32_t k = filter->dims->data[1], cols = filter->dims->data[0];
-  int32_t elements = 1;
-  for (int i = 0; i < output->dims->size; ++i) elements *= output->dims->data[i];
   cmsis_nn_context ctx = {nullptr, 0};
   cmsis_nn_fc_params fc;
   fc.input_offset = -d.input_zero_point;
@@ -96,8 +96,8 @@ TfLiteStatus EvalCmsis(const TfLiteEvalTensor* input, const TfLiteEvalTensor* fi
   fc.activation.min = d.output_activation_min;
   fc.activation.max = d.output_activation_max;
   cmsis_nn_per_tensor_quant_params quant = {d.output_multiplier, d.output_shift};
-  const cmsis_nn_dims in_dims = {elements / cols, 1, 1, k}, filter_dims = {k, 1, 1, cols}, bias_dims = {1, 1, 1, cols},
-                      out_dims = {elements / cols, 1, 1, cols};
+  const cmsis_nn_dims in_dims = {rows, 1, 1, k}, filter_dims = {k, 1, 1, cols}, bias_dims = {1, 1, 1, cols},
+                      out_dims = {rows, 1, 1, cols};
   return arm_fully_connected_s8(&ctx, &fc, &quant, &in_dims, tflite::micro::GetTensorData<int8_t>(input),
                                 &filter_dims, tflite::micro::GetTensorData<int8_t>(filter), &bias_dims,
                                 bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr, &out_dims,
@@ -112,7 +112,8 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const FcOp& op) 
   const TfLiteEvalTensor* bias = tflite::micro::GetEvalInput(context, node, tflite::kFullyConnectedBiasTensor);
   TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, tflite::kFullyConnectedOutputTensor);
   const tflite::OpDataFullyConnected& d = op.data;
-  if (d.filter_buffer_index == -1) return EvalCmsis(input, filter, bias, output, d);
+  const int32_t rows = Rows(output->dims, filter->dims->data[0]);
+  if (d.filter_buffer_index == -1) return EvalCmsis(input, filter, bias, output, d, rows);
   const int32_t mult = d.output_multiplier, shift = d.output_shift;
   MatMul m;
   m.in = tflite::micro::GetTensorData<int8_t>(input);
@@ -121,9 +122,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const FcOp& op) 
   m.out = tflite::micro::GetTensorData<int8_t>(output);
   m.k = filter->dims->data[1];
   m.cols = filter->dims->data[0];
-  int32_t elements = 1;
-  for (int i = 0; i < output->dims->size; ++i) elements *= output->dims->data[i];
-  m.rows = elements / m.cols;
+  m.rows = rows;
   m.input_zp = d.input_zero_point;
   m.output_zp = d.output_zero_point;
   m.act_min = d.output_activation_min;

@@ -43,15 +43,22 @@ struct Block {
 // shift (two instructions more than kRight); kSlow: TFLM's own function.
 enum Mode { kSlow = 0, kRight = 1, kAny = 2 };
 
+// The largest |accumulator| of n channels of k values: |bias + sum w (x + offset)| <= |bias| + 255 * 128 * k
+// (|x + offset| <= 255, |w| <= 128), with the largest of their biases (none: 0).
+int64_t AccumulatorBound(int32_t k, const int32_t* bias, int n) {
+  int64_t most = 0;
+  for (int j = 0; bias && j < n; ++j) {
+    const int64_t v = bias[j];
+    most = v < 0 ? (-v > most ? -v : most) : (v > most ? v : most);
+  }
+  return most + 255LL * 128 * k;
+}
+
 void MakeBlock(const MatMul& m, int o0, int n, Block& b) {
-  const int64_t products = 255LL * 128 * m.k;  // |sum w (x + offset)| <= 255 * 128 * k (|x + offset| <= 255, |w| <= 128)
+  const int64_t products = AccumulatorBound(m.k, nullptr, 0);
   if (!m.per_channel) {  // one multiplier for all (a fully connected layer): the same constants, only the biases differ
-    int64_t most = 0;  // the block's largest bias, for the bound
-    for (int j = 0; m.bias && j < n; ++j) {
-      const int64_t v = m.bias[o0 + j];
-      most = v < 0 ? (-v > most ? -v : most) : (v > most ? v : most);
-    }
-    const util::Requant r = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, most + products);
+    const util::Requant r = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp,
+                                              AccumulatorBound(m.k, m.bias ? m.bias + o0 : nullptr, n));
     const int32_t add = r.fast ? r.add : m.output_zp, rs = r.fast ? r.right : 0, left = r.fast ? 1 : r.shift + 1,
                   mask = r.fast ? -1 : 0;
     for (int j = 0; j < n; ++j) {
@@ -522,12 +529,12 @@ __attribute__((naked, noinline)) void FcBlocks(FcRun*) {
 
 }  // namespace
 
-bool FcRowTakes(int32_t k, int32_t cols, int32_t mult, int32_t shift, int32_t output_zp, int64_t max_abs_bias) {
+bool FcRowTakes(int32_t k, int32_t cols, int32_t mult, int32_t shift, int32_t output_zp, const int32_t* bias) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  return k % 8 == 0 && k <= kMatMulMaxK && cols >= 4 &&
-         util::MakeRequant(mult, shift, output_zp, max_abs_bias + 255LL * 128 * k).fast;
+  return bias != nullptr && k % 8 == 0 && k <= kMatMulMaxK && cols >= 4 &&
+         util::MakeRequant(mult, shift, output_zp, AccumulatorBound(k, bias, cols)).fast;
 #else
-  (void)k, (void)cols, (void)mult, (void)shift, (void)output_zp, (void)max_abs_bias;
+  (void)k, (void)cols, (void)mult, (void)shift, (void)output_zp, (void)bias;
   return false;
 #endif
 }
@@ -538,7 +545,7 @@ void FcRow(const MatMul& m) {
   int32_t xw[kMatMulMaxK / 2];
   Widen(m.in, groups, -m.input_zp, xw, 2);
   // the fast form's constants (which do not depend on the bound; FcRowTakes checked the bound with the biases)
-  const util::Requant q = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, 255LL * 128 * m.k);
+  const util::Requant q = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, AccumulatorBound(m.k, nullptr, 0));
   const int32_t add = q.add, right = q.right;
   const int32_t lo4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_min));
   const int32_t hi4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_max));

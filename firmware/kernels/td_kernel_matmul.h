@@ -36,9 +36,9 @@ struct MatMul {
 void Run(const MatMul& m);
 
 // One row (a fully connected layer's batch of one) against per-tensor weights, four channels at a time in one
-// assembly loop, the constants computed once: where FcRowTakes (K a multiple of 8, at most kMatMulMaxK, 4 channels
-// or more, the fast requantization exact for the largest bias), with a bias. Run's figures, faster.
-bool FcRowTakes(int32_t k, int32_t cols, int32_t mult, int32_t shift, int32_t output_zp, int64_t max_abs_bias);
+// assembly loop, the constants computed once: where FcRowTakes (a bias, K a multiple of 8, at most kMatMulMaxK, 4
+// channels or more, the fast requantization exact for the largest of the cols biases). Run's figures, faster.
+bool FcRowTakes(int32_t k, int32_t cols, int32_t mult, int32_t shift, int32_t output_zp, const int32_t* bias);
 void FcRow(const MatMul& m);
 
 }  // namespace kernels

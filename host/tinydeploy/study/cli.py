@@ -120,9 +120,10 @@ def cmd_study(args) -> int:
                                  progress=lambda done, total: prog.update(etask, completed=done, total=total))
         else:
             console.print(f"[yellow]latencies are cycle-model estimates:[/] {why_not}")
+    timed, untimed = group_seconds(rows)
     meta = {"profile": profile.name, "board": board.id, "inputs": {d: RESOLUTION[d] for d in datasets}, "cpu_mhz": board.cpu_mhz, "profile_text": profile.describe(), "latency_budget_ms": args.latency_budget,
-            "seconds": time.monotonic() - t0, "workers": args.workers, "kernels": DEFAULT_KERNELS, "group_seconds": group_seconds(rows)[0],
-            "groups_untimed": group_seconds(rows)[1], "latency_source": why_not or "emulated",
+            "seconds": time.monotonic() - t0, "workers": args.workers, "kernels": DEFAULT_KERNELS, "group_seconds": timed,
+            "groups_untimed": untimed, "latency_source": why_not or "emulated",
             "command": "tinydeploy " + " ".join(sys.argv[1:]),
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "failures": failures}
     files = write_all(rows, out, meta)
