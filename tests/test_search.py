@@ -176,6 +176,36 @@ def test_two_workers_share_one_postgresql_storage(tmp_path, postgres):
     assert [r["trial"] for r in fronts[last]] and all((tmp_path / f"w{last}" / r["file"]).exists() for r in fronts[last])
 
 
+_KILLED_AFTER_ASK = """
+import os, signal, sys
+from tinydeploy.search import run
+import optuna
+study = optuna.create_study(study_name="s", storage=run.open_storage(sys.argv[1]), load_if_exists=True)
+study.ask()  # the trial exists now, RUNNING; the worker dies before any objective code runs
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_worker_killed_right_after_asking_leaves_a_trial_marked_as_its_orphan(tmp_path):
+    """The moment CI's interrupted-search test once hit (the trial created, its worker tag not yet written): the tag
+    comes with the trial's creation, so the orphan is found. Without it, fail_orphans finds nothing."""
+    from tinydeploy.search import run
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    p = subprocess.run([sys.executable, "-c", _KILLED_AFTER_ASK, url], capture_output=True, text=True, timeout=120)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    study = _study(url, "s")
+    (orphan,) = study.trials
+    host, _, pid = orphan.user_attrs["worker"].rpartition(":")
+    assert orphan.state.name == "RUNNING" and host == socket.gethostname() and int(pid) != os.getpid()
+    assert run.fail_orphans(study) == 1 and _study(url, "s").trials[0].state.name == "FAIL"
+    import optuna
+
+    mine = optuna.load_study(study_name="s", storage=run.open_storage(url))
+    mine.ask()  # this process's own running trial is never an orphan
+    assert run.fail_orphans(mine) == 0
+
+
 def test_a_candidate_proposed_again_is_not_trained_twice():
     """The sampler may propose a finished candidate again (TPE does, late in a search): the trial takes the first
     one's figures without training, and the front lists the model once."""

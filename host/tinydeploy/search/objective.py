@@ -15,8 +15,6 @@ faster ones at the same epoch, while a fast, less accurate model, which may belo
 from __future__ import annotations
 
 import base64
-import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +23,6 @@ import numpy as np
 
 from ..boards import Board
 from .space import Candidate, build_model, compressed, suggest
-
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
-
 
 class Rejected(Exception):
     """The candidate does not fit the board (found before training, or after, for the model as deployed)."""
@@ -148,7 +143,6 @@ class Objective:
         t0 = time.monotonic()
         c = suggest(trial, self.ds.input_shape[0])
         trial.set_user_attr("candidate", c.to_json())
-        trial.set_user_attr("worker", WORKER)
         same = next((t for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
                      if t.params == trial.params and "duplicate_of" not in t.user_attrs), None)
         if same is not None:  # the sampler proposed a finished candidate again: its figures, not a second training
