@@ -80,22 +80,26 @@ def _emulate(project, tflm_dir):
 
 
 def test_parameters_in_flash_leave_the_arena_and_outputs_stay_the_hosts(example_builds, tflm_dir):
-    from tinydeploy.generate.requant import channel_params, params_bytes
+    from tinydeploy.generate.registration import own_loops_take
+    from tinydeploy.generate.requant import OP_DATA_CONV_BYTES, channel_params, params_bytes
     from tinydeploy.tflite_model import TFLiteModel
 
     model = TFLiteModel.from_file(example_builds["tinydeploy"] / "model.tflite")
     params = channel_params(model)
     text = (example_builds["tinydeploy"] / "src" / "model_params.cpp").read_text()
     assert len(params) >= 2 and all(f"{{{p.output_tensor}, {p.channels}, " in text for p in params)
-    assert "{-1, 0, nullptr, nullptr}" in (example_builds["cmsis-nn"] / "src" / "model_params.cpp").read_text()
+    assert "{-1, 0, nullptr, nullptr, {}}" in (example_builds["cmsis-nn"] / "src" / "model_params.cpp").read_text()
     used = {}
     for kernels, project in example_builds.items():
         r, d = _emulate(project, tflm_dir)
         assert r.returncode == 0, r.stderr
         assert d["golden"] and all(g["pass"] for g in d["golden"])
         used[kernels] = d["memory"]["arena_used_bytes"]
-    # the library's kernels keep 2 x 4 B a channel (16-byte aligned) per node, and op data no smaller than ours
-    assert used["tinydeploy"] <= used["cmsis-nn"] - params_bytes(params), used
+    # the library's kernels keep 2 x 4 B a channel (16-byte aligned) and op data per node; tinydeploy's loops keep
+    # neither (the op data in flash); the nodes the CMSIS-NN function runs keep op data no larger than the library's
+    own = [p for p in params if own_loops_take(model, model.operators[p.operator])]
+    assert own and f"OwnLoopsOpData({', '.join(map(str, own[0].padding))}, " in text
+    assert used["tinydeploy"] <= used["cmsis-nn"] - params_bytes(params) - OP_DATA_CONV_BYTES * len(own), used
 
 
 def test_parameters_of_another_model_refuse_to_start(example_builds, tflm_dir, tmp_path):
@@ -111,4 +115,22 @@ def test_parameters_of_another_model_refuse_to_start(example_builds, tflm_dir, t
     r, _ = _emulate(project, tflm_dir)
     assert r.returncode == 3 and "AllocateTensors() failed" in r.stderr, r.stderr
     assert "channel 0: multiplier/shift in flash" in r.stderr and "rebuild it" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+
+
+def test_op_data_of_another_model_refuses_to_start(example_builds, tflm_dir, tmp_path):
+    """The op data in flash (padding, zero points, activation range) is checked against what TFLM's Prepare computes
+    on the device: one node's activation maximum off by one stops AllocateTensors() with one line."""
+    project = tmp_path / "wrong_op"
+    shutil.copytree(example_builds["tinydeploy"], project)
+    src = project / "src" / "model_params.cpp"
+    text = src.read_text()
+    call = text.index("OwnLoopsOpData(")
+    end = text.index(")", call)
+    args = text[call + len("OwnLoopsOpData("):end].split(", ")
+    args[-1] = str(int(args[-1]) - 1)  # the activation maximum
+    src.write_text(text[:call] + "OwnLoopsOpData(" + ", ".join(args) + text[end:])
+    r, _ = _emulate(project, tflm_dir)
+    assert r.returncode == 3 and "AllocateTensors() failed" in r.stderr, r.stderr
+    assert "op data in flash differs from TFLM's Prepare" in r.stderr and "rebuild it" in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr

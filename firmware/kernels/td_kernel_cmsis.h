@@ -15,12 +15,6 @@
 namespace td {
 namespace kernels {
 
-// Who computes an int8 CONV_2D / DEPTHWISE_CONV_2D node under tinydeploy's registration, kept in its OpDataConv's
-// filter_buffer_index (which TFLM reads only for int4 filters, never taken here), so the op data stays the library's
-// size: kOwnLoops for tinydeploy's loops, else the CMSIS-NN function with the index of the scratch buffer it asked
-// for (-1: none).
-constexpr int kOwnLoops = -2;
-
 namespace cmsis {
 
 // Prepare (after the op data is filled): the scratch buffer the function asks for, its index into *buffer.

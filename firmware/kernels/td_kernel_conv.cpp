@@ -292,7 +292,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op
 template <TfLiteRegistration (*kLibrary)()>
 TfLiteRegistration Registration() {
   return util::Kernel<tflite::OpDataConv, kLibrary, TakesConvNode<OwnLoopsTake>,
-                      PrepareConvNode<OwnLoopsTake, PrepareConv, cmsis::PrepareConv>, EvalOurs>::Registration();
+                      PrepareConvNode<OwnLoopsTake, PrepareConv, cmsis::PrepareConv>, EvalOurs, FlashOpData>::Registration();
 }
 
 }  // namespace

@@ -501,7 +501,7 @@ template <TfLiteRegistration (*kLibrary)()>
 TfLiteRegistration Registration() {
   return util::Kernel<tflite::OpDataConv, kLibrary, TakesConvNode<OwnLoopsTake>,
                       PrepareConvNode<OwnLoopsTake, PrepareDepthwiseConv, cmsis::PrepareDepthwiseConv>,
-                      EvalOurs>::Registration();
+                      EvalOurs, FlashOpData>::Registration();
 }
 
 }  // namespace

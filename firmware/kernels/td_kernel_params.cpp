@@ -1,5 +1,7 @@
 #include "td_kernel_params.h"
 
+#include <string.h>
+
 #include "tensorflow/lite/c/builtin_op_data.h"
 #include "tensorflow/lite/kernels/internal/quantization_util.h"
 #include "tensorflow/lite/kernels/kernel_util.h"
@@ -92,6 +94,21 @@ TfLiteStatus PrepareFromFlash(TfLiteContext* context, TfLiteNode* node, const Ch
 }
 
 }  // namespace
+
+TfLiteStatus FlashOpData(TfLiteNode* node, const tflite::OpDataConv& computed, const tflite::OpDataConv** in_flash) {
+  *in_flash = nullptr;
+  const ChannelParams* p = computed.filter_buffer_index == kOwnLoops ? FindChannelParams(node) : nullptr;
+  if (p == nullptr) return kTfLiteOk;
+  // every field is 4 bytes wide: no padding between them, and the computed struct started zeroed
+  if (memcmp(&p->op, &computed, sizeof(computed)) != 0) {
+    MicroPrintf("tinydeploy: tensor %d's op data in flash differs from TFLM's Prepare (padding, zero points or "
+                "activation range): the project was generated for another model; rebuild it",
+                static_cast<int>(p->output_tensor));
+    return kTfLiteError;
+  }
+  *in_flash = &p->op;
+  return kTfLiteOk;
+}
 
 TfLiteStatus PrepareConv(TfLiteContext* context, TfLiteNode* node) {
   const ChannelParams* p = FindChannelParams(node);

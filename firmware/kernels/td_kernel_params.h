@@ -1,8 +1,11 @@
-// Per-channel requantization parameters in flash: the multipliers and shifts that TFLM's Prepare of a CONV_2D or
-// DEPTHWISE_CONV_2D node computes from the model's constant scales and keeps in the arena (8 bytes a channel), which
-// `tinydeploy build` computes instead and writes as const arrays (the generated model_params.cpp), one entry per
-// node, found by the node's output tensor. A node tinydeploy's kernel runs points its op data at its entry, after
-// checking every channel against TFLM's own QuantizeMultiplier; a node without an entry (or run by the library's
+// Per-channel requantization parameters and op data in flash: the multipliers and shifts that TFLM's Prepare of a
+// CONV_2D or DEPTHWISE_CONV_2D node computes from the model's constant scales and keeps in the arena (8 bytes a
+// channel), and the rest of its op data (OpDataConv: 64 bytes of the arena's tail a node), which `tinydeploy build`
+// computes instead and writes as const arrays (the generated model_params.cpp), one entry per node, found by the
+// node's output tensor. A node tinydeploy's kernel runs points its op data's parameters at its entry, after checking
+// every channel against TFLM's own QuantizeMultiplier; a node its own loops run uses the entry's op data itself,
+// after checking it equals the struct Prepare computed (the CMSIS-NN function's nodes keep theirs in the arena: it
+// holds the index of the scratch buffer TFLM hands out at start-up). A node without an entry (or run by the library's
 // kernel) gets them in the arena as before.
 #ifndef TINYDEPLOY_TD_KERNEL_PARAMS_H_
 #define TINYDEPLOY_TD_KERNEL_PARAMS_H_
@@ -10,16 +13,33 @@
 #include <stdint.h>
 
 #include "tensorflow/lite/c/common.h"
+#include "tensorflow/lite/micro/kernels/conv.h"
 
 namespace td {
 namespace kernels {
+
+// Who computes an int8 CONV_2D / DEPTHWISE_CONV_2D node under tinydeploy's registration, kept in its OpDataConv's
+// filter_buffer_index (which TFLM reads only for int4 filters, never taken here), so the op data stays the library's
+// size: kOwnLoops for tinydeploy's loops, else the CMSIS-NN function with the index of the scratch buffer it asked
+// for (-1: none).
+constexpr int kOwnLoops = -2;
 
 struct ChannelParams {
   int32_t output_tensor;  // the node's output tensor (subgraph 0); -1 ends the table
   int32_t channels;
   const int32_t* multiplier;
   const int32_t* shift;
+  tflite::OpDataConv op;  // the op data of the node as tinydeploy's own loops run it
 };
+
+// The op data the build writes: TFLM's OpDataConv for an int8 per-channel node (no per-tensor multiplier), its
+// parameters the entry's arrays, its kernel tinydeploy's loops. Read only: the kernels never write it.
+constexpr tflite::OpDataConv OwnLoopsOpData(int pad_w, int pad_h, int pad_w_offset, int pad_h_offset, int32_t input_zp,
+                                            int32_t filter_zp, int32_t output_zp, const int32_t* multiplier,
+                                            const int32_t* shift, int32_t activation_min, int32_t activation_max) {
+  return {{pad_w, pad_h, pad_w_offset, pad_h_offset}, input_zp, filter_zp, output_zp, 0, 0,
+          const_cast<int32_t*>(multiplier), const_cast<int32_t*>(shift), activation_min, activation_max, kOwnLoops};
+}
 
 // The generated table (model_params.cpp), ended by an entry whose output_tensor is -1.
 extern const ChannelParams kChannelParams[];
@@ -34,6 +54,10 @@ const ChannelParams* FindChannelParams(const TfLiteNode* node);
 // not belong together).
 TfLiteStatus PrepareConv(TfLiteContext* context, TfLiteNode* node);
 TfLiteStatus PrepareDepthwiseConv(TfLiteContext* context, TfLiteNode* node);
+
+// The node's op data in flash, once Prepare has computed `computed`: the entry's where the node's own loops run it
+// and the two are equal (*in_flash), else none (the arena keeps a copy); an entry that differs fails Prepare.
+TfLiteStatus FlashOpData(TfLiteNode* node, const tflite::OpDataConv& computed, const tflite::OpDataConv** in_flash);
 
 }  // namespace kernels
 }  // namespace td

@@ -24,6 +24,7 @@ template <typename Data>
 struct KernelOpOf {
   Data data;
 };
+static_assert(sizeof(KernelOpOf<tflite::OpDataConv>) == sizeof(tflite::OpDataConv), "the op data is Data alone");
 using KernelOp = KernelOpOf<tflite::OpDataConv>;
 
 // A node the library kernel runs keeps that kernel's own op data in node->user_data, tagged in its lowest bit (op
@@ -42,10 +43,12 @@ inline void* InitNothing(TfLiteContext* context, const char* buffer, size_t leng
 
 // A kernel's registration, the same for every kernel here: Prepare picks the node's kernel (this one where kApplies,
 // with kOurPrepare filling the op data; else the library kernel kLibrary, with its own op data and Prepare), and Eval
-// runs that choice (kEvalOurs, or the library's invoke).
+// runs that choice (kEvalOurs, or the library's invoke). kInFlash, where a kernel has one, finds the op data Prepare
+// computed as a const copy the build wrote (flash), which the node then uses instead of an arena copy.
 template <typename Data, TfLiteRegistration (*kLibrary)(), bool (*kApplies)(TfLiteContext*, TfLiteNode*),
           TfLiteStatus (*kOurPrepare)(TfLiteContext*, TfLiteNode*),
-          TfLiteStatus (*kEvalOurs)(TfLiteContext*, TfLiteNode*, const KernelOpOf<Data>&)>
+          TfLiteStatus (*kEvalOurs)(TfLiteContext*, TfLiteNode*, const KernelOpOf<Data>&),
+          TfLiteStatus (*kInFlash)(TfLiteNode*, const Data&, const Data**) = nullptr>
 struct Kernel {
   using Op = KernelOpOf<Data>;
 
@@ -53,14 +56,29 @@ struct Kernel {
   // that the library's kernel is not linked.
   static TfLiteRegistration LibraryKernel() { return kLibrary != nullptr ? kLibrary() : TfLiteRegistration{}; }
 
-  static TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
-    if (kApplies(context, node)) {
-      void* p = context->AllocatePersistentBuffer(context, sizeof(Op));
-      if (p == nullptr || IsLibrary(p)) return kTfLiteError;
-      memset(p, 0, sizeof(Op));
-      node->user_data = p;
-      return kOurPrepare(context, node);
+  // The op data is computed on the stack, then placed: in flash where kInFlash finds it there, else in the arena.
+  static TfLiteStatus PrepareOurs(TfLiteContext* context, TfLiteNode* node) {
+    Op op;
+    memset(&op, 0, sizeof(Op));
+    node->user_data = &op;
+    const TfLiteStatus s = kOurPrepare(context, node);
+    node->user_data = nullptr;
+    if (s != kTfLiteOk) return s;
+    const Data* in_flash = nullptr;
+    if (kInFlash != nullptr) TF_LITE_ENSURE_STATUS(kInFlash(node, op.data, &in_flash));
+    if (in_flash != nullptr) {  // Op is Data and nothing else: the same address, the same layout
+      node->user_data = const_cast<Data*>(in_flash);
+      return kTfLiteOk;
     }
+    void* p = context->AllocatePersistentBuffer(context, sizeof(Op));
+    if (p == nullptr || IsLibrary(p)) return kTfLiteError;
+    memcpy(p, &op, sizeof(Op));
+    node->user_data = p;
+    return kTfLiteOk;
+  }
+
+  static TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
+    if (kApplies(context, node)) return PrepareOurs(context, node);
     if (kLibrary == nullptr) {
       MicroPrintf("tinydeploy: a node this firmware has no kernel for (the project was generated for another model; "
                   "rebuild it)");

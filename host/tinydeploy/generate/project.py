@@ -18,8 +18,8 @@ from ..sources import firmware_dir, templates_dir
 from ..tflite_model import TFLiteModel
 from .carray import byte_array, c_comment, c_identifier, c_string, int_array
 from .golden import Golden
-from .registration import registration
-from .requant import channel_params, params_bytes
+from .registration import own_loops_take, registration
+from .requant import OP_DATA_CONV_BYTES, channel_params, params_bytes
 
 TEMPLATES = ("platformio.ini", "README.md", "src/model_config.h", "src/model_ops.h", "src/model_data.cpp",
              "src/golden_data.cpp", "src/model_params.cpp")
@@ -88,12 +88,12 @@ def host_arena_plan(analysis: Analysis, model: TFLiteModel, kernels: str = DEFAU
     ``model``: as deployed. With an offline plan the head is exact (the planned tensors and the CMSIS-NN kernels'
     scratch buffers where TFLM puts them, or TFLM's planning space where that is larger) and the margin covers the
     estimated tail only; without one, the whole figure gets it. With tinydeploy's kernels the tail leaves out the
-    per-channel parameters in flash."""
+    per-channel parameters and the own loops' op data in flash."""
     arena = analysis.arena
     if arena is None:
         raise TinyDeployError("the arena was not measured", "Run build without --no-arena")
     flash = flash_params_bytes(model, kernels)
-    flash_note = f", less {flash} B of per-channel parameters in flash" if flash else ""
+    flash_note = f", less {flash} B of per-channel parameters and op data in flash" if flash else ""
     measured = (f"the host TFLM interpreter measured {arena.host_total_bytes} B (64-bit), corrected to "
                 f"{arena.device_bytes - arena.scratch_bytes} B for the 32-bit device")
     head, planning = _head(model)
@@ -120,8 +120,11 @@ def flash_params(model: TFLiteModel, kernels: str) -> list:
 
 
 def flash_params_bytes(model: TFLiteModel, kernels: str) -> int:
-    """The arena bytes those parameters would take (what host_arena_plan subtracts)."""
-    return params_bytes(flash_params(model, kernels))
+    """The arena bytes those parameters would take (what host_arena_plan subtracts), with the op data of the nodes
+    tinydeploy's own loops run, which is in flash too."""
+    params = flash_params(model, kernels)
+    own = sum(own_loops_take(model, model.operators[p.operator]) for p in params)
+    return params_bytes(params) + own * OP_DATA_CONV_BYTES
 
 
 def measured_arena_plan(analysis: Analysis, model: TFLiteModel, used_bytes: int, target: str) -> ArenaPlan:

@@ -1,4 +1,5 @@
-"""Per-channel requantization parameters, computed at build time as TFLM's Prepare computes them at start-up.
+"""Per-channel requantization parameters and a node's whole op data, computed at build time as TFLM's Prepare
+computes them at start-up.
 
 A CONV_2D or DEPTHWISE_CONV_2D node of an int8 model requantizes each output channel by the real multiplier
 input_scale * filter_scale[c] / output_scale, which TFLM turns into a 32-bit fixed-point multiplier and a shift
@@ -7,6 +8,10 @@ input_scale * filter_scale[c] / output_scale, which TFLM turns into a 32-bit fix
 computation is a constant of the model, so `tinydeploy build` computes the same integers here and writes them as const
 arrays (``model_params.cpp``, flash) that tinydeploy's kernels point their op data at; the firmware checks each one
 against TFLM's own function before it uses it (firmware/kernels/td_kernel_params.cpp).
+
+The rest of the node's op data (TFLM's ``OpDataConv``: padding, zero points, activation range) is constant too: the
+build writes it beside the parameters, and a node that tinydeploy's own loops run points its op data at that flash
+copy after Prepare has computed the same struct and found it equal, so such a node keeps nothing in the arena.
 """
 
 from __future__ import annotations
@@ -14,9 +19,45 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..tflite_model import Operator, TFLiteModel
 
 OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}  # op -> the filter's output-channel (quantized) dimension
+# The schema's Padding (SAME 0, VALID 1) and ActivationFunctionType (RELU 1, RELU_N1_TO_1 2, RELU6 3)
+SAME = 0
+RELU, RELU_N1_TO_1, RELU6 = 1, 2, 3
+# What an OpDataConv costs in the arena's tail: 56 B on the 32-bit device, each persistent buffer 16-byte aligned
+OP_DATA_CONV_BYTES = 64
+
+
+def _round(x: float) -> int:
+    """TfLiteRound: std::round, half away from zero."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def activation_range(activation: int, scale: float, zero_point: int) -> tuple[int, int]:
+    """TFLM's CalculateActivationRangeQuantized for an int8 output: ``x / scale`` in float32 as the device divides it,
+    rounded half away from zero, plus the zero point, within [-128, 127]."""
+    def q(x: float) -> int:
+        return zero_point + _round(float(np.float32(x) / np.float32(scale)))
+
+    lo, hi = -128, 127
+    if activation in (RELU, RELU6):
+        lo = max(lo, q(0.0))
+    if activation == RELU6:
+        hi = min(hi, q(6.0))
+    if activation == RELU_N1_TO_1:
+        lo, hi = max(lo, q(-1.0)), min(hi, q(1.0))
+    return lo, hi
+
+
+def padding(same: bool, stride: int, dilation: int, in_size: int, filter_size: int) -> tuple[int, int]:
+    """TFLM's ComputePaddingHeightWidth along one axis: (padding, offset)."""
+    effective = (filter_size - 1) * dilation + 1
+    out = (in_size + stride - 1) // stride if same else (in_size + stride - effective) // stride
+    total = max((out - 1) * stride + effective - in_size, 0)
+    return total // 2, total % 2
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -44,6 +85,10 @@ class NodeParams:
     output_tensor: int
     multipliers: tuple[int, ...]
     shifts: tuple[int, ...]
+    # the rest of TFLM's OpDataConv, as its Prepare fills it for an int8 node
+    padding: tuple[int, int, int, int]  # width, height, width_offset, height_offset (TfLitePaddingValues' order)
+    zero_points: tuple[int, int, int]  # input, filter, output
+    activation: tuple[int, int]  # output_activation_min, output_activation_max
 
     @property
     def channels(self) -> int:
@@ -67,7 +112,14 @@ def _node_params(model: TFLiteModel, op: Operator) -> NodeParams | None:
         return None
     x_scale, y_scale = x.quantization.scales[0], y.quantization.scales[0]  # doubles holding float32 values, as TFLM's
     pairs = [quantize_multiplier(x_scale * fs[c if len(fs) > 1 else 0] / y_scale) for c in range(channels)]
-    return NodeParams(op.index, op.opname, op.outputs[0], tuple(m for m, _ in pairs), tuple(s for _, s in pairs))
+    o = op.options
+    same = o.get("padding", SAME) == SAME
+    pad_h, off_h = padding(same, o.get("stride_h", 1), o.get("dilation_h", 1), x.shape[1], w.shape[1])
+    pad_w, off_w = padding(same, o.get("stride_w", 1), o.get("dilation_w", 1), x.shape[2], w.shape[2])
+    zero = [t.quantization.zero_points[0] if t.quantization.zero_points else 0 for t in (x, w, y)]
+    return NodeParams(op.index, op.opname, op.outputs[0], tuple(m for m, _ in pairs), tuple(s for _, s in pairs),
+                      (pad_w, pad_h, off_w, off_h), tuple(zero),
+                      activation_range(o.get("fused_activation", 0), y_scale, zero[2]))
 
 
 def channel_params(model: TFLiteModel) -> list[NodeParams]:
