@@ -24,6 +24,7 @@ import numpy as np
 from ..boards import Board
 from .space import Candidate, build_model, compressed, suggest
 
+
 class Rejected(Exception):
     """The candidate does not fit the board (found before training, or after, for the model as deployed)."""
 
