@@ -67,7 +67,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         return 0, 0
     q, shift = math.frexp(real)  # real = q * 2^shift, 0.5 <= |q| < 1: std::frexp
     scaled = q * (1 << 31)  # exact: a power-of-two scaling
-    q_fixed = int(math.copysign(math.floor(abs(scaled) + 0.5), scaled))  # TfLiteRound (std::round)
+    q_fixed = _round(scaled)
     if q_fixed == 1 << 31:
         q_fixed //= 2
         shift += 1
