@@ -1,5 +1,5 @@
 """Per-channel requantization parameters in flash (`build --kernels tinydeploy`): the build's multipliers and shifts
-(host/tinydeploy/generate/requant.py) against TFLM's own QuantizeMultiplier compiled from the pinned library, on
+(host/tinydeploy/analyze/requant.py) against TFLM's own QuantizeMultiplier compiled from the pinned library, on
 rounding ties and edges where a plausible reimplementation goes wrong; on the emulated Cortex-M4, the arena of a
 model whose parameters are in flash is smaller than the library kernels' by at least those parameters, its outputs
 are the host's, and a project whose parameters do not belong to its model refuses to start (one line, the channel)."""
@@ -48,7 +48,7 @@ def _values():
 
 
 def test_build_multipliers_equal_tflms_quantize_multiplier(tflm_dir, tmp_path):
-    from tinydeploy.generate.requant import quantize_multiplier
+    from tinydeploy.analyze.requant import quantize_multiplier
 
     real, ties, edges = _values()
     values = real + ties + edges
@@ -80,8 +80,7 @@ def _emulate(project, tflm_dir):
 
 
 def test_parameters_in_flash_leave_the_arena_and_outputs_stay_the_hosts(example_builds, tflm_dir):
-    from tinydeploy.generate.registration import own_loops_take
-    from tinydeploy.generate.requant import OP_DATA_CONV_BYTES, channel_params, params_bytes
+    from tinydeploy.analyze.requant import OP_DATA_CONV_BYTES, channel_params, own_loops_take, params_bytes
     from tinydeploy.tflite_model import TFLiteModel
 
     model = TFLiteModel.from_file(example_builds["tinydeploy"] / "model.tflite")

@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_board(a)
     a.add_argument("--allow-float", action="store_true", help="analyze a model that is not full-integer int8 (no arena measurement)")
     a.add_argument("--no-arena", action="store_true", help="skip the TFLM host interpreter run")
+    from .analyze.requant import DEFAULT_KERNELS, KERNELS
+
+    a.add_argument("--kernels", choices=KERNELS, default=DEFAULT_KERNELS,
+                   help="the kernels `build --kernels` registers, whose arena the RAM verdict counts (default: "
+                        f"{DEFAULT_KERNELS})")
     _add_json(a)
 
     # Each stage registers its own subcommands (their handlers import lazily).
@@ -76,7 +81,7 @@ def cmd_analyze(args) -> int:
     # the model as `build` deploys it (its offline memory plan) where it deploys; else as it is, repairs done
     pre = analyze(repaired.model, board, measure_arena=False)
     target = plan_memory(repaired).model if pre.is_int8 and pre.supported else repaired.model
-    result = analyze(target, board, measure_arena=not args.no_arena)
+    result = analyze(target, board, measure_arena=not args.no_arena, kernels=args.kernels)
     render(result, repaired.repairs)
     write_json(args.json, {**result.to_dict(), "repairs": repaired.to_dict(), "original_model_bytes": len(model.data)})
     if result.support_issues or not (result.is_int8 or args.allow_float):

@@ -1,13 +1,17 @@
 """When each tensor of a model lives and how many bytes the arena's head needs for it, as the pinned TFLM counts them:
-the facts both the analyzer (the head's lower bound) and the memory planner (plan/) work from."""
+the facts both the analyzer (the head's lower bound, the arena a build allocates) and the memory planner (plan/) work
+from; and where TFLM lays out the head of a model that carries an offline plan (its metadata, written by plan/)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .tflite_model import TFLiteModel
 
 ALIGN = 16  # TFLM's MicroArenaBufferAlignment(): every head buffer's size is rounded up to it
+METADATA_NAME = "OfflineMemoryAllocation"  # the name the pinned TFLM looks for (micro_allocation_info.cpp)
 
 
 @dataclass(frozen=True)
@@ -74,3 +78,59 @@ def lower_bound(buffers: list[Buffer]) -> int:
     if not buffers:
         return 0
     return max(live_bytes(buffers, max(b.last for b in buffers)))
+
+
+def offline_plan(model: TFLiteModel) -> list[int] | None:
+    """The offsets of the model's OfflineMemoryAllocation plan (metadata: version, subgraph, count, offsets), or
+    None."""
+    raw = model.metadata.get(METADATA_NAME)
+    if raw is None:
+        return None
+    words = np.frombuffer(raw[:len(raw) // 4 * 4], dtype="<i4")
+    return [int(w) for w in words[3:3 + int(words[2])]] if len(words) >= 3 else None
+
+
+def lowest_gap(busy: list[tuple[int, int]], size: int) -> int:
+    """The lowest offset where ``size`` bytes fit between the sorted (start, end) ranges ``busy``."""
+    at = 0
+    for lo, hi in busy:
+        if at + size <= lo:
+            break
+        at = max(at, hi)
+    return at
+
+
+def head_with_scratch(model: TFLiteModel, scratch: dict[int, int]) -> int | None:
+    """The head TFLM lays out for a planned model (OfflineMemoryAllocation) once the kernels' scratch buffers are in it
+    (``scratch``: operator index -> bytes requested): every tensor sits at its planned offset, and TFLM's greedy
+    planner puts each scratch buffer, live only while its operator runs (and no two operators run at once), at the
+    first gap among the tensors live then, the way _first_fit does. None for a model without a plan."""
+    offsets = offline_plan(model)
+    if offsets is None:
+        return None
+    buffers = [b for b in lifetimes(model) if 0 <= offsets[b.tensor]]
+    head = max([offsets[b.tensor] + b.size for b in buffers] or [0])
+    for op, size in scratch.items():
+        if size <= 0:
+            continue
+        size = (size + ALIGN - 1) // ALIGN * ALIGN
+        scope = op + 1  # operator k runs in scope k + 1 (lifetimes)
+        busy = sorted((offsets[b.tensor], offsets[b.tensor] + b.size) for b in buffers if b.first <= scope <= b.last)
+        head = max(head, lowest_gap(busy, size) + size)
+    return head
+
+
+# What TFLM's AllocateTensors() holds in the arena's free space while it plans the head (micro_allocator.cpp,
+# CommitStaticMemoryPlan), on the 32-bit device: an AllocationInfo (size_t, a pointer, three ints, a bool: 24 B) per
+# tensor of the model and per scratch buffer, and the GreedyMemoryPlanner's arrays, per_buffer_size() = 40 B
+# (BufferRequirements 16, two int arrays, ListEntry 12, the offsets) per buffer it plans; each array 16-byte aligned.
+ALLOCATION_INFO_BYTES = 24
+PLANNER_BYTES_PER_BUFFER = 40
+
+
+def planning_bytes(model: TFLiteModel, scratch_buffers: int = 0) -> int:
+    """The free space TFLM needs while it plans this model's head (then released): a model whose head is smaller
+    than this needs the arena sized for it, or AllocateTensors() fails ("Too many buffers")."""
+    infos = ALLOCATION_INFO_BYTES * (len(model.tensors) + scratch_buffers)
+    planner = PLANNER_BYTES_PER_BUFFER * (len(lifetimes(model)) + scratch_buffers)
+    return (infos + ALIGN - 1) // ALIGN * ALIGN + (planner + ALIGN - 1) // ALIGN * ALIGN + 2 * ALIGN

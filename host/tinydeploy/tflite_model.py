@@ -129,6 +129,7 @@ class TFLiteModel:
     outputs: tuple[int, ...]
     num_subgraphs: int
     source: str = "<bytes>"
+    metadata: dict = field(default_factory=dict)  # name -> its buffer's bytes (the first entry of a name)
 
     # ---- construction -------------------------------------------------------------------
     MAX_MODEL_BYTES = 256 << 20  # far beyond any board's flash; a larger file is not read into memory
@@ -239,6 +240,14 @@ class TFLiteModel:
             outs = tuple(int(x) for x in (o.OutputsAsNumpy() if o.OutputsLength() else []))
             operators.append(Operator(i, code, custom if custom else op_name(code), ver, custom, ins, outs,
                                       _options(tfl, code, o)))
+        metadata = {}
+        for i in range(m.MetadataLength()):
+            md = m.Metadata(i)
+            name, b = md.Name(), int(md.Buffer())
+            # a corrupt file's name need not be UTF-8 (and then is nobody's)
+            key = name.decode("utf-8", "replace") if name else ""
+            if 0 <= b < len(buffers) and buffers[b] is not None:
+                metadata.setdefault(key, buffers[b])
         desc = m.Description()
         return cls(
             data=bytes(data),
@@ -250,6 +259,7 @@ class TFLiteModel:
             outputs=tuple(int(x) for x in (sg.OutputsAsNumpy() if sg.OutputsLength() else [])),
             num_subgraphs=int(nsub),
             source=source,
+            metadata=metadata,
         )
 
     def _validate(self) -> None:

@@ -1,6 +1,6 @@
 // TFLM's QuantizeMultiplier (the pinned library's quantization_util.cpp, built for the host) on the real multipliers
 // read from stdin, one per line as a C99 hex float ("%a", exact): prints "multiplier shift" per line. The reference
-// that tinydeploy's build-time computation (host/tinydeploy/generate/requant.py) is checked against.
+// that tinydeploy's build-time computation (host/tinydeploy/analyze/requant.py) is checked against.
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from ..boards import Board
 from ..errors import ModelError
 from ..tflite_model import TFLiteModel
-from .artifacts import ArenaFigure, Budget, FitVerdict, FlashEstimate
+from .artifacts import ArenaFigure, ArenaNeed, Budget, FitVerdict, FlashEstimate
 from .layers import WEIGHT_OPS, OpStats, op_stats
+from .requant import DEFAULT_KERNELS, flash_resident_bytes
 from .runtime import Runtime, pinned
 
 ARENA_MARGIN_FRACTION = 0.10  # added to the measured arena when a project is generated
@@ -24,7 +25,7 @@ ARENA_ALIGN_BYTES = 16  # arena_used_bytes() needs up to 16 B more when the aren
 
 
 def arena_with_tail_margin(head_bytes: int, tail_bytes: int) -> int:
-    """The arena for a head known exactly (an offline plan, its scratch placed: plan.head_with_scratch) and a tail
+    """The arena for a head known exactly (an offline plan, its scratch placed: lifetimes.head_with_scratch) and a tail
     the host estimates: the margin is on the estimated part only, 10 % of it (at least 1 KiB) + 16 B, rounded to 16."""
     size = head_bytes + tail_bytes + max(int(tail_bytes * ARENA_MARGIN_FRACTION), ARENA_MARGIN_MIN_BYTES) + \
         ARENA_ALIGN_BYTES
@@ -35,6 +36,33 @@ def arena_with_margin(device_bytes: int) -> int:
     """The arena a generated project allocates: measured 32-bit figure + 10 % (at least 1 KiB) + 16 B, rounded to 16."""
     size = device_bytes + max(int(device_bytes * ARENA_MARGIN_FRACTION), ARENA_MARGIN_MIN_BYTES) + ARENA_ALIGN_BYTES
     return (size + 15) // 16 * 16
+
+
+def head_and_planning(model: TFLiteModel) -> tuple[int | None, int]:
+    """(the head TFLM lays out, the offline plan with the CMSIS-NN scratch buffers placed, exact; None without a
+    plan; the free space TFLM needs while it plans (lifetimes.planning_bytes), which the arena must hold above the tail
+    where the head is smaller)."""
+    from ..lifetimes import head_with_scratch, planning_bytes
+    from .scratch import scratch_by_node
+
+    scratch = scratch_by_node(model)
+    return head_with_scratch(model, scratch), planning_bytes(model, len(scratch))
+
+
+def arena_need(arena: ArenaFigure, model: TFLiteModel, kernels: str = DEFAULT_KERNELS) -> ArenaNeed:
+    """The arena ``build`` allocates by default for ``model`` (as deployed) from the host's figure: with an offline
+    plan the head is exact (the planned tensors and the CMSIS-NN kernels' scratch buffers where TFLM puts them, or
+    TFLM's planning space where that is larger) and the margin covers the estimated tail only; without one, the whole
+    figure gets it. With tinydeploy's kernels the tail leaves out what they keep in flash (requant.py)."""
+    flash = flash_resident_bytes(model, kernels)
+    head, planning = head_and_planning(model)
+    host_head = arena.host_head_bytes or 0
+    if head is not None and arena.host_head_bytes is not None:
+        tail = arena.device_bytes - arena.scratch_bytes - host_head - flash
+        head = max(head, planning)
+        return ArenaNeed(kernels, True, head, tail, flash, head + tail, arena_with_tail_margin(head, tail))
+    needed = arena.device_bytes - flash + max(0, planning - host_head)
+    return ArenaNeed(kernels, False, host_head, needed - host_head, flash, needed, arena_with_margin(needed))
 
 
 # Issue codes: stable, for callers and scripts to test (messages are for people and may change).
@@ -79,6 +107,8 @@ class Analysis:
     arena: ArenaFigure | None  # None when not measured
     flash: FlashEstimate
     memory: dict  # the head's lower bound: lifetimes.lower_bound, as TFLM counts lifetimes and with the input kept
+    kernels: str = DEFAULT_KERNELS  # whose kernels the build registers (requant.KERNELS)
+    arena_need: ArenaNeed | None = None  # the arena that build allocates (None when the arena was not measured)
     fit: FitVerdict | None = None
 
     @property
@@ -116,6 +146,7 @@ class Analysis:
             "int8": {"ok": self.is_int8, "issues": [i.to_dict() for i in self.type_issues]},
             "support": {"ok": self.supported, "issues": [i.to_dict() for i in self.support_issues]},
             "arena": self.arena.to_dict() if self.arena else None,
+            "arena_need": self.arena_need.to_dict() if self.arena_need else None,
             "memory": self.memory,
             "flash": self.flash.to_dict(),
             "fit": self.fit.to_dict() if self.fit else None,
@@ -262,9 +293,10 @@ def analyze_or_graph(model: TFLiteModel, board: Board) -> tuple[Analysis, ModelE
 
 
 def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, runtime: Runtime | None = None,
-            arena: ArenaFigure | None = None) -> Analysis:
-    """The model as given: graph figures, issues, the arena measured by the TFLM host interpreter, the fit verdict.
-    ``arena``: the figure an earlier analysis of the same model measured (no second interpreter run)."""
+            arena: ArenaFigure | None = None, kernels: str = DEFAULT_KERNELS) -> Analysis:
+    """The model as given: graph figures, issues, the arena measured by the TFLM host interpreter, the arena a build
+    with ``kernels`` allocates for it, the fit verdict. ``arena``: the figure an earlier analysis of the same model
+    measured (no second interpreter run)."""
     from .. import tflm_host
 
     runtime = runtime or pinned()
@@ -272,7 +304,7 @@ def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, run
         source=model.source, model_bytes=len(model.data), board=board, runtime=runtime, ops=op_stats(model),
         input=_io(model, model.inputs[0]), output=_io(model, model.outputs[0]),
         type_issues=check_types(model), support_issues=check_support(model, runtime) + gap_issues(model, runtime),
-        arena=None, flash=flash_estimate(model, runtime), memory=memory_bounds(model),
+        arena=None, flash=flash_estimate(model, runtime), memory=memory_bounds(model), kernels=kernels,
     )
     if arena is not None:
         a.arena = arena
@@ -284,6 +316,8 @@ def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, run
         a.arena = ArenaFigure(**{**rec, "device_bytes": rec["device_bytes"] + scratch,
                                  "method": rec["method"] + f"; plus the largest CMSIS-NN scratch buffer, {scratch} B"},
                               scratch_bytes=scratch)
+    if a.arena is not None:
+        a.arena_need = arena_need(a.arena, model, kernels)
     a.fit = fit_verdict(a)
     return a
 
@@ -312,16 +346,18 @@ def memory_bounds(model: TFLiteModel) -> dict:
 
 def fit_verdict(a: Analysis) -> FitVerdict:
     b = a.board
-    arena = a.arena.device_bytes if a.arena else None
+    need = a.arena_need
+    arena = need.needed_bytes if need else None
     # the firmware's own copy of the input, unless the model keeps its input (plan.with_plan)
     copy = 0 if a.memory.get("input_kept") else math.prod(a.input["shape"])
     firmware = a.runtime.firmware_ram_bytes(copy, len(a.ops), len(a.op_names))
     return FitVerdict(
         flash=Budget(a.flash.total_bytes, b.app_flash_bytes),
-        ram=Budget(arena_with_margin(arena) + firmware if arena is not None else None, b.app_ram_bytes),
+        ram=Budget(need.allocated_bytes + firmware if need else None, b.app_ram_bytes),
         arena_bytes=arena, firmware_bytes=firmware, firmware_kind=a.runtime.firmware_ram_estimate["kind"],
         firmware_method=a.runtime.firmware_ram_estimate["method"],
-        margin=f"+{int(ARENA_MARGIN_FRACTION * 100)}% (at least {ARENA_MARGIN_MIN_BYTES} B) + {ARENA_ALIGN_BYTES} B alignment",
+        margin=f"+{int(ARENA_MARGIN_FRACTION * 100)}% (at least {ARENA_MARGIN_MIN_BYTES} B) + {ARENA_ALIGN_BYTES} B alignment"
+               + (" on the estimated tail (the head is the offline plan's, exact)" if need and need.planned else ""),
         peak_op=max(a.ops, key=lambda o: o.live_bytes) if a.ops else None,
         largest_weights=tuple(sorted((o for o in a.ops if o.weight_bytes), key=lambda o: -o.weight_bytes)[:3]),
     )

@@ -25,6 +25,24 @@ class ArenaFigure:
 
 
 @dataclass(frozen=True)
+class ArenaNeed:
+    """The arena a build with ``kernels`` allocates by default for the model, from the host's figure (ArenaFigure):
+    with an offline plan the head exact (``planned``) and the margin on the estimated tail only, else the margin on
+    the whole; the bytes the kernels keep in flash instead (``flash_bytes``) left out of the tail."""
+
+    kernels: str
+    planned: bool
+    head_bytes: int  # the offline plan with the CMSIS-NN scratch buffers placed, or TFLM's planning space (planned)
+    tail_bytes: int  # the estimated rest (planned), less flash_bytes
+    flash_bytes: int
+    needed_bytes: int  # what the runtime needs, by the estimate
+    allocated_bytes: int  # with the margin: what build allocates
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class FlashEstimate:
     model_bytes: int
     framework_bytes: int

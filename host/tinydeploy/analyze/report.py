@@ -48,6 +48,12 @@ def render(a: Analysis, repairs=()) -> None:
         console.print(f"tensor arena: {kib(ar.device_bytes)} on the 32-bit device (host TFLM recorded "
                       f"{kib(ar.host_total_bytes)} on 64-bit: head {kib(ar.host_head_bytes)}, tail "
                       f"{kib(ar.host_tail_bytes)}); correction: {ar.method}")
+        n = a.arena_need
+        console.print(f"arena build allocates ({n.kernels} kernels): {kib(n.allocated_bytes)} = "
+                      + (f"head {kib(n.head_bytes)} (the offline plan, exact) + tail {kib(n.tail_bytes)} (estimated)"
+                         if n.planned else f"{kib(n.needed_bytes)} (estimated)")
+                      + (f", {kib(n.flash_bytes)} of parameters and op data in flash instead" if n.flash_bytes else "")
+                      + " + margin")
     else:
         console.print("tensor arena: not measured")
     mem = a.memory

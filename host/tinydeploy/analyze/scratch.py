@@ -10,7 +10,7 @@ Cortex-M4 (ARM_MATH_DSP, no MVE), from its ``*_get_buffer_size`` functions:
   FULLY_CONNECTED    none (arm_fully_connected_s8 with DSP)
 
 TFLM places a node's scratch buffer in the arena's head for that node's lifetime, so the head can grow by at most
-the largest request: analyze's arena figure adds that; for a model with an offline plan, plan.head_with_scratch
+the largest request: analyze's arena figure adds that; for a model with an offline plan, lifetimes.head_with_scratch
 places each request where TFLM does.
 """
 

@@ -11,7 +11,7 @@ from ..sources import EXAMPLE_MODEL
 
 def add_parsers(sub, add_board, add_json) -> None:
     from ..cliargs import bounded_int
-    from ..generate.project import DEFAULT_KERNELS, KERNELS
+    from ..analyze.requant import DEFAULT_KERNELS, KERNELS
     from ..plan import MEMORY_PLANS
 
     b = sub.add_parser("build", help="generate a TFLite Micro PlatformIO project for a board (and compile it when possible)")

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..analyze import Analysis, analyze, require_deployable, require_fit
+from ..analyze.requant import DEFAULT_KERNELS
 from ..boards import Board
 from ..errors import ModelError, TinyDeployError
 from ..fsutil import check_output_dir
 from ..generate.golden import Golden, make_golden, samples_path_for
-from ..generate.project import (DEFAULT_KERNELS, ArenaPlan, build_context, host_arena_plan, measured_arena_plan,
-                                render_project)
+from ..generate.project import ArenaPlan, build_context, host_arena_plan, measured_arena_plan, render_project
 from ..plan import Deployed, plan_memory
 from ..repair import Repaired, repair
 from ..tflite_model import TFLiteModel
@@ -29,7 +29,7 @@ class BuildRequest:
     golden_count: int = 3
     arena: str = "host"  # "host" | "measured"
     tflm: str | None = None  # with arena="measured": the TFLM library folder
-    kernels: str = DEFAULT_KERNELS  # generate/project.py's KERNELS
+    kernels: str = DEFAULT_KERNELS  # analyze/requant.py's KERNELS
     memory_plan: str = "offline"  # plan.MEMORY_PLANS
     command: str = "tinydeploy build"  # recorded in the generated files
 
@@ -79,7 +79,7 @@ def build_project(req: BuildRequest) -> BuiltProject:
     repaired = repair(model)
     require_deployable(analyze(repaired.model, req.board, measure_arena=False))
     dep = plan_memory(repaired, req.memory_plan)
-    analysis = analyze(dep.model, req.board)  # the model as deployed: its arena with the plan
+    analysis = analyze(dep.model, req.board, kernels=req.kernels)  # the model as deployed: its arena with the plan
     require_fit(analysis)
     # The golden outputs come from the model as given; the firmware runs the deployed model (repaired, planned), so
     # the device checks the rewrite and the plan too.

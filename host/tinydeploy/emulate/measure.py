@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..analyze import Analysis
 from ..errors import ModelError
-from ..generate.project import DEFAULT_KERNELS
+from ..analyze.requant import DEFAULT_KERNELS
 from ..tflite_model import TFLiteModel
 
 # The probe's arena: room for what the host interpreter cannot see (CMSIS-NN scratch buffers). The

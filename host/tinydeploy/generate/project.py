@@ -10,26 +10,22 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..analyze import (ARENA_ALIGN_BYTES, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES, Analysis, arena_with_margin,
-                       arena_with_tail_margin)
+from ..analyze import (ARENA_ALIGN_BYTES, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES, Analysis, arena_need,
+                       head_and_planning)
+from ..analyze.requant import DEFAULT_KERNELS, KERNELS, flash_params
 from ..errors import TinyDeployError
 from ..fsutil import StagedDirectory, write_json_atomic
 from ..sources import firmware_dir, templates_dir
 from ..tflite_model import TFLiteModel
 from .carray import byte_array, c_comment, c_identifier, c_string, int_array
 from .golden import Golden
-from .registration import own_loops_take, registration
-from .requant import OP_DATA_CONV_BYTES, channel_params, params_bytes
+from .registration import registration
 
 TEMPLATES = ("platformio.ini", "README.md", "src/model_config.h", "src/model_ops.h", "src/model_data.cpp",
              "src/golden_data.cpp", "src/model_params.cpp")
 FIRMWARE_FILES = ("main.cpp", "td_board.h", "td_board_arduino.cpp", "td_device.cpp", "td_device.h", "td_log.cpp",
                   "td_log.h", "td_report.cpp", "td_report.h", "td_stats.cpp", "td_stats.h", "td_tflm.cpp", "td_tflm.h",
                   "td_model_info.h")
-KERNELS = ("tinydeploy", "cmsis-nn")  # whose kernels the resolver registers where tinydeploy has its own
-# The default: tinydeploy's kernels (bit-exact with TFLM's reference kernels, and no op of the benchmark models or the
-# study's families slower than with the library's: bench/kernels.py --study); cmsis-nn is the pinned library's alone.
-DEFAULT_KERNELS = "tinydeploy"
 
 
 def kernel_table() -> dict:
@@ -72,66 +68,34 @@ class ArenaPlan:
         return asdict(self)
 
 
-def _head(model: TFLiteModel) -> tuple[int | None, int]:
-    """(the head TFLM lays out, the offline plan with the CMSIS-NN scratch buffers placed, exact; None without a
-    plan; the free space TFLM needs while it plans (plan.planning_bytes), which the arena must hold above the tail
-    where the head is smaller)."""
-    from ..analyze.scratch import scratch_by_node
-    from ..plan import head_with_scratch, planning_bytes
-
-    scratch = scratch_by_node(model)
-    return head_with_scratch(model, scratch), planning_bytes(model, len(scratch))
-
-
 def host_arena_plan(analysis: Analysis, model: TFLiteModel, kernels: str = DEFAULT_KERNELS) -> ArenaPlan:
-    """The arena from the host interpreter's figure, corrected to 32-bit, with a margin for what it cannot see.
-    ``model``: as deployed. With an offline plan the head is exact (the planned tensors and the CMSIS-NN kernels'
-    scratch buffers where TFLM puts them, or TFLM's planning space where that is larger) and the margin covers the
-    estimated tail only; without one, the whole figure gets it. With tinydeploy's kernels the tail leaves out the
-    per-channel parameters and the own loops' op data in flash."""
+    """The arena from the host interpreter's figure, corrected to 32-bit, with a margin for what it cannot see
+    (analyze.arena_need, the rule analyze's verdict uses too). ``model``: as deployed."""
     arena = analysis.arena
     if arena is None:
         raise TinyDeployError("the arena was not measured", "Run build without --no-arena")
-    flash = flash_params_bytes(model, kernels)
+    need = analysis.arena_need if analysis.kernels == kernels and analysis.arena_need else \
+        arena_need(arena, model, kernels)
+    flash = need.flash_bytes
     flash_note = f", less {flash} B of per-channel parameters and op data in flash" if flash else ""
     measured = (f"the host TFLM interpreter measured {arena.host_total_bytes} B (64-bit), corrected to "
                 f"{arena.device_bytes - arena.scratch_bytes} B for the 32-bit device")
-    head, planning = _head(model)
-    host_head = arena.host_head_bytes or 0
-    if head is not None and arena.host_head_bytes is not None:
-        tail = arena.device_bytes - arena.scratch_bytes - host_head - flash
-        head = max(head, planning)
-        return ArenaPlan("host-estimate", arena.host_total_bytes, head + tail, arena_with_tail_margin(head, tail),
-                         f"{measured}: head {head} B (the offline plan with the CMSIS-NN kernels' scratch buffers, "
-                         f"exact, or TFLM's planning space) + tail {tail} B (estimated{flash_note})",
+    if need.planned:
+        return ArenaPlan("host-estimate", arena.host_total_bytes, need.needed_bytes, need.allocated_bytes,
+                         f"{measured}: head {need.head_bytes} B (the offline plan with the CMSIS-NN kernels' scratch "
+                         f"buffers, exact, or TFLM's planning space) + tail {need.tail_bytes} B (estimated{flash_note})",
                          f"on the tail: {int(ARENA_MARGIN_FRACTION * 100)}%, at least {ARENA_MARGIN_MIN_BYTES} B, "
                          "+ 16 B alignment")
-    needed = arena.device_bytes - flash + max(0, planning - host_head)
-    return ArenaPlan("host-estimate", arena.host_total_bytes, needed, arena_with_margin(needed),
+    return ArenaPlan("host-estimate", arena.host_total_bytes, need.needed_bytes, need.allocated_bytes,
                      f"{measured}, plus {arena.scratch_bytes} B for the largest CMSIS-NN scratch buffer{flash_note}",
                      f"{int(ARENA_MARGIN_FRACTION * 100)}%, at least {ARENA_MARGIN_MIN_BYTES} B, + 16 B alignment")
-
-
-def flash_params(model: TFLiteModel, kernels: str) -> list:
-    """The nodes whose per-channel parameters model_params.cpp holds: every int8 CONV_2D / DEPTHWISE_CONV_2D node with
-    tinydeploy's kernels (they take each such node, by their own loops or the library's CMSIS-NN function), none
-    with the library's."""
-    return channel_params(model) if kernels == "tinydeploy" else []
-
-
-def flash_params_bytes(model: TFLiteModel, kernels: str) -> int:
-    """The arena bytes those parameters would take (what host_arena_plan subtracts), with the op data of the nodes
-    tinydeploy's own loops run, which is in flash too."""
-    params = flash_params(model, kernels)
-    own = sum(own_loops_take(model, model.operators[p.operator]) for p in params)
-    return params_bytes(params) + own * OP_DATA_CONV_BYTES
 
 
 def measured_arena_plan(analysis: Analysis, model: TFLiteModel, used_bytes: int, target: str) -> ArenaPlan:
     """The arena from the firmware's own arena_used_bytes() (the pinned TFLM and its CMSIS-NN kernels), which counts
     the head and the tail once AllocateTensors() is done but not the space TFLM plans the head in: where that is
     larger than the head (small activations, many tensors), the arena holds it above the tail."""
-    head, planning = _head(model)
+    head, planning = head_and_planning(model)
     if head is None:
         head = analysis.arena.host_head_bytes if analysis.arena and analysis.arena.host_head_bytes else 0
     needed = max(used_bytes, used_bytes - head + planning)

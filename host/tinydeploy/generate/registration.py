@@ -52,35 +52,6 @@ def _conv(_model: TFLiteModel, op: Operator, params: set[int]) -> bool:
     return op.index in params
 
 
-# The C constants own_loops_take restates: td_kernel_matmul.h's kMatMulMaxK; td_kernel_depthwise.cpp's kMaxTaps,
-# kBufferValues (the planes' row buffer) and kMinOutputPixels as a default build compiles it
-MATMUL_MAX_K = 1024
-DW_MAX_TAPS = 64
-DW_BUFFER_VALUES = 1792
-DW_MIN_OUTPUT_PIXELS = 16
-
-
-def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
-    """Whether tinydeploy's own loops (not the CMSIS-NN function) run an int8 CONV_2D / DEPTHWISE_CONV_2D node with its
-    parameters in flash: td_kernel_conv.cpp's and td_kernel_depthwise.cpp's OwnLoopsTake as a default build compiles
-    them. Such a node's op data is in flash too, so the arena estimate leaves it out; a node predicted here that the
-    firmware hands to the CMSIS-NN function costs the estimate 64 B, within its margin."""
-    if op.opname not in ("CONV_2D", "DEPTHWISE_CONV_2D") or len(op.inputs) < 2 or len(op.outputs) != 1:
-        return False
-    x, w, y = _tensor(model, op.inputs[0]), _tensor(model, op.inputs[1]), _tensor(model, op.outputs[0])
-    if not _int8(x, w, y) or not len(x.shape) == len(w.shape) == len(y.shape) == 4:
-        return False
-    _, k_h, k_w, c = w.shape
-    if op.opname == "CONV_2D":
-        return c == x.shape[3] and k_h * k_w * c <= MATMUL_MAX_K
-    o = op.options
-    dil_h, dil_w, stride_w = o.get("dilation_h", 1), o.get("dilation_w", 1), o.get("stride_w", 1)
-    width = (y.shape[2] - 1) * stride_w + (k_w - 1) * dil_w + 1
-    return (o.get("depth_multiplier", 1) == 1 and c == x.shape[3] == y.shape[3] and k_h * k_w <= DW_MAX_TAPS
-            and 4 * ((k_h - 1) * dil_h + 1) * ((width + 4) & ~1) <= DW_BUFFER_VALUES
-            and y.shape[1] * y.shape[2] >= DW_MIN_OUTPUT_PIXELS)
-
-
 TAKES = {"CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected, "ADD": _add}
 
 

@@ -17,9 +17,9 @@ offset per tensor, -1 for those it should plan itself). tinydeploy computes that
   build sizes the arena from it), and ``planning_bytes``: the free space TFLM plans in, which the arena must hold.
 """
 
-from ..lifetimes import ALIGN, Buffer, lifetimes, live_bytes, lower_bound
-from .memory import (MEMORY_PLANS, Deployed, MemoryPlan, PlanError, check, deployed, head_with_scratch, place, plan,
-                     plan_memory, planned_offsets, planning_bytes, with_plan)
+from ..lifetimes import ALIGN, Buffer, head_with_scratch, lifetimes, live_bytes, lower_bound, planning_bytes
+from .memory import (MEMORY_PLANS, Deployed, MemoryPlan, PlanError, check, deployed, place, plan, plan_memory,
+                     planned_offsets, with_plan)
 
 __all__ = ["ALIGN", "MEMORY_PLANS", "Buffer", "Deployed", "MemoryPlan", "PlanError", "check", "deployed",
            "head_with_scratch", "lifetimes", "live_bytes", "lower_bound", "place", "plan", "plan_memory",

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError
-from ..lifetimes import ALIGN, Buffer, lifetimes, lower_bound
+from ..lifetimes import ALIGN, METADATA_NAME, Buffer, lifetimes, lower_bound, lowest_gap, offline_plan
 from ..tflite_model import TFLiteModel
 
-METADATA_NAME = "OfflineMemoryAllocation"  # the name the pinned TFLM looks for (micro_allocation_info.cpp)
 ONLINE = -1  # kOnlinePlannedBuffer: TFLM plans this tensor itself
 SHUFFLES = 64  # seeded random orders tried beside the heuristic ones, where the graph is not a chain
 
@@ -34,22 +33,12 @@ class MemoryPlan:
                 "input_kept": self.input_kept, "tensors": len(self.offsets)}
 
 
-def _lowest_gap(busy: list[tuple[int, int]], size: int) -> int:
-    """The lowest offset where ``size`` bytes fit between the sorted (start, end) ranges ``busy``."""
-    at = 0
-    for lo, hi in busy:
-        if at + size <= lo:
-            break
-        at = max(at, hi)
-    return at
-
-
 def _first_fit(order: list[Buffer]) -> tuple[dict[int, int], int]:
     placed: list[tuple[Buffer, int]] = []
     offsets: dict[int, int] = {}
     top = 0
     for b in order:
-        at = _lowest_gap(sorted((o, o + p.size) for p, o in placed if p.overlaps_in_time(b)), b.size)
+        at = lowest_gap(sorted((o, o + p.size) for p, o in placed if p.overlaps_in_time(b)), b.size)
         offsets[b.tensor] = at
         placed.append((b, at))
         top = max(top, at + b.size)
@@ -140,42 +129,6 @@ def plan(model: TFLiteModel, *, keep_input: bool = False, shuffles: int = SHUFFL
     return MemoryPlan(offsets, head, lower_bound(buffers), method, keep_input)
 
 
-def head_with_scratch(model: TFLiteModel, scratch: dict[int, int]) -> int | None:
-    """The head TFLM lays out for a planned model (OfflineMemoryAllocation) once the kernels' scratch buffers are in it
-    (``scratch``: operator index -> bytes requested): every tensor sits at its planned offset, and TFLM's greedy
-    planner puts each scratch buffer, live only while its operator runs (and no two operators run at once), at the
-    first gap among the tensors live then, the way _first_fit does. None for a model without a plan."""
-    offsets = planned_offsets(model.data)
-    if offsets is None:
-        return None
-    buffers = [b for b in lifetimes(model) if 0 <= offsets[b.tensor]]
-    head = max([offsets[b.tensor] + b.size for b in buffers] or [0])
-    for op, size in scratch.items():
-        if size <= 0:
-            continue
-        size = (size + ALIGN - 1) // ALIGN * ALIGN
-        scope = op + 1  # operator k runs in scope k + 1 (lifetimes)
-        busy = sorted((offsets[b.tensor], offsets[b.tensor] + b.size) for b in buffers if b.first <= scope <= b.last)
-        head = max(head, _lowest_gap(busy, size) + size)
-    return head
-
-
-# What TFLM's AllocateTensors() holds in the arena's free space while it plans the head (micro_allocator.cpp,
-# CommitStaticMemoryPlan), on the 32-bit device: an AllocationInfo (size_t, a pointer, three ints, a bool: 24 B) per
-# tensor of the model and per scratch buffer, and the GreedyMemoryPlanner's arrays, per_buffer_size() = 40 B
-# (BufferRequirements 16, two int arrays, ListEntry 12, the offsets) per buffer it plans; each array 16-byte aligned.
-ALLOCATION_INFO_BYTES = 24
-PLANNER_BYTES_PER_BUFFER = 40
-
-
-def planning_bytes(model: TFLiteModel, scratch_buffers: int = 0) -> int:
-    """The free space TFLM needs while it plans this model's head (then released): a model whose head is smaller
-    than this needs the arena sized for it, or AllocateTensors() fails ("Too many buffers")."""
-    infos = ALLOCATION_INFO_BYTES * (len(model.tensors) + scratch_buffers)
-    planner = PLANNER_BYTES_PER_BUFFER * (len(lifetimes(model)) + scratch_buffers)
-    return (infos + ALIGN - 1) // ALIGN * ALIGN + (planner + ALIGN - 1) // ALIGN * ALIGN + 2 * ALIGN
-
-
 def with_plan(data: bytes, p: MemoryPlan) -> bytes:
     """``data`` with ``p`` as its OfflineMemoryAllocation metadata (an earlier plan replaced). Where the plan keeps the
     input, the input is also listed as a graph output (after the real outputs): TFLM then keeps its memory to the end
@@ -196,13 +149,7 @@ def with_plan(data: bytes, p: MemoryPlan) -> bytes:
 
 def planned_offsets(data: bytes) -> list[int] | None:
     """The offsets of an OfflineMemoryAllocation plan in ``data``, or None."""
-    ed = _editor(data)
-    for m in ed.m.metadata or []:
-        if _name(m) == METADATA_NAME:
-            raw = np.asarray(ed.m.buffers[m.buffer].data, dtype=np.uint8).tobytes()
-            words = np.frombuffer(raw, dtype="<i4")
-            return [int(w) for w in words[3:3 + int(words[2])]]
-    return None
+    return offline_plan(TFLiteModel.from_bytes(data))
 
 
 def _name(m) -> str:

@@ -68,7 +68,7 @@ def cmd_study(args) -> int:
     from ..fsutil import check_output_dir, write_json_atomic
     from ..errors import TinyDeployError
     from .grid import DATASETS, PROFILES, RESOLUTION, STUDY_FAMILIES, add_emulated_latency, apply_measured, group_seconds, run
-    from ..generate.project import DEFAULT_KERNELS
+    from ..analyze.requant import DEFAULT_KERNELS
     from .outputs import write_all
 
     from ..compress.tfenv import require_training_extra

@@ -418,7 +418,7 @@ def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, boar
     todo = [r for r in rows if r["variant"] == "int8" and r["fits"] and r.get("latency_kind") != "measured"]
     if not todo:
         return 0
-    from ..generate.project import DEFAULT_KERNELS
+    from ..analyze.requant import DEFAULT_KERNELS
 
     setup = hashlib.sha256(TflmLibrary.locate(tflm).fingerprint().encode() + ArmToolchain.find().version.encode()
                            + json.dumps([board.gcc_flags, board.compile, DEFAULT_KERNELS], sort_keys=True).encode())

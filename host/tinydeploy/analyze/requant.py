@@ -12,6 +12,8 @@ against TFLM's own function before it uses it (firmware/kernels/td_kernel_params
 The rest of the node's op data (TFLM's ``OpDataConv``: padding, zero points, activation range) is constant too: the
 build writes it beside the parameters, and a node that tinydeploy's own loops run points its op data at that flash
 copy after Prepare has computed the same struct and found it equal, so such a node keeps nothing in the arena.
+
+Part of analyze (what a model costs with the kernels a build registers), rendered by generate (model_params.cpp).
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ import numpy as np
 
 from ..tflite_model import Operator, TFLiteModel
 
+KERNELS = ("tinydeploy", "cmsis-nn")  # whose kernels the resolver registers where tinydeploy has its own
+# The default: tinydeploy's kernels (bit-exact with TFLM's reference kernels, and no op of the benchmark models or the
+# study's families slower than with the library's: bench/kernels.py --study); cmsis-nn is the pinned library's alone.
+DEFAULT_KERNELS = "tinydeploy"
 OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}  # op -> the filter's output-channel (quantized) dimension
 # The schema's Padding (SAME 0, VALID 1) and ActivationFunctionType (RELU 1, RELU_N1_TO_1 2, RELU6 3)
 SAME = 0
@@ -130,3 +136,47 @@ def channel_params(model: TFLiteModel) -> list[NodeParams]:
 def params_bytes(params: list[NodeParams]) -> int:
     """RAM TFLM would keep for these: two int32 arrays a node, each allocation 16-byte aligned in the arena's tail."""
     return sum(2 * ((4 * p.channels + 15) // 16 * 16) for p in params)
+
+
+# The C constants own_loops_take restates: td_kernel_matmul.h's kMatMulMaxK; td_kernel_depthwise.cpp's kMaxTaps,
+# kBufferValues (the planes' row buffer) and kMinOutputPixels as a default build compiles it
+MATMUL_MAX_K = 1024
+DW_MAX_TAPS = 64
+DW_BUFFER_VALUES = 1792
+DW_MIN_OUTPUT_PIXELS = 16
+
+
+def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
+    """Whether tinydeploy's own loops (not the CMSIS-NN function) run an int8 CONV_2D / DEPTHWISE_CONV_2D node with its
+    parameters in flash: td_kernel_conv.cpp's and td_kernel_depthwise.cpp's OwnLoopsTake as a default build compiles
+    them. Such a node's op data is in flash too, so the arena estimate leaves it out; a node predicted here that the
+    firmware hands to the CMSIS-NN function costs the estimate 64 B, within its margin."""
+    if op.opname not in ("CONV_2D", "DEPTHWISE_CONV_2D") or len(op.inputs) < 2 or len(op.outputs) != 1:
+        return False
+    x, w, y = (model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if {x.dtype, w.dtype, y.dtype} != {"INT8"} or not len(x.shape) == len(w.shape) == len(y.shape) == 4:
+        return False
+    _, k_h, k_w, c = w.shape
+    if op.opname == "CONV_2D":
+        return c == x.shape[3] and k_h * k_w * c <= MATMUL_MAX_K
+    o = op.options
+    dil_h, dil_w, stride_w = o.get("dilation_h", 1), o.get("dilation_w", 1), o.get("stride_w", 1)
+    width = (y.shape[2] - 1) * stride_w + (k_w - 1) * dil_w + 1
+    return (o.get("depth_multiplier", 1) == 1 and c == x.shape[3] == y.shape[3] and k_h * k_w <= DW_MAX_TAPS
+            and 4 * ((k_h - 1) * dil_h + 1) * ((width + 4) & ~1) <= DW_BUFFER_VALUES
+            and y.shape[1] * y.shape[2] >= DW_MIN_OUTPUT_PIXELS)
+
+
+def flash_params(model: TFLiteModel, kernels: str) -> list[NodeParams]:
+    """The nodes whose per-channel parameters model_params.cpp holds: every int8 CONV_2D / DEPTHWISE_CONV_2D node with
+    tinydeploy's kernels (they take each such node, by their own loops or the library's CMSIS-NN function), none
+    with the library's."""
+    return channel_params(model) if kernels == "tinydeploy" else []
+
+
+def flash_resident_bytes(model: TFLiteModel, kernels: str) -> int:
+    """The arena bytes the library's kernels would keep for what a build with ``kernels`` has in flash: the
+    per-channel parameters, and the op data of the nodes tinydeploy's own loops run."""
+    params = flash_params(model, kernels)
+    own = sum(own_loops_take(model, model.operators[p.operator]) for p in params)
+    return params_bytes(params) + own * OP_DATA_CONV_BYTES
