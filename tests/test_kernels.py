@@ -1,5 +1,5 @@
 """tinydeploy's own kernels (firmware/kernels/: DEPTHWISE_CONV_2D, CONV_2D on the matrix product and for first
-layers, FULLY_CONNECTED, ADD), bit-exact: each configuration is a one-op (or few-layer) int8 model converted by the
+layers, FULLY_CONNECTED, ADD, MEAN), bit-exact: each configuration is a one-op (or few-layer) int8 model converted by the
 real TFLite converter, run on the emulated Cortex-M4 three ways, all against the pinned TFLM library: with
 tinydeploy's kernel (`--kernels tinydeploy`), with the library's CMSIS-NN kernel, and with TFLM's portable reference
 kernel (bench/reference_kernels.cpp). On 20 random inputs each, tinydeploy's outputs must equal the reference's bit for
@@ -132,6 +132,22 @@ def _broadcast_add_model(seed):
     return convert(m, "int8", rep, 32)
 
 
+def _mean_model(seed, shape, keepdims):
+    """MEAN over the pixels of a convolution's output (the converter gives it its own scale and zero point): the
+    convolution runs tinydeploy's kernel too, and is compared with the reference's in the same outputs."""
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+
+    tf, keras = import_tf()
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    x = L.Input(shape)
+    c = L.Conv2D(shape[-1], 1)(x)
+    m = keras.Model(x, L.Lambda(lambda t: tf.reduce_mean(t, axis=[1, 2], keepdims=keepdims))(c))
+    rep = np.random.default_rng(seed).integers(0, 256, (32, *shape), dtype=np.uint8)
+    return convert(m, "int8", rep, 32)
+
+
 def _model(shape, k, s, pad, dil, mult, act, spread, seed, filters=None):
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
@@ -176,6 +192,12 @@ def case_models(tmp_path_factory):
     p = d / "add_residual_small.tflite"
     p.write_bytes(_residual_model(seed=92, shape=(4, 4, 8)))
     out["add_residual_small"] = p
+    # 400 pixels: sums beyond a 16-bit lane's 256 (the extreme inputs overflow one); 6 channels: a group of 4 and a
+    # tail of 2. 5x5x13 with the kept dimensions: three groups and a tail of 1.
+    for name, seed, shape, keep in (("mean_20x20x6", 93, (20, 20, 6), False), ("mean_5x5x13_keepdims", 94, (5, 5, 13), True)):
+        p = d / f"{name}.tflite"
+        p.write_bytes(_mean_model(seed, shape, keep))
+        out[name] = p
     p = d / "add_broadcast.tflite"
     p.write_bytes(_broadcast_add_model(seed=91))
     out["add_broadcast"] = p
@@ -269,6 +291,11 @@ def test_add_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_di
     _bit_exact(case_models[name], "ADD", tflm_dir, tmp_path, every_shape=False, also=("CONV_2D",))
 
 
+@pytest.mark.parametrize("name", ["mean_20x20x6", "mean_5x5x13_keepdims"])
+def test_mean_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
+    _bit_exact(case_models[name], "MEAN", tflm_dir, tmp_path, every_shape=False, also=("CONV_2D",))
+
+
 def test_an_op_no_node_of_which_tinydeploys_kernel_takes_is_registered_as_the_library_builds_it(case_models, tmp_path):
     """generate/registration.py: an ADD that broadcasts (which td_kernel_add.cpp's Applies refuses) gets the library's
     own registration, the line `--kernels cmsis-nn` writes, so it runs no hand-over; a model of same-shape ADDs only
@@ -285,14 +312,18 @@ def test_an_op_no_node_of_which_tinydeploys_kernel_takes_is_registered_as_the_li
     assert "td::kernels::Register_ADD_INT8()" in ops["add_residual_relu", "tinydeploy"][0]
 
 
-MUTATIONS = {  # the kernels' requantization (td_kernel_util.h) with its final rounding dropped: it truncates
-    "truncating-shift": ("return (dsp::smmlar(acc2, mult, add) + (acc2 >> 31)) >> right;",
+MUTATIONS = {  # file -> (text, broken text)
+    # the kernels' requantization with its final rounding dropped: it truncates
+    "truncating-shift": ("td_kernel_util.h", "return (dsp::smmlar(acc2, mult, add) + (acc2 >> 31)) >> right;",
                          "return (dsp::smmlar(acc2, mult, add - (1 << (right - 1))) + (acc2 >> 31)) >> right;"),
+    # MEAN's 16-bit lanes widened only every 512 pixels: a sum of 400 extreme values overflows them
+    "lanes-overflow": ("td_kernel_mean.cpp", "constexpr int kLanePixels = 256;", "constexpr int kLanePixels = 512;"),
 }
 
 
 @pytest.mark.parametrize("name, mutation", [("k3_s1_same_c64_spread", "truncating-shift"),
-                                            ("conv_k3_s1_valid_c4_f20_spread", "truncating-shift")])
+                                            ("conv_k3_s1_valid_c4_f20_spread", "truncating-shift"),
+                                            ("mean_20x20x6", "lanes-overflow")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
     """The comparison can fail: a kernel whose requantization truncates instead of rounding differs from the
     reference build on these inputs (subtler changes, negative ties or a truncated high multiply, were caught on
@@ -311,14 +342,17 @@ def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, m
     _every_shape(ours)
     theirs = tmp_path / "theirs"
     shutil.copytree(ours, theirs)
-    src = ours / "src" / "td_kernel_util.h"
+    file, good, bad = MUTATIONS[mutation]
+    src = ours / "src" / file
     text = src.read_text()
-    broken = text.replace(*MUTATIONS[mutation])
+    broken = text.replace(good, bad)
     assert broken != text
     src.write_text(broken)
     board, lib = load("nano33ble"), TflmLibrary.locate(str(tflm_dir))
     shape = tuple(TFLiteModel.from_file(path).input_tensors[0].shape)
     x = np.random.default_rng(2).integers(-128, 128, size=(20, int(np.prod(shape)))).astype(np.int8)
+    x[0] = -128  # the extremes
+    x[1] = 127
     got = _device_outputs(build_firmware(ours, lib, board, out_dir=tmp_path / "e").elf, x)
     want = _device_outputs(build_firmware(theirs, lib, board, out_dir=tmp_path / "e2").elf, x)
     assert not np.array_equal(got, want)

@@ -7,6 +7,7 @@
 #define TINYDEPLOY_TD_KERNELS_H_
 
 #include "tensorflow/lite/c/common.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 
 namespace td {
 namespace kernels {
@@ -35,6 +36,53 @@ TfLiteRegistration Register_FULLY_CONNECTED_INT8();
 TfLiteRegistration Register_ADD();
 // The same for a model whose every ADD node is such a node: the library's kernel is not linked.
 TfLiteRegistration Register_ADD_INT8();
+
+// MEAN, int8, over a 4-D tensor's pixels (axes 1 and 2) with the output's scale or zero point not the input's: its own
+// sums (td_kernel_mean.cpp); other nodes run the library's kernel.
+TfLiteRegistration Register_MEAN();
+// The same for a model whose every MEAN node is such a node: the library's kernel is not linked.
+TfLiteRegistration Register_MEAN_INT8();
+
+// The library's op resolver, which also takes a registration for builtin ops whose Add method takes none (AddMean):
+// FindOp and GetOpDataParser answer for those from here, the library's resolver for every other op.
+template <unsigned int kOpCount>
+class OpResolver : public tflite::MicroMutableOpResolver<kOpCount> {
+  using Base = tflite::MicroMutableOpResolver<kOpCount>;
+
+ public:
+  using Base::FindOp;
+
+  TfLiteStatus AddOwn(tflite::BuiltinOperator op, const TfLiteRegistration& registration,
+                      tflite::TfLiteBridgeBuiltinParseFunction parser) {
+    if (own_count_ >= kOwnMax || Base::FindOp(op) != nullptr || FindOwn(op) >= 0) return kTfLiteError;
+    own_[own_count_] = registration;
+    own_[own_count_].builtin_code = op;
+    own_parsers_[own_count_++] = parser;
+    return kTfLiteOk;
+  }
+
+  const TfLiteRegistration* FindOp(tflite::BuiltinOperator op) const override {
+    const int i = FindOwn(op);
+    return i >= 0 ? &own_[i] : Base::FindOp(op);
+  }
+
+  tflite::TfLiteBridgeBuiltinParseFunction GetOpDataParser(tflite::BuiltinOperator op) const override {
+    const int i = FindOwn(op);
+    return i >= 0 ? own_parsers_[i] : Base::GetOpDataParser(op);
+  }
+
+ private:
+  static constexpr int kOwnMax = 2;
+  int FindOwn(tflite::BuiltinOperator op) const {
+    for (int i = 0; i < own_count_; ++i) {
+      if (own_[i].builtin_code == static_cast<int32_t>(op)) return i;
+    }
+    return -1;
+  }
+  TfLiteRegistration own_[kOwnMax] = {};
+  tflite::TfLiteBridgeBuiltinParseFunction own_parsers_[kOwnMax] = {};
+  int own_count_ = 0;
+};
 
 }  // namespace kernels
 }  // namespace td

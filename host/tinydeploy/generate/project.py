@@ -133,7 +133,9 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
         "pio": analysis.board.platformio,
         "runtime": {"library": runtime.library, "lib_dep": runtime.lib_dep, "commit": runtime.commit},
         "ops": [{"name": n, "method": runtime.resolver_method(n), "cmsis_nn": n in runtime.cmsis_nn,
-                 "kernel": registration(model, ours.get(n), n, {p.operator for p in params})} for n in analysis.op_names],
+                 "kernel": registration(model, ours.get(n), n, {p.operator for p in params}),
+                 # an op whose resolver method takes no registration: td::kernels::OpResolver's AddOwn, with its parser
+                 "parser": ours.get(n, {}).get("parser")} for n in analysis.op_names],
         "kernels": kernels,
         "max_ops": max(len(model.operators), 1),
         "arena": arena_plan.to_dict(),

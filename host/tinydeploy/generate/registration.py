@@ -16,6 +16,8 @@ the library's kernel there.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..tflite_model import Operator, TFLiteModel
 
 
@@ -46,13 +48,29 @@ def _add(model: TFLiteModel, op: Operator, _params: set[int]) -> bool:
     return _int8(a, b, y) and tuple(a.shape) == tuple(b.shape) == tuple(y.shape)
 
 
+def _mean(model: TFLiteModel, op: Operator, _params: set[int]) -> bool:
+    """td_kernel_mean.cpp's Applies: int8, a 4-D input reduced over axes 1 and 2 (a constant axis tensor of two),
+    an output of batch x channels elements, the output's scale or zero point not the input's."""
+    if len(op.inputs) != 2 or len(op.outputs) != 1:
+        return False
+    x, axis, y = _tensor(model, op.inputs[0]), _tensor(model, op.inputs[1]), _tensor(model, op.outputs[0])
+    if not (_int8(x, y) and len(x.shape) == 4 and axis is not None and axis.dtype == "INT32" and axis.is_constant
+            and len(axis.data) == 8 and y.num_elements == x.shape[0] * x.shape[3]):
+        return False
+    axes = sorted(int(a) % 4 for a in np.frombuffer(axis.data, "<i4"))
+    same = x.quantization.scales[:1] == y.quantization.scales[:1] and \
+        x.quantization.zero_points[:1] == y.quantization.zero_points[:1]
+    return axes == [1, 2] and not same
+
+
 def _conv(_model: TFLiteModel, op: Operator, params: set[int]) -> bool:
     """td_kernel_cmsis.h's TakesConvNode: every node whose parameters the build wrote into model_params.cpp (every
     int8 node; its own loops or the CMSIS-NN function run it)."""
     return op.index in params
 
 
-TAKES = {"CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected, "ADD": _add}
+TAKES = {"CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected, "ADD": _add,
+         "MEAN": _mean}
 
 
 def registration(model: TFLiteModel, kernel: dict | None, op: str, params: set[int]) -> str | None:
