@@ -148,6 +148,19 @@ def _mean_model(seed, shape, keepdims):
     return convert(m, "int8", rep, 32)
 
 
+def _same_quantization_mean(data: bytes) -> bytes:
+    """The model with its MEAN's output given the input's scale and zero point: TFLM's integer path (a sum divided
+    in integers), which the converter writes only for 1x1 maps."""
+    from tinydeploy.repair import _Editor
+
+    ed = _Editor(data)
+    mean = ed.S.BuiltinOperator.MEAN
+    (op,) = [o for o in ed.g.operators if ed.m.operatorCodes[o.opcodeIndex].builtinCode == mean]
+    x, y = ed.g.tensors[int(op.inputs[0])], ed.g.tensors[int(op.outputs[0])]
+    y.quantization = ed.quant(x.quantization.scale, x.quantization.zeroPoint)
+    return ed.pack()
+
+
 def _model(shape, k, s, pad, dil, mult, act, spread, seed, filters=None):
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
@@ -198,6 +211,9 @@ def case_models(tmp_path_factory):
         p = d / f"{name}.tflite"
         p.write_bytes(_mean_model(seed, shape, keep))
         out[name] = p
+    p = d / "mean_9x9x7_integer.tflite"  # 81 pixels, integer division of negative and positive sums
+    p.write_bytes(_same_quantization_mean(_mean_model(95, (9, 9, 7), False)))
+    out["mean_9x9x7_integer"] = p
     p = d / "add_broadcast.tflite"
     p.write_bytes(_broadcast_add_model(seed=91))
     out["add_broadcast"] = p
@@ -291,8 +307,14 @@ def test_add_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_di
     _bit_exact(case_models[name], "ADD", tflm_dir, tmp_path, every_shape=False, also=("CONV_2D",))
 
 
-@pytest.mark.parametrize("name", ["mean_20x20x6", "mean_5x5x13_keepdims"])
+@pytest.mark.parametrize("name", ["mean_20x20x6", "mean_5x5x13_keepdims", "mean_9x9x7_integer"])
 def test_mean_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
+    if name.endswith("_integer"):  # the case is what its name says: TFLM's integer path
+        from tinydeploy.tflite_model import TFLiteModel
+
+        m = TFLiteModel.from_file(case_models[name])
+        (op,) = [o for o in m.operators if o.opname == "MEAN"]
+        assert m.tensors[op.inputs[0]].quantization == m.tensors[op.outputs[0]].quantization
     _bit_exact(case_models[name], "MEAN", tflm_dir, tmp_path, every_shape=False, also=("CONV_2D",))
 
 
@@ -318,12 +340,16 @@ MUTATIONS = {  # file -> (text, broken text)
                          "return (dsp::smmlar(acc2, mult, add - (1 << (right - 1))) + (acc2 >> 31)) >> right;"),
     # MEAN's 16-bit lanes widened only every 512 pixels: a sum of 400 extreme values overflows them
     "lanes-overflow": ("td_kernel_mean.cpp", "constexpr int kLanePixels = 256;", "constexpr int kLanePixels = 512;"),
+    # MEAN's integer path dividing rounded down, not to zero as C++ (and TFLM) does
+    "floor-division": ("td_kernel_mean.cpp", "return static_cast<int8_t>(sum / integer_count);",
+                       "return static_cast<int8_t>((sum - (sum < 0 ? integer_count - 1 : 0)) / integer_count);"),
 }
 
 
 @pytest.mark.parametrize("name, mutation", [("k3_s1_same_c64_spread", "truncating-shift"),
                                             ("conv_k3_s1_valid_c4_f20_spread", "truncating-shift"),
-                                            ("mean_20x20x6", "lanes-overflow")])
+                                            ("mean_20x20x6", "lanes-overflow"),
+                                            ("mean_9x9x7_integer", "floor-division")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
     """The comparison can fail: a kernel whose requantization truncates instead of rounding differs from the
     reference build on these inputs (subtler changes, negative ties or a truncated high multiply, were caught on

@@ -2,13 +2,13 @@
 // pinned TFLM's reference kernel; other nodes run the library's kernel, chosen in Prepare. The op data is TFLM's
 // (OpDataReduce, filled by the library's own PrepareMeanOrSumHelper), so the arena is the library kernel's.
 //
-// Where the output's scale or zero point differs from the input's (what the converter writes), TFLM sums each
-// channel's values through its generic index arithmetic (QuantizedMeanOrSum: about 140 instructions a value on the
-// Cortex-M4) and turns each sum into an output in float. Here the sums take one word load and two SXTAB16 per four
-// channels of a pixel, in 16-bit lanes widened every 256 pixels (256 x 127 and 256 x -128 fit 16 bits), and each
-// output is the library's float expression, written as it writes it (the same compiler and flags then make the same
-// instructions of it, a fused multiply-add on the Cortex-M4F included). Nodes whose input and output share scale and
-// zero point (TFLM's integer path) run the library's kernel.
+// TFLM sums each channel's values through its generic index arithmetic (about 140 instructions a value on the
+// Cortex-M4), then divides: where the output's scale or zero point differs from the input's (QuantizedMeanOrSum,
+// what the converter writes for a real pooling) in float, where they are the same (Mean, what it writes for a 1x1
+// map) in integers. Here the sums take one word load and two SXTAB16 per four channels of a pixel, in 16-bit lanes
+// widened every 256 pixels (256 x 127 and 256 x -128 fit 16 bits), and each output is the library's expression,
+// written as it writes it (the same compiler and flags then make the same instructions of it, the float path's fused
+// multiply-add on the Cortex-M4F included).
 #include "td_dsp.h"
 #include "td_kernel_util.h"
 #include "td_kernels.h"
@@ -40,8 +40,7 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
   bool ok = in != nullptr && axis != nullptr && out != nullptr && in->type == kTfLiteInt8 &&
             out->type == kTfLiteInt8 && in->dims->size == 4 && axis->type == kTfLiteInt32 &&
             axis->data.i32 != nullptr && tflite::NumElements(axis) == 2 &&
-            tflite::NumElements(out) == in->dims->data[0] * in->dims->data[3] &&
-            !(in->params.zero_point == out->params.zero_point && in->params.scale == out->params.scale);
+            tflite::NumElements(out) == in->dims->data[0] * in->dims->data[3];
   if (ok) {
     const int a = axis->data.i32[0] < 0 ? axis->data.i32[0] + 4 : axis->data.i32[0];
     const int b = axis->data.i32[1] < 0 ? axis->data.i32[1] + 4 : axis->data.i32[1];
@@ -85,8 +84,9 @@ inline void SumFour(const int8_t* p, int pixels, int stride, int32_t s[4]) {
 }
 
 // One output from its channel's sum, as TFLM's QuantizedMeanOrSum computes it (reference/reduce.h), operation for
-// operation.
-inline int8_t Output(int32_t sum, float count, float scale, float bias, int32_t output_zero_point) {
+// operation; with the input's scale and zero point (TFLM's Mean), the sum divided in integers, rounded to zero.
+inline int8_t Output(int32_t sum, float count, float scale, float bias, int32_t output_zero_point, int32_t integer_count) {
+  if (integer_count > 0) return static_cast<int8_t>(sum / integer_count);
   const float float_mean = static_cast<float>(sum) / count;
   float result = tflite::TfLiteMin(tflite::TfLiteRound(float_mean * scale + bias) + output_zero_point,
                                    static_cast<float>(127));
@@ -110,17 +110,20 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const MeanOp& op
   const float count = static_cast<float>(static_cast<size_t>(pixels));
   const float scale = d.input_scale / d.output_scale;
   const float bias = -d.input_zp * scale;
+  // TFLM's EvalIntegerMean: the integer path where the two tensors' zero points and scales are equal
+  const int32_t integer_count =
+      d.input_zp == d.output_zp && d.input_scale == d.output_scale ? static_cast<int32_t>(pixels) : 0;
   for (int b = 0; b < batches; ++b, x += pixels * channels, y += channels) {
     int c = 0;
     for (; c + 4 <= channels; c += 4) {
       int32_t s[4];
       SumFour(x + c, pixels, channels, s);
-      for (int j = 0; j < 4; ++j) y[c + j] = Output(s[j], count, scale, bias, d.output_zp);
+      for (int j = 0; j < 4; ++j) y[c + j] = Output(s[j], count, scale, bias, d.output_zp, integer_count);
     }
     for (; c < channels; ++c) {
       int32_t s = 0;
       for (int i = 0; i < pixels; ++i) s += x[i * channels + c];
-      y[c] = Output(s, count, scale, bias, d.output_zp);
+      y[c] = Output(s, count, scale, bias, d.output_zp, integer_count);
     }
   }
   return kTfLiteOk;

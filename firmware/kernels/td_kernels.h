@@ -37,8 +37,8 @@ TfLiteRegistration Register_ADD();
 // The same for a model whose every ADD node is such a node: the library's kernel is not linked.
 TfLiteRegistration Register_ADD_INT8();
 
-// MEAN, int8, over a 4-D tensor's pixels (axes 1 and 2) with the output's scale or zero point not the input's: its own
-// sums (td_kernel_mean.cpp); other nodes run the library's kernel.
+// MEAN, int8, over a 4-D tensor's pixels (axes 1 and 2): its own sums (td_kernel_mean.cpp); other nodes run the
+// library's kernel.
 TfLiteRegistration Register_MEAN();
 // The same for a model whose every MEAN node is such a node: the library's kernel is not linked.
 TfLiteRegistration Register_MEAN_INT8();

@@ -50,17 +50,14 @@ def _add(model: TFLiteModel, op: Operator, _params: set[int]) -> bool:
 
 def _mean(model: TFLiteModel, op: Operator, _params: set[int]) -> bool:
     """td_kernel_mean.cpp's Applies: int8, a 4-D input reduced over axes 1 and 2 (a constant axis tensor of two),
-    an output of batch x channels elements, the output's scale or zero point not the input's."""
+    an output of batch x channels elements."""
     if len(op.inputs) != 2 or len(op.outputs) != 1:
         return False
     x, axis, y = _tensor(model, op.inputs[0]), _tensor(model, op.inputs[1]), _tensor(model, op.outputs[0])
     if not (_int8(x, y) and len(x.shape) == 4 and axis is not None and axis.dtype == "INT32" and axis.is_constant
             and len(axis.data) == 8 and y.num_elements == x.shape[0] * x.shape[3]):
         return False
-    axes = sorted(int(a) % 4 for a in np.frombuffer(axis.data, "<i4"))
-    same = x.quantization.scales[:1] == y.quantization.scales[:1] and \
-        x.quantization.zero_points[:1] == y.quantization.zero_points[:1]
-    return axes == [1, 2] and not same
+    return sorted(int(a) % 4 for a in np.frombuffer(axis.data, "<i4")) == [1, 2]
 
 
 def _conv(_model: TFLiteModel, op: Operator, params: set[int]) -> bool:
