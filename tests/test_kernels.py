@@ -1,5 +1,5 @@
 """tinydeploy's own kernels (firmware/kernels/: DEPTHWISE_CONV_2D, CONV_2D on the matrix product and for first
-layers, FULLY_CONNECTED, ADD, MEAN), bit-exact: each configuration is a one-op (or few-layer) int8 model converted by the
+layers, FULLY_CONNECTED, ADD, MEAN, MAX_POOL_2D), bit-exact: each configuration is a one-op (or few-layer) int8 model converted by the
 real TFLite converter, run on the emulated Cortex-M4 three ways, all against the pinned TFLM library: with
 tinydeploy's kernel (`--kernels tinydeploy`), with the library's CMSIS-NN kernel, and with TFLM's portable reference
 kernel (bench/reference_kernels.cpp). On 20 random inputs each, tinydeploy's outputs must equal the reference's bit for
@@ -148,6 +148,39 @@ def _mean_model(seed, shape, keepdims):
     return convert(m, "int8", rep, 32)
 
 
+def _pool_model(seed, shape):
+    """MAX_POOL_2D twice after a pointwise convolution: 3x3 at stride 2 with same padding (windows the border cuts),
+    a relu6 after it (which the converter fuses into the pool: an activation range narrower than int8's), then 2x2
+    at stride 2."""
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+
+    _, keras = import_tf()
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    x = L.Input(shape)
+    c = L.Conv2D(shape[-1], 1)(x)
+    a = L.ReLU(6.0)(L.MaxPool2D(3, 2, padding="same")(c))
+    m = keras.Model(x, L.MaxPool2D(2, 2)(a))
+    rep = np.random.default_rng(seed).integers(0, 256, (32, *shape), dtype=np.uint8)
+    return _narrow_activation(convert(m, "int8", rep, 32))
+
+
+def _narrow_activation(data: bytes) -> bytes:
+    """The convolution's and both pools' outputs given twice the first pool's scale and the zero point -100 (a pool's
+    input and output must share them), so that the fused relu6 clamps to [-100, 28] inside int8 (the converter gives
+    a relu6 output the activation's range: no clamp at all). The convolution requantizes to the new scale."""
+    from tinydeploy.repair import _Editor
+
+    ed = _Editor(data)
+    code = ed.S.BuiltinOperator.MAX_POOL_2D
+    pools = [o for o in ed.g.operators if ed.m.operatorCodes[o.opcodeIndex].builtinCode == code]
+    scale = np.asarray(ed.g.tensors[int(pools[0].outputs[0])].quantization.scale) * 2
+    for t in {int(pools[0].inputs[0]), *(int(o.outputs[0]) for o in pools)}:
+        ed.g.tensors[t].quantization = ed.quant(scale, [-100])
+    return ed.pack()
+
+
 def _same_quantization_mean(data: bytes) -> bytes:
     """The model with its MEAN's output given the input's scale and zero point: TFLM's integer path (a sum divided
     in integers), which the converter writes only for 1x1 maps."""
@@ -210,6 +243,11 @@ def case_models(tmp_path_factory):
     for name, seed, shape, keep in (("mean_20x20x6", 93, (20, 20, 6), False), ("mean_5x5x13_keepdims", 94, (5, 5, 13), True)):
         p = d / f"{name}.tflite"
         p.write_bytes(_mean_model(seed, shape, keep))
+        out[name] = p
+    # 6 channels: a group of 4 and a tail of 2; 10 channels: two groups and a tail of 2 on odd map sizes
+    for name, seed, shape in (("maxpool_9x9x6", 96, (9, 9, 6)), ("maxpool_11x7x10", 97, (11, 7, 10))):
+        p = d / f"{name}.tflite"
+        p.write_bytes(_pool_model(seed, shape))
         out[name] = p
     p = d / "mean_9x9x7_integer.tflite"  # 81 pixels, integer division of negative and positive sums
     p.write_bytes(_same_quantization_mean(_mean_model(95, (9, 9, 7), False)))
@@ -318,6 +356,18 @@ def test_mean_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_d
     _bit_exact(case_models[name], "MEAN", tflm_dir, tmp_path, every_shape=False, also=("CONV_2D",))
 
 
+@pytest.mark.parametrize("name", ["maxpool_9x9x6", "maxpool_11x7x10"])
+def test_max_pool_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
+    from tinydeploy.tflite_model import TFLiteModel
+
+    m = TFLiteModel.from_file(case_models[name])
+    pools = [o for o in m.operators if o.opname == "MAX_POOL_2D"]
+    # the cases are what they say: the relu6 fused into the first pool, windows cut by the border
+    assert len(pools) == 2 and pools[0].options["fused_activation"] == 3  # RELU6
+    assert m.tensors[pools[0].outputs[0]].quantization.zero_points == (-100,)
+    _bit_exact(case_models[name], "MAX_POOL_2D", tflm_dir, tmp_path, every_shape=False, also=("CONV_2D",))
+
+
 def test_an_op_no_node_of_which_tinydeploys_kernel_takes_is_registered_as_the_library_builds_it(case_models, tmp_path):
     """generate/registration.py: an ADD that broadcasts (which td_kernel_add.cpp's Applies refuses) gets the library's
     own registration, the line `--kernels cmsis-nn` writes, so it runs no hand-over; a model of same-shape ADDs only
@@ -340,6 +390,8 @@ MUTATIONS = {  # file -> (text, broken text)
                          "return (dsp::smmlar(acc2, mult, add - (1 << (right - 1))) + (acc2 >> 31)) >> right;"),
     # MEAN's 16-bit lanes widened only every 512 pixels: a sum of 400 extreme values overflows them
     "lanes-overflow": ("td_kernel_mean.cpp", "constexpr int kLanePixels = 256;", "constexpr int kLanePixels = 512;"),
+    # MAX_POOL_2D's activation range left out: the relu6 fused into the pool not applied
+    "pool-no-clamp": ("td_kernel_pool.cpp", "const bool full = lo <= -128 && hi >= 127;", "const bool full = true;"),
     # MEAN's integer path dividing rounded down, not to zero as C++ (and TFLM) does
     "floor-division": ("td_kernel_mean.cpp", "return static_cast<int8_t>(sum / integer_count);",
                        "return static_cast<int8_t>((sum - (sum < 0 ? integer_count - 1 : 0)) / integer_count);"),
@@ -349,7 +401,8 @@ MUTATIONS = {  # file -> (text, broken text)
 @pytest.mark.parametrize("name, mutation", [("k3_s1_same_c64_spread", "truncating-shift"),
                                             ("conv_k3_s1_valid_c4_f20_spread", "truncating-shift"),
                                             ("mean_20x20x6", "lanes-overflow"),
-                                            ("mean_9x9x7_integer", "floor-division")])
+                                            ("mean_9x9x7_integer", "floor-division"),
+                                            ("maxpool_9x9x6", "pool-no-clamp")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
     """The comparison can fail: a kernel whose requantization truncates instead of rounding differs from the
     reference build on these inputs (subtler changes, negative ties or a truncated high multiply, were caught on

@@ -43,6 +43,11 @@ TfLiteRegistration Register_MEAN();
 // The same for a model whose every MEAN node is such a node: the library's kernel is not linked.
 TfLiteRegistration Register_MEAN_INT8();
 
+// MAX_POOL_2D, int8, any filter, stride and padding (td_kernel_pool.cpp).
+TfLiteRegistration Register_MAX_POOL_2D();
+// The same for a model whose every MAX_POOL_2D node is int8: the library's kernel is not linked.
+TfLiteRegistration Register_MAX_POOL_2D_INT8();
+
 // The library's op resolver, which also takes a registration for builtin ops whose Add method takes none (AddMean):
 // FindOp and GetOpDataParser answer for those from here, the library's resolver for every other op.
 template <unsigned int kOpCount>

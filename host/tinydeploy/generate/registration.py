@@ -60,6 +60,14 @@ def _mean(model: TFLiteModel, op: Operator, _params: set[int]) -> bool:
     return sorted(int(a) % 4 for a in np.frombuffer(axis.data, "<i4")) == [1, 2]
 
 
+def _max_pool(model: TFLiteModel, op: Operator, _params: set[int]) -> bool:
+    """td_kernel_pool.cpp's Applies: int8, a 4-D input and output of the same batch and channels."""
+    if not op.inputs or len(op.outputs) != 1:
+        return False
+    x, y = _tensor(model, op.inputs[0]), _tensor(model, op.outputs[0])
+    return _int8(x, y) and len(x.shape) == len(y.shape) == 4 and (x.shape[0], x.shape[3]) == (y.shape[0], y.shape[3])
+
+
 def _conv(_model: TFLiteModel, op: Operator, params: set[int]) -> bool:
     """td_kernel_cmsis.h's TakesConvNode: every node whose parameters the build wrote into model_params.cpp (every
     int8 node; its own loops or the CMSIS-NN function run it)."""
@@ -67,7 +75,7 @@ def _conv(_model: TFLiteModel, op: Operator, params: set[int]) -> bool:
 
 
 TAKES = {"CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected, "ADD": _add,
-         "MEAN": _mean}
+         "MEAN": _mean, "MAX_POOL_2D": _max_pool}
 
 
 def registration(model: TFLiteModel, kernel: dict | None, op: str, params: set[int]) -> str | None:
