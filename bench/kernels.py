@@ -84,6 +84,17 @@ def run(elf: Path, x: np.ndarray) -> tuple[dict, np.ndarray]:
     return d, outs
 
 
+def flash_constants(emu_dir: Path) -> int:
+    """Bytes of model_params.o (the per-channel parameters and op data the build wrote into flash) in a firmware
+    build's folder: .text + .data as arm-none-eabi-size counts them, 0 where the build has none."""
+    obj = emu_dir / "model_params.o"
+    if not obj.exists():
+        return 0
+    out = subprocess.run(["arm-none-eabi-size", str(obj)], check=True, capture_output=True, text=True).stdout
+    text, data = (int(v) for v in out.splitlines()[1].split()[:2])
+    return text + data
+
+
 def main() -> int:
     from tinydeploy.analyze import analyze
     from tinydeploy.boards import load
@@ -121,6 +132,7 @@ def main() -> int:
                                        out_dir=Path(tmp) / f"{path.stem}-emu-{b}", extra_sources=extra.get(b, ()))
                 res[b], outs[b] = run(image.elf, x)
                 text[b] = image.text_bytes
+            consts = flash_constants(Path(tmp) / f"{path.stem}-emu-tinydeploy")
             if not np.array_equal(outs["tinydeploy"], outs["reference"]):
                 raise SystemExit(f"{path.name}: tinydeploy's outputs differ from the reference kernels'")
             ops = analyze(model, board, measure_arena=False).ops
@@ -167,7 +179,7 @@ def main() -> int:
                   f"({tot['cmsis-nn'] / tot['tinydeploy']:.2f}x tinydeploy's), reference {tot['reference']:,}; "
                   f".text {text['tinydeploy']:,} / {text['cmsis-nn']:,} / {text['reference']:,} B; outputs of the "
                   f"tinydeploy build identical to the reference build's on {len(x)} random inputs\n")
-            summary.append((path.name, tot, text, arena, cycles))
+            summary.append((path.name, tot, text, arena, cycles, consts))
     print("op classes over all models: instructions per MAC (per output element for ADD, MUL); estimated cycles the same")
     print(f"  {'class':<30} {'tinydeploy':>10} {'CMSIS-NN':>9} {'reference':>9}  CMSIS/td   est. cycles td / CMSIS-NN")
     for cls, (work, t, c, r, tc, cc, rc) in sorted(all_classes.items()):
@@ -179,11 +191,14 @@ def main() -> int:
         print(f"  {name} #{i} {op}: {t:,} vs {c:,} (+{t - c:,})")
     print()
     print(f"{'model':<28} {'tinydeploy':>11} {'CMSIS-NN':>11} {'reference':>11}  CMSIS/td  est. cycles CMSIS/td"
-          f"  .text td-CMSIS  arena td-CMSIS")
-    for name, tot, text, arena, cycles in summary:
+          f"  .text td-CMSIS  (constants)  code td-CMSIS  arena td-CMSIS")
+    for name, tot, text, arena, cycles, consts in summary:
+        dt = text['tinydeploy'] - text['cmsis-nn']
         print(f"{name:<28} {tot['tinydeploy']:>11,} {tot['cmsis-nn']:>11,} {tot['reference']:>11,}  "
               f"{tot['cmsis-nn'] / tot['tinydeploy']:>7.2f}x  {cycles['cmsis-nn'] / cycles['tinydeploy']:>17.2f}x"
-              f"  {text['tinydeploy'] - text['cmsis-nn']:>+13,} B  {arena['tinydeploy'] - arena['cmsis-nn']:>+12,} B")
+              f"  {dt:>+13,} B  {consts:>9,} B  {dt - consts:>+13,} B  {arena['tinydeploy'] - arena['cmsis-nn']:>+12,} B")
+    print("(constants: model_params.o, what the build moved from the arena to flash: per-channel multipliers and shifts,"
+          " op data; code: the rest of the .text difference)")
     return 0
 
 

@@ -133,3 +133,26 @@ def test_op_data_of_another_model_refuses_to_start(example_builds, tflm_dir, tmp
     assert r.returncode == 3 and "AllocateTensors() failed" in r.stderr, r.stderr
     assert "op data in flash differs from TFLM's Prepare" in r.stderr and "rebuild it" in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+
+
+def test_the_cmsis_function_no_node_needs_is_not_linked(example_builds, tflm_dir, tmp_path):
+    """Every CONV_2D node of the example runs tinydeploy's loops, so its project builds with -DTD_CMSIS_CONV=0, and
+    the firmware is smaller than the same project with the CMSIS-NN convolution linked, by at least that function's
+    own code (arm_convolve_wrapper_s8 and arm_convolve_s8 are in the one and not the other)."""
+    from tinydeploy.boards import load
+    from tinydeploy.emulate.firmware import build_firmware
+    from tinydeploy.emulate.tflm_library import TflmLibrary
+
+    ini = example_builds["tinydeploy"] / "platformio.ini"
+    assert "    -DTD_CMSIS_CONV=0\n" in ini.read_text() and "TD_CMSIS_DEPTHWISE" not in ini.read_text()
+    linked = tmp_path / "linked"
+    shutil.copytree(example_builds["tinydeploy"], linked)
+    (linked / "platformio.ini").write_text(ini.read_text().replace("    -DTD_CMSIS_CONV=0\n", ""))
+    board, lib = load("nano33ble"), TflmLibrary.locate(str(tflm_dir))
+    images = {k: build_firmware(p, lib, board, out_dir=tmp_path / f"e-{k}")
+              for k, p in (("left_out", example_builds["tinydeploy"]), ("linked", linked))}
+    symbols = {k: subprocess.run(["arm-none-eabi-nm", str(im.elf)], check=True, capture_output=True, text=True).stdout
+               for k, im in images.items()}
+    for fn in ("arm_convolve_wrapper_s8", "arm_convolve_s8"):
+        assert f" {fn}\n" in symbols["linked"] and f" {fn}\n" not in symbols["left_out"], fn
+    assert images["left_out"].text_bytes < images["linked"].text_bytes

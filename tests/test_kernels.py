@@ -32,6 +32,12 @@ CASES = [
     ("k3_s1_same_c4_wide", (2, 40, 4), 3, 1, "same", 1, 1, None, 1.0),  # rows longer than a chunk of accumulators
     # relu6 outputs of widely spread weights: some channels' multipliers of 1 or more (TFLM shifts those left)
     ("k3_s1_same_c16_relu6_mult_above_1", (6, 6, 16), 3, 1, "same", 1, 1, "relu6", 1e4),
+    # tall, narrow maps, which the kernel runs transposed (along columns): a keyword net's 25x5 (columns of 25, odd:
+    # each one's last output apart), stride 2 with an odd column of 11, an even one of 8 with relu6, a single column
+    ("k3_s1_same_c4_tall_transposed", (25, 5, 4), 3, 1, "same", 1, 1, None, 1.0),
+    ("k3_s2_same_c4_tall_transposed", (21, 4, 4), 3, 2, "same", 1, 1, None, 1.0),
+    ("k3_s2_same_c6_tall_relu6_transposed", (16, 5, 6), 3, 2, "same", 1, 1, "relu6", 1.0),
+    ("k3_s1_valid_c5_column_transposed", (12, 3, 5), 3, 1, "valid", 1, 1, None, 1.0),
 ]
 
 
@@ -384,12 +390,33 @@ def test_an_op_no_node_of_which_tinydeploys_kernel_takes_is_registered_as_the_li
     assert "td::kernels::Register_ADD_INT8()" in ops["add_residual_relu", "tinydeploy"][0]
 
 
+def test_a_build_without_the_cmsis_function_refuses_a_node_that_needs_it(case_models, tflm_dir, tmp_path):
+    """generate/project.py leaves the CMSIS-NN convolution out (-DTD_CMSIS_CONV=0) only where tinydeploy's loops take
+    every CONV_2D node: not for a node of 1,080 values under the filter, which the CMSIS-NN function runs. Forced
+    into such a project, the firmware refuses to start with one line instead of computing anything."""
+    from conftest import run_cli
+
+    project = tmp_path / "p"
+    run_cli("build", case_models["conv_k3_s1_same_c120_f8_cmsis"], "-o", project, "--no-compile", check=0)
+    ini = project / "platformio.ini"
+    text = ini.read_text()
+    assert "TD_CMSIS_CONV" not in text and "build_flags =\n" in text
+    ini.write_text(text.replace("build_flags =\n", "build_flags =\n    -DTD_CMSIS_CONV=0\n", 1))
+    r = run_cli("emulate", project, "--tflm", tflm_dir, "--runs", "1", timeout=600)
+    assert r.returncode == 3 and "AllocateTensors() failed" in r.stderr, r.stderr
+    assert "left out the CMSIS-NN function" in r.stderr and "rebuild it" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+
+
 MUTATIONS = {  # file -> (text, broken text)
     # the kernels' requantization with its final rounding dropped: it truncates
     "truncating-shift": ("td_kernel_util.h", "return (dsp::smmlar(acc2, mult, add) + (acc2 >> 31)) >> right;",
                          "return (dsp::smmlar(acc2, mult, add - (1 << (right - 1))) + (acc2 >> 31)) >> right;"),
     # MEAN's 16-bit lanes widened only every 512 pixels: a sum of 400 extreme values overflows them
     "lanes-overflow": ("td_kernel_mean.cpp", "constexpr int kLanePixels = 256;", "constexpr int kLanePixels = 512;"),
+    # the transposed map's filter read untransposed: the loops would run a tall map's taps in the wrong places
+    "transposed-taps": ("td_kernel_depthwise.cpp", "const int src = transposed ? (k % k_w) * k_h + k / k_w : k;",
+                        "const int src = k;"),
     # MAX_POOL_2D's activation range left out: the relu6 fused into the pool not applied
     "pool-no-clamp": ("td_kernel_pool.cpp", "const bool full = lo <= -128 && hi >= 127;", "const bool full = true;"),
     # MEAN's integer path dividing rounded down, not to zero as C++ (and TFLM) does
@@ -402,7 +429,8 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("conv_k3_s1_valid_c4_f20_spread", "truncating-shift"),
                                             ("mean_20x20x6", "lanes-overflow"),
                                             ("mean_9x9x7_integer", "floor-division"),
-                                            ("maxpool_9x9x6", "pool-no-clamp")])
+                                            ("maxpool_9x9x6", "pool-no-clamp"),
+                                            ("k3_s1_same_c4_tall_transposed", "transposed-taps")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
     """The comparison can fail: a kernel whose requantization truncates instead of rounding differs from the
     reference build on these inputs (subtler changes, negative ties or a truncated high multiply, were caught on

@@ -10,7 +10,7 @@ typedef tflite::MicroMutableOpResolver<5> TdOpResolver;
 
 inline TfLiteStatus td_register_ops(TdOpResolver& resolver) {
   if (resolver.AddConv2D(td::kernels::Register_CONV_2D_INT8()) != kTfLiteOk) return kTfLiteError;  // CONV_2D (tinydeploy)
-  if (resolver.AddMaxPool2D() != kTfLiteOk) return kTfLiteError;  // MAX_POOL_2D (CMSIS-NN)
+  if (resolver.AddMaxPool2D(td::kernels::Register_MAX_POOL_2D_INT8()) != kTfLiteOk) return kTfLiteError;  // MAX_POOL_2D (tinydeploy)
   if (resolver.AddReshape() != kTfLiteOk) return kTfLiteError;  // RESHAPE
   if (resolver.AddFullyConnected(td::kernels::Register_FULLY_CONNECTED_INT8()) != kTfLiteOk) return kTfLiteError;  // FULLY_CONNECTED (tinydeploy)
   if (resolver.AddSoftmax() != kTfLiteOk) return kTfLiteError;  // SOFTMAX (CMSIS-NN)

@@ -3,12 +3,29 @@
 #include "tensorflow/lite/c/builtin_op_data.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
 #include "tensorflow/lite/micro/micro_context.h"
+#include "tensorflow/lite/micro/micro_log.h"
 #include "third_party/cmsis_nn/Include/arm_nnfunctions.h"
+
+// The build leaves out the CMSIS-NN function of an op where it predicts that tinydeploy's own loops take every node
+// (generate/project.py: -DTD_CMSIS_CONV=0, -DTD_CMSIS_DEPTHWISE=0), so that the function and what it calls are not
+// linked; a node its loops then do not take stops AllocateTensors() with one line.
+#ifndef TD_CMSIS_CONV
+#define TD_CMSIS_CONV 1
+#endif
+#ifndef TD_CMSIS_DEPTHWISE
+#define TD_CMSIS_DEPTHWISE 1
+#endif
 
 namespace td {
 namespace kernels {
 namespace cmsis {
 namespace {
+
+__attribute__((unused)) TfLiteStatus LeftOut(const char* op) {
+  MicroPrintf("tinydeploy: a %s node tinydeploy's loops do not take, and this build left out the CMSIS-NN function "
+              "(the project was generated for another model; rebuild it)", op);
+  return kTfLiteError;
+}
 
 // The function's arguments from a node's tensor shapes (NHWC input and output; filter OHWI for CONV_2D, 1HWC for
 // DEPTHWISE_CONV_2D), its parameters and TFLM's op data, as the library's kernel sets them.
@@ -33,7 +50,7 @@ void Common(const Params& params, const tflite::OpDataConv& d, cmsis_nn_tile* st
   *out_off = d.output_zero_point;
 }
 
-Args MakeArgs(const TfLiteIntArray* in, const TfLiteIntArray* filter, const TfLiteIntArray* out,
+__attribute__((unused)) Args MakeArgs(const TfLiteIntArray* in, const TfLiteIntArray* filter, const TfLiteIntArray* out,
               const tflite::OpDataConv& d, bool depthwise) {
   Args a;
   a.input = {in->data[0], in->data[1], in->data[2], in->data[3]};
@@ -46,7 +63,7 @@ Args MakeArgs(const TfLiteIntArray* in, const TfLiteIntArray* filter, const TfLi
   return a;
 }
 
-cmsis_nn_conv_params ConvParams(TfLiteNode* node, const tflite::OpDataConv& d) {
+__attribute__((unused)) cmsis_nn_conv_params ConvParams(TfLiteNode* node, const tflite::OpDataConv& d) {
   const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
   cmsis_nn_conv_params p;
   Common(params, d, &p.stride, &p.padding, &p.dilation, &p.activation,
@@ -54,7 +71,7 @@ cmsis_nn_conv_params ConvParams(TfLiteNode* node, const tflite::OpDataConv& d) {
   return p;
 }
 
-cmsis_nn_dw_conv_params DwParams(TfLiteNode* node, const tflite::OpDataConv& d) {
+__attribute__((unused)) cmsis_nn_dw_conv_params DwParams(TfLiteNode* node, const tflite::OpDataConv& d) {
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
   cmsis_nn_dw_conv_params p;
   Common(params, d, &p.stride, &p.padding, &p.dilation, &p.activation, &p.input_offset, &p.output_offset);
@@ -87,18 +104,28 @@ TfLiteStatus RequestBuffer(TfLiteContext* context, TfLiteNode* node, const tflit
 }  // namespace
 
 TfLiteStatus PrepareConv(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& d, int* buffer) {
+#if TD_CMSIS_CONV
   const cmsis_nn_conv_params p = ConvParams(node, d);
   return RequestBuffer(context, node, d, false, buffer, [&p](Args& a) {
     return arm_convolve_wrapper_s8_get_buffer_size(&p, &a.input, &a.filter, &a.output);
   });
+#else
+  (void)context, (void)node, (void)d, (void)buffer;
+  return LeftOut("CONV_2D");
+#endif
 }
 
 TfLiteStatus PrepareDepthwiseConv(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& d,
                                   int* buffer) {
+#if TD_CMSIS_DEPTHWISE
   const cmsis_nn_dw_conv_params p = DwParams(node, d);
   return RequestBuffer(context, node, d, true, buffer, [&p](Args& a) {
     return arm_depthwise_conv_wrapper_s8_get_buffer_size(&p, &a.input, &a.filter, &a.output);
   });
+#else
+  (void)context, (void)node, (void)d, (void)buffer;
+  return LeftOut("DEPTHWISE_CONV_2D");
+#endif
 }
 
 namespace {
@@ -109,7 +136,7 @@ struct EvalTensors {
   cmsis_nn_context ctx;
 };
 
-EvalTensors Tensors(TfLiteContext* context, TfLiteNode* node, int buffer) {
+__attribute__((unused)) EvalTensors Tensors(TfLiteContext* context, TfLiteNode* node, int buffer) {
   EvalTensors t;
   t.input = tflite::micro::GetEvalInput(context, node, tflite::kConvInputTensor);
   t.filter = tflite::micro::GetEvalInput(context, node, tflite::kConvWeightsTensor);
@@ -123,6 +150,7 @@ EvalTensors Tensors(TfLiteContext* context, TfLiteNode* node, int buffer) {
 }  // namespace
 
 TfLiteStatus EvalConv(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& d, int buffer) {
+#if TD_CMSIS_CONV
   EvalTensors t = Tensors(context, node, buffer);
   Args a = MakeArgs(t.input->dims, t.filter->dims, t.output->dims, d, false);
   const cmsis_nn_conv_params p = ConvParams(node, d);
@@ -131,10 +159,15 @@ TfLiteStatus EvalConv(TfLiteContext* context, TfLiteNode* node, const tflite::Op
       tflite::micro::GetTensorData<int8_t>(t.filter), &a.bias, tflite::micro::GetOptionalTensorData<int32_t>(t.bias),
       &a.output, tflite::micro::GetTensorData<int8_t>(t.output));
   return s == ARM_CMSIS_NN_SUCCESS ? kTfLiteOk : kTfLiteError;
+#else
+  (void)context, (void)node, (void)d, (void)buffer;
+  return kTfLiteError;  // never reached: Prepare refused the node
+#endif
 }
 
 TfLiteStatus EvalDepthwiseConv(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& d,
                                int buffer) {
+#if TD_CMSIS_DEPTHWISE
   EvalTensors t = Tensors(context, node, buffer);
   Args a = MakeArgs(t.input->dims, t.filter->dims, t.output->dims, d, true);
   const cmsis_nn_dw_conv_params p = DwParams(node, d);
@@ -143,6 +176,10 @@ TfLiteStatus EvalDepthwiseConv(TfLiteContext* context, TfLiteNode* node, const t
       tflite::micro::GetTensorData<int8_t>(t.filter), &a.bias, tflite::micro::GetOptionalTensorData<int32_t>(t.bias),
       &a.output, tflite::micro::GetTensorData<int8_t>(t.output));
   return s == ARM_CMSIS_NN_SUCCESS ? kTfLiteOk : kTfLiteError;
+#else
+  (void)context, (void)node, (void)d, (void)buffer;
+  return kTfLiteError;  // never reached: Prepare refused the node
+#endif
 }
 
 }  // namespace cmsis

@@ -95,11 +95,15 @@ struct Channel {
 // SMMLAR(acc2 << shift, m, zp); kSlow: TFLM's own function (where a bound does not allow the others).
 enum Mode { kSlow = 0, kRight = 1, kLeft = 2 };
 
+// k_w: the filter's width as the loops see it; transposed: they run the map with rows and columns swapped, so tap
+// (ky, kx) of their filter is the model's (kx, ky).
 void MakeChannel(Channel& ch, const int8_t* filter, const int32_t* bias, const tflite::OpDataConv& d, int c,
-                 int channels, int taps, int k_w) {
+                 int channels, int taps, int k_w, bool transposed) {
   int32_t abs_sum = 0;
+  const int k_h = taps / k_w;
   for (int k = 0; k < taps; ++k) {
-    const int32_t w = filter[k * channels + c];
+    const int src = transposed ? (k % k_w) * k_h + k / k_w : k;
+    const int32_t w = filter[src * channels + c];
     ch.w[k] = w;
     abs_sum += w < 0 ? -w : w;
   }
@@ -158,8 +162,10 @@ struct Band {
   int rows;       // output rows
   int out_w;
   int8_t* out;    // the band's first output of the channel
-  int out_step;   // bytes from one output pixel to the next (the channel count)
+  int out_step;   // bytes from one output of a row to the next (the channel count; transposed: a row of the map)
+  int row_step;   // bytes from one row's first output to the next row's (transposed: the channel count)
   bool last;      // the band ends the output map (of the last batch): nothing of the channel follows its last row
+  bool transposed;  // rows are the map's columns: the output after a row's last is not the next row's first
 };
 
 // 3x3 at stride 1, two outputs at a time: x01 = (x0, x1), x12, x23 of each input row give
@@ -291,15 +297,30 @@ __attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch) {
   int rows = b.rows;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
   const RowFn row = kStride == 1 ? (kFull ? RowS1Full : RowS1Clamped) : (kFull ? RowS2Full : RowS2Clamped);
+  if (b.transposed && odd) {
+    // a row's last output would have its unstored partner beyond the map's last row: pairs in assembly, then each
+    // row's last output in C
+    if (pairs > 0) {
+      row(p, out, ch.bias2, 2 * pitch, ch.w3, ch.mult, ch.add, ch.right, step, pairs, ch.lo, ch.hi, rows,
+          2 * kStride * pitch - 4 * kStride * pairs, 2 * pairs * step - b.row_step);
+    }
+    for (int r = 0; r < rows; ++r) {
+      int32_t a0 = ch.bias2, a1 = ch.bias2;
+      Pair3x3<kStride>(p + r * kStride * pitch + pairs * 2 * kStride, pitch, ch.w3, a0, a1);
+      out[r * b.row_step + pairs * 2 * step] =
+          static_cast<int8_t>(OutputFast<kFull>(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
+    }
+    return;
+  }
   // An odd row's last output goes with a partner that the assembly stores too, on the next pixel of the channel: the
   // next row's first output, stored again when that row is computed; the map's very last row ends in C instead.
   const int alone = odd && b.last ? 1 : 0;
   if (rows - alone > 0 && pairs + odd > 0) {
     const int count = pairs + odd;
     row(p, out, ch.bias2, 2 * pitch, ch.w3, ch.mult, ch.add, ch.right, step, count, ch.lo, ch.hi, rows - alone,
-        2 * kStride * pitch - 4 * kStride * count, odd * step);
+        2 * kStride * pitch - 4 * kStride * count, 2 * count * step - b.row_step);
     p += (rows - alone) * kStride * pitch;
-    out += (rows - alone) * b.out_w * step;
+    out += (rows - alone) * b.row_step;
   }
   if (!alone) return;
   rows = 1;
@@ -314,6 +335,7 @@ __attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch) {
 #else
   for (int r = 0; r < rows; ++r) {
     const int16_t* q = p + r * kStride * pitch;
+    out = b.out + r * b.row_step;
     for (int i = 0; i < pairs + odd; ++i, q += 2 * kStride) {
       int32_t a0 = ch.bias2, a1 = ch.bias2;
       Pair3x3<kStride>(q, pitch, ch.w3, a0, a1);
@@ -327,8 +349,8 @@ __attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch) {
 
 // Any filter, stride, dilation and requantization form: one tap at a time.
 __attribute__((noinline)) void BandAny(const Band& b, const Channel& ch, const Geometry& s) {
-  int8_t* out = b.out;
   for (int r = 0; r < b.rows; ++r) {
+    int8_t* out = b.out + r * b.row_step;
     for (int ox = 0; ox < b.out_w; ++ox, out += b.out_step) {
       const int16_t* p = b.plane + r * s.stride_h * b.pitch + ox * s.stride_w;
       int32_t acc = ch.bias;
@@ -343,11 +365,14 @@ __attribute__((noinline)) void BandAny(const Band& b, const Channel& ch, const G
 
 // The group's n channels (c0 .. c0 + n - 1) of input rows iy0 .. iy0 + rows - 1 into n planes `plane_size` values
 // apart, `pitch` values a row: value b of a row is input column b - pad_w plus the input offset; outside the image 0
-// (the columns beside the image are zeroed once for the node and never written).
+// (the columns beside the image are zeroed once for the node and never written). s is the map as the loops see it;
+// line_step and col_step are the bytes from one of its input rows, and columns, to the next in the tensor (swapped
+// where the loops run the map transposed).
 // Four channels at a time come from one word per pixel: SXTAB16 widens and offsets two of them in one instruction,
 // and two pixels' halves are packed (PKHBT/PKHTB) into one word store per plane.
-__attribute__((noinline)) void FillPlanes(const Geometry& s, const int8_t* in, int c0, int n, int iy0, int rows, int pitch, int32_t offset,
-                int16_t* planes, int plane_size) {
+__attribute__((noinline)) void FillPlanes(const Geometry& s, const int8_t* in, int line_step, int col_step, int c0,
+                                          int n, int iy0, int rows, int pitch, int32_t offset, int16_t* planes,
+                                          int plane_size) {
   const int32_t offset2 = dsp::pack16(offset, offset);
   const int lo = s.pad_w < pitch ? s.pad_w : pitch;
   const int hi = s.pad_w + s.in_w < pitch ? s.pad_w + s.in_w : pitch;
@@ -359,18 +384,18 @@ __attribute__((noinline)) void FillPlanes(const Geometry& s, const int8_t* in, i
       for (int j = 0; j < n; ++j) memset(row[j] + lo, 0, (hi - lo) * sizeof(int16_t));
       continue;
     }
-    const int8_t* src = in + (iy * s.in_w + lo - s.pad_w) * s.channels + c0;
+    const int8_t* src = in + iy * line_step + (lo - s.pad_w) * col_step + c0;
     int b = lo;
     if (n == 4) {
       if (b & 1) {  // to an even column: the pairs below are word-aligned
         for (int j = 0; j < 4; ++j) row[j][b] = static_cast<int16_t>(src[j] + offset);
         ++b;
-        src += s.channels;
+        src += col_step;
       }
       const int pairs = (hi - b) / 2;
       int32_t* d0 = reinterpret_cast<int32_t*>(row[0] + b);
       int32_t* d2 = reinterpret_cast<int32_t*>(row[2] + b);
-      const int c = s.channels;
+      const int c = col_step;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
       // two pixels a step: 2 loads, 4 SXTAB16, 4 PKH, 4 stores (planes 1 and 3 at plane_size from 0 and 2), 3 of loop
       if (pairs > 0) {
@@ -415,7 +440,7 @@ __attribute__((noinline)) void FillPlanes(const Geometry& s, const int8_t* in, i
 #endif
       b += (hi - b) & ~1;
     }
-    for (; b < hi; ++b, src += s.channels) {
+    for (; b < hi; ++b, src += col_step) {
       for (int j = 0; j < n; ++j) row[j][b] = static_cast<int16_t>(src[j] + offset);
     }
   }
@@ -431,6 +456,22 @@ inline int Pitch(const Geometry& s) {
   return (width + 3 + 1) & ~1;
 }
 
+// The map with rows and columns swapped (input, filter, output, strides, dilation, padding).
+Geometry Transposed(const Geometry& s) {
+  Geometry t = s;
+  t.in_h = s.in_w, t.in_w = s.in_h, t.k_h = s.k_w, t.k_w = s.k_h, t.out_h = s.out_w, t.out_w = s.out_h;
+  t.stride_h = s.stride_w, t.stride_w = s.stride_h, t.dil_h = s.dil_w, t.dil_w = s.dil_h;
+  t.pad_h = s.pad_w, t.pad_w = s.pad_h;
+  return t;
+}
+
+// Instructions of a channel's 3x3 rows (RowS1Full's count: 41 a pair, 9 a row) and their fill (about 6 a plane row
+// and channel), `rows` rows of `width` outputs; transposed, a row's last odd output runs in C (about 48).
+inline int RowsCost(int rows, int width, int span_rows, bool transposed) {
+  const int pairs = transposed ? width / 2 : (width + 1) / 2;
+  return rows * (pairs * 41 + 9 + (transposed && (width & 1) ? 48 : 0)) + 6 * span_rows;
+}
+
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) {
   if (op.data.filter_buffer_index != kOwnLoops) {
     return cmsis::EvalDepthwiseConv(context, node, op.data, op.data.filter_buffer_index);
@@ -444,8 +485,21 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, tflite::kDepthwiseConvOutputTensor);
   const tflite::OpDataConv& d = op.data;
   const int batches = input->dims->data[0];
-  const Geometry s = util::GeometryOf(*input, *filter, *output, params.stride_height, params.stride_width,
+  const Geometry m = util::GeometryOf(*input, *filter, *output, params.stride_height, params.stride_width,
                                       params.dilation_height_factor, params.dilation_width_factor, d.padding);
+  const bool k3 = m.k_h == 3 && m.k_w == 3 && m.dil_h == 1 && m.dil_w == 1 && m.stride_h == m.stride_w &&
+                  (m.stride_w == 1 || m.stride_w == 2);
+  // A tall, narrow map (a keyword net's 25x5) runs transposed, along its columns, where that takes fewer
+  // instructions: longer rows waste no half pair on an odd width and spread each row's costs over more outputs.
+  const Geometry mt = Transposed(m);
+  const bool transposed = k3 && m.out_h > m.out_w && 4 * SpanRows(mt, 1) * Pitch(mt) <= kBufferValues &&
+                          RowsCost(m.out_w, m.out_h, m.in_w, true) < RowsCost(m.out_h, m.out_w, m.in_h, false);
+  const Geometry s = transposed ? mt : m;  // the map as the loops see it
+  // bytes from one of the loops' input rows (columns) to the next in the tensor; from one output row to the next
+  const int line_step = transposed ? m.channels : m.in_w * m.channels;
+  const int col_step = transposed ? m.in_w * m.channels : m.channels;
+  const int out_row_step = transposed ? m.channels : m.out_w * m.channels;
+  const int out_col_step = transposed ? m.out_w * m.channels : m.channels;
   const int taps = s.k_h * s.k_w;
   const int8_t* in_data = tflite::micro::GetTensorData<int8_t>(input);
   const int8_t* w_data = tflite::micro::GetTensorData<int8_t>(filter);
@@ -458,8 +512,6 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   const int plane_size = SpanRows(s, rows_per_band) * pitch;
   alignas(4) int16_t buf[kBufferValues];
   memset(buf, 0, 4 * plane_size * sizeof(int16_t));
-  const bool k3 = s.k_h == 3 && s.k_w == 3 && s.dil_h == 1 && s.dil_w == 1 && s.stride_h == s.stride_w &&
-                  (s.stride_w == 1 || s.stride_w == 2);
   const bool full = d.output_activation_min <= -128 && d.output_activation_max >= 127;
   using BandFn = void (*)(const Band&, const Channel&);
   const BandFn fast = !k3 ? nullptr
@@ -468,23 +520,25 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   Channel ch[4];
   for (int c0 = 0; c0 < s.channels; c0 += 4) {
     const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;
-    for (int j = 0; j < n; ++j) MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, taps, s.k_w);
+    for (int j = 0; j < n; ++j) MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, taps, s.k_w, transposed);
     for (int bt = 0; bt < batches; ++bt) {
       const int8_t* in_b = in_data + bt * s.in_h * s.in_w * s.channels;
       int8_t* out_b = out_data + bt * s.out_h * s.out_w * s.channels;
       for (int oy = 0; oy < s.out_h; oy += rows_per_band) {
         const int rows = s.out_h - oy < rows_per_band ? s.out_h - oy : rows_per_band;
-        FillPlanes(s, in_b, c0, n, oy * s.stride_h - s.pad_h, SpanRows(s, rows), pitch, -d.input_zero_point, buf,
-                   plane_size);
+        FillPlanes(s, in_b, line_step, col_step, c0, n, oy * s.stride_h - s.pad_h, SpanRows(s, rows), pitch,
+                   -d.input_zero_point, buf, plane_size);
         for (int j = 0; j < n; ++j) {
           Band b;
           b.plane = buf + j * plane_size;
           b.pitch = pitch;
           b.rows = rows;
           b.out_w = s.out_w;
-          b.out = out_b + oy * s.out_w * s.channels + c0 + j;
-          b.out_step = s.channels;
+          b.out = out_b + oy * out_row_step + c0 + j;
+          b.out_step = out_col_step;
+          b.row_step = out_row_step;
           b.last = bt == batches - 1 && oy + rows == s.out_h;
+          b.transposed = transposed;
           if (fast && ch[j].mode == kRight) {
             fast(b, ch[j]);
           } else {

@@ -48,18 +48,19 @@ TfLiteRegistration Register_MAX_POOL_2D();
 // The same for a model whose every MAX_POOL_2D node is int8: the library's kernel is not linked.
 TfLiteRegistration Register_MAX_POOL_2D_INT8();
 
-// The library's op resolver, which also takes a registration for builtin ops whose Add method takes none (AddMean):
-// FindOp and GetOpDataParser answer for those from here, the library's resolver for every other op.
-template <unsigned int kOpCount>
-class OpResolver : public tflite::MicroMutableOpResolver<kOpCount> {
-  using Base = tflite::MicroMutableOpResolver<kOpCount>;
+// The library's op resolver (kLibraryOps ops), which also takes kOwnOps registrations for builtin ops whose Add
+// method takes none (AddMean): FindOp and GetOpDataParser answer for those from here, the library's resolver for every
+// other op. As many slots as the library's resolver would hold for the same ops: no byte more RAM.
+template <unsigned int kLibraryOps, unsigned int kOwnOps>
+class OpResolver : public tflite::MicroMutableOpResolver<kLibraryOps> {
+  using Base = tflite::MicroMutableOpResolver<kLibraryOps>;
 
  public:
   using Base::FindOp;
 
   TfLiteStatus AddOwn(tflite::BuiltinOperator op, const TfLiteRegistration& registration,
                       tflite::TfLiteBridgeBuiltinParseFunction parser) {
-    if (own_count_ >= kOwnMax || Base::FindOp(op) != nullptr || FindOwn(op) >= 0) return kTfLiteError;
+    if (own_count_ >= kOwnOps || Base::FindOp(op) != nullptr || FindOwn(op) >= 0) return kTfLiteError;
     own_[own_count_] = registration;
     own_[own_count_].builtin_code = op;
     own_parsers_[own_count_++] = parser;
@@ -77,16 +78,15 @@ class OpResolver : public tflite::MicroMutableOpResolver<kOpCount> {
   }
 
  private:
-  static constexpr int kOwnMax = 2;
   int FindOwn(tflite::BuiltinOperator op) const {
-    for (int i = 0; i < own_count_; ++i) {
-      if (own_[i].builtin_code == static_cast<int32_t>(op)) return i;
+    for (unsigned int i = 0; i < own_count_; ++i) {
+      if (own_[i].builtin_code == static_cast<int32_t>(op)) return static_cast<int>(i);
     }
     return -1;
   }
-  TfLiteRegistration own_[kOwnMax] = {};
-  tflite::TfLiteBridgeBuiltinParseFunction own_parsers_[kOwnMax] = {};
-  int own_count_ = 0;
+  TfLiteRegistration own_[kOwnOps];
+  tflite::TfLiteBridgeBuiltinParseFunction own_parsers_[kOwnOps];
+  unsigned int own_count_ = 0;
 };
 
 }  // namespace kernels

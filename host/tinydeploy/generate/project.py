@@ -12,7 +12,7 @@ import numpy as np
 from .. import __version__
 from ..analyze import (ARENA_ALIGN_BYTES, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES, Analysis, arena_need,
                        head_and_planning)
-from ..analyze.requant import DEFAULT_KERNELS, KERNELS, flash_params
+from ..analyze.requant import DEFAULT_KERNELS, KERNELS, flash_params, own_loops_take
 from ..errors import TinyDeployError
 from ..fsutil import StagedDirectory, write_json_atomic
 from ..sources import firmware_dir, templates_dir
@@ -106,6 +106,14 @@ def measured_arena_plan(analysis: Analysis, model: TFLiteModel, used_bytes: int,
                      + planning_note, f"{int(MEASURED_ARENA_MARGIN * 100)}%, + 16 B alignment")
 
 
+def _cmsis_left_out(model: TFLiteModel, params) -> list[str]:
+    """The ops (CONV, DEPTHWISE) whose every node with its parameters in flash tinydeploy's own loops take, where it
+    has such nodes: the CMSIS-NN function td_kernel_cmsis.cpp would call for the others need not be linked."""
+    nodes = [model.operators[p.operator] for p in params]
+    return [macro for op, macro in (("CONV_2D", "CONV"), ("DEPTHWISE_CONV_2D", "DEPTHWISE"))
+            if any(n.opname == op for n in nodes) and all(own_loops_take(model, n) for n in nodes if n.opname == op)]
+
+
 def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels: list[str], *, name: str,
                   command: str, arena_plan: ArenaPlan | None = None, kernels: str = DEFAULT_KERNELS) -> dict:
     """What the templates render for ``model`` (as deployed). ``labels``: one per class, or none (class_0, ...).
@@ -137,6 +145,9 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
                  # an op whose resolver method takes no registration: td::kernels::OpResolver's AddOwn, with its parser
                  "parser": ours.get(n, {}).get("parser")} for n in analysis.op_names],
         "kernels": kernels,
+        # ops whose CMSIS-NN function no node needs (own_loops_take predicts every node for tinydeploy's loops): the
+        # build leaves it out (td_kernel_cmsis.cpp's TD_CMSIS_CONV / TD_CMSIS_DEPTHWISE)
+        "cmsis_left_out": _cmsis_left_out(model, params),
         "max_ops": max(len(model.operators), 1),
         "arena": arena_plan.to_dict(),
         "memory": {**analysis.memory, "planned": planned_offsets(model.data) is not None},
