@@ -415,8 +415,8 @@ MUTATIONS = {  # file -> (text, broken text)
     # MEAN's 16-bit lanes widened only every 512 pixels: a sum of 400 extreme values overflows them
     "lanes-overflow": ("td_kernel_mean.cpp", "constexpr int kLanePixels = 256;", "constexpr int kLanePixels = 512;"),
     # the transposed map's filter read untransposed: the loops would run a tall map's taps in the wrong places
-    "transposed-taps": ("td_kernel_depthwise.cpp", "const int src = transposed ? (k % k_w) * k_h + k / k_w : k;",
-                        "const int src = k;"),
+    "transposed-taps": ("td_kernel_depthwise.cpp", "for (int x = 0; x < k_w; ++x) ch.w[r * k_w + x] = t[x * k_h + r];",
+                        "for (int x = 0; x < k_w; ++x) ch.w[r * k_w + x] = t[r * k_w + x];"),
     # MAX_POOL_2D's activation range left out: the relu6 fused into the pool not applied
     "pool-no-clamp": ("td_kernel_pool.cpp", "const bool full = lo <= -128 && hi >= 127;", "const bool full = true;"),
     # MEAN's integer path dividing rounded down, not to zero as C++ (and TFLM) does

@@ -98,14 +98,20 @@ enum Mode { kSlow = 0, kRight = 1, kLeft = 2 };
 // k_w: the filter's width as the loops see it; transposed: they run the map with rows and columns swapped, so tap
 // (ky, kx) of their filter is the model's (kx, ky).
 void MakeChannel(Channel& ch, const int8_t* filter, const int32_t* bias, const tflite::OpDataConv& d, int c,
-                 int channels, int taps, int k_w, bool transposed) {
+                 int channels, int k_h, int k_w, bool transposed) {
   int32_t abs_sum = 0;
-  const int k_h = taps / k_w;
+  const int taps = k_h * k_w;
   for (int k = 0; k < taps; ++k) {
-    const int src = transposed ? (k % k_w) * k_h + k / k_w : k;
-    const int32_t w = filter[src * channels + c];
+    const int32_t w = filter[k * channels + c];
     ch.w[k] = w;
     abs_sum += w < 0 ? -w : w;
+  }
+  if (transposed) {  // tap (r, x) of the loops' filter is the model's (x, r): k_h of the model's taps a row
+    int32_t t[kMaxTaps];
+    for (int k = 0; k < taps; ++k) t[k] = ch.w[k];
+    for (int r = 0; r < k_h; ++r) {
+      for (int x = 0; x < k_w; ++x) ch.w[r * k_w + x] = t[x * k_h + r];
+    }
   }
   if (taps == 9 && k_w == 3) {
     for (int r = 0; r < 3; ++r) ch.w3[r] = dsp::pack16(2 * ch.w[3 * r], 2 * ch.w[3 * r + 1]);
@@ -500,7 +506,6 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   const int col_step = transposed ? m.in_w * m.channels : m.channels;
   const int out_row_step = transposed ? m.channels : m.out_w * m.channels;
   const int out_col_step = transposed ? m.out_w * m.channels : m.channels;
-  const int taps = s.k_h * s.k_w;
   const int8_t* in_data = tflite::micro::GetTensorData<int8_t>(input);
   const int8_t* w_data = tflite::micro::GetTensorData<int8_t>(filter);
   const int32_t* b_data = bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
@@ -520,7 +525,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   Channel ch[4];
   for (int c0 = 0; c0 < s.channels; c0 += 4) {
     const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;
-    for (int j = 0; j < n; ++j) MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, taps, s.k_w, transposed);
+    for (int j = 0; j < n; ++j) MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, s.k_h, s.k_w, transposed);
     for (int bt = 0; bt < batches; ++bt) {
       const int8_t* in_b = in_data + bt * s.in_h * s.in_w * s.channels;
       int8_t* out_b = out_data + bt * s.out_h * s.out_w * s.channels;
