@@ -39,7 +39,7 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
   TfLiteTensor* out = mc->AllocateTempOutputTensor(node, 0);
   bool ok = in != nullptr && axis != nullptr && out != nullptr && in->type == kTfLiteInt8 &&
             out->type == kTfLiteInt8 && in->dims->size == 4 && axis->type == kTfLiteInt32 &&
-            axis->data.i32 != nullptr && tflite::NumElements(axis) == 2 &&
+            tflite::IsConstantTensor(axis) && axis->data.i32 != nullptr && tflite::NumElements(axis) == 2 &&
             tflite::NumElements(out) == in->dims->data[0] * in->dims->data[3];
   if (ok) {
     const int a = axis->data.i32[0] < 0 ? axis->data.i32[0] + 4 : axis->data.i32[0];

@@ -114,10 +114,10 @@ class Profile:
 
 PROFILES = {
     "quick": Profile("quick", 1, 1, 600, 200, search_seconds=20, search_subset=300, search_front=1),
-    # At a 12-epoch cap, Fashion-MNIST's parents (the study of 2026-12-01), then radiology's custom_cnn and
-    # mobilenet_v1 and dermatology's custom_cnn and bn_cnn (2026-12-04) ran into it still improving; a 5-epoch
-    # fine-tuning cap stopped the structured-pruned rows while they still recovered. Every dataset now gets the
-    # longer caps, and the longer patience the cosine schedule's longer high-rate phase needs.
+    # At a 12-epoch cap, Fashion-MNIST's parents (the study of 2026-12-01) ran into it still improving, then
+    # radiology's custom_cnn and mobilenet_v1 and dermatology's custom_cnn and bn_cnn (2026-12-04) ran all 12 epochs
+    # (the cap, not the stopping rule, ended them); the structured-pruned rows ran all 5 fine-tuning epochs. Every
+    # dataset now gets the longer caps, and the longer patience the cosine schedule's longer high-rate phase needs.
     "full": Profile("full", 24, 10, None, None, patience=5, finetune_patience=2, recipe="field",
                     search_seconds=300, search_subset=5000, search_front=2),
 }
