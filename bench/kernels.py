@@ -55,6 +55,11 @@ def op_class(model, index: int) -> str:
 
 
 PER_ELEMENT = ("ADD", "MUL")  # judged per output element, not per MAC
+PER_INPUT = ("MEAN", "MAX_POOL_2D")  # no MACs: judged per input value they read
+
+
+def unit(cls: str) -> str:
+    return "output element" if cls in PER_ELEMENT else ("input value" if cls in PER_INPUT else "MAC")
 
 
 def run(elf: Path, x: np.ndarray) -> tuple[dict, np.ndarray]:
@@ -147,7 +152,12 @@ def main() -> int:
                 slower.extend([(path.name, o.index, o.op, t, c)] if t > c else [])
                 assert o.op == counts[0]["tag"] == counts[1]["tag"] == counts[2]["tag"]
                 line = f"  {o.index:>3}  {o.op:<18} {o.macs:>10,} {t:>11,} {c:>11,} {r:>11,}"
-                work = int(np.prod(o.output_shape)) if o.op in PER_ELEMENT else o.macs
+                if o.op in PER_ELEMENT:
+                    work = int(np.prod(o.output_shape))
+                elif o.op in PER_INPUT:
+                    work = int(np.prod(model.tensors[model.operators[o.index].inputs[0]].shape))
+                else:
+                    work = o.macs
                 if work:
                     line += f" {t / work:>7.2f} {c / work:>9.2f} {r / work:>8.2f}"
                     acc = by_class.setdefault(op_class(model, o.index), [0] * 7)
@@ -161,9 +171,8 @@ def main() -> int:
             ours_total = sum(x["instructions_exact"] for x in res["tinydeploy"]["cycles_estimate"]["ops"])
             for cls, vals in sorted(by_class.items()):
                 work, t, c, r, tc, cc, rc = vals
-                unit = "output element" if cls in PER_ELEMENT else "MAC"
                 print(f"  {cls}: {t / work:.2f} (tinydeploy) vs {c / work:.2f} (CMSIS-NN) vs {r / work:.2f} "
-                      f"(reference) instructions per {unit}, est. cycles {tc / work:.2f} / {cc / work:.2f} / "
+                      f"(reference) instructions per {unit(cls)}, est. cycles {tc / work:.2f} / {cc / work:.2f} / "
                       f"{rc / work:.2f}; {t / ours_total:.0%} of tinydeploy's instructions")
                 agg = all_classes.setdefault(cls, [0] * 7)
                 for i, v in enumerate(vals):
@@ -180,7 +189,8 @@ def main() -> int:
                   f".text {text['tinydeploy']:,} / {text['cmsis-nn']:,} / {text['reference']:,} B; outputs of the "
                   f"tinydeploy build identical to the reference build's on {len(x)} random inputs\n")
             summary.append((path.name, tot, text, arena, cycles, consts))
-    print("op classes over all models: instructions per MAC (per output element for ADD, MUL); estimated cycles the same")
+    print("op classes over all models: instructions per MAC (per output element for ADD, MUL; per input value for MEAN, "
+          "MAX_POOL_2D); estimated cycles the same")
     print(f"  {'class':<30} {'tinydeploy':>10} {'CMSIS-NN':>9} {'reference':>9}  CMSIS/td   est. cycles td / CMSIS-NN")
     for cls, (work, t, c, r, tc, cc, rc) in sorted(all_classes.items()):
         print(f"  {cls:<30} {t / work:>10.2f} {c / work:>9.2f} {r / work:>9.2f}  {c / t:>7.2f}x   "
