@@ -16,7 +16,11 @@
 //    forms run BandAny, one tap at a time;
 //  - the accumulators hold twice the sum (the weights and bias are doubled), so that TFLM's requantization is
 //    util::RequantFast's three instructions (exact by the bound MakeRequant checks per channel); a channel beyond
-//    that bound, or whose multiplier is 1 or more, takes TFLM's own function or its left-shift form.
+//    that bound, or whose multiplier is 1 or more, takes TFLM's own function or its left-shift form;
+//  - a tall, narrow map with a 3x3 filter (a keyword net's 25x5) runs transposed where RowsCost says it takes fewer
+//    instructions: the planes hold the input's columns (FillPlanes' line and column steps swapped), the filter is read
+//    transposed, and the outputs are stored down the map's columns; the last output of an odd column runs in C (its
+//    unstored partner would fall beyond the map).
 
 #include <string.h>
 
