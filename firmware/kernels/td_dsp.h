@@ -134,7 +134,8 @@ static inline int32_t pack_tops(int32_t a, int32_t b) { return pack16(hi16(a), h
 static inline int32_t max8x4(int32_t a, int32_t b) {
   uint32_t r = 0;
   for (int i = 0; i < 32; i += 8) {
-    const int8_t x = static_cast<int8_t>(static_cast<uint32_t>(a) >> i), y = static_cast<int8_t>(static_cast<uint32_t>(b) >> i);
+    const int8_t x = static_cast<int8_t>(static_cast<uint32_t>(a) >> i);
+    const int8_t y = static_cast<int8_t>(static_cast<uint32_t>(b) >> i);
     r |= static_cast<uint32_t>(static_cast<uint8_t>(x >= y ? x : y)) << i;
   }
   return static_cast<int32_t>(r);

@@ -50,8 +50,8 @@ void Common(const Params& params, const tflite::OpDataConv& d, cmsis_nn_tile* st
   *out_off = d.output_zero_point;
 }
 
-__attribute__((unused)) Args MakeArgs(const TfLiteIntArray* in, const TfLiteIntArray* filter, const TfLiteIntArray* out,
-              const tflite::OpDataConv& d, bool depthwise) {
+__attribute__((unused)) Args MakeArgs(const TfLiteIntArray* in, const TfLiteIntArray* filter,
+                                      const TfLiteIntArray* out, const tflite::OpDataConv& d, bool depthwise) {
   Args a;
   a.input = {in->data[0], in->data[1], in->data[2], in->data[3]};
   const int out_c = out->data[3];

@@ -85,7 +85,8 @@ inline void SumFour(const int8_t* p, int pixels, int stride, int32_t s[4]) {
 
 // One output from its channel's sum, as TFLM's QuantizedMeanOrSum computes it (reference/reduce.h), operation for
 // operation; with the input's scale and zero point (TFLM's Mean), the sum divided in integers, rounded to zero.
-inline int8_t Output(int32_t sum, float count, float scale, float bias, int32_t output_zero_point, int32_t integer_count) {
+inline int8_t Output(int32_t sum, float count, float scale, float bias, int32_t output_zero_point,
+                     int32_t integer_count) {
   if (integer_count > 0) return static_cast<int8_t>(sum / integer_count);
   const float float_mean = static_cast<float>(sum) / count;
   float result = tflite::TfLiteMin(tflite::TfLiteRound(float_mean * scale + bias) + output_zero_point,
