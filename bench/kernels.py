@@ -92,10 +92,13 @@ def run(elf: Path, x: np.ndarray) -> tuple[dict, np.ndarray]:
 def flash_constants(emu_dir: Path) -> int:
     """Bytes of model_params.o (the per-channel parameters and op data the build wrote into flash) in a firmware
     build's folder: .text + .data as arm-none-eabi-size counts them, 0 where the build has none."""
+    from tinydeploy.emulate.toolchain import ArmToolchain
+
     obj = emu_dir / "model_params.o"
     if not obj.exists():
         return 0
-    out = subprocess.run(["arm-none-eabi-size", str(obj)], check=True, capture_output=True, text=True).stdout
+    # Berkeley format: an object's .rodata counts in text (emulate/firmware.py's _sizes reads a linked ELF's sections)
+    out = subprocess.run([ArmToolchain.find().size, str(obj)], check=True, capture_output=True, text=True).stdout
     text, data = (int(v) for v in out.splitlines()[1].split()[:2])
     return text + data
 
