@@ -54,14 +54,16 @@ def test_generated_sources_compile_against_the_real_core_warning_free(tmp_path, 
     if shutil.which("arm-none-eabi-g++") is None:
         missing("arm-none-eabi-g++ is required (apt-get install gcc-arm-none-eabi)")
     board = load("nano33ble")
-    # the bundled example and a depthwise model (another op set in model_ops.h), and both with tinydeploy's kernels
+    # the bundled example and a depthwise model (another op set in model_ops.h), and with tinydeploy's kernels the
+    # example and a MobileNetV2 block (depthwise, a residual ADD: its tables in model_params.cpp)
     projects = []
     for name, model, kernels in (("example", None, "cmsis-nn"), ("depthwise", tf_models["depthwise"][0], "cmsis-nn"),
-                                 ("example-td", None, "tinydeploy"), ("depthwise-td", tf_models["depthwise"][0], "tinydeploy")):
+                                 ("example-td", None, "tinydeploy"), ("mbv2-td", tf_models["mbv2_block"][0], "tinydeploy")):
         out = tmp_path / name
         run_cli("build", *([model] if model else []), "-o", out, "--no-compile", "--kernels", kernels, check=0)
         projects.append(out)
     assert (projects[2] / "src" / "td_kernel_matmul.cpp").is_file()  # the kernels' sources are in the project
+    assert "AddOpData(" in (projects[3] / "src" / "model_params.cpp").read_text()
     lib = [tflm_dir / "src" / "tensorflow" / "lite" / "micro" / f for f in ("debug_log.cpp", "system_setup.cpp")]
     lib += sorted((tflm_dir / "src" / "peripherals").glob("*.cpp"))
     for project in projects:

@@ -53,5 +53,9 @@ const ChannelParams kChannelParams[] = {
     {-1, 0, nullptr, nullptr, {}},
 };
 
+const AddTables kAddTables[] = {
+    {-1, {}, nullptr, nullptr},
+};
+
 }  // namespace kernels
 }  // namespace td

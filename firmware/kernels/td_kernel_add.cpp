@@ -1,14 +1,21 @@
 // tinydeploy's int8 ADD of two tensors of the same shape, bit-exact with TFLM's reference kernel (AddFunc); other nodes
 // (broadcasts, other types) run the pinned library's kernel, chosen in Prepare. The op data is TFLM's (AddPrepare).
-// Tensors of fewer than kMinTableElements elements, where the tables below cost more than they save, run the pinned
-// CMSIS-NN's arm_elementwise_add_s8 (the library kernel's call) on the same op data.
 //
-// TFLM scales each input separately, s_i(x) = RoundingDivideByPOT(SRDHM((x + offset_i) << left_shift, m_i), e_i),
-// adds them and requantizes the sum. Each s_i takes only 256 values, so Eval first tabulates both (twice their value,
-// by the same exact fast requantization, or TFLM's own function where its bound does not hold) in 2 KB of stack; an element is then two table loads and an
+// Where the build wrote the node's two tables (td_kernel_params.h's AddTables, analyze/add_tables.py: proven equal to
+// TFLM's on all 65,536 pairs of values), an element is two byte loads, two table loads, an add, one SSAT (its shift
+// the tables' fraction) and the store, and the op data is the tables' entry in flash (the arena keeps none).
+//
+// A node without them (where no exact tables fit an int32, e.g. an output scale hundreds of times finer than the
+// inputs': 2 of 300 random quantizations; or where the project's were removed) is computed as TFLM does: TFLM scales each input separately,
+// s_i(x) = RoundingDivideByPOT(SRDHM((x + offset_i) << left_shift, m_i), e_i), adds them and requantizes the sum. Each
+// s_i takes only 256 values, so Eval first tabulates both (twice their value, by the same exact fast requantization,
+// or TFLM's own function where its bound does not hold) in 2 KB of stack; an element is then two table loads and an
 // add, and the sum's requantization in three instructions (td_kernel_util.h's RequantFast: SMMLAR, the sign, a
-// shift). Where a bound does not allow that fast path, TFLM's function requantizes.
+// shift). Where a bound does not allow that fast path, TFLM's function requantizes. Tensors of fewer than
+// kMinTableElements elements, where those tables cost more than they save, run the pinned CMSIS-NN's
+// arm_elementwise_add_s8 (the library kernel's call) on the same op data.
 #include "td_dsp.h"
+#include "td_kernel_params.h"
 #include "td_kernel_util.h"
 #include "td_kernels.h"
 #include "tensorflow/lite/c/builtin_op_data.h"
@@ -92,6 +99,56 @@ __attribute__((naked, noinline)) void AddPairsFull(const int8_t*, const int8_t*,
 #undef TD_ADD_ONE
 #endif
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// Four elements a round with the flash tables, every constant in a register: per element two sign-extending byte
+// loads, two table loads, the add, SSAT with the tables' shift, the store; the loop's two per four.
+//   (a, b, out, quads >= 1; stack: table1's middle, table2's middle)
+#define TD_ADD_TABLES_TWO(a0, b0, a1, b1)                         \
+  "ldrsb " a0 ", [r0], #1\n\t"                                    \
+  "ldrsb " b0 ", [r1], #1\n\t"                                    \
+  "ldrsb " a1 ", [r0], #1\n\t"                                    \
+  "ldrsb " b1 ", [r1], #1\n\t"                                    \
+  "ldr " a0 ", [r4, " a0 ", lsl #2]\n\t"                          \
+  "ldr " b0 ", [r5, " b0 ", lsl #2]\n\t"                          \
+  "ldr " a1 ", [r4, " a1 ", lsl #2]\n\t"                          \
+  "ldr " b1 ", [r5, " b1 ", lsl #2]\n\t"                          \
+  "add " a0 ", " a0 ", " b0 "\n\t"                                \
+  "add " a1 ", " a1 ", " b1 "\n\t"                                \
+  "ssat " a0 ", #8, " a0 ", asr #16\n\t"                          \
+  "ssat " a1 ", #8, " a1 ", asr #16\n\t"                          \
+  "strb " a0 ", [r2], #1\n\t"                                     \
+  "strb " a1 ", [r2], #1\n\t"
+static_assert(kAddFractionBits == 16, "AddQuadsTables' SSAT shifts by 16");
+__attribute__((naked, noinline)) void AddQuadsTables(const int8_t*, const int8_t*, int8_t*, int, const int32_t*,
+                                                     const int32_t*) {
+  __asm__ volatile(
+      "push {r4-r11, lr}\n\t"
+      "ldrd r4, r5, [sp, #36]\n\t"
+      "1:\n\t" TD_ADD_TABLES_TWO("r6", "r7", "r8", "r9") TD_ADD_TABLES_TWO("r10", "r11", "r12", "lr")
+      "subs r3, #1\n\t"
+      "bne 1b\n\t"
+      "pop {r4-r11, pc}");
+}
+#undef TD_ADD_TABLES_TWO
+#endif
+
+// The node's tables (middles: indexed by the value itself): (t1[a] + t2[b]) >> kAddFractionBits, clamped.
+void AddTablesEval(const int8_t* a, const int8_t* b, int8_t* out, int n, const int32_t* t1, const int32_t* t2,
+                   int32_t lo, int32_t hi) {
+  int i = 0;
+  if (lo <= -128 && hi >= 127) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    if (n >= 4) {
+      AddQuadsTables(a, b, out, n / 4, t1, t2);
+      i = n & ~3;
+    }
+#endif
+    for (; i < n; ++i) out[i] = static_cast<int8_t>(dsp::ssat8((t1[a[i]] + t2[b[i]]) >> kAddFractionBits));
+    return;
+  }
+  for (; i < n; ++i) out[i] = static_cast<int8_t>(util::Clamp((t1[a[i]] + t2[b[i]]) >> kAddFractionBits, lo, hi));
+}
+
 template <bool kFull>
 __attribute__((noinline)) void AddFast(const int8_t* a, const int8_t* b, int8_t* out, int n, const int32_t* ta,
                                        const int32_t* tb, int32_t mult, int32_t add, int32_t right, int32_t lo,
@@ -117,6 +174,12 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const AddOp& op)
   const tflite::OpDataAdd& d = op.data;
   int n = 1;
   for (int i = 0; i < out->dims->size; ++i) n *= out->dims->data[i];
+  if (const AddTables* t = FindAddTables(node)) {
+    AddTablesEval(tflite::micro::GetTensorData<int8_t>(a), tflite::micro::GetTensorData<int8_t>(b),
+                  tflite::micro::GetTensorData<int8_t>(out), n, t->table1 + 128, t->table2 + 128,
+                  d.output_activation_min, d.output_activation_max);
+    return kTfLiteOk;
+  }
   if (n < kMinTableElements) {
     return arm_elementwise_add_s8(tflite::micro::GetTensorData<int8_t>(a), tflite::micro::GetTensorData<int8_t>(b),
                                   d.input1_offset, d.input1_multiplier, d.input1_shift, d.input2_offset,
@@ -158,11 +221,13 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const AddOp& op)
 }  // namespace
 
 TfLiteRegistration Register_ADD() {
-  return util::Kernel<tflite::OpDataAdd, Library, Applies, tflite::AddPrepare, EvalOurs>::Registration();
+  return util::Kernel<tflite::OpDataAdd, Library, Applies, tflite::AddPrepare, EvalOurs,
+                      AddOpDataInFlash>::Registration();
 }
 
 TfLiteRegistration Register_ADD_INT8() {
-  return util::Kernel<tflite::OpDataAdd, nullptr, Applies, tflite::AddPrepare, EvalOurs>::Registration();
+  return util::Kernel<tflite::OpDataAdd, nullptr, Applies, tflite::AddPrepare, EvalOurs,
+                      AddOpDataInFlash>::Registration();
 }
 
 }  // namespace kernels

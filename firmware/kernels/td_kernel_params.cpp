@@ -14,13 +14,47 @@
 namespace td {
 namespace kernels {
 
-const ChannelParams* FindChannelParams(const TfLiteNode* node) {
+namespace {
+
+// The entry of a generated list (ended by output_tensor -1) whose output tensor is the node's, or null.
+template <typename Entry>
+const Entry* FindByOutput(const Entry* list, const TfLiteNode* node) {
   if (node->outputs == nullptr || node->outputs->size != 1) return nullptr;
   const int32_t out = node->outputs->data[0];
-  for (const ChannelParams* p = kChannelParams; p->output_tensor >= 0; ++p) {
-    if (p->output_tensor == out) return p;
+  for (const Entry* e = list; e->output_tensor >= 0; ++e) {
+    if (e->output_tensor == out) return e;
   }
   return nullptr;
+}
+
+}  // namespace
+
+const ChannelParams* FindChannelParams(const TfLiteNode* node) { return FindByOutput(kChannelParams, node); }
+
+const AddTables* FindAddTables(const TfLiteNode* node) { return FindByOutput(kAddTables, node); }
+
+TfLiteStatus AddOpDataInFlash(TfLiteNode* node, const tflite::OpDataAdd& computed,
+                              const tflite::OpDataAdd** in_flash) {
+  *in_flash = nullptr;
+  const AddTables* t = FindAddTables(node);
+  if (t == nullptr) return kTfLiteOk;
+  const tflite::OpDataAdd& f = t->op;
+  const bool same = !computed.requires_broadcast && f.input1_offset == computed.input1_offset &&
+                    f.input2_offset == computed.input2_offset && f.output_offset == computed.output_offset &&
+                    f.left_shift == computed.left_shift && f.input1_multiplier == computed.input1_multiplier &&
+                    f.input1_shift == computed.input1_shift && f.input2_multiplier == computed.input2_multiplier &&
+                    f.input2_shift == computed.input2_shift && f.output_multiplier == computed.output_multiplier &&
+                    f.output_shift == computed.output_shift &&
+                    f.output_activation_min == computed.output_activation_min &&
+                    f.output_activation_max == computed.output_activation_max;
+  if (!same) {
+    MicroPrintf("tinydeploy: tensor %d's ADD tables in flash were computed for other quantization parameters than "
+                "TFLM's Prepare finds: the project was generated for another model; rebuild it",
+                static_cast<int>(t->output_tensor));
+    return kTfLiteError;
+  }
+  *in_flash = &f;
+  return kTfLiteOk;
 }
 
 namespace {

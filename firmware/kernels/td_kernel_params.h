@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "tensorflow/lite/c/common.h"
+#include "tensorflow/lite/micro/kernels/add.h"
 #include "tensorflow/lite/micro/kernels/conv.h"
 
 namespace td {
@@ -58,6 +59,41 @@ TfLiteStatus PrepareDepthwiseConv(TfLiteContext* context, TfLiteNode* node);
 // The node's op data in flash, once Prepare has computed `computed`: the entry's where the node's own loops run it
 // and the two are equal (*in_flash), else none (the arena keeps a copy); an entry that differs fails Prepare.
 TfLiteStatus FlashOpData(TfLiteNode* node, const tflite::OpDataConv& computed, const tflite::OpDataConv** in_flash);
+
+// An int8 ADD node's whole arithmetic as two tables (analyze/add_tables.py): TFLM's result for inputs a and b is
+// the activation range's clamp of (table1[a] + table2[b]) >> kAddFractionBits on every pair of int8 values, which
+// the build checked on all 65,536 before writing them. Beside them, the op data they were computed from, AddPrepare's
+// OpDataAdd for the node, which the node uses (in flash) once Prepare has computed the same.
+constexpr int kAddFractionBits = 16;
+
+struct AddTables {
+  int32_t output_tensor;  // the node's output tensor (subgraph 0); -1 ends the table
+  tflite::OpDataAdd op;
+  const int32_t* table1;  // 256 entries each, indexed by the input value + 128
+  const int32_t* table2;
+};
+
+// OpDataAdd as AddPrepare fills it for an int8 node of equal shapes (no broadcast, no float range).
+constexpr tflite::OpDataAdd AddOpData(int32_t input1_offset, int32_t input2_offset, int32_t output_offset,
+                                      int left_shift, int32_t input1_multiplier, int input1_shift,
+                                      int32_t input2_multiplier, int input2_shift, int32_t output_multiplier,
+                                      int output_shift, int32_t activation_min, int32_t activation_max) {
+  return {false,          input1_shift,  input2_shift,  activation_min, activation_max,
+          input1_multiplier, input2_multiplier, output_multiplier, output_shift, left_shift,
+          input1_offset,  input2_offset, output_offset, 0.0f, 0.0f};
+}
+
+// The generated list (model_params.cpp), ended by an entry whose output_tensor is -1.
+extern const AddTables kAddTables[];
+
+// The node's tables, or null.
+const AddTables* FindAddTables(const TfLiteNode* node);
+
+// The node's op data in flash once AddPrepare has computed `computed`: its tables' entry where it equals it in every
+// field the int8 path reads (*in_flash), none where the node has no tables; an entry that differs fails Prepare (the
+// project belongs to another model).
+TfLiteStatus AddOpDataInFlash(TfLiteNode* node, const tflite::OpDataAdd& computed,
+                              const tflite::OpDataAdd** in_flash);
 
 }  // namespace kernels
 }  // namespace td

@@ -299,14 +299,14 @@ class TFLiteModel:
         return list(dict.fromkeys(op.opname for op in self.operators))
 
 def _options(tfl, code: int, o) -> dict:
-    """The few builtin options the analysis needs (strides, padding, depth multiplier, fused activation)."""
+    """The few builtin options the analysis and the build need (strides, padding, depth multiplier, fused activation)."""
     name = op_name(code)
     table = o.BuiltinOptions()
     if table is None:
         return {}
     cls = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
            "FULLY_CONNECTED": "FullyConnectedOptions", "AVERAGE_POOL_2D": "Pool2DOptions",
-           "MAX_POOL_2D": "Pool2DOptions", "SOFTMAX": "SoftmaxOptions"}.get(name)
+           "MAX_POOL_2D": "Pool2DOptions", "SOFTMAX": "SoftmaxOptions", "ADD": "AddOptions"}.get(name)
     if cls is None:
         return {}
     opt = getattr(tfl, cls)()

@@ -16,7 +16,8 @@ from ..errors import ModelError
 from ..tflite_model import TFLiteModel
 from .artifacts import ArenaFigure, ArenaNeed, Budget, FitVerdict, FlashEstimate
 from .layers import WEIGHT_OPS, OpStats, op_stats
-from .requant import DEFAULT_KERNELS, flash_resident_bytes
+from .add_tables import ENTRY_BYTES, TABLE_BYTES, add_tables
+from .requant import DEFAULT_KERNELS, flash_params, flash_resident_bytes
 from .runtime import Runtime, pinned
 
 ARENA_MARGIN_FRACTION = 0.10  # added to the measured arena when a project is generated
@@ -275,12 +276,21 @@ def check_support(model: TFLiteModel, runtime: Runtime) -> list[Issue]:
     return issues
 
 
-def flash_estimate(model: TFLiteModel, runtime: Runtime) -> FlashEstimate:
+def flash_estimate(model: TFLiteModel, runtime: Runtime, kernels: str = DEFAULT_KERNELS) -> FlashEstimate:
     fe = runtime.flash_estimate
-    kernels = {name: runtime.kernel_flash_bytes(name) for name in model.op_names}
-    total = len(model.data) + fe["framework_bytes"] + sum(kernels.values())
-    return FlashEstimate(model_bytes=len(model.data), framework_bytes=fe["framework_bytes"], kernel_bytes=kernels,
-                         total_bytes=total, method=fe["method"])
+    code = {name: runtime.kernel_flash_bytes(name) for name in model.op_names}
+    constants = flash_constants_bytes(model, kernels)
+    total = len(model.data) + fe["framework_bytes"] + sum(code.values()) + constants
+    return FlashEstimate(model_bytes=len(model.data), framework_bytes=fe["framework_bytes"], kernel_bytes=code,
+                         total_bytes=total, method=fe["method"], constants_bytes=constants)
+
+
+def flash_constants_bytes(model: TFLiteModel, kernels: str) -> int:
+    """model_params.cpp's constants: per CONV_2D / DEPTHWISE_CONV_2D node two int32 a channel and its ChannelParams
+    entry (72 B: the output tensor, the channels, two pointers, the OpDataConv), per ADD node with tables its two
+    tables and its entry."""
+    params = sum(8 * p.channels + 72 for p in flash_params(model, kernels))
+    return params + (TABLE_BYTES + ENTRY_BYTES) * len(add_tables(model, kernels))
 
 
 def analyze_or_graph(model: TFLiteModel, board: Board) -> tuple[Analysis, ModelError | None]:
@@ -304,7 +314,7 @@ def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, run
         source=model.source, model_bytes=len(model.data), board=board, runtime=runtime, ops=op_stats(model),
         input=_io(model, model.inputs[0]), output=_io(model, model.outputs[0]),
         type_issues=check_types(model), support_issues=check_support(model, runtime) + gap_issues(model, runtime),
-        arena=None, flash=flash_estimate(model, runtime), memory=memory_bounds(model), kernels=kernels,
+        arena=None, flash=flash_estimate(model, runtime, kernels), memory=memory_bounds(model), kernels=kernels,
     )
     if arena is not None:
         a.arena = arena

@@ -50,10 +50,13 @@ class FlashEstimate:
     total_bytes: int
     method: str
     kind: str = "estimate"
+    # tinydeploy's kernels' constants the build writes (model_params.cpp: per-channel parameters, ADD tables)
+    constants_bytes: int = 0
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "model_bytes": self.model_bytes, "framework_bytes": self.framework_bytes,
-                "kernel_bytes": dict(self.kernel_bytes), "total_bytes": self.total_bytes, "method": self.method}
+                "kernel_bytes": dict(self.kernel_bytes), "constants_bytes": self.constants_bytes,
+                "total_bytes": self.total_bytes, "method": self.method}
 
 
 @dataclass(frozen=True)

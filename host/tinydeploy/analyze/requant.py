@@ -176,7 +176,10 @@ def flash_params(model: TFLiteModel, kernels: str) -> list[NodeParams]:
 
 def flash_resident_bytes(model: TFLiteModel, kernels: str) -> int:
     """The arena bytes the library's kernels would keep for what a build with ``kernels`` has in flash: the
-    per-channel parameters, and the op data of the nodes tinydeploy's own loops run."""
+    per-channel parameters, the op data of the nodes tinydeploy's own loops run, and that of the ADD nodes with
+    tables (add_tables.py)."""
+    from .add_tables import add_resident_bytes
+
     params = flash_params(model, kernels)
     own = sum(own_loops_take(model, model.operators[p.operator]) for p in params)
-    return params_bytes(params) + own * OP_DATA_CONV_BYTES
+    return params_bytes(params) + own * OP_DATA_CONV_BYTES + add_resident_bytes(model, kernels)

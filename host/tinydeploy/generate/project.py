@@ -12,6 +12,7 @@ import numpy as np
 from .. import __version__
 from ..analyze import (ARENA_ALIGN_BYTES, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES, Analysis, arena_need,
                        head_and_planning)
+from ..analyze.add_tables import add_tables
 from ..analyze.requant import DEFAULT_KERNELS, KERNELS, flash_params, own_loops_take
 from ..errors import TinyDeployError
 from ..fsutil import StagedDirectory, write_json_atomic
@@ -155,6 +156,9 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
         "channel_params": [{**vars(p), "channels": p.channels, "multipliers_array": int_array(p.multipliers, 8),
                             "shifts_array": int_array(p.shifts, 16)}
                            for p in params],
+        "add_tables": [{"operator": t.operator, "output_tensor": t.output_tensor,
+                        "op_data": (*t.data.op_fields(),), "table1_array": int_array(t.table1, 8),
+                        "table2_array": int_array(t.table2, 8)} for t in add_tables(model, kernels)],
         "input": _io_context(model.input_tensors[0]),
         "output": _io_context(model.output_tensors[0]),
         "labels": [{"c": c_string(l), "comment": c_comment(l)} for l in labels],
