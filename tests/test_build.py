@@ -56,7 +56,7 @@ def test_project_matches_model_and_analysis(tf_models, tmp_path, name):
         return [int(re.search(rf"{k} (\d+)u", cfg_text).group(1)) for k in ("TD_ARENA_NEEDED_BYTES", "TD_ARENA_BYTES")]
 
     from tinydeploy.analyze.scratch import scratch_by_node
-    from tinydeploy.analyze.requant import flash_resident_bytes
+    from tinydeploy.analyze import flash_resident_bytes
     from tinydeploy.plan import head_with_scratch, planning_bytes
 
     ar = analysis["arena"]

@@ -394,22 +394,41 @@ def test_an_op_no_node_of_which_tinydeploys_kernel_takes_is_registered_as_the_li
     assert "td::kernels::Register_ADD_INT8()" in ops["add_residual_relu", "tinydeploy"][0]
 
 
-def test_a_build_without_the_cmsis_function_refuses_a_node_that_needs_it(case_models, tflm_dir, tmp_path):
+@pytest.mark.parametrize("name, flag", [("conv_k3_s1_same_c120_f8_cmsis", "-DTD_CMSIS_CONV=0"),
+                                        ("k3_s1_same_c4_m2", "-DTD_CMSIS_DEPTHWISE=2")])
+def test_a_build_without_the_cmsis_function_refuses_a_node_that_needs_it(case_models, tflm_dir, tmp_path, name, flag):
     """generate/project.py leaves the CMSIS-NN convolution out (-DTD_CMSIS_CONV=0) only where tinydeploy's loops take
-    every CONV_2D node: not for a node of 1,080 values under the filter, which the CMSIS-NN function runs. Forced
-    into such a project, the firmware refuses to start with one line instead of computing anything."""
+    every CONV_2D node: not for a node of 1,080 values under the filter, which the CMSIS-NN function runs; and keeps
+    only CMSIS-NN's 3x3 depthwise function (-DTD_CMSIS_DEPTHWISE=2) only where every node left to CMSIS-NN is one its
+    wrapper runs by it: not a depth multiplier of 2. Forced into such a project, the firmware refuses to start with
+    one line instead of computing anything."""
     from conftest import run_cli
 
     project = tmp_path / "p"
-    run_cli("build", case_models["conv_k3_s1_same_c120_f8_cmsis"], "-o", project, "--no-compile", check=0)
+    run_cli("build", case_models[name], "-o", project, "--no-compile", check=0)
     ini = project / "platformio.ini"
     text = ini.read_text()
-    assert "TD_CMSIS_CONV" not in text and "build_flags =\n" in text
-    ini.write_text(text.replace("build_flags =\n", "build_flags =\n    -DTD_CMSIS_CONV=0\n", 1))
+    assert flag[2:].split("=")[0] not in text and "build_flags =\n" in text
+    ini.write_text(text.replace("build_flags =\n", f"build_flags =\n    {flag}\n", 1))
     r = run_cli("emulate", project, "--tflm", tflm_dir, "--runs", "1", timeout=600)
     assert r.returncode == 3 and "AllocateTensors() failed" in r.stderr, r.stderr
     assert "left out the CMSIS-NN function" in r.stderr and "rebuild it" in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+
+
+def test_a_small_depthwise_map_links_cmsis_nns_3x3_function_alone(case_models, tflm_dir, tmp_path):
+    """A 3x3 map (9 output pixels, under the own loops' 16) goes to CMSIS-NN, whose wrapper would run it by
+    arm_depthwise_conv_3x3_s8: the build says -DTD_CMSIS_DEPTHWISE=2, the firmware calls that function directly, the
+    wrapper's two others are not linked, and the outputs are the reference's, bit for bit."""
+    import subprocess
+
+    name = "k3_s1_same_c64_spread"
+    _bit_exact(case_models[name], "DEPTHWISE_CONV_2D", tflm_dir, tmp_path, every_shape=False)
+    assert "    -DTD_CMSIS_DEPTHWISE=2\n" in (tmp_path / "ours" / "platformio.ini").read_text()
+    symbols = subprocess.run(["arm-none-eabi-nm", str(tmp_path / "e-ours" / "firmware.elf")], capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert "arm_depthwise_conv_3x3_s8" in symbols
+    assert "arm_depthwise_conv_s8_opt" not in symbols and "arm_depthwise_conv_s8" not in symbols
 
 
 MUTATIONS = {  # file -> (text, broken text)

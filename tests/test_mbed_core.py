@@ -58,7 +58,8 @@ def test_generated_sources_compile_against_the_real_core_warning_free(tmp_path, 
     # example and a MobileNetV2 block (depthwise, a residual ADD: its tables in model_params.cpp)
     projects = []
     for name, model, kernels in (("example", None, "cmsis-nn"), ("depthwise", tf_models["depthwise"][0], "cmsis-nn"),
-                                 ("example-td", None, "tinydeploy"), ("mbv2-td", tf_models["mbv2_block"][0], "tinydeploy")):
+                                 ("example-td", None, "tinydeploy"),
+                                 ("mbv2-td", tf_models["mbv2_block"][0], "tinydeploy")):
         out = tmp_path / name
         run_cli("build", *([model] if model else []), "-o", out, "--no-compile", "--kernels", kernels, check=0)
         projects.append(out)

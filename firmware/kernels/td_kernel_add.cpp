@@ -6,14 +6,14 @@
 // the tables' fraction) and the store, and the op data is the tables' entry in flash (the arena keeps none).
 //
 // A node without them (where no exact tables fit an int32, e.g. an output scale hundreds of times finer than the
-// inputs': 2 of 300 random quantizations; or where the project's were removed) is computed as TFLM does: TFLM scales each input separately,
-// s_i(x) = RoundingDivideByPOT(SRDHM((x + offset_i) << left_shift, m_i), e_i), adds them and requantizes the sum. Each
-// s_i takes only 256 values, so Eval first tabulates both (twice their value, by the same exact fast requantization,
-// or TFLM's own function where its bound does not hold) in 2 KB of stack; an element is then two table loads and an
-// add, and the sum's requantization in three instructions (td_kernel_util.h's RequantFast: SMMLAR, the sign, a
-// shift). Where a bound does not allow that fast path, TFLM's function requantizes. Tensors of fewer than
-// kMinTableElements elements, where those tables cost more than they save, run the pinned CMSIS-NN's
-// arm_elementwise_add_s8 (the library kernel's call) on the same op data.
+// inputs': 2 of 300 random quantizations; or where the project's were removed) is computed as TFLM does. TFLM scales
+// each input separately, s_i(x) = RoundingDivideByPOT(SRDHM((x + offset_i) << left_shift, m_i), e_i), adds them and
+// requantizes the sum. Each s_i takes only 256 values, so Eval first tabulates both (twice their value, by the same
+// exact fast requantization, or TFLM's own function where its bound does not hold) in 2 KB of stack; an element is
+// then two table loads and an add, and the sum's requantization in three instructions (td_kernel_util.h's
+// RequantFast: SMMLAR, the sign, a shift). Where a bound does not allow that fast path, TFLM's function requantizes.
+// Tensors of fewer than kMinTableElements elements, where those tables cost more than they save, run the pinned
+// CMSIS-NN's arm_elementwise_add_s8 (the library kernel's call) on the same op data.
 #include "td_dsp.h"
 #include "td_kernel_params.h"
 #include "td_kernel_util.h"

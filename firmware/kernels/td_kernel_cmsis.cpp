@@ -8,7 +8,10 @@
 
 // The build leaves out the CMSIS-NN function of an op where it predicts that tinydeploy's own loops take every node
 // (generate/project.py: -DTD_CMSIS_CONV=0, -DTD_CMSIS_DEPTHWISE=0), so that the function and what it calls are not
-// linked; a node its loops then do not take stops AllocateTensors() with one line.
+// linked; a node its loops then do not take stops AllocateTensors() with one line. Where every DEPTHWISE_CONV_2D node
+// left to CMSIS-NN is one its wrapper hands to arm_depthwise_conv_3x3_s8 (multiplier 1, batch 1, no dilation, 3x3,
+// padding of at most 1), the build says -DTD_CMSIS_DEPTHWISE=2: that function is called directly, as the wrapper
+// would, and the wrapper's two others are not linked; another node then stops AllocateTensors() the same way.
 #ifndef TD_CMSIS_CONV
 #define TD_CMSIS_CONV 1
 #endif
@@ -71,6 +74,18 @@ __attribute__((unused)) cmsis_nn_conv_params ConvParams(TfLiteNode* node, const 
   return p;
 }
 
+#if TD_CMSIS_DEPTHWISE == 2
+#define TD_CMSIS_DW_FUNCTION arm_depthwise_conv_3x3_s8
+#else
+#define TD_CMSIS_DW_FUNCTION arm_depthwise_conv_wrapper_s8
+#endif
+
+// Whether arm_depthwise_conv_wrapper_s8 runs a node by arm_depthwise_conv_3x3_s8 (its conditions, in its order).
+__attribute__((unused)) bool WrapperTakes3x3(const cmsis_nn_dw_conv_params& p, const Args& a) {
+  return p.ch_mult == 1 && a.input.n == 1 && p.dilation.w == 1 && p.dilation.h == 1 && a.filter.w == 3 &&
+         a.filter.h == 3 && p.padding.h <= 1 && p.padding.w <= 1;
+}
+
 __attribute__((unused)) cmsis_nn_dw_conv_params DwParams(TfLiteNode* node, const tflite::OpDataConv& d) {
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
   cmsis_nn_dw_conv_params p;
@@ -119,9 +134,14 @@ TfLiteStatus PrepareDepthwiseConv(TfLiteContext* context, TfLiteNode* node, cons
                                   int* buffer) {
 #if TD_CMSIS_DEPTHWISE
   const cmsis_nn_dw_conv_params p = DwParams(node, d);
-  return RequestBuffer(context, node, d, true, buffer, [&p](Args& a) {
+  bool three_by_three = false;
+  // the wrapper's scratch either way (the 3x3 function needs none): the arena is the library kernel's
+  const TfLiteStatus s = RequestBuffer(context, node, d, true, buffer, [&p, &three_by_three](Args& a) {
+    three_by_three = WrapperTakes3x3(p, a);
     return arm_depthwise_conv_wrapper_s8_get_buffer_size(&p, &a.input, &a.filter, &a.output);
   });
+  if (TD_CMSIS_DEPTHWISE == 2 && s == kTfLiteOk && !three_by_three) return LeftOut("DEPTHWISE_CONV_2D");
+  return s;
 #else
   (void)context, (void)node, (void)d, (void)buffer;
   return LeftOut("DEPTHWISE_CONV_2D");
@@ -171,7 +191,7 @@ TfLiteStatus EvalDepthwiseConv(TfLiteContext* context, TfLiteNode* node, const t
   EvalTensors t = Tensors(context, node, buffer);
   Args a = MakeArgs(t.input->dims, t.filter->dims, t.output->dims, d, true);
   const cmsis_nn_dw_conv_params p = DwParams(node, d);
-  const arm_cmsis_nn_status s = arm_depthwise_conv_wrapper_s8(
+  const arm_cmsis_nn_status s = TD_CMSIS_DW_FUNCTION(
       &t.ctx, &p, &a.quant, &a.input, tflite::micro::GetTensorData<int8_t>(t.input), &a.filter,
       tflite::micro::GetTensorData<int8_t>(t.filter), &a.bias, tflite::micro::GetOptionalTensorData<int32_t>(t.bias),
       &a.output, tflite::micro::GetTensorData<int8_t>(t.output));

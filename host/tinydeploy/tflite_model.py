@@ -299,7 +299,8 @@ class TFLiteModel:
         return list(dict.fromkeys(op.opname for op in self.operators))
 
 def _options(tfl, code: int, o) -> dict:
-    """The few builtin options the analysis and the build need (strides, padding, depth multiplier, fused activation)."""
+    """The few builtin options the analysis and the build need (strides, padding, depth multiplier, fused
+    activation)."""
     name = op_name(code)
     table = o.BuiltinOptions()
     if table is None:

@@ -16,8 +16,8 @@ from ..errors import ModelError
 from ..tflite_model import TFLiteModel
 from .artifacts import ArenaFigure, ArenaNeed, Budget, FitVerdict, FlashEstimate
 from .layers import WEIGHT_OPS, OpStats, op_stats
-from .add_tables import ENTRY_BYTES, TABLE_BYTES, add_tables
-from .requant import DEFAULT_KERNELS, flash_params, flash_resident_bytes
+from .add_tables import ENTRY_BYTES, TABLE_BYTES, add_resident_bytes, add_tables
+from .requant import DEFAULT_KERNELS, conv_resident_bytes, flash_params
 from .runtime import Runtime, pinned
 
 ARENA_MARGIN_FRACTION = 0.10  # added to the measured arena when a project is generated
@@ -48,6 +48,12 @@ def head_and_planning(model: TFLiteModel) -> tuple[int | None, int]:
 
     scratch = scratch_by_node(model)
     return head_with_scratch(model, scratch), planning_bytes(model, len(scratch))
+
+
+def flash_resident_bytes(model: TFLiteModel, kernels: str) -> int:
+    """The arena bytes the library's kernels would keep for what a build with ``kernels`` has in flash: the
+    convolutions' per-channel parameters and own loops' op data (requant.py), ADD's op data (add_tables.py)."""
+    return conv_resident_bytes(model, kernels) + add_resident_bytes(model, kernels)
 
 
 def arena_need(arena: ArenaFigure, model: TFLiteModel, kernels: str = DEFAULT_KERNELS) -> ArenaNeed:

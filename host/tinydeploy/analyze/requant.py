@@ -167,6 +167,20 @@ def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
             and y.shape[1] * y.shape[2] >= DW_MIN_OUTPUT_PIXELS)
 
 
+def cmsis_wrapper_takes_3x3(model: TFLiteModel, op: Operator) -> bool:
+    """Whether CMSIS-NN's arm_depthwise_conv_wrapper_s8 runs a DEPTHWISE_CONV_2D node by arm_depthwise_conv_3x3_s8
+    (td_kernel_cmsis.cpp's WrapperTakes3x3): multiplier 1, batch 1, no dilation, a 3x3 filter, padding of at most 1."""
+    x, w = model.tensors[op.inputs[0]], model.tensors[op.inputs[1]]
+    o = op.options
+    same = o.get("padding", SAME) == SAME
+    if (o.get("depth_multiplier", 1), x.shape[0], o.get("dilation_h", 1), o.get("dilation_w", 1),
+            w.shape[1], w.shape[2]) != (1, 1, 1, 1, 3, 3):
+        return False
+    pad_h, _ = padding(same, o.get("stride_h", 1), 1, x.shape[1], 3)
+    pad_w, _ = padding(same, o.get("stride_w", 1), 1, x.shape[2], 3)
+    return pad_h <= 1 and pad_w <= 1
+
+
 def flash_params(model: TFLiteModel, kernels: str) -> list[NodeParams]:
     """The nodes whose per-channel parameters model_params.cpp holds: every int8 CONV_2D / DEPTHWISE_CONV_2D node with
     tinydeploy's kernels (they take each such node, by their own loops or the library's CMSIS-NN function), none
@@ -174,12 +188,9 @@ def flash_params(model: TFLiteModel, kernels: str) -> list[NodeParams]:
     return channel_params(model) if kernels == "tinydeploy" else []
 
 
-def flash_resident_bytes(model: TFLiteModel, kernels: str) -> int:
-    """The arena bytes the library's kernels would keep for what a build with ``kernels`` has in flash: the
-    per-channel parameters, the op data of the nodes tinydeploy's own loops run, and that of the ADD nodes with
-    tables (add_tables.py)."""
-    from .add_tables import add_resident_bytes
-
+def conv_resident_bytes(model: TFLiteModel, kernels: str) -> int:
+    """The arena bytes the library's kernels would keep for the CONV_2D / DEPTHWISE_CONV_2D data a build with
+    ``kernels`` has in flash: the per-channel parameters, and the op data of the nodes tinydeploy's own loops run."""
     params = flash_params(model, kernels)
     own = sum(own_loops_take(model, model.operators[p.operator]) for p in params)
-    return params_bytes(params) + own * OP_DATA_CONV_BYTES + add_resident_bytes(model, kernels)
+    return params_bytes(params) + own * OP_DATA_CONV_BYTES

@@ -13,7 +13,7 @@ from .. import __version__
 from ..analyze import (ARENA_ALIGN_BYTES, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES, Analysis, arena_need,
                        head_and_planning)
 from ..analyze.add_tables import add_tables
-from ..analyze.requant import DEFAULT_KERNELS, KERNELS, flash_params, own_loops_take
+from ..analyze.requant import DEFAULT_KERNELS, KERNELS, cmsis_wrapper_takes_3x3, flash_params, own_loops_take
 from ..errors import TinyDeployError
 from ..fsutil import StagedDirectory, write_json_atomic
 from ..sources import firmware_dir, templates_dir
@@ -107,12 +107,20 @@ def measured_arena_plan(analysis: Analysis, model: TFLiteModel, used_bytes: int,
                      + planning_note, f"{int(MEASURED_ARENA_MARGIN * 100)}%, + 16 B alignment")
 
 
-def _cmsis_left_out(model: TFLiteModel, params) -> list[str]:
-    """The ops (CONV, DEPTHWISE) whose every node with its parameters in flash tinydeploy's own loops take, where it
-    has such nodes: the CMSIS-NN function td_kernel_cmsis.cpp would call for the others need not be linked."""
+def _cmsis_flags(model: TFLiteModel, params) -> list[tuple[str, int]]:
+    """td_kernel_cmsis.cpp's TD_CMSIS_CONV / TD_CMSIS_DEPTHWISE where a default differs: 0 where tinydeploy's own loops
+    take every such node with its parameters in flash (the CMSIS-NN function need not be linked); for DEPTHWISE, 2
+    where every node left to CMSIS-NN is one its wrapper runs by the 3x3 function (the wrapper's others need not be)."""
     nodes = [model.operators[p.operator] for p in params]
-    return [macro for op, macro in (("CONV_2D", "CONV"), ("DEPTHWISE_CONV_2D", "DEPTHWISE"))
-            if any(n.opname == op for n in nodes) and all(own_loops_take(model, n) for n in nodes if n.opname == op)]
+    flags = []
+    for op, macro in (("CONV_2D", "CONV"), ("DEPTHWISE_CONV_2D", "DEPTHWISE")):
+        mine = [n for n in nodes if n.opname == op]
+        left = [n for n in mine if not own_loops_take(model, n)]
+        if mine and not left:
+            flags.append((macro, 0))
+        elif left and op == "DEPTHWISE_CONV_2D" and all(cmsis_wrapper_takes_3x3(model, n) for n in left):
+            flags.append((macro, 2))
+    return flags
 
 
 def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels: list[str], *, name: str,
@@ -146,9 +154,9 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
                  # an op whose resolver method takes no registration: td::kernels::OpResolver's AddOwn, with its parser
                  "parser": ours.get(n, {}).get("parser")} for n in analysis.op_names],
         "kernels": kernels,
-        # ops whose CMSIS-NN function no node needs (own_loops_take predicts every node for tinydeploy's loops): the
-        # build leaves it out (td_kernel_cmsis.cpp's TD_CMSIS_CONV / TD_CMSIS_DEPTHWISE)
-        "cmsis_left_out": _cmsis_left_out(model, params),
+        # ops whose CMSIS-NN function no node needs (own_loops_take predicts every node for tinydeploy's loops), or
+        # only in part: the build leaves it out (td_kernel_cmsis.cpp's TD_CMSIS_CONV / TD_CMSIS_DEPTHWISE)
+        "cmsis_flags": _cmsis_flags(model, params),
         "max_ops": max(len(model.operators), 1),
         "arena": arena_plan.to_dict(),
         "memory": {**analysis.memory, "planned": planned_offsets(model.data) is not None},
