@@ -442,6 +442,11 @@ MUTATIONS = {  # file -> (text, broken text)
                         "for (int x = 0; x < k_w; ++x) ch.w[r * k_w + x] = t[r * k_w + x];"),
     # MAX_POOL_2D's activation range left out: the relu6 fused into the pool not applied
     "pool-no-clamp": ("td_kernel_pool.cpp", "const bool full = lo <= -128 && hi >= 127;", "const bool full = true;"),
+    # the first layer's gathered pairs: (q1, q2) built from q0 and q2 (GatherFive's halfword packing)
+    "five-gather": ("td_kernel_conv.cpp", "(static_cast<uint32_t>(oq) & 0xffffu)",
+                    "(static_cast<uint32_t>(eq) & 0xffffu)"),
+    # DotFive's second pair against the third weight word
+    "five-tap": ("td_kernel_conv.cpp", "smlad lr, r5, r9, lr", "smlad lr, r5, r10, lr"),
     # MEAN's integer path dividing rounded down, not to zero as C++ (and TFLM) does
     "floor-division": ("td_kernel_mean.cpp", "return static_cast<int8_t>(sum / integer_count);",
                        "return static_cast<int8_t>((sum - (sum < 0 ? integer_count - 1 : 0)) / integer_count);"),
@@ -453,7 +458,9 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("mean_20x20x6", "lanes-overflow"),
                                             ("mean_9x9x7_integer", "floor-division"),
                                             ("maxpool_9x9x6", "pool-no-clamp"),
-                                            ("k3_s1_same_c4_tall_transposed", "transposed-taps")])
+                                            ("k3_s1_same_c4_tall_transposed", "transposed-taps"),
+                                            ("conv_k3_s1_same_c1_f16_relu", "five-gather"),
+                                            ("conv_k3_s1_same_c1_f16_relu", "five-tap")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
     """The comparison can fail: a kernel whose requantization truncates instead of rounding differs from the
     reference build on these inputs (subtler changes, negative ties or a truncated high multiply, were caught on

@@ -9,7 +9,9 @@
 // products. Here each output pixel's K = kh x kw x cin input values are gathered once, with the input offset added
 // (a padded tap is 0), as int16 pairs; each output channel is then K/2 SMLAD against its weights, widened (and
 // doubled, for the requantization's SMMULR: td_kernel_util.h) once per Eval into a stack block of up to 32 output
-// channels. Nothing is kept in the arena beyond TFLM's OpDataConv.
+// channels. The common case (3x3 over one channel, full range, fast requantization) runs DotFive's assembly on each
+// pixel's five pairs, the pixels inside the image in one call a row (FiveRun). Nothing is kept in the arena beyond
+// TFLM's OpDataConv.
 #include <string.h>
 
 #include "td_dsp.h"
@@ -183,6 +185,21 @@ void Gather(const int8_t* in, int in_h, int in_w, int cin, int k_h, int k_w, int
   for (int i = 0; 2 * i < k; ++i) col[i] = dsp::pack16(v[2 * i], v[2 * i + 1]);
 }
 
+// Gather's common case without its tests, for a pixel whose 3x3 window and one more column lie inside the image
+// (each row is read as one word): per row one LDR and two SXTAB16 (values 0 and 2, 1 and 3, offset added), then the
+// pairs (p0, p1), (p2, q0), (q1, q2), (r0, r1), (r2, 0) by halfword packing.
+inline void GatherFive(const int8_t* p, int in_w, int32_t offset2, int32_t* col) {
+  const int32_t wp = util::Load4(p), wq = util::Load4(p + in_w), wr = util::Load4(p + 2 * in_w);
+  const int32_t ep = dsp::sxtab16(offset2, wp), op = dsp::sxtab16_ror8(offset2, wp);
+  const int32_t eq = dsp::sxtab16(offset2, wq), oq = dsp::sxtab16_ror8(offset2, wq);
+  const int32_t er = dsp::sxtab16(offset2, wr), odd_r = dsp::sxtab16_ror8(offset2, wr);
+  col[0] = dsp::pack_bottoms(ep, op);
+  col[1] = dsp::pack_bottoms(static_cast<int32_t>(static_cast<uint32_t>(ep) >> 16), eq);
+  col[2] = static_cast<int32_t>((static_cast<uint32_t>(oq) & 0xffffu) | (static_cast<uint32_t>(eq) & 0xffff0000u));
+  col[3] = dsp::pack_bottoms(er, odd_r);
+  col[4] = static_cast<int32_t>(static_cast<uint32_t>(er) >> 16);
+}
+
 // The clamp to the activation range, one SSAT when that range is all of int8.
 template <bool kFull>
 inline int8_t Out(int32_t v, int32_t lo, int32_t hi) {
@@ -220,6 +237,48 @@ __attribute__((noinline)) void Dot(const int32_t* col, int pairs, const int32_t*
     out[o] = Out<kFull>(Requant<kFast>(q[o], acc, out_zp), act_min, act_max);
   }
 }
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// The common first layer's common case (five pairs: 3x3 over one channel; the full int8 range; every channel's
+// requantization fast) in assembly, the pixel's five pairs in registers and each channel's constants in nine
+// consecutive words (kPacked: the five doubled weight pairs, the doubled bias, mult, add, right): per channel one LDM
+// of the weights and bias, five SMLAD, one LDM of the constants, four instructions of requantization, the store and
+// two of loop: 14 instructions for 9 multiply-accumulates.
+//   (col, packed, out, n >= 1)
+constexpr int kPacked = 9;
+__attribute__((naked, noinline)) void DotFive(const int32_t*, const int32_t*, int8_t*, int) {
+  __asm__ volatile(
+      "push {r4-r11, lr}\n\t"
+      "ldm r0, {r4-r8}\n\t"
+      "1:\n\t"
+      "ldmia r1!, {r0, r9, r10, r11, r12, lr}\n\t"
+      "smlad lr, r4, r0, lr\n\t"
+      "smlad lr, r5, r9, lr\n\t"
+      "smlad lr, r6, r10, lr\n\t"
+      "smlad lr, r7, r11, lr\n\t"
+      "smlad lr, r8, r12, lr\n\t"
+      "ldmia r1!, {r0, r9, r10}\n\t"
+      "smmlar r9, lr, r0, r9\n\t"
+      "add r9, r9, lr, asr #31\n\t"
+      "asr r9, r9, r10\n\t"
+      "ssat r9, #8, r9\n\t"
+      "strb r9, [r2], #1\n\t"
+      "subs r3, #1\n\t"
+      "bne 1b\n\t"
+      "pop {r4-r11, pc}");
+}
+
+// `count` pixels of one output row, `stride` input columns apart, whose windows GatherFive reads (the image's
+// inside), each against the n packed channels.
+__attribute__((noinline)) void FiveRun(const int8_t* p, int in_w, int stride, int32_t offset2, int8_t* out,
+                                       int out_step, const int32_t* packed, int n, int count) {
+  int32_t col[5];
+  for (int i = 0; i < count; ++i, p += stride, out += out_step) {
+    GatherFive(p, in_w, offset2, col);
+    DotFive(col, packed, out, n);
+  }
+}
+#endif
 
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op) {
   if (op.data.filter_buffer_index != kOwnLoops) {
@@ -266,16 +325,60 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op
     }
     bool all_fast = true;
     for (int o = 0; o < n; ++o) all_fast = all_fast && q[o].fast;
+    const int32_t lo = d.output_activation_min, hi = d.output_activation_max;
+    const bool full = lo <= -128 && hi >= 127;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    // DotFive's layout, in place (from the last channel: each moves to a higher index)
+    const bool five = pairs == 5 && full && all_fast;
+    static_assert(kBlock * kPacked <= kBlock * kMaxPairs, "the packed channels fit the weights' buffer");
+    for (int o = five ? n - 1 : -1; o >= 0; --o) {
+      int32_t* dst = wbuf + o * kPacked;
+      memmove(dst, wbuf + o * pairs, 5 * sizeof(int32_t));
+      dst[5] = bias2[o];
+      dst[6] = q[o].mult;
+      dst[7] = q[o].add;
+      dst[8] = q[o].right;
+    }
+#endif
+    const bool inside_five = cin == 1 && k_h == 3 && k_w == 3 && params.dilation_height_factor == 1 &&
+                             params.dilation_width_factor == 1;
+    const int32_t offset2 = dsp::pack16(offset, offset);
     for (int bt = 0; bt < batches; ++bt) {
       const int8_t* in_b = in_data + bt * in_h * in_w * cin;
       for (int oy = 0; oy < out_h; ++oy) {
+        const int iy0 = oy * params.stride_height - d.padding.height;
+        int8_t* out_row = out_data + (bt * out_h + oy) * out_w * cout + o0;
+        // the columns whose window (and one more column) lie inside the image: one run of FiveRun
+        int run_lo = out_w, run_hi = out_w;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+        if (five && inside_five && iy0 >= 0 && iy0 + 3 <= in_h && in_w >= 4) {
+          const int sw = params.stride_width, pw = d.padding.width;
+          run_lo = (pw + sw - 1) / sw;
+          run_hi = (in_w - 4 + pw) / sw + 1;
+          if (run_hi > out_w) run_hi = out_w;
+          if (run_hi <= run_lo) run_lo = run_hi = out_w;
+        }
+#endif
         for (int ox = 0; ox < out_w; ++ox) {
-          Gather(in_b, in_h, in_w, cin, k_h, k_w, oy * params.stride_height - d.padding.height,
-                 ox * params.stride_width - d.padding.width, params.dilation_height_factor,
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+          if (ox == run_lo) {
+            const int ix0 = ox * params.stride_width - d.padding.width;
+            FiveRun(in_b + iy0 * in_w + ix0, in_w, params.stride_width, offset2, out_row + ox * cout, cout, wbuf, n,
+                    run_hi - run_lo);
+            ox = run_hi - 1;
+            continue;
+          }
+#endif
+          const int ix0 = ox * params.stride_width - d.padding.width;
+          Gather(in_b, in_h, in_w, cin, k_h, k_w, iy0, ix0, params.dilation_height_factor,
                  params.dilation_width_factor, offset, col);
-          int8_t* out = out_data + ((bt * out_h + oy) * out_w + ox) * cout + o0;
-          const int32_t lo = d.output_activation_min, hi = d.output_activation_max;
-          const bool full = lo <= -128 && hi >= 127;
+          int8_t* out = out_row + ox * cout;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+          if (five) {
+            DotFive(col, wbuf, out, n);
+            continue;
+          }
+#endif
           using DotFn = void (*)(const int32_t*, int, const int32_t*, const int32_t*, const util::Requant*, int,
                                  int8_t*, int32_t, int32_t, int32_t);
           static const DotFn kDots[8] = {Dot<false, false, false>, Dot<false, false, true>, Dot<false, true, false>,

@@ -25,6 +25,8 @@ namespace kernels {
 namespace {
 
 constexpr int kBlock = 32;  // output channels whose constants are made at a time (896 B of stack)
+// The largest copy of a layer's last pair of channels (2 k weights and 4 zeros) TwoRows makes for the assembly.
+constexpr int kPaddedPair = 132;
 
 // The constants of up to kBlock output channels.
 struct Block {
@@ -273,8 +275,8 @@ __attribute__((always_inline)) inline int8_t Out(const MatMul& m, const Block& b
 // (TwoRows spends about 100 around a call of Dot22).
 // With k not a multiple of 4 the rows carry one more group (WidenTail: the last values, zeros after them) and the
 // step reads each channel's last word whole: its bytes past the channel are the next channel's weights, times 0.
-//   (xw, w, out_a, block; stack: steps (groups of four values, the tail's included), k, cols, pairs >= 1);
-//   out_b = out_a + cols
+//   (xw, w, out_a, the block's bias of the first pair's channel, its other arrays kBlock words apart as in Block;
+//   stack: steps (groups of four values, the tail's included), k, cols, pairs >= 1); out_b = out_a + cols
 static_assert(sizeof(int32_t) * kBlock == 128, "the assembly's offsets into Block assume 32 channels a block");
 #define TD_PF_STEP TD_MM_STEP_OF("r0", "r1", "r2", "r4", "r5", "r6", "r7", "r12", "lr")
 // acc (doubled) requantized with channel constants at [r12 + off]: mult in r8, add r9, right r10; result in dst
@@ -284,8 +286,8 @@ static_assert(sizeof(int32_t) * kBlock == 128, "the assembly's offsets into Bloc
   "add " dst ", " dst ", " acc ", asr #31\n\t" \
   "asr " dst ", " dst ", r10\n\t"           \
   "ssat " dst ", #8, " dst "\n\t"
-__attribute__((naked, noinline)) void PairsFull(const int32_t*, const int8_t*, int8_t*, const Block*, int32_t, int32_t,
-                                                int32_t, int32_t) {
+__attribute__((naked, noinline)) void PairsFull(const int32_t*, const int8_t*, int8_t*, const int32_t*, int32_t,
+                                                int32_t, int32_t, int32_t) {
   __asm__ volatile(
       "push {r4-r11, lr}\n\t"
       "sub sp, #16\n\t"
@@ -365,8 +367,18 @@ __attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, 
   // the weights): that pair runs below
   const int fast = kFull && kMode == kRight ? (rest == 0 || o0 + (n & ~1) < m.cols ? n / 2 : n / 2 - 1) : 0;
   if (fast > 0) {
-    PairsFull(xw, m.w + o0 * k, out_a, &b, groups + (rest ? 1 : 0), k, m.cols, fast);
+    PairsFull(xw, m.w + o0 * k, out_a, b.bias, groups + (rest ? 1 : 0), k, m.cols, fast);
     j = 2 * fast;
+  }
+  // That last pair (a first layer's 27 values, a pointwise layer from 5 or 13 channels) in the assembly too, from a
+  // copy of its weights with zeros after them, where the copy is small: PairsFull walks the block from the pair's
+  // channel (its constants' offsets are from there).
+  if (kFull && kMode == kRight && rest != 0 && j + 2 <= n && 2 * k + 4 <= kPaddedPair) {
+    alignas(4) int8_t padded[kPaddedPair];
+    memcpy(padded, m.w + (o0 + j) * k, 2 * k);
+    memset(padded + 2 * k, 0, 4);
+    PairsFull(xw, padded, out_a + j, b.bias + j, groups + 1, k, m.cols, 1);
+    j += 2;
   }
 #endif
   for (; j + 2 <= n; j += 2) {
