@@ -79,8 +79,13 @@ const int8_t* GatherRow(const MatMul& m, int r, int8_t* dst) {
     const int iy = iy0 + ky * g.dil_h;
     if (iy < 0 || iy >= g.in_h) {
       memset(d, gather.zp, span);
-    } else if (row_inside) {  // the filter's row is inside the image: one copy
-      memcpy(d, in + (iy * g.in_w + ix0) * g.channels, span);
+    } else if (row_inside) {  // the filter's row is inside the image: one copy (a short one without memcpy's call)
+      const int8_t* src = in + (iy * g.in_w + ix0) * g.channels;
+      if (span <= 16) {
+        util::CopySmall(d, src, span);
+      } else {
+        memcpy(d, src, span);
+      }
     } else {
       for (int kx = 0; kx < g.k_w; ++kx) {
         const int ix = ix0 + kx * g.dil_w;
@@ -339,10 +344,10 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op
       dst[7] = q[o].add;
       dst[8] = q[o].right;
     }
-#endif
     const bool inside_five = cin == 1 && k_h == 3 && k_w == 3 && params.dilation_height_factor == 1 &&
                              params.dilation_width_factor == 1;
     const int32_t offset2 = dsp::pack16(offset, offset);
+#endif
     for (int bt = 0; bt < batches; ++bt) {
       const int8_t* in_b = in_data + bt * in_h * in_w * cin;
       for (int oy = 0; oy < out_h; ++oy) {

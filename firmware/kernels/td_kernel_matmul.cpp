@@ -100,8 +100,8 @@ void Widen(const int8_t* x, int32_t groups, int32_t offset, int32_t* dst, int st
   const int32_t o2 = dsp::pack16(offset, offset);
   for (int g = 0; g < groups; ++g, x += 4, dst += stride) {
     const int32_t v = util::Load4(x);
-    dst[0] = dsp::sadd16(dsp::sxtb16(v), o2);
-    dst[1] = dsp::sadd16(dsp::sxtb16_ror8(v), o2);
+    dst[0] = dsp::sxtab16(o2, v);
+    dst[1] = dsp::sxtab16_ror8(o2, v);
   }
 }
 

@@ -189,6 +189,21 @@ inline int32_t Load4(const int8_t* p) {
   return v;
 }
 
+// Four bytes stored as one word (an unaligned STR).
+inline void Store4(int8_t* p, int32_t v) { memcpy(p, &v, 4); }
+
+// A short copy (a filter row's few pixels) in word moves and a tail, without a call of memcpy.
+inline void CopySmall(int8_t* d, const int8_t* s, int n) {
+  for (; n >= 4; n -= 4, d += 4, s += 4) Store4(d, Load4(s));
+  if (n & 2) {
+    d[0] = s[0];
+    d[1] = s[1];
+    d += 2;
+    s += 2;
+  }
+  if (n & 1) d[0] = s[0];
+}
+
 }  // namespace util
 }  // namespace kernels
 }  // namespace td

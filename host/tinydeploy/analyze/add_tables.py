@@ -11,9 +11,11 @@ M the output's real multiplier. So the build writes
 
 and the firmware computes an element as ``SSAT(8, (T1[a] + T2[b]) >> 16)``: two byte loads, two table loads, an add,
 one SSAT and the store (td_kernel_add.cpp). That formula rounds once where TFLM rounds twice, and its tables round
-down: it can differ from TFLM's where ``M * s`` lies within 2^-15 of a rounding boundary. So the build evaluates both
-on all 65,536 pairs of input values and writes the tables only where they agree on every one (and the sums fit an
-int32); a node without tables runs tinydeploy's exact per-call tables on the device, as before.
+down: it can differ from TFLM's where ``M * s`` lies within 2^-15 of a rounding boundary, or on a tie that TFLM's
+second rounding decides. So the build moves entries by a unit or two where a pair needs it (the pairs' bounds on
+T1[a] + T2[b] are difference constraints: _repair), evaluates TFLM's arithmetic and the tables on all 65,536 pairs of
+input values, and writes the tables only where they agree on every one (and the sums fit an int32); a node without
+tables runs tinydeploy's exact per-call tables on the device.
 
 Part of analyze (what the kernels a build registers take from flash), rendered by generate (model_params.cpp).
 """
@@ -21,6 +23,7 @@ Part of analyze (what the kernels a build registers take from flash), rendered b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -179,10 +182,15 @@ def _node_tables(model: TFLiteModel, op: Operator) -> AddTables | None:
                      op.options.get("fused_activation", 0))
     except (ValueError, ZeroDivisionError, OverflowError):  # a scale of 0, inf or nan: TFLM's Prepare refuses it
         return None
+    tables = _tables(d)
+    return AddTables(op.index, op.outputs[0], d, *tables) if tables else None
+
+
+@lru_cache(maxsize=256)
+def _tables(d: AddData) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """fused_tables as tuples, once per quantization (a build asks for a model's tables three times)."""
     tables = fused_tables(d)
-    if tables is None:
-        return None
-    return AddTables(op.index, op.outputs[0], d, tuple(int(t) for t in tables[0]), tuple(int(t) for t in tables[1]))
+    return None if tables is None else (tuple(int(t) for t in tables[0]), tuple(int(t) for t in tables[1]))
 
 
 def add_tables(model: TFLiteModel, kernels: str) -> list[AddTables]:
