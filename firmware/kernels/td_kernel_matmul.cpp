@@ -25,7 +25,7 @@ namespace kernels {
 namespace {
 
 constexpr int kBlock = 32;  // output channels whose constants are made at a time (896 B of stack)
-// The largest copy of a layer's last pair of channels (2 k weights and 4 zeros) TwoRows makes for the assembly.
+// The largest copy of a layer's last pair of channels (2 k weights and 4 zeros) Run makes for TwoRows' assembly.
 constexpr int kPaddedPair = 132;
 
 // The constants of up to kBlock output channels.
@@ -355,7 +355,8 @@ __attribute__((naked, noinline)) void PairsFull(const int32_t*, const int8_t*, i
 // Rows r and r + 1 (raw: ra, rb) against the block's n channels (from o0); xw holds both widened (two-row pairs).
 template <bool kFull, int kMode>
 __attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, int n, int r, const int8_t* ra,
-                                       const int8_t* rb, const int32_t* xw) {
+                                       const int8_t* rb, const int32_t* xw, const int8_t* last_pair) {
+  (void)last_pair;  // read by the assembly's path only
   const int32_t k = m.k, groups = k >> 2, rest = k & 3;
   const int8_t* xa = ra + 4 * groups;
   const int8_t* xb = rb + 4 * groups;
@@ -370,14 +371,11 @@ __attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, 
     PairsFull(xw, m.w + o0 * k, out_a, b.bias, groups + (rest ? 1 : 0), k, m.cols, fast);
     j = 2 * fast;
   }
-  // That last pair (a first layer's 27 values, a pointwise layer from 5 or 13 channels) in the assembly too, from a
-  // copy of its weights with zeros after them, where the copy is small: PairsFull walks the block from the pair's
-  // channel (its constants' offsets are from there).
-  if (kFull && kMode == kRight && rest != 0 && j + 2 <= n && 2 * k + 4 <= kPaddedPair) {
-    alignas(4) int8_t padded[kPaddedPair];
-    memcpy(padded, m.w + (o0 + j) * k, 2 * k);
-    memset(padded + 2 * k, 0, 4);
-    PairsFull(xw, padded, out_a + j, b.bias + j, groups + 1, k, m.cols, 1);
+  // That last pair (a first layer's 27 values, a pointwise layer from 5 or 13 channels) in the assembly too, from
+  // Run's copy of its weights with zeros after them (LastPair): PairsFull walks the block from the pair's channel (its
+  // constants' offsets are from there).
+  if (kFull && kMode == kRight && last_pair != nullptr && j + 2 == n) {
+    PairsFull(xw, last_pair, out_a + j, b.bias + j, groups + 1, k, m.cols, 1);
     j += 2;
   }
 #endif
@@ -587,7 +585,9 @@ void Run(const MatMul& m) {
   int32_t xw[kMatMulMaxK];  // two rows' pairs: 2 words per four values per row
   int8_t scratch[2 * kMatMulMaxK];  // two gathered rows
   Block b;
-  using TwoFn = void (*)(const MatMul&, const Block&, int, int, int, const int8_t*, const int8_t*, const int32_t*);
+  using TwoFn = void (*)(const MatMul&, const Block&, int, int, int, const int8_t*, const int8_t*, const int32_t*,
+                         const int8_t*);
+  alignas(4) int8_t last_pair[kPaddedPair];
   using OneFn = void (*)(const MatMul&, const Block&, int, int, int, const int8_t*, const int32_t*);
   // the common case (a multiplier below 1, no activation) has its own copy without the clamp; the others clamp
   static const TwoFn kTwo[4] = {TwoRows<false, kSlow>, TwoRows<false, kRight>, TwoRows<false, kAny>,
@@ -599,6 +599,14 @@ void Run(const MatMul& m) {
     const int n = m.cols - o0 < kBlock ? m.cols - o0 : kBlock;
     MakeBlock(m, o0, n, b);
     const int v = full && b.mode == kRight ? 3 : b.mode;
+    // the layer's last pair of channels where k leaves a tail group, for PairsFull: its weights and 4 zeros after
+    // them (its last word would read past the layer's weights), copied once a block
+    const int8_t* pair = nullptr;
+    if (v == 3 && (m.k & 3) != 0 && n >= 2 && (n & 1) == 0 && o0 + n >= m.cols && 2 * m.k + 4 <= kPaddedPair) {
+      memcpy(last_pair, m.w + (o0 + n - 2) * m.k, 2 * m.k);
+      memset(last_pair + 2 * m.k, 0, 4);
+      pair = last_pair;
+    }
     if (m.rows == 1) {  // one row (a fully connected layer's batch): gathered and widened once for all blocks
       if (o0 == 0) {
         single = row(m, 0, scratch);
@@ -617,7 +625,7 @@ void Run(const MatMul& m) {
         WidenTail(ra + 4 * groups, m.k & 3, -m.input_zp, xw + 4 * groups);
         WidenTail(rb + 4 * groups, m.k & 3, -m.input_zp, xw + 4 * groups + 2);
       }
-      kTwo[v](m, b, o0, n, r, ra, rb, xw);
+      kTwo[v](m, b, o0, n, r, ra, rb, xw, pair);
     }
     if (r < m.rows) {
       const int8_t* ra = row(m, r, scratch);
