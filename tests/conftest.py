@@ -211,3 +211,14 @@ def without_add_tables(project) -> None:
     start = text.index("const AddTables kAddTables[] = {")
     end = text.index("    {-1, {}, nullptr, nullptr},", start)
     src.write_text(text[:start] + "const AddTables kAddTables[] = {\n" + text[end:])
+
+
+def emulated_outputs(elf, x):
+    """The firmware's outputs for each input row of x (int8), run on the emulated Cortex-M4 over the serial protocol."""
+    from tinydeploy.device.link import Link
+    from tinydeploy.device.runner import device_outputs
+    from tinydeploy.emulate.qemu import QemuSession
+
+    with QemuSession(elf) as q, Link.open(url=q.url) as link:
+        out, _ = device_outputs(link, x)
+    return out

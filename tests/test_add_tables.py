@@ -15,7 +15,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli, without_add_tables
+from conftest import ROOT, emulated_outputs, run_cli, without_add_tables
 
 # (name, input scales, output scale, zero points (a, b, out), fused activation (0 none, 1 relu, 3 relu6))
 SETTINGS = [
@@ -114,14 +114,8 @@ def _build(path, tmp_path, name, tflm_dir, *, reference=False, edit=None):
 
 
 def _outputs(elf):
-    from tinydeploy.device.link import Link
-    from tinydeploy.device.runner import device_outputs
-    from tinydeploy.emulate.qemu import QemuSession
-
-    x = _pairs().reshape(len(_pairs()), -1)
-    with QemuSession(elf) as q, Link.open(url=q.url) as link:
-        out, _ = device_outputs(link, x)
-    return np.asarray(out).reshape(-1)
+    x = _pairs()
+    return np.asarray(emulated_outputs(elf, x.reshape(len(x), -1))).reshape(-1)
 
 
 @pytest.mark.slow

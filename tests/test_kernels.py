@@ -16,7 +16,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import ROOT, without_add_tables
+from conftest import ROOT, emulated_outputs, without_add_tables
 
 pytestmark = pytest.mark.slow  # converts models with TensorFlow
 
@@ -284,16 +284,6 @@ def _every_shape(project):
                                                     "    -DTD_CONV_ALL_SHAPES=1\n", 1))
 
 
-def _device_outputs(elf, x):
-    from tinydeploy.device.link import Link
-    from tinydeploy.device.runner import device_outputs
-    from tinydeploy.emulate.qemu import QemuSession
-
-    with QemuSession(elf) as q, Link.open(url=q.url) as link:
-        out, _ = device_outputs(link, x)
-    return out
-
-
 def _bit_exact(path, op, tflm_dir, tmp_path, every_shape, also=(), edit=None):
     from tinydeploy.boards import load
     from tinydeploy.emulate.firmware import build_firmware
@@ -323,8 +313,8 @@ def _bit_exact(path, op, tflm_dir, tmp_path, every_shape, also=(), edit=None):
     x = np.random.default_rng(1).integers(-128, 128, size=(20, int(np.prod(shape)))).astype(np.int8)
     x[0] = -128  # the extremes, where the input offset matters most
     x[1] = 127
-    got = _device_outputs(build_firmware(ours, lib, board, out_dir=tmp_path / "e-ours").elf, x)
-    ref = _device_outputs(build_firmware(theirs, lib, board, out_dir=tmp_path / "e-ref",
+    got = emulated_outputs(build_firmware(ours, lib, board, out_dir=tmp_path / "e-ours").elf, x)
+    ref = emulated_outputs(build_firmware(theirs, lib, board, out_dir=tmp_path / "e-ref",
                                          extra_sources=(ROOT / "bench" / "reference_kernels.cpp",)).elf, x)
     assert np.array_equal(got, ref), f"{int((got != ref).sum())} of {got.size} outputs differ from TFLM's reference"
     host = reference_outputs(model.data, x.reshape((len(x),) + shape)).reshape(len(x), -1)
@@ -490,6 +480,6 @@ def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, m
     x = np.random.default_rng(2).integers(-128, 128, size=(20, int(np.prod(shape)))).astype(np.int8)
     x[0] = -128  # the extremes
     x[1] = 127
-    got = _device_outputs(build_firmware(ours, lib, board, out_dir=tmp_path / "e").elf, x)
-    want = _device_outputs(build_firmware(theirs, lib, board, out_dir=tmp_path / "e2").elf, x)
+    got = emulated_outputs(build_firmware(ours, lib, board, out_dir=tmp_path / "e").elf, x)
+    want = emulated_outputs(build_firmware(theirs, lib, board, out_dir=tmp_path / "e2").elf, x)
     assert not np.array_equal(got, want)

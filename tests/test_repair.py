@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import emulate, run_cli
+from conftest import emulate, emulated_outputs, run_cli
 
 
 def _stock_convert(model, shape, rng) -> bytes:
@@ -201,10 +201,7 @@ def test_unrewritten_per_channel_dense_is_wrong_on_the_device(stock_models, tflm
     """The gap is real: the same uneven model, deployed without the rewrite, gives other outputs on the device."""
     from tinydeploy.analyze import analyze
     from tinydeploy.boards import load
-    from tinydeploy.device.link import Link
-    from tinydeploy.device.runner import device_outputs
     from tinydeploy.emulate.firmware import emulate_project
-    from tinydeploy.emulate.qemu import QemuSession
     from tinydeploy.generate.golden import make_golden
     from tinydeploy.generate.project import build_context, render_project
     from tinydeploy.tflite_model import TFLiteModel
@@ -222,8 +219,7 @@ def test_unrewritten_per_channel_dense_is_wrong_on_the_device(stock_models, tflm
     render_project(ctx, tmp_path / "raw", force=False, metadata={}, model_data=model.data)
     image, _ = emulate_project(tmp_path / "raw", tflm=str(tflm_dir), board=load("nano33ble"))
     x = np.random.default_rng(5).integers(-128, 128, size=(10, int(np.prod(shape)))).astype(np.int8)
-    with QemuSession(image.elf) as q, Link.open(url=q.url) as link:
-        device, _ = device_outputs(link, x)
+    device = emulated_outputs(image.elf, x)
     host = reference_outputs(model.data, x.reshape(10, 1, *shape)).reshape(10, -1)
     assert np.abs(device.astype(np.int16) - host).max() > 1
 
