@@ -183,3 +183,33 @@ def test_op_table_is_generated_from_the_pinned_header(tflm_dir):
     # the parser follows the header: an op renamed there changes the table
     text = (tflm_dir / RESOLVER).read_text().replace("BuiltinOperator_DIV,", "BuiltinOperator_DIVIDE,")
     assert "DIV" not in resolver_ops(text) and resolver_ops(text)["DIVIDE"] == "AddDiv"
+
+
+@pytest.mark.parametrize("app_ram", [22_500, 21_000])
+def test_the_study_judges_fit_as_analyze_and_build_do(app_ram):
+    """The study's rows say `fits` for the model as `build` deploys it (its offline plan, no copy of the input), the
+    verdict `tinydeploy analyze` prints. With the example's RAM budget between the planned need (21.5 KB) and TFLM's
+    own planner's (23.5 KB), judging the model as given would say it does not fit."""
+    from dataclasses import replace
+
+    from tinydeploy.analyze import analyze
+    from tinydeploy.boards import load
+    from tinydeploy.repair import repair
+    from tinydeploy.sources import EXAMPLE_MODEL
+    from tinydeploy.study.grid import _analysis_fields
+    from tinydeploy.tflite_model import TFLiteModel
+
+    from conftest import run_cli
+
+    base = load("nano33ble")
+    board = replace(base, reserve_ram_bytes=base.ram_bytes - app_ram)
+    data = EXAMPLE_MODEL.read_bytes()
+    row = _analysis_fields(board, "example", "int8", data)
+    cli = run_cli("analyze", EXAMPLE_MODEL, "--board", "nano33ble", "--reserve-ram", base.ram_bytes - app_ram)
+    assert cli.returncode in (0, 1), cli.stderr
+    assert row["fits"] == (cli.returncode == 0) == (app_ram == 22_500)
+    assert (row["does_not_fit_by"] == "") == row["fits"] and row["fit_rule"] == "deployed"
+    if row["fits"]:  # the budget discriminates: the model as given, with TFLM's planner, would not fit it
+        assert analyze(repair(TFLiteModel.from_bytes(data, source="x")).model, board).fit.fits is False
+    else:
+        assert row["does_not_fit_by"].startswith("RAM +")

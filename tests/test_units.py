@@ -150,3 +150,28 @@ def test_macro_auc_against_the_pairwise_definition():
     # a perfect and an inverted ranking
     assert roc_auc(np.array([0, 0, 1, 1], bool), np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
     assert roc_auc(np.array([1, 1, 0, 0], bool), np.array([0.1, 0.2, 0.8, 0.9])) == 0.0
+
+
+def test_the_study_report_says_how_far_a_missed_target_is_and_what_was_tried():
+    from tinydeploy.study.outputs import targets
+
+    def row(model, kind, family, fits, acc, bal=None, auc=None, dataset="dermatology"):
+        return {"dataset": dataset, "model": model, "kind": kind, "variant": "int8", "family": family, "fits": fits,
+                "accuracy": acc, "balanced_accuracy": bal, "auc": auc, "input": "64x64x3",
+                "does_not_fit_by": "" if fits else "RAM +12 KB"}
+
+    rows = [row("a", "int8", "cnn", True, 0.7, 0.50, 0.91), row("a_filters50", "int8+filters", "cnn", True, 0.7, 0.52, 0.88),
+            row("b_pruned50", "int8+pruned", "bn", False, 0.7, 0.60, 0.89),
+            row("f", "int8", "cnn", True, 0.935, dataset="fashion")]
+    text = "\n".join(targets(rows))
+    lines = {line.split("|")[1].strip() + " " + line.split("|")[2].strip(): line for line in text.splitlines()
+             if line.startswith("| ") and "dataset" not in line}
+    assert lines["fashion accuracy"].rstrip().endswith("| 0.9350 | met |")
+    assert "a_filters50" in lines["dermatology balanced_accuracy"] and "missed by 3.0 pp" in lines["dermatology balanced_accuracy"]
+    assert lines["dermatology auc"].rstrip().endswith("| 0.9100 | met |")
+    assert "| radiology | accuracy | 0.90 | none |" in text
+    # the missed target's line: what was tried, and the best row of any size, which does not fit, and why
+    (missed,) = [line for line in text.splitlines() if line.startswith("- ")]
+    assert missed.startswith("- dermatology balanced_accuracy: missed by 3.0 pp. Tried: 3 int8 rows (2 fit the board) "
+                             "of 2 families (bn, cnn)")
+    assert "b_pruned50 (int8+pruned) at 0.6000, does not fit (RAM +12 KB)" in missed

@@ -71,7 +71,7 @@ def cmd_analyze(args) -> int:
     from .boards import from_args as load_board
     from .console import write_json
     from .analyze.report import render
-    from .plan import plan_memory
+    from .plan import as_deployed
     from .repair import repair
     from .tflite_model import TFLiteModel
 
@@ -79,8 +79,7 @@ def cmd_analyze(args) -> int:
     board = load_board(args)
     repaired = repair(model)
     # the model as `build` deploys it (its offline memory plan) where it deploys; else as it is, repairs done
-    pre = analyze(repaired.model, board, measure_arena=False)
-    target = plan_memory(repaired).model if pre.is_int8 and pre.supported else repaired.model
+    target = as_deployed(repaired, board)
     result = analyze(target, board, measure_arena=not args.no_arena, kernels=args.kernels)
     render(result, repaired.repairs)
     write_json(args.json, {**result.to_dict(), "repairs": repaired.to_dict(), "original_model_bytes": len(model.data)})

@@ -13,14 +13,15 @@ offset per tensor, -1 for those it should plan itself). tinydeploy computes that
   listed as a graph output too (``with_plan``) so that TFLM's own planning (kernels' scratch buffers) also keeps off
   it: the firmware then loads the input straight into the input tensor and needs no copy of it;
 - ``with_plan``: the model's bytes with the plan in its metadata (replacing an earlier plan);
+- ``as_deployed``: the model `build` deploys with its defaults, which `analyze` and the study judge;
 - ``head_with_scratch``: the head once TFLM has put the kernels' scratch buffers into the gaps of the plan (exact: the
   build sizes the arena from it), and ``planning_bytes``: the free space TFLM plans in, which the arena must hold.
 """
 
 from ..lifetimes import ALIGN, Buffer, head_with_scratch, lifetimes, live_bytes, lower_bound, planning_bytes
-from .memory import (MEMORY_PLANS, Deployed, MemoryPlan, PlanError, check, deployed, place, plan, plan_memory,
-                     planned_offsets, with_plan)
+from .memory import (MEMORY_PLANS, Deployed, MemoryPlan, PlanError, as_deployed, check, deployed, place, plan,
+                     plan_memory, planned_offsets, with_plan)
 
 __all__ = ["ALIGN", "MEMORY_PLANS", "Buffer", "Deployed", "MemoryPlan", "PlanError", "check", "deployed",
            "head_with_scratch", "lifetimes", "live_bytes", "lower_bound", "place", "plan", "plan_memory",
-           "planned_offsets", "planning_bytes", "with_plan"]
+           "planned_offsets", "planning_bytes", "with_plan", "as_deployed"]

@@ -181,6 +181,15 @@ def deployed(model: TFLiteModel, memory_plan: str = "offline") -> Deployed:
     return plan_memory(repair(model), memory_plan)
 
 
+def as_deployed(repaired, board) -> TFLiteModel:
+    """The model `build` deploys with its defaults, for `analyze` and the study's fit verdicts: planned (``offline``)
+    where it deploys (full int8, every op supported), else the repaired model as it is (which `build` refuses)."""
+    from ..analyze import analyze
+
+    pre = analyze(repaired.model, board, measure_arena=False)
+    return plan_memory(repaired).model if pre.is_int8 and pre.supported else repaired.model
+
+
 def plan_memory(repaired, memory_plan: str = "offline") -> Deployed:
     """The repaired model (repair.Repaired) with its memory plan: ``offline`` keeps the input and writes the plan into
     the model, ``tflm`` leaves planning to TFLM."""

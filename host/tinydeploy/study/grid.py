@@ -123,19 +123,26 @@ PROFILES = {
 }
 
 
-def _row(dataset_key: str, family: str, imbalanced: bool, board, name, variant, kind, data, file, crow=None) -> dict:
-    """A study row: what compress() measured (``crow``; None for a model analysed only) and what the TF-free analyzer
-    says the model as deployed costs on the board."""
+# How a row's fit was judged: "deployed" is the model as `build` deploys it with its defaults (repaired, the offline
+# memory plan, tinydeploy's kernels), the same verdict `tinydeploy analyze` prints. Cached rows judged otherwise
+# (an earlier study judged the model with TFLM's own planner and the firmware's copy of the input) are judged again.
+FIT_RULE = "deployed"
+
+
+def _analysis_fields(board, name, variant, data) -> dict:
+    """What the TF-free analyzer says the model costs on the board as `build` deploys it: the fit verdict, the
+    arena, the estimated latency."""
     from ..analyze import analyze_or_graph
     from ..analyze.cycle_model import estimate_ms
+    from ..plan import as_deployed
     from ..repair import repair
     from ..tflite_model import TFLiteModel
 
-    m = repair(TFLiteModel.from_bytes(data, source=name)).model
+    repaired = repair(TFLiteModel.from_bytes(data, source=name))
+    m = as_deployed(repaired, board) if variant == "int8" else repaired.model
     a, refused = analyze_or_graph(m, board)  # the arena is measured for int8 models only
     # reasons a row does not fit, beyond the budgets it exceeds
     why = [] if refused is None else [f"arena not measurable ({refused.what})"]
-    arena = a.arena.device_bytes if a.arena else None
     fits = variant == "int8" and a.supported and a.fit.fits is True
     over = [f"{k} +{n / 1024:.0f} KiB" for k, n in a.fit.overruns().items()]
     if variant != "int8":
@@ -143,23 +150,49 @@ def _row(dataset_key: str, family: str, imbalanced: bool, board, name, variant, 
     elif not a.is_int8:
         over.append(f"not full int8 ({a.type_issues[0].message})")
     over += [i.message for i in a.support_issues] + why
+    return {
+        "input": "x".join(str(d) for d in m.input_tensors[0].shape[1:]),
+        "model_bytes": len(data), "arena_bytes": a.arena.device_bytes if a.arena else None,
+        "macs": a.total_macs, "params": a.total_params,
+        "model_budget_bytes": a.fit.flash.available_bytes - (a.flash.total_bytes - a.flash.model_bytes),
+        "fits": bool(fits), "does_not_fit_by": "; ".join(over) if not fits else "", "fit_rule": FIT_RULE,
+        "latency_ms": estimate_ms(a.ops, variant, board), "latency_kind": "estimated",
+        "latency_estimate_ms": estimate_ms(a.ops, variant, board),
+        "arena_figure": a.arena.to_dict() if a.arena else None,  # so that the emulated run does not measure it again
+    }
+
+
+def _row(dataset_key: str, family: str, imbalanced: bool, board, name, variant, kind, data, file, crow=None) -> dict:
+    """A study row: what compress() measured (``crow``; None for a model analysed only) and what the TF-free analyzer
+    says the model as deployed costs on the board."""
+    fields = _analysis_fields(board, name, variant, data)
     c = crow or {}
     acc, bal = c.get("accuracy"), c.get("balanced_accuracy")
     return {
         "dataset": dataset_key, "family": family, "model": name, "variant": variant, "kind": kind,
         "sparsity": c.get("sparsity"), "trained": crow is not None,
-        "epochs": c.get("epochs"), "finetune_epochs": c.get("finetune_epochs_run") or None, "input": "x".join(str(d) for d in m.input_tensors[0].shape[1:]),
+        "epochs": c.get("epochs"), "finetune_epochs": c.get("finetune_epochs_run") or None, "input": fields["input"],
         "accuracy": acc, "balanced_accuracy": bal, "auc": c.get("auc"), "per_class_recall": c.get("per_class_recall"),
         "imbalanced": imbalanced, "headline": bal if imbalanced else acc,
         "tflm_accuracy": c.get("tflm_accuracy"), "vs_equal_epochs_pp": c.get("vs_equal_epochs_pp"),
-        "model_bytes": len(data), "gzip_bytes": c.get("gzip_bytes"), "arena_bytes": arena,
-        "macs": a.total_macs, "params": a.total_params,
-        "model_budget_bytes": a.fit.flash.available_bytes - (a.flash.total_bytes - a.flash.model_bytes),
-        "fits": bool(fits), "does_not_fit_by": "; ".join(over) if not fits else "",
-        "latency_ms": estimate_ms(a.ops, variant, board), "latency_kind": "estimated",
-        "latency_estimate_ms": estimate_ms(a.ops, variant, board), "file": file,
-        "arena_figure": a.arena.to_dict() if a.arena else None,  # so that the emulated run does not measure it again
+        "gzip_bytes": c.get("gzip_bytes"), **fields, "file": file,
     }
+
+
+def refresh_fits(rows: list[dict], cache: Path, board) -> int:
+    """Judge again, by FIT_RULE, the cached rows judged another way (their model files are in the cache); returns how
+    many. The caller rewrites the cache's rows files."""
+    n = 0
+    for r in rows:
+        if r.get("fit_rule") == FIT_RULE or not r.get("file") or not (cache / r["file"]).exists():
+            continue
+        fields = _analysis_fields(board, r["model"], r["variant"], (cache / r["file"]).read_bytes())
+        # a latency measured on a board or the emulator stays; the estimate is the analyzer's
+        if r.get("latency_kind") in ("measured", "emulated"):
+            fields = {k: v for k, v in fields.items() if k not in ("latency_ms", "latency_kind")}
+        r.update(fields)
+        n += 1
+    return n
 
 
 def _load(dataset_key: str, size: int, profile: "Profile"):
@@ -311,6 +344,12 @@ def _cost(dataset_key: str, family: str) -> float:
     return EPOCH_SECONDS.get(dataset_key, {}).get(family, 0.1)
 
 
+def _write_rows(path: Path, group: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(group, indent=1))
+    tmp.replace(path)
+
+
 def run(datasets, families, profile: Profile, out_dir: Path, board, *, workers: int = 2,
         progress=None) -> tuple[list[dict], list[str]]:
     """Rows of every (dataset, family) group, and a line for each group that failed. A failed group does
@@ -322,7 +361,10 @@ def run(datasets, families, profile: Profile, out_dir: Path, board, *, workers: 
         for f in families:
             path = cache / f"rows_{d}_{f}_{profile.for_dataset(d).key}.json"
             if path.exists():
-                rows += json.loads(path.read_text())
+                group = json.loads(path.read_text())
+                if refresh_fits(group, cache, board):  # judged by an earlier rule: judged again, cached again
+                    _write_rows(path, group)
+                rows += group
             else:
                 todo.append((d, f, path))
     todo.sort(key=lambda t: -_cost(t[0], t[1]))  # longest first: the workers then finish at about the same time
@@ -341,9 +383,7 @@ def run(datasets, families, profile: Profile, out_dir: Path, board, *, workers: 
             except Exception as e:  # a worker's error, or its crash (BrokenProcessPool)
                 failures.append(f"{d}/{f}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
                 continue
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(group, indent=1))
-            tmp.replace(path)  # a finished group is cached atomically: an interrupted study resumes here
+            _write_rows(path, group)  # a finished group is cached atomically: an interrupted study resumes here
             rows += group
             done += 1
             if progress:
@@ -400,7 +440,7 @@ def _pool(workers: int):
 
 def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, board, progress=None) -> int:
     """Instructions per inference on the emulated Cortex-M4 for every int8 row that fits (and has no board
-    measurement): the row's latency becomes `emulated`. Results are cached by what decides them: the model's bytes,
+    measurement), the model as `build` deploys it: the row's latency becomes `emulated`. Results are cached by what decides them: the model's bytes,
     the TFLM library's files, the compiler's version and the board's flags, the kernels (the build's default), and
     tinydeploy's firmware and templates. Returns the number of rows measured."""
     import hashlib
@@ -413,6 +453,7 @@ def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, boar
     from ..analyze.artifacts import ArenaFigure
     from ..emulate.measure import measure
     from ..fsutil import write_json_atomic
+    from ..plan import as_deployed
     from ..repair import repair
     from ..tflite_model import TFLiteModel
 
@@ -423,7 +464,7 @@ def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, boar
     from ..analyze.requant import DEFAULT_KERNELS
 
     setup = hashlib.sha256(TflmLibrary.locate(tflm).fingerprint().encode() + ArmToolchain.find().version.encode()
-                           + json.dumps([board.gcc_flags, board.compile, DEFAULT_KERNELS], sort_keys=True).encode())
+                           + json.dumps([board.gcc_flags, board.compile, DEFAULT_KERNELS, FIT_RULE], sort_keys=True).encode())
     for d in (firmware_dir(), templates_dir()):
         for p in sorted(d.rglob("*")):
             if p.is_file() and "__pycache__" not in p.parts:
@@ -436,7 +477,7 @@ def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, boar
         if em.exists():
             m = json.loads(em.read_text())
         else:
-            model = repair(TFLiteModel.from_bytes(data, source=path.name)).model
+            model = as_deployed(repair(TFLiteModel.from_bytes(data, source=path.name)), board)  # as `build` deploys it
             figure = ArenaFigure(**r["arena_figure"]) if r.get("arena_figure") else None
             m = measure(model, analyze(model, board, arena=figure), tflm=tflm, runs=1, name=r["model"],
                         kernels=DEFAULT_KERNELS).to_dict()

@@ -251,6 +251,7 @@ def targets(rows) -> list[str]:
     """The best int8 row that fits per dataset and target metric, against the target: met, or by how much missed."""
     out = ["## Targets (best int8 row that fits the board, test split)", "",
            "| dataset | metric | target | best row | value | verdict |", "|---|---|---|---|---|---|"]
+    missed = []
     for d, want in TARGETS.items():
         fit = [r for r in rows if r["dataset"] == d and r.get("fits") and r.get("variant") == "int8"]
         for metric, minimum in want:
@@ -263,7 +264,26 @@ def targets(rows) -> list[str]:
             verdict = "met" if v >= minimum else f"missed by {100 * (minimum - v):.1f} pp"
             out.append(f"| {d} | {metric} | {minimum:.2f} | {best['model']} ({best['kind']}, {best.get('input', '')}) "
                        f"| {v:.4f} | {verdict} |")
-    return out
+            if v < minimum:
+                missed.append(_what_was_tried(rows, d, metric, minimum, v))
+    return out + (["", *missed] if missed else [])
+
+
+def _what_was_tried(rows, dataset: str, metric: str, minimum: float, best: float) -> str:
+    """For a missed target: what the rows of that dataset tried, and the best of them whether or not it fits."""
+    ours = [r for r in rows if r["dataset"] == dataset and r.get("variant") == "int8" and r.get(metric) is not None]
+    fit = [r for r in ours if r.get("fits")]
+    families = sorted({r["family"] for r in ours})
+    kinds = sorted({r["kind"] for r in ours})
+    line = (f"- {dataset} {metric}: missed by {100 * (minimum - best):.1f} pp. Tried: {len(ours)} int8 rows "
+            f"({len(fit)} fit the board) of {len(families)} families ({', '.join(families)}), as {', '.join(kinds)}, "
+            "each trained by the profile's stopping rule (above)")
+    top = max(ours, key=lambda r: r[metric])
+    if not top.get("fits"):
+        by = top.get("does_not_fit_by")
+        line += (f"; the best row of any size, {top['model']} ({top['kind']}) at {top[metric]:.4f}, does not fit"
+                 + (f" ({by})" if by else ""))
+    return line + "."
 
 
 def below_baseline(rows) -> list[str]:
@@ -317,11 +337,11 @@ def write_all(rows, out_dir: Path, meta: dict) -> dict:
                + " and run on QEMU's Cortex-M4: `instructions` "
                f"per inference, exact; ms = instructions / {meta['cpu_mhz']} MHz, an estimate that takes one instruction per cycle, so "
                "the board is slower), or `estimated` (the per-op cycle model, host/tinydeploy/analyze/cycle_model.py, "
-               "where the row does not fit or the emulator was not available). `device_arena_bytes` is the firmware's "
-               "own arena_used_bytes() on the emulator; `arena_bytes` the TFLM host interpreter's, corrected to 32-bit, both "
-               "with TFLM's own memory planner (`build --memory-plan tflm`; `python bench/memory.py` compares "
-               "tinydeploy's offline plan, the build's default). "
-               "Flash is an estimate.",
+               "where the row does not fit or the emulator was not available). Every int8 row is judged as `tinydeploy build` "
+               "deploys it with its defaults (repaired, tinydeploy's offline memory plan, tinydeploy's kernels): `fits` "
+               "is the verdict `tinydeploy analyze` prints for that model, `arena_bytes` the TFLM host interpreter's "
+               "arena for it, corrected to 32-bit, and `device_arena_bytes` the firmware's own arena_used_bytes() on the "
+               "emulator. Flash is an estimate.",
                "Rows marked `int8+qat`, `int8+pruned` and `int8+filters` are fine-tuned after the parent's training; "
                "`int8+epochs` is the parent trained on the same way (same cap and stopping rule), and "
                "`vs_equal_epochs_pp` compares with it in the headline metric. Rows of kind `search` are the architecture "
