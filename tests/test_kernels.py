@@ -77,6 +77,9 @@ MATMUL_CASES = [
     # relu6 outputs of widely spread weights: 6 of the middle layer's 24 channels have a multiplier of 1 or more (TFLM
     # shifts those left, without rounding), the rest below 1, in one block
     ("pw_relu6_multipliers_above_1", "CONV_2D", (6, 6, 16), [(16, "relu6"), (24, "relu6"), (8, None)], 1e3),
+    # pointwise layers from 8 and 16 channels (SmallK's two rows against one channel at a time): K = 8 to 40 channels
+    # (two blocks of constants, 32 and 8), K = 40, then K = 16 to 8; 25 pixels leave a last row to OneRow
+    ("pw_k8_k16_blocks", "CONV_2D", (5, 5, 8), [(40, None), (16, None), (8, None)], 1.0),
 ]
 
 
@@ -437,6 +440,8 @@ MUTATIONS = {  # file -> (text, broken text)
                     "(static_cast<uint32_t>(eq) & 0xffffu)"),
     # DotFive's second pair against the third weight word
     "five-tap": ("td_kernel_conv.cpp", "smlad lr, r5, r9, lr", "smlad lr, r5, r10, lr"),
+    # SmallK's second product of each row against the first widened weight word
+    "small-k-dot": ("td_kernel_matmul.cpp", '"smlad " acc ", r5, r9, "', '"smlad " acc ", r5, r8, "'),
     # MEAN's integer path dividing rounded down, not to zero as C++ (and TFLM) does
     "floor-division": ("td_kernel_mean.cpp", "return static_cast<int8_t>(sum / integer_count);",
                        "return static_cast<int8_t>((sum - (sum < 0 ? integer_count - 1 : 0)) / integer_count);"),
@@ -450,7 +455,8 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("maxpool_9x9x6", "pool-no-clamp"),
                                             ("k3_s1_same_c4_tall_transposed", "transposed-taps"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-gather"),
-                                            ("conv_k3_s1_same_c1_f16_relu", "five-tap")])
+                                            ("conv_k3_s1_same_c1_f16_relu", "five-tap"),
+                                            ("pw_k8_k16_blocks", "small-k-dot")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
     """The comparison can fail: a kernel whose requantization truncates instead of rounding differs from the
     reference build on these inputs (subtler changes, negative ties or a truncated high multiply, were caught on

@@ -11,6 +11,9 @@
 //    per channel a weight word, 2 SXTB16 and 4 SMLAD: 15 instructions for 16 multiply-accumulates;
 //  - 1 row x 4 channels (a fully connected layer's single batch, or a last odd row): one LDRD of the row's pairs,
 //    then per channel a weight word, 2 SXTB16 and 2 SMLAD: 21 instructions for 16.
+//  - K = 8 or 16 (a pointwise layer from 8 or 16 channels), 2 rows x 1 channel (SmallK): both rows' pairs by LDM, the
+//    channel's weights widened once for both, its constants one record: 31 instructions for 16 MACs (K = 16: 48 for
+//    32), requantization and stores included.
 // A last odd channel and the last K mod 4 values run in C. Per block of up to 32 output channels, each channel's
 // requantization constants are made once on the stack; the widened rows take 4 K bytes of stack, gathered rows 2 K.
 // Nothing is kept in the arena beyond the library's own op data.
@@ -22,6 +25,9 @@
 
 namespace td {
 namespace kernels {
+
+const int8_t* ContiguousRow(const MatMul& m, int r, int8_t* scratch);
+
 namespace {
 
 constexpr int kBlock = 32;  // output channels whose constants are made at a time (896 B of stack)
@@ -352,6 +358,129 @@ __attribute__((naked, noinline)) void PairsFull(const int32_t*, const int8_t*, i
 #undef TD_MM_STEP_OF
 #endif
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// Pointwise layers from 8 or 16 channels (K = 8, 16), where PairsFull's set-up and requantization around each pair of
+// channels cost more than its dot products: two rows (pixels) against one channel at a time, both rows' widened
+// values loaded by LDM (doubled once a row, so that the sums are util::RequantFast's doubled accumulators), the
+// channel's weights widened once for both rows, its constants (doubled bias, multiplier, addend, right shift) one
+// 16-byte record loaded by LDR and LDM. K = 8: 31 instructions a channel for 16 MACs; K = 16: 48 for 32.
+// Every multiplier of the block below 1, the full int8 range, the weights word-aligned (LDRD).
+//   (w: the block's first channel's weights; consts: its records; out_a: row A's output at that channel; mid: the
+//   widened rows, row A's K / 2 words before mid, row B's from mid; stack: cols (row B's outputs are cols after row
+//   A's), w_end (the block's weights' end))
+struct Consts {
+  int32_t mult, add, right, bias2;
+};
+
+// One channel's 8 weights from r0 (advanced) widened: (w0, w2) r8, (w1, w3) r9, (w4, w6) r10, (w5, w7) r11
+#define TD_SK_WEIGHTS                 \
+  "ldrd r8, r10, [r0], #8\n\t"        \
+  "sxtb16 r9, r8, ror #8\n\t"         \
+  "sxtb16 r8, r8\n\t"                 \
+  "sxtb16 r11, r10, ror #8\n\t"       \
+  "sxtb16 r10, r10\n\t"
+#define TD_SK_DOT(acc, from)                 \
+  "smlad " acc ", r4, r8, " from "\n\t"      \
+  "smlad " acc ", r5, r9, " acc "\n\t"       \
+  "smlad " acc ", r6, r10, " acc "\n\t"      \
+  "smlad " acc ", r7, r11, " acc "\n\t"
+// both sums requantized (lr: row A's, r12: row B's) and stored; the next channel's record; the loop
+#define TD_SK_OUT                            \
+  "ldm r1, {r8, r9, r10}\n\t"              \
+  "adds r1, #16\n\t"                         \
+  "smmlar r4, lr, r8, r9\n\t"                \
+  "add r4, r4, lr, asr #31\n\t"              \
+  "asr r4, r4, r10\n\t"                      \
+  "ssat r4, #8, r4\n\t"                      \
+  "smmlar r5, r12, r8, r9\n\t"               \
+  "add r5, r5, r12, asr #31\n\t"             \
+  "asr r5, r5, r10\n\t"                      \
+  "ssat r5, #8, r5\n\t"                      \
+  "ldrd r6, r7, [sp, #36]\n\t"               \
+  "strb r5, [r2, r6]\n\t"                    \
+  "strb r4, [r2], #1\n\t"                    \
+  "cmp r0, r7\n\t"                           \
+  "bne 1b\n\t"
+
+__attribute__((naked, noinline)) void SmallK8(const int8_t*, const Consts*, int8_t*, const int32_t*, int32_t,
+                                              const int8_t*) {
+  __asm__ volatile(
+      "push {r4-r11, lr}\n\t"
+      "1:\n\t" TD_SK_WEIGHTS
+      "ldr r12, [r1, #12]\n\t"
+      "ldmdb r3, {r4-r7}\n\t" TD_SK_DOT("lr", "r12")
+      "ldm r3, {r4-r7}\n\t" TD_SK_DOT("r12", "r12") TD_SK_OUT
+      "pop {r4-r11, pc}");
+}
+
+__attribute__((naked, noinline)) void SmallK16(const int8_t*, const Consts*, int8_t*, const int32_t*, int32_t,
+                                               const int8_t*) {
+  __asm__ volatile(
+      "push {r4-r11, lr}\n\t"
+      "1:\n\t"
+      "ldr r12, [r1, #12]\n\t" TD_SK_WEIGHTS
+      "sub r4, r3, #32\n\t"
+      "ldm r4, {r4-r7}\n\t" TD_SK_DOT("lr", "r12")
+      "ldm r3, {r4-r7}\n\t" TD_SK_DOT("r12", "r12") TD_SK_WEIGHTS
+      "ldmdb r3, {r4-r7}\n\t" TD_SK_DOT("lr", "lr")
+      "add r4, r3, #16\n\t"
+      "ldm r4, {r4-r7}\n\t" TD_SK_DOT("r12", "r12") TD_SK_OUT
+      "pop {r4-r11, pc}");
+}
+#undef TD_SK_WEIGHTS
+#undef TD_SK_DOT
+#undef TD_SK_OUT
+
+// A row's kGroups groups of four values widened as Widen does (two words a group), each doubled.
+template <int kGroups>
+__attribute__((always_inline)) inline void WidenDoubled(const int8_t* x, int32_t o2, int32_t* dst) {
+  for (int g = 0; g < kGroups; ++g) {
+    const int32_t v = util::Load4(x + 4 * g), e = dsp::sxtab16(o2, v), o = dsp::sxtab16_ror8(o2, v);
+    dst[2 * g] = dsp::sadd16(e, e);
+    dst[2 * g + 1] = dsp::sadd16(o, o);
+  }
+}
+
+// Whether SmallK runs the block: K 8 or 16, the fast requantization for every channel, the full range (v == 3),
+// the weights word-aligned.
+inline bool SmallKTakes(const MatMul& m, int v) {
+  return (m.k == 8 || m.k == 16) && v == 3 && (reinterpret_cast<uintptr_t>(m.w) & 3) == 0;
+}
+
+// The block's channels o0 .. o0 + n - 1 against every pair of rows (K = 4 kGroups); a last odd row is left to the
+// caller.
+template <int kGroups>
+__attribute__((noinline)) void SmallK(const MatMul& m, const Block& b, int o0, int n) {
+  constexpr int kK = 4 * kGroups;
+  Consts c[kBlock];
+  for (int j = 0; j < n; ++j) c[j] = {b.mult[j], b.add[j], b.right[j], 2 * b.bias[j]};
+  alignas(8) int32_t xw[2 * 2 * kGroups];  // row A's 2 kGroups words, then row B's
+  int32_t* const mid = xw + 2 * kGroups;
+  const int8_t* const w = m.w + o0 * kK;
+  const int8_t* const w_end = w + n * kK;
+  const int32_t o2 = dsp::pack16(-m.input_zp, -m.input_zp);
+  int8_t scratch[2 * kK];
+  const auto fn = kGroups == 2 ? SmallK8 : SmallK16;
+  int8_t* out = m.out + o0;
+  const int32_t cols = m.cols;
+  const int pairs = m.rows >> 1;
+  if (m.row == nullptr) {  // contiguous rows (a pointwise layer's pixels): two of them are 2 K bytes
+    const int8_t* x = m.in;
+    for (int i = 0; i < pairs; ++i, x += 2 * kK, out += 2 * cols) {
+      WidenDoubled<kGroups>(x, o2, xw);
+      WidenDoubled<kGroups>(x + kK, o2, mid);
+      fn(w, c, out, mid, cols, w_end);
+    }
+    return;
+  }
+  for (int i = 0; i < pairs; ++i, out += 2 * cols) {
+    WidenDoubled<kGroups>(m.row(m, 2 * i, scratch), o2, xw);
+    WidenDoubled<kGroups>(m.row(m, 2 * i + 1, scratch + kK), o2, mid);
+    fn(w, c, out, mid, cols, w_end);
+  }
+}
+#endif
+
 // Rows r and r + 1 (raw: ra, rb) against the block's n channels (from o0); xw holds both widened (two-row pairs).
 template <bool kFull, int kMode>
 __attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, int n, int r, const int8_t* ra,
@@ -616,6 +745,12 @@ void Run(const MatMul& m) {
       continue;
     }
     int r = 0;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    if (SmallKTakes(m, v)) {
+      (m.k == 8 ? SmallK<2> : SmallK<4>)(m, b, o0, n);
+      r = m.rows & ~1;
+    }
+#endif
     for (; r + 2 <= m.rows; r += 2) {
       const int8_t* ra = row(m, r, scratch);
       const int8_t* rb = row(m, r + 1, scratch + kMatMulMaxK);
