@@ -38,6 +38,9 @@ CASES = [
     ("k3_s2_same_c4_tall_transposed", (21, 4, 4), 3, 2, "same", 1, 1, None, 1.0),
     ("k3_s2_same_c6_tall_relu6_transposed", (16, 5, 6), 3, 2, "same", 1, 1, "relu6", 1.0),
     ("k3_s1_valid_c5_column_transposed", (12, 3, 5), 3, 1, "valid", 1, 1, None, 1.0),
+    # a tall map whose channels take both forms: the fast ones' weights packed by MakeChannel3x3, the others'
+    # (multipliers of 1 or more) transposed by MakeChannel's general path
+    ("k3_s1_same_c7_tall_relu6_mult_above_1_transposed", (20, 4, 7), 3, 1, "same", 1, 1, "relu6", 1e4),
 ]
 
 
@@ -431,8 +434,8 @@ MUTATIONS = {  # file -> (text, broken text)
     # MEAN's 16-bit lanes widened only every 512 pixels: a sum of 400 extreme values overflows them
     "lanes-overflow": ("td_kernel_mean.cpp", "constexpr int kLanePixels = 256;", "constexpr int kLanePixels = 512;"),
     # the transposed map's filter read untransposed: the loops would run a tall map's taps in the wrong places
-    "transposed-taps": ("td_kernel_depthwise.cpp", "for (int x = 0; x < k_w; ++x) ch.w[r * k_w + x] = t[x * k_h + r];",
-                        "for (int x = 0; x < k_w; ++x) ch.w[r * k_w + x] = t[r * k_w + x];"),
+    "transposed-taps": ("td_kernel_depthwise.cpp", "(transposed ? v[3 * (x) + (r)] : v[3 * (r) + (x)])",
+                        "(transposed ? v[3 * (r) + (x)] : v[3 * (r) + (x)])"),
     # MAX_POOL_2D's activation range left out: the relu6 fused into the pool not applied
     "pool-no-clamp": ("td_kernel_pool.cpp", "const bool full = lo <= -128 && hi >= 127;", "const bool full = true;"),
     # the first layer's gathered pairs: (q1, q2) built from q0 and q2 (GatherFive's halfword packing)

@@ -99,10 +99,43 @@ struct Channel {
 // SMMLAR(acc2 << shift, m, zp); kSlow: TFLM's own function (where a bound does not allow the others).
 enum Mode { kSlow = 0, kRight = 1, kLeft = 2 };
 
+// A channel of a node the 3x3 loops run (k3): its doubled weights packed as Band3x3 reads them and its constants,
+// the bound taken as |bias| + 255 * 128 * 9 (any int8 weights), without a pass over the weights; false where the fast
+// form does not hold for that bound (MakeChannel then takes the exact bound and the other forms).
+bool MakeChannel3x3(Channel& ch, const int8_t* filter, const int32_t* bias, const tflite::OpDataConv& d, int c,
+                    int channels, bool transposed) {
+  const int32_t b = bias ? bias[c] : 0, mult = d.per_channel_output_multiplier[c];
+  const int32_t shift = d.per_channel_output_shift[c];
+  const util::Requant q = util::MakeRequant(mult, shift, d.output_zero_point, (b < 0 ? -static_cast<int64_t>(b) : b)
+                                                                                 + 255LL * 128 * 9);
+  if (!q.fast) return false;
+  int32_t v[9];  // the model's taps (ky, kx), doubled
+  for (int k = 0; k < 9; ++k) v[k] = 2 * filter[k * channels + c];
+  // tap (r, x) of the loops' filter: the model's (r, x), or (x, r) transposed
+#define TD_DW_AT(r, x) (transposed ? v[3 * (x) + (r)] : v[3 * (r) + (x)])
+  for (int r = 0; r < 3; ++r) ch.w3[r] = dsp::pack16(TD_DW_AT(r, 0), TD_DW_AT(r, 1));
+  ch.w3[3] = dsp::pack16(TD_DW_AT(0, 2), TD_DW_AT(1, 2));
+  ch.w3[4] = TD_DW_AT(2, 2);
+#undef TD_DW_AT
+  ch.bias = b;
+  ch.bias2 = static_cast<int32_t>(2u * static_cast<uint32_t>(b));
+  ch.mult = mult;
+  ch.shift = shift;
+  ch.zp = d.output_zero_point;
+  ch.lo = d.output_activation_min;
+  ch.hi = d.output_activation_max;
+  ch.mode = kRight;
+  ch.right = q.right;
+  ch.add = q.add;
+  return true;
+}
+
 // k_w: the filter's width as the loops see it; transposed: they run the map with rows and columns swapped, so tap
-// (ky, kx) of their filter is the model's (kx, ky).
+// (ky, kx) of their filter is the model's (kx, ky). k3: the node runs the 3x3 loops (a channel of the fast form
+// needs no per-tap weights then).
 void MakeChannel(Channel& ch, const int8_t* filter, const int32_t* bias, const tflite::OpDataConv& d, int c,
-                 int channels, int k_h, int k_w, bool transposed) {
+                 int channels, int k_h, int k_w, bool transposed, bool k3) {
+  if (k3 && MakeChannel3x3(ch, filter, bias, d, c, channels, transposed)) return;
   int32_t abs_sum = 0;
   const int taps = k_h * k_w;
   for (int k = 0; k < taps; ++k) {
@@ -529,7 +562,9 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   Channel ch[4];
   for (int c0 = 0; c0 < s.channels; c0 += 4) {
     const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;
-    for (int j = 0; j < n; ++j) MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, s.k_h, s.k_w, transposed);
+    for (int j = 0; j < n; ++j) {
+      MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, s.k_h, s.k_w, transposed, k3);
+    }
     for (int bt = 0; bt < batches; ++bt) {
       const int8_t* in_b = in_data + bt * s.in_h * s.in_w * s.channels;
       int8_t* out_b = out_data + bt * s.out_h * s.out_w * s.channels;
