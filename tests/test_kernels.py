@@ -41,6 +41,8 @@ CASES = [
     # a tall map whose channels take both forms: the fast ones' weights packed by MakeChannel3x3, the others'
     # (multipliers of 1 or more) transposed by MakeChannel's general path
     ("k3_s1_same_c7_tall_relu6_mult_above_1_transposed", (20, 4, 7), 3, 1, "same", 1, 1, "relu6", 1e4),
+    # a MobileNet's last depthwise layer on a 1x1 map: one output pixel, left to CMSIS-NN's 3x3 function by default
+    ("k3_s1_same_c24_1x1", (1, 1, 24), 3, 1, "same", 1, 1, None, 1.0),
 ]
 
 
@@ -280,13 +282,15 @@ def _multipliers(model):
     return out
 
 
-def _every_shape(project):
+def _every_shape(project, window=0):
     """Let tinydeploy's kernels take every shape they cover (in production the library's kernels run the shapes where
-    they measured faster): the tests check all of them."""
+    they measured faster): the tests check all of them. window: which depthwise loops run a small map's node (0 the
+    planes, 1 the window loops; a build chooses by cost)."""
     ini = project / "platformio.ini"
     text = ini.read_text()
     assert "build_flags =\n" in text
-    ini.write_text(text.replace("build_flags =\n", "build_flags =\n    -DTD_DW_MIN_OUTPUT_PIXELS=1\n"
+    ini.write_text(text.replace("build_flags =\n", f"build_flags =\n    -DTD_DW_MIN_OUTPUT_PIXELS=1\n"
+                                                    f"    -DTD_DW_WINDOW={window}\n"
                                                     "    -DTD_CONV_ALL_SHAPES=1\n", 1))
 
 
@@ -332,6 +336,19 @@ def _bit_exact(path, op, tflm_dir, tmp_path, every_shape, also=(), edit=None):
 def test_depthwise_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
     # the big case runs with the kernel's own choice of shapes; the others on every shape it covers
     _bit_exact(case_models[name], "DEPTHWISE_CONV_2D", tflm_dir, tmp_path, every_shape=not name.endswith("_big"))
+
+
+# The depthwise cases the window loops (td_kernel_depthwise.cpp's Window3x3) can take, run by them: stride 2 with
+# SAME padding on an odd map and VALID on another, relu6 with a tail channel left to the planes, per-channel scales
+# over three decades, a wide map, multipliers on both sides of 1 (those groups left to the planes), a single column
+WINDOW_CASES = ["k3_s2_same_c4_big", "k3_s2_valid_c16", "k3_s1_same_c5_relu6", "k3_s1_same_c64_spread",
+                "k3_s1_same_c4_wide", "k3_s1_same_c16_relu6_mult_above_1", "k3_s1_valid_c5_column_transposed"]
+
+
+@pytest.mark.parametrize("name", WINDOW_CASES)
+def test_depthwise_window_loops_are_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
+    _bit_exact(case_models[name], "DEPTHWISE_CONV_2D", tflm_dir, tmp_path, every_shape=False,
+               edit=lambda project: _every_shape(project, window=1))
 
 
 @pytest.mark.parametrize("name", [c[0] for c in CONV_CASES])
@@ -413,12 +430,12 @@ def test_a_build_without_the_cmsis_function_refuses_a_node_that_needs_it(case_mo
 
 
 def test_a_small_depthwise_map_links_cmsis_nns_3x3_function_alone(case_models, tflm_dir, tmp_path):
-    """A 3x3 map (9 output pixels, under the own loops' 16) goes to CMSIS-NN, whose wrapper would run it by
-    arm_depthwise_conv_3x3_s8: the build says -DTD_CMSIS_DEPTHWISE=2, the firmware calls that function directly, the
-    wrapper's two others are not linked, and the outputs are the reference's, bit for bit."""
+    """A 1x1 map (one output pixel: under the window loops' 2 and the planes' 16) goes to CMSIS-NN, whose wrapper
+    would run it by arm_depthwise_conv_3x3_s8: the build says -DTD_CMSIS_DEPTHWISE=2, the firmware calls that function
+    directly, the wrapper's two others are not linked, and the outputs are the reference's, bit for bit."""
     import subprocess
 
-    name = "k3_s1_same_c64_spread"
+    name = "k3_s1_same_c24_1x1"
     _bit_exact(case_models[name], "DEPTHWISE_CONV_2D", tflm_dir, tmp_path, every_shape=False)
     assert "    -DTD_CMSIS_DEPTHWISE=2\n" in (tmp_path / "ours" / "platformio.ini").read_text()
     symbols = subprocess.run(["arm-none-eabi-nm", str(tmp_path / "e-ours" / "firmware.elf")], capture_output=True,
@@ -443,6 +460,10 @@ MUTATIONS = {  # file -> (text, broken text)
                     "(static_cast<uint32_t>(eq) & 0xffffu)"),
     # DotFive's second pair against the third weight word
     "five-tap": ("td_kernel_conv.cpp", "smlad lr, r5, r9, lr", "smlad lr, r5, r10, lr"),
+    # the window loops' channel 2 accumulating channel 3's input
+    "window-tap": ("td_kernel_depthwise.cpp", '"smlatt r6, r9, r11, r6\\n\\t"', '"smlatt r6, r10, r11, r6\\n\\t"'),
+    # the window's padding written as 0, not the input zero point (a padded tap would add w * (0 - zp))
+    "window-pad": ("td_kernel_depthwise.cpp", "0x01010101u * static_cast<uint8_t>(input_zp)", "0u * static_cast<uint8_t>(input_zp)"),
     # SmallK's second product of each row against the first widened weight word
     "small-k-dot": ("td_kernel_matmul.cpp", '"smlad " acc ", r5, r9, "', '"smlad " acc ", r5, r8, "'),
     # MEAN's integer path dividing rounded down, not to zero as C++ (and TFLM) does
@@ -459,7 +480,9 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("k3_s1_same_c4_tall_transposed", "transposed-taps"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-gather"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-tap"),
-                                            ("pw_k8_k16_blocks", "small-k-dot")])
+                                            ("pw_k8_k16_blocks", "small-k-dot"),
+                                            ("k3_s2_valid_c16", "window-tap"),
+                                            ("k3_s1_same_c5_relu6", "window-pad")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
     """The comparison can fail: a kernel whose requantization truncates instead of rounding differs from the
     reference build on these inputs (subtler changes, negative ties or a truncated high multiply, were caught on
@@ -475,7 +498,7 @@ def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, m
     path = case_models[name]
     ours = tmp_path / "ours"
     run_cli("build", path, "-o", ours, "--no-compile", "--kernels", "tinydeploy", check=0)
-    _every_shape(ours)
+    _every_shape(ours, window=1 if mutation.startswith("window") else 0)
     theirs = tmp_path / "theirs"
     shutil.copytree(ours, theirs)
     file, good, bad = MUTATIONS[mutation]

@@ -1,6 +1,6 @@
 // tinydeploy's int8 DEPTHWISE_CONV_2D, bit-exact with TFLM's reference kernel (DepthwiseConvPerChannel).
 //
-// Where its loops apply (int8, depth multiplier 1, at most kMaxTaps filter taps, large enough maps) they replace the
+// Where its loops apply (int8, depth multiplier 1, at most kMaxTaps filter taps, maps of 2 pixels or more) they replace the
 // library's CMSIS-NN kernel; elsewhere the library's CMSIS-NN function runs the node on this registration's op data
 // (td_kernel_cmsis.h), chosen in Prepare. The per-channel multipliers and shifts come from flash
 // (td_kernel_params.h); nothing beyond TFLM's OpDataConv is kept in the arena.
@@ -21,6 +21,13 @@
 //    instructions: the planes hold the input's columns (FillPlanes' line and column steps swapped), the filter is read
 //    transposed, and the outputs are stored down the map's columns; the last output of an odd column runs in C (its
 //    unstored partner would fall beyond the map).
+//
+// Small maps (a 3x3 filter at stride 1 or 2, 2 to 144 output pixels) run the window loops (Window3x3) where
+// WindowCheaper estimates them cheaper than the planes: per group of 4 channels the input under the windows is copied
+// as words of the four channels into a buffer padded with zero points, and every output pixel of the four channels
+// runs nine taps in assembly, 8 instructions a tap (SXTAB16 twice, their doubled weights, four 16x16
+// multiply-accumulates), 108 an output pixel with the requantization: no planes, no per-channel set-up. A single
+// output pixel (a 1x1 map) runs the library's kernel.
 
 #include <string.h>
 
@@ -54,8 +61,32 @@ constexpr int kBufferValues = 1792;  // 3.5 KB of stack
 #endif
 constexpr int kMinOutputPixels = TD_DW_MIN_OUTPUT_PIXELS;
 
+// The small maps' loops (Window3x3): a 3x3 filter at stride 1 or 2 whose output map has at most this many pixels (and
+// at least 2: a single output pixel runs the library's kernel, faster there) and whose group of four channels' window
+// of the input, with its padding, fits kWindowWords words (a 12x12 map and its border at stride 2: 25x25).
+#ifndef TD_DW_WINDOW_MAX_PIXELS
+#define TD_DW_WINDOW_MAX_PIXELS 144
+#endif
+constexpr int kWindowMaxPixels = TD_DW_WINDOW_MAX_PIXELS;
+constexpr int kWindowWords = 625;
+// Which of the two a node the window loops can take runs: 2 the cheaper by WindowCheaper's estimate; the tests build
+// with 0 (the planes) and 1 (the window) to run each on every shape it covers.
+#ifndef TD_DW_WINDOW
+#define TD_DW_WINDOW 2
+#endif
+
 using DwOp = util::KernelOp;
 using util::Geometry;
+
+// Whether the node's output map runs Window3x3: stride 1 or 2 both ways, no dilation, a 3x3 filter, one batch.
+inline bool WindowTakes(int batches, int in_h, int in_w, int out_h, int out_w, int k_h, int k_w, int stride_h,
+                        int stride_w, int dil_h, int dil_w) {
+  (void)in_h, (void)in_w;
+  const int rows = (out_h - 1) * stride_h + 3, cols = (out_w - 1) * stride_w + 3;
+  return batches == 1 && k_h == 3 && k_w == 3 && dil_h == 1 && dil_w == 1 && stride_h == stride_w &&
+         (stride_w == 1 || stride_w == 2) && out_h * out_w >= 2 && out_h * out_w <= kWindowMaxPixels &&
+         rows * cols <= kWindowWords;
+}
 
 // The pinned library's kernel (CMSIS-NN under ARDUINO), for the nodes this one does not take.
 TfLiteRegistration Library() { return tflite::Register_DEPTHWISE_CONV_2D(); }
@@ -74,9 +105,13 @@ bool OwnLoopsTake(TfLiteContext* context, TfLiteNode* node) {
     const int channels = input->dims->data[3];
     const int k_h = filter->dims->data[1], k_w = filter->dims->data[2];
     const int width = (output->dims->data[2] - 1) * params.stride_width + (k_w - 1) * params.dilation_width_factor + 1;
+    const bool planes = 4 * ((k_h - 1) * params.dilation_height_factor + 1) * ((width + 4) & ~1) <= kBufferValues &&
+                        output->dims->data[1] * output->dims->data[2] >= kMinOutputPixels;
+    const bool window = WindowTakes(input->dims->data[0], input->dims->data[1], input->dims->data[2],
+                                    output->dims->data[1], output->dims->data[2], k_h, k_w, params.stride_height,
+                                    params.stride_width, params.dilation_height_factor, params.dilation_width_factor);
     ok = params.depth_multiplier == 1 && filter->dims->data[3] == channels && output->dims->data[3] == channels &&
-         k_h * k_w <= kMaxTaps && 4 * ((k_h - 1) * params.dilation_height_factor + 1) * ((width + 4) & ~1) <= kBufferValues &&
-         output->dims->data[1] * output->dims->data[2] >= kMinOutputPixels;
+         k_h * k_w <= kMaxTaps && (planes || window);
   }
   if (input) mc->DeallocateTempTfLiteTensor(input);
   if (filter) mc->DeallocateTempTfLiteTensor(filter);
@@ -515,6 +550,229 @@ inline int RowsCost(int rows, int width, int span_rows, bool transposed) {
   return rows * (pairs * 41 + 9 + (transposed && (width & 1) ? 48 : 0)) + 6 * span_rows;
 }
 
+// ---- The small maps' loops (Window3x3) ----
+// Per group of four channels, the input under the output map's windows is copied as one word a pixel (the group's
+// four channels) into a buffer with the padding around it (each padded byte the input zero point, so that its value
+// plus the input offset is 0 and a padded tap adds w * 0, as the reference's skipped tap adds nothing); then every
+// output pixel runs the same nine taps at fixed offsets in assembly: per tap a word of the four channels widened and
+// offset by two SXTAB16, their doubled weights (two words on the stack, widened once for the group) and four 16x16
+// multiply-accumulates. No fill of planes and no per-channel set-up: the small maps' kernel, where the planes'
+// set-up costs more than their products.
+struct WindowRun {
+  const int8_t* in;        // 0: the window of the first output pixel (its top-left word) in the buffer
+  const int32_t* w;        // 4: 18 words: tap t (row-major): (2 w_c0, 2 w_c2) at 2t, (2 w_c1, 2 w_c3) at 2t + 1
+  const int32_t* consts;   // 8: the channels' doubled biases (4 words), then per channel mult, add, right
+  int8_t* out;             // 12: the first output pixel's channel c0
+  int32_t pitch;           // 16: bytes from a row of the buffer to the next
+  int32_t out_w;           // 20
+  int32_t rows;            // 24: output rows left (counted down by the function)
+  int32_t row_skip;        // 28: bytes from the window after a row's last to the next row's first
+  int32_t off2;            // 32: the input offset in both halves
+  int32_t out_step;        // 36: bytes from an output pixel to the next (the channel count)
+  int32_t in_step;         // 40: bytes from a window to the next (4 x stride)
+  int32_t lo4, hi4;        // 44, 48: the activation range, one byte per lane (the clamped variant)
+};
+static_assert(sizeof(WindowRun) == 52, "the assembly's offsets into WindowRun");
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// tap at [base + xo] against the weights at [r1 + wo]: accumulators c0 r4, c1 r5, c2 r6, c3 r7
+#define TD_WIN_TAP(base, xo, wo)        \
+  "ldr r8, [" base ", #" xo "]\n\t"     \
+  "sxtab16 r9, r2, r8\n\t"              \
+  "sxtab16 r10, r2, r8, ror #8\n\t"     \
+  "ldrd r11, r12, [r1, #" wo "]\n\t"    \
+  "smlabb r4, r9, r11, r4\n\t"          \
+  "smlatt r6, r9, r11, r6\n\t"          \
+  "smlabb r5, r10, r12, r5\n\t"         \
+  "smlatt r7, r10, r12, r7\n\t"
+// accumulator A (doubled) requantized into A with the next channel's mult, add, right from r8 (advanced)
+#define TD_WIN_OUT(A)                   \
+  "ldm r8!, {r9, r10, r11}\n\t"         \
+  "smmlar r12, " A ", r9, r10\n\t"      \
+  "add r12, r12, " A ", asr #31\n\t"    \
+  "asr " A ", r12, r11\n\t"             \
+  "ssat " A ", #8, " A "\n\t"
+#define TD_WIN_CLAMP                    \
+  "ldr r8, [sp, #8]\n\t"                \
+  "ldrd r9, r10, [r8, #44]\n\t"         \
+  "ssub8 r11, r4, r9\n\t"               \
+  "sel r4, r4, r9\n\t"                  \
+  "ssub8 r11, r10, r4\n\t"              \
+  "sel r4, r4, r10\n\t"
+// stack: [sp] the channels' mult, add, right (consts + 16), [sp, #4] where the output row ends, [sp, #8] the run,
+// [sp, #12] the doubled biases, [sp, #16] out_step, [sp, #20] in_step. Per output pixel of four channels: 108
+// instructions (36 multiply-accumulates), 4 more with the activation range's clamp.
+#define TD_WIN_FN(name, clamp)                                                                            \
+  __attribute__((naked, noinline)) void name(WindowRun*) {                                                \
+    __asm__ volatile(                                                                                    \
+        "push {r4-r11, lr}\n\t"                                                                           \
+        "sub sp, #24\n\t"                                                                                 \
+        "str r0, [sp, #8]\n\t"                                                                            \
+        "ldr r8, [r0, #8]\n\t"                                                                            \
+        "str r8, [sp, #12]\n\t"                                                                           \
+        "adds r8, #16\n\t"                                                                                \
+        "str r8, [sp, #0]\n\t"                                                                            \
+        "ldrd r8, r9, [r0, #36]\n\t"                                                                      \
+        "strd r8, r9, [sp, #16]\n\t"                                                                      \
+        "ldr r1, [r0, #4]\n\t"                                                                            \
+        "ldr r2, [r0, #32]\n\t"                                                                           \
+        "ldr r3, [r0, #16]\n\t"                                                                           \
+        "ldr lr, [r0, #12]\n\t"                                                                           \
+        "ldr r0, [r0, #0]\n\t"                                                                            \
+        "0:\n\t"                                                                                          \
+        "ldr r8, [sp, #8]\n\t"                                                                            \
+        "ldr r9, [r8, #20]\n\t"                                                                           \
+        "ldr r10, [sp, #16]\n\t"                                                                          \
+        "mla r9, r9, r10, lr\n\t"                                                                         \
+        "str r9, [sp, #4]\n\t"                                                                            \
+        "1:\n\t"                                                                                          \
+        "ldr r8, [sp, #12]\n\t"                                                                           \
+        "ldm r8, {r4-r7}\n\t"                                                                             \
+        TD_WIN_TAP("r0", "0", "0") TD_WIN_TAP("r0", "4", "8") TD_WIN_TAP("r0", "8", "16")                  \
+        "add r0, r0, r3\n\t"                                                                              \
+        TD_WIN_TAP("r0", "0", "24") TD_WIN_TAP("r0", "4", "32") TD_WIN_TAP("r0", "8", "40")                \
+        "add r0, r0, r3\n\t"                                                                              \
+        TD_WIN_TAP("r0", "0", "48") TD_WIN_TAP("r0", "4", "56") TD_WIN_TAP("r0", "8", "64")                \
+        "sub r0, r0, r3, lsl #1\n\t"                                                                      \
+        "ldr r8, [sp, #0]\n\t"                                                                            \
+        TD_WIN_OUT("r4") TD_WIN_OUT("r5") TD_WIN_OUT("r6") TD_WIN_OUT("r7")                                \
+        "bfi r4, r5, #8, #8\n\t"                                                                          \
+        "bfi r4, r6, #16, #8\n\t"                                                                         \
+        "bfi r4, r7, #24, #8\n\t"                                                                         \
+        clamp                                                                                             \
+        "str r4, [lr]\n\t"                                                                                \
+        "ldrd r9, r10, [sp, #16]\n\t"                                                                     \
+        "add lr, lr, r9\n\t"                                                                              \
+        "add r0, r0, r10\n\t"                                                                             \
+        "ldr r9, [sp, #4]\n\t"                                                                            \
+        "cmp lr, r9\n\t"                                                                                  \
+        "bne 1b\n\t"                                                                                      \
+        "ldr r8, [sp, #8]\n\t"                                                                            \
+        "ldr r9, [r8, #28]\n\t"                                                                           \
+        "add r0, r0, r9\n\t"                                                                              \
+        "ldr r9, [r8, #24]\n\t"                                                                           \
+        "subs r9, #1\n\t"                                                                                 \
+        "str r9, [r8, #24]\n\t"                                                                           \
+        "bne 0b\n\t"                                                                                      \
+        "add sp, #24\n\t"                                                                                 \
+        "pop {r4-r11, pc}");                                                                              \
+  }
+TD_WIN_FN(WindowFull, "")
+TD_WIN_FN(WindowClamped, TD_WIN_CLAMP)
+#undef TD_WIN_FN
+#undef TD_WIN_CLAMP
+#undef TD_WIN_OUT
+#undef TD_WIN_TAP
+#else
+// The same loops in C (a core without the DSP extension).
+void WindowC(WindowRun* r, bool clamp) {
+  const int8_t* row = r->in;
+  const int32_t lo = static_cast<int8_t>(r->lo4 & 0xff), hi = static_cast<int8_t>(r->hi4 & 0xff);
+  for (; r->rows > 0; --r->rows, row += r->row_skip + r->in_step * r->out_w) {
+    const int8_t* x = row;
+    for (int i = 0; i < r->out_w; ++i, x += r->in_step, r->out += r->out_step) {
+      int32_t a[4] = {r->consts[0], r->consts[1], r->consts[2], r->consts[3]};
+      for (int t = 0; t < 9; ++t) {
+        const int32_t v = util::Load4(x + (t / 3) * r->pitch + 4 * (t % 3));
+        const int32_t e = dsp::sxtab16(r->off2, v), o = dsp::sxtab16_ror8(r->off2, v);
+        a[0] = dsp::smlabb(e, r->w[2 * t], a[0]);
+        a[2] = dsp::smlatt(e, r->w[2 * t], a[2]);
+        a[1] = dsp::smlabb(o, r->w[2 * t + 1], a[1]);
+        a[3] = dsp::smlatt(o, r->w[2 * t + 1], a[3]);
+      }
+      for (int j = 0; j < 4; ++j) {
+        const int32_t* q = r->consts + 4 + 3 * j;
+        const int32_t v = dsp::ssat8(util::RequantFast(a[j], q[0], q[1], q[2]));
+        r->out[j] = static_cast<int8_t>(clamp ? util::Clamp(v, lo, hi) : v);
+      }
+    }
+  }
+}
+void WindowFull(WindowRun* r) { WindowC(r, false); }
+void WindowClamped(WindowRun* r) { WindowC(r, true); }
+#endif
+
+// A node's window buffer: the windows' extent, padding included, one word a pixel; the padding (zero points) written
+// once for the node, the image's pixels of each group of channels copied into it by WindowGroup.
+struct WindowBuffer {
+  alignas(8) int32_t words[kWindowWords];
+  int rows, cols;  // the extent
+  int y0, y1, x0, x1;  // the image's pixels in it: rows y0 .. y1 - 1, columns x0 .. x1 - 1
+
+  void Init(const Geometry& s, int32_t input_zp) {
+    rows = (s.out_h - 1) * s.stride_h + 3;
+    cols = (s.out_w - 1) * s.stride_w + 3;
+    y0 = s.pad_h < rows ? s.pad_h : rows;
+    y1 = s.pad_h + s.in_h < rows ? s.pad_h + s.in_h : rows;
+    x0 = s.pad_w < cols ? s.pad_w : cols;
+    x1 = s.pad_w + s.in_w < cols ? s.pad_w + s.in_w : cols;
+    const int32_t zp4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(input_zp));
+    for (int i = 0; i < rows * cols; ++i) words[i] = zp4;
+  }
+};
+
+// The group of channels c0 .. c0 + 3 by the window loops, or false where a channel's requantization is not
+// util::RequantFast's for any weights (a multiplier of 1 or more, a right shift beyond 22, a bias beyond 2^27), the
+// group then left to the planes. The bound |acc| <= |bias| + 255 * 128 * 9 < 2^28, whatever the weights, makes
+// util::MakeRequant's fast form exact in those ranges (|add| + x_max + 1 < 2^30 + 2^28 + 2 < 2^31).
+bool WindowGroup(const Geometry& s, WindowBuffer& wb, const int8_t* in, const int8_t* filter, const int32_t* bias,
+                 int8_t* out, const tflite::OpDataConv& d, int c0) {
+  int32_t consts[16];
+  for (int j = 0; j < 4; ++j) {
+    const int c = c0 + j;
+    const int32_t b = bias ? bias[c] : 0, mult = d.per_channel_output_multiplier[c];
+    const int32_t right = -d.per_channel_output_shift[c];
+    if (mult < 0 || right < 1 || right > 22 || b > (1 << 27) || b < -(1 << 27)) return false;
+    consts[j] = 2 * b;
+    consts[4 + 3 * j] = mult;
+    consts[5 + 3 * j] = (1 << (right - 1)) + d.output_zero_point * (1 << right);
+    consts[6 + 3 * j] = right;
+  }
+  alignas(8) int32_t w[18];
+  for (int t = 0; t < 9; ++t) {
+    const int32_t v = util::Load4(filter + t * s.channels + c0), e = dsp::sxtb16(v), o = dsp::sxtb16_ror8(v);
+    w[2 * t] = dsp::sadd16(e, e);
+    w[2 * t + 1] = dsp::sadd16(o, o);
+  }
+  const int n = wb.x1 - wb.x0, step = s.channels;
+  for (int y = wb.y0; y < wb.y1; ++y) {
+    const int8_t* src = in + ((y - s.pad_h) * s.in_w + (wb.x0 - s.pad_w)) * step + c0;
+    int32_t* dst = wb.words + y * wb.cols + wb.x0;
+    for (int i = 0; i < n; ++i, src += step) dst[i] = util::Load4(src);
+  }
+  WindowRun r;
+  r.in = reinterpret_cast<const int8_t*>(wb.words);
+  r.w = w;
+  r.consts = consts;
+  r.out = out + c0;
+  r.pitch = 4 * wb.cols;
+  r.out_w = s.out_w;
+  r.rows = s.out_h;
+  r.row_skip = 4 * wb.cols * s.stride_h - 4 * s.stride_w * s.out_w;
+  r.off2 = dsp::pack16(-d.input_zero_point, -d.input_zero_point);
+  r.out_step = s.channels;
+  r.in_step = 4 * s.stride_w;
+  r.lo4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(d.output_activation_min));
+  r.hi4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(d.output_activation_max));
+  const bool full = d.output_activation_min <= -128 && d.output_activation_max >= 127;
+  (full ? WindowFull : WindowClamped)(&r);
+  return true;
+}
+
+// Whether the window loops take fewer instructions than the planes, per channel, as measured with bench/kernels.py on
+// the MobileNets' and the keyword net's maps: the window about 30 an output pixel (108 in the assembly for four
+// channels, with the calls and the constants) and the group's copy and set-up (about 3 a word of the windows' extent
+// and 150); the planes' rows (RowsCost), their fill (about 10 + 2 a value, a row of the extent) and a channel's set-up
+// (about 450: its constants, its calls a band, its share of the fill's rows).
+inline bool WindowCheaper(const Geometry& m, bool transposed) {
+  const int rows = (m.out_h - 1) * m.stride_h + 3, cols = (m.out_w - 1) * m.stride_w + 3;
+  const int window = 30 * m.out_h * m.out_w + (3 * rows * cols + 150) / 4;
+  const Geometry t = Transposed(m);
+  const int planes = (transposed ? RowsCost(t.out_h, t.out_w, t.in_h, true) : RowsCost(m.out_h, m.out_w, m.in_h, false))
+                     + 450 + rows * (10 + 2 * cols);
+  return window < planes;
+}
+
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) {
   if (op.data.filter_buffer_index != kOwnLoops) {
     return cmsis::EvalDepthwiseConv(context, node, op.data, op.data.filter_buffer_index);
@@ -532,12 +790,17 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
                                       params.dilation_height_factor, params.dilation_width_factor, d.padding);
   const bool k3 = m.k_h == 3 && m.k_w == 3 && m.dil_h == 1 && m.dil_w == 1 && m.stride_h == m.stride_w &&
                   (m.stride_w == 1 || m.stride_w == 2);
+
   // A tall, narrow map (a keyword net's 25x5) runs transposed, along its columns, where that takes fewer
   // instructions: longer rows waste no half pair on an odd width and spread each row's costs over more outputs.
   const Geometry mt = Transposed(m);
   const bool transposed = k3 && m.out_h > m.out_w && 4 * SpanRows(mt, 1) * Pitch(mt) <= kBufferValues &&
                           RowsCost(m.out_w, m.out_h, m.in_w, true) < RowsCost(m.out_h, m.out_w, m.in_h, false);
   const Geometry s = transposed ? mt : m;  // the map as the loops see it
+  // a small map's whole groups by the window loops where they are cheaper (one batch: WindowTakes)
+  const bool window = WindowTakes(batches, m.in_h, m.in_w, m.out_h, m.out_w, m.k_h, m.k_w, m.stride_h, m.stride_w,
+                                  m.dil_h, m.dil_w) &&
+                      (TD_DW_WINDOW == 1 || (TD_DW_WINDOW == 2 && WindowCheaper(m, transposed)));
   // bytes from one of the loops' input rows (columns) to the next in the tensor; from one output row to the next
   const int line_step = transposed ? m.channels : m.in_w * m.channels;
   const int col_step = transposed ? m.in_w * m.channels : m.channels;
@@ -559,9 +822,12 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   const BandFn fast = !k3 ? nullptr
                       : s.stride_w == 1 ? (full ? Band3x3<1, true> : Band3x3<1, false>)
                                         : (full ? Band3x3<2, true> : Band3x3<2, false>);
+  WindowBuffer wb;  // its padding written once for the node (where the window loops run it)
+  if (window) wb.Init(m, d.input_zero_point);
   Channel ch[4];
   for (int c0 = 0; c0 < s.channels; c0 += 4) {
     const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;
+    if (window && n == 4 && WindowGroup(m, wb, in_data, w_data, b_data, out_data, d, c0)) continue;
     for (int j = 0; j < n; ++j) {
       MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, s.k_h, s.k_w, transposed, k3);
     }

@@ -139,11 +139,14 @@ def params_bytes(params: list[NodeParams]) -> int:
 
 
 # The C constants own_loops_take restates: td_kernel_matmul.h's kMatMulMaxK; td_kernel_depthwise.cpp's kMaxTaps,
-# kBufferValues (the planes' row buffer) and kMinOutputPixels as a default build compiles it
+# kBufferValues (the planes' row buffer), kMinOutputPixels, kWindowMaxPixels and kWindowWords as a default build
+# compiles them
 MATMUL_MAX_K = 1024
 DW_MAX_TAPS = 64
 DW_BUFFER_VALUES = 1792
 DW_MIN_OUTPUT_PIXELS = 16
+DW_WINDOW_MAX_PIXELS = 144
+DW_WINDOW_WORDS = 625
 
 
 def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
@@ -162,9 +165,14 @@ def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
     o = op.options
     dil_h, dil_w, stride_w = o.get("dilation_h", 1), o.get("dilation_w", 1), o.get("stride_w", 1)
     width = (y.shape[2] - 1) * stride_w + (k_w - 1) * dil_w + 1
-    return (o.get("depth_multiplier", 1) == 1 and c == x.shape[3] == y.shape[3] and k_h * k_w <= DW_MAX_TAPS
-            and 4 * ((k_h - 1) * dil_h + 1) * ((width + 4) & ~1) <= DW_BUFFER_VALUES
-            and y.shape[1] * y.shape[2] >= DW_MIN_OUTPUT_PIXELS)
+    pixels = y.shape[1] * y.shape[2]
+    planes = 4 * ((k_h - 1) * dil_h + 1) * ((width + 4) & ~1) <= DW_BUFFER_VALUES and pixels >= DW_MIN_OUTPUT_PIXELS
+    stride_h = o.get("stride_h", 1)
+    window = (x.shape[0] == 1 and (k_h, k_w, dil_h, dil_w) == (3, 3, 1, 1) and stride_h == stride_w in (1, 2)
+              and 2 <= pixels <= DW_WINDOW_MAX_PIXELS
+              and ((y.shape[1] - 1) * stride_h + 3) * ((y.shape[2] - 1) * stride_w + 3) <= DW_WINDOW_WORDS)
+    return o.get("depth_multiplier", 1) == 1 and c == x.shape[3] == y.shape[3] and k_h * k_w <= DW_MAX_TAPS and (
+        planes or window)
 
 
 def cmsis_wrapper_takes_3x3(model: TFLiteModel, op: Operator) -> bool:
