@@ -1,8 +1,8 @@
 // tinydeploy's int8 DEPTHWISE_CONV_2D, bit-exact with TFLM's reference kernel (DepthwiseConvPerChannel).
 //
-// Where its loops apply (int8, depth multiplier 1, at most kMaxTaps filter taps, maps of 2 pixels or more) they replace the
-// library's CMSIS-NN kernel; elsewhere the library's CMSIS-NN function runs the node on this registration's op data
-// (td_kernel_cmsis.h), chosen in Prepare. The per-channel multipliers and shifts come from flash
+// Where its loops apply (int8, depth multiplier 1, at most kMaxTaps filter taps, maps of 2 pixels or more) they
+// replace the library's CMSIS-NN kernel; elsewhere the library's CMSIS-NN function runs the node on this
+// registration's op data (td_kernel_cmsis.h), chosen in Prepare. The per-channel multipliers and shifts come from flash
 // (td_kernel_params.h); nothing beyond TFLM's OpDataConv is kept in the arena.
 //
 // How it computes, per group of 4 channels (one 32-bit word of each NHWC pixel) and band of output rows:
