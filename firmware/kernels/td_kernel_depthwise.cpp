@@ -206,10 +206,8 @@ void MakeChannel(Channel& ch, const int8_t* filter, const int32_t* bias, const t
 }
 
 // One output of channel ch from its doubled accumulator, in the activation range.
-template <bool kFull>
 inline int32_t OutputFast(int32_t acc2, int32_t mult, int32_t add, int32_t right, int32_t lo, int32_t hi) {
-  int32_t v = dsp::ssat8(util::RequantFast(acc2, mult, add, right));
-  return kFull ? v : util::Clamp(v, lo, hi);
+  return util::Clamp(dsp::ssat8(util::RequantFast(acc2, mult, add, right)), lo, hi);
 }
 
 // acc: the plain accumulator (doubled only by the fast forms, whose bounds allow it), as the reference sums it.
@@ -367,14 +365,16 @@ using RowFn = void (*)(const int16_t*, int8_t*, int32_t, int32_t, const int32_t*
                        int32_t, int32_t, int32_t, int32_t, int32_t, int32_t);
 #endif
 
-template <int kStride, bool kFull>
-__attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch) {
+// full: the activation range is int8's whole range (the assembly's variant without the clamp); the few outputs
+// computed in C are clamped either way.
+template <int kStride>
+__attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch, bool full) {
   const int pitch = b.pitch, step = b.out_step, pairs = b.out_w / 2, odd = b.out_w & 1;
   const int16_t* p = b.plane;
   int8_t* out = b.out;
   int rows = b.rows;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  const RowFn row = kStride == 1 ? (kFull ? RowS1Full : RowS1Clamped) : (kFull ? RowS2Full : RowS2Clamped);
+  const RowFn row = kStride == 1 ? (full ? RowS1Full : RowS1Clamped) : (full ? RowS2Full : RowS2Clamped);
   if (b.transposed && odd) {
     // a row's last output would have its unstored partner beyond the map's last row: pairs in assembly, then each
     // row's last output in C
@@ -386,7 +386,7 @@ __attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch) {
       int32_t a0 = ch.bias2, a1 = ch.bias2;
       Pair3x3<kStride>(p + r * kStride * pitch + pairs * 2 * kStride, pitch, ch.w3, a0, a1);
       out[r * b.row_step + pairs * 2 * step] =
-          static_cast<int8_t>(OutputFast<kFull>(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
+          static_cast<int8_t>(OutputFast(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
     }
     return;
   }
@@ -409,7 +409,7 @@ __attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch) {
   out += pairs * 2 * step;
   int32_t a0 = ch.bias2, a1 = ch.bias2;
   Pair3x3<kStride>(p, pitch, ch.w3, a0, a1);
-  *out = static_cast<int8_t>(OutputFast<kFull>(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
+  *out = static_cast<int8_t>(OutputFast(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
 #else
   for (int r = 0; r < rows; ++r) {
     const int16_t* q = p + r * kStride * pitch;
@@ -417,8 +417,8 @@ __attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch) {
     for (int i = 0; i < pairs + odd; ++i, q += 2 * kStride) {
       int32_t a0 = ch.bias2, a1 = ch.bias2;
       Pair3x3<kStride>(q, pitch, ch.w3, a0, a1);
-      out[0] = static_cast<int8_t>(OutputFast<kFull>(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
-      if (i < pairs) out[step] = static_cast<int8_t>(OutputFast<kFull>(a1, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
+      out[0] = static_cast<int8_t>(OutputFast(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
+      if (i < pairs) out[step] = static_cast<int8_t>(OutputFast(a1, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
       out += (i < pairs ? 2 : 1) * step;
     }
   }
@@ -570,9 +570,8 @@ struct WindowRun {
   int32_t off2;            // 32: the input offset in both halves
   int32_t out_step;        // 36: bytes from an output pixel to the next (the channel count)
   int32_t in_step;         // 40: bytes from a window to the next (4 x stride)
-  int32_t lo4, hi4;        // 44, 48: the activation range, one byte per lane (the clamped variant)
 };
-static_assert(sizeof(WindowRun) == 52, "the assembly's offsets into WindowRun");
+static_assert(sizeof(WindowRun) == 44, "the assembly's offsets into WindowRun");
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 // tap at [base + xo] against the weights at [r1 + wo]: accumulators c0 r4, c1 r5, c2 r6, c3 r7
@@ -592,82 +591,68 @@ static_assert(sizeof(WindowRun) == 52, "the assembly's offsets into WindowRun");
   "add r12, r12, " A ", asr #31\n\t"    \
   "asr " A ", r12, r11\n\t"             \
   "ssat " A ", #8, " A "\n\t"
-#define TD_WIN_CLAMP                    \
-  "ldr r8, [sp, #8]\n\t"                \
-  "ldrd r9, r10, [r8, #44]\n\t"         \
-  "ssub8 r11, r4, r9\n\t"               \
-  "sel r4, r4, r9\n\t"                  \
-  "ssub8 r11, r10, r4\n\t"              \
-  "sel r4, r4, r10\n\t"
 // stack: [sp] the channels' mult, add, right (consts + 16), [sp, #4] where the output row ends, [sp, #8] the run,
 // [sp, #12] the doubled biases, [sp, #16] out_step, [sp, #20] in_step. Per output pixel of four channels: 108
-// instructions (36 multiply-accumulates), 4 more with the activation range's clamp.
-#define TD_WIN_FN(name, clamp)                                                                            \
-  __attribute__((naked, noinline)) void name(WindowRun*) {                                                \
-    __asm__ volatile(                                                                                    \
-        "push {r4-r11, lr}\n\t"                                                                           \
-        "sub sp, #24\n\t"                                                                                 \
-        "str r0, [sp, #8]\n\t"                                                                            \
-        "ldr r8, [r0, #8]\n\t"                                                                            \
-        "str r8, [sp, #12]\n\t"                                                                           \
-        "adds r8, #16\n\t"                                                                                \
-        "str r8, [sp, #0]\n\t"                                                                            \
-        "ldrd r8, r9, [r0, #36]\n\t"                                                                      \
-        "strd r8, r9, [sp, #16]\n\t"                                                                      \
-        "ldr r1, [r0, #4]\n\t"                                                                            \
-        "ldr r2, [r0, #32]\n\t"                                                                           \
-        "ldr r3, [r0, #16]\n\t"                                                                           \
-        "ldr lr, [r0, #12]\n\t"                                                                           \
-        "ldr r0, [r0, #0]\n\t"                                                                            \
-        "0:\n\t"                                                                                          \
-        "ldr r8, [sp, #8]\n\t"                                                                            \
-        "ldr r9, [r8, #20]\n\t"                                                                           \
-        "ldr r10, [sp, #16]\n\t"                                                                          \
-        "mla r9, r9, r10, lr\n\t"                                                                         \
-        "str r9, [sp, #4]\n\t"                                                                            \
-        "1:\n\t"                                                                                          \
-        "ldr r8, [sp, #12]\n\t"                                                                           \
-        "ldm r8, {r4-r7}\n\t"                                                                             \
-        TD_WIN_TAP("r0", "0", "0") TD_WIN_TAP("r0", "4", "8") TD_WIN_TAP("r0", "8", "16")                  \
-        "add r0, r0, r3\n\t"                                                                              \
-        TD_WIN_TAP("r0", "0", "24") TD_WIN_TAP("r0", "4", "32") TD_WIN_TAP("r0", "8", "40")                \
-        "add r0, r0, r3\n\t"                                                                              \
-        TD_WIN_TAP("r0", "0", "48") TD_WIN_TAP("r0", "4", "56") TD_WIN_TAP("r0", "8", "64")                \
-        "sub r0, r0, r3, lsl #1\n\t"                                                                      \
-        "ldr r8, [sp, #0]\n\t"                                                                            \
-        TD_WIN_OUT("r4") TD_WIN_OUT("r5") TD_WIN_OUT("r6") TD_WIN_OUT("r7")                                \
-        "bfi r4, r5, #8, #8\n\t"                                                                          \
-        "bfi r4, r6, #16, #8\n\t"                                                                         \
-        "bfi r4, r7, #24, #8\n\t"                                                                         \
-        clamp                                                                                             \
-        "str r4, [lr]\n\t"                                                                                \
-        "ldrd r9, r10, [sp, #16]\n\t"                                                                     \
-        "add lr, lr, r9\n\t"                                                                              \
-        "add r0, r0, r10\n\t"                                                                             \
-        "ldr r9, [sp, #4]\n\t"                                                                            \
-        "cmp lr, r9\n\t"                                                                                  \
-        "bne 1b\n\t"                                                                                      \
-        "ldr r8, [sp, #8]\n\t"                                                                            \
-        "ldr r9, [r8, #28]\n\t"                                                                           \
-        "add r0, r0, r9\n\t"                                                                              \
-        "ldr r9, [r8, #24]\n\t"                                                                           \
-        "subs r9, #1\n\t"                                                                                 \
-        "str r9, [r8, #24]\n\t"                                                                           \
-        "bne 0b\n\t"                                                                                      \
-        "add sp, #24\n\t"                                                                                 \
-        "pop {r4-r11, pc}");                                                                              \
-  }
-TD_WIN_FN(WindowFull, "")
-TD_WIN_FN(WindowClamped, TD_WIN_CLAMP)
-#undef TD_WIN_FN
-#undef TD_WIN_CLAMP
+// instructions (36 multiply-accumulates). The int8 range only: WindowGroup clamps a narrower activation range after.
+__attribute__((naked, noinline)) void Window3x3(WindowRun*) {
+  __asm__ volatile(
+      "push {r4-r11, lr}\n\t"
+      "sub sp, #24\n\t"
+      "str r0, [sp, #8]\n\t"
+      "ldr r8, [r0, #8]\n\t"
+      "str r8, [sp, #12]\n\t"
+      "adds r8, #16\n\t"
+      "str r8, [sp, #0]\n\t"
+      "ldrd r8, r9, [r0, #36]\n\t"
+      "strd r8, r9, [sp, #16]\n\t"
+      "ldr r1, [r0, #4]\n\t"
+      "ldr r2, [r0, #32]\n\t"
+      "ldr r3, [r0, #16]\n\t"
+      "ldr lr, [r0, #12]\n\t"
+      "ldr r0, [r0, #0]\n\t"
+      "0:\n\t"
+      "ldr r8, [sp, #8]\n\t"
+      "ldr r9, [r8, #20]\n\t"
+      "ldr r10, [sp, #16]\n\t"
+      "mla r9, r9, r10, lr\n\t"
+      "str r9, [sp, #4]\n\t"
+      "1:\n\t"
+      "ldr r8, [sp, #12]\n\t"
+      "ldm r8, {r4-r7}\n\t"
+      TD_WIN_TAP("r0", "0", "0") TD_WIN_TAP("r0", "4", "8") TD_WIN_TAP("r0", "8", "16")
+      "add r0, r0, r3\n\t"
+      TD_WIN_TAP("r0", "0", "24") TD_WIN_TAP("r0", "4", "32") TD_WIN_TAP("r0", "8", "40")
+      "add r0, r0, r3\n\t"
+      TD_WIN_TAP("r0", "0", "48") TD_WIN_TAP("r0", "4", "56") TD_WIN_TAP("r0", "8", "64")
+      "sub r0, r0, r3, lsl #1\n\t"
+      "ldr r8, [sp, #0]\n\t"
+      TD_WIN_OUT("r4") TD_WIN_OUT("r5") TD_WIN_OUT("r6") TD_WIN_OUT("r7")
+      "bfi r4, r5, #8, #8\n\t"
+      "bfi r4, r6, #16, #8\n\t"
+      "bfi r4, r7, #24, #8\n\t"
+      "str r4, [lr]\n\t"
+      "ldrd r9, r10, [sp, #16]\n\t"
+      "add lr, lr, r9\n\t"
+      "add r0, r0, r10\n\t"
+      "ldr r9, [sp, #4]\n\t"
+      "cmp lr, r9\n\t"
+      "bne 1b\n\t"
+      "ldr r8, [sp, #8]\n\t"
+      "ldr r9, [r8, #28]\n\t"
+      "add r0, r0, r9\n\t"
+      "ldr r9, [r8, #24]\n\t"
+      "subs r9, #1\n\t"
+      "str r9, [r8, #24]\n\t"
+      "bne 0b\n\t"
+      "add sp, #24\n\t"
+      "pop {r4-r11, pc}");
+}
 #undef TD_WIN_OUT
 #undef TD_WIN_TAP
 #else
 // The same loops in C (a core without the DSP extension).
-void WindowC(WindowRun* r, bool clamp) {
+void Window3x3(WindowRun* r) {
   const int8_t* row = r->in;
-  const int32_t lo = static_cast<int8_t>(r->lo4 & 0xff), hi = static_cast<int8_t>(r->hi4 & 0xff);
   for (; r->rows > 0; --r->rows, row += r->row_skip + r->in_step * r->out_w) {
     const int8_t* x = row;
     for (int i = 0; i < r->out_w; ++i, x += r->in_step, r->out += r->out_step) {
@@ -682,14 +667,11 @@ void WindowC(WindowRun* r, bool clamp) {
       }
       for (int j = 0; j < 4; ++j) {
         const int32_t* q = r->consts + 4 + 3 * j;
-        const int32_t v = dsp::ssat8(util::RequantFast(a[j], q[0], q[1], q[2]));
-        r->out[j] = static_cast<int8_t>(clamp ? util::Clamp(v, lo, hi) : v);
+        r->out[j] = static_cast<int8_t>(dsp::ssat8(util::RequantFast(a[j], q[0], q[1], q[2])));
       }
     }
   }
 }
-void WindowFull(WindowRun* r) { WindowC(r, false); }
-void WindowClamped(WindowRun* r) { WindowC(r, true); }
 #endif
 
 // A node's window buffer: the windows' extent, padding included, one word a pixel; the padding (zero points) written
@@ -752,10 +734,14 @@ bool WindowGroup(const Geometry& s, WindowBuffer& wb, const int8_t* in, const in
   r.off2 = dsp::pack16(-d.input_zero_point, -d.input_zero_point);
   r.out_step = s.channels;
   r.in_step = 4 * s.stride_w;
-  r.lo4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(d.output_activation_min));
-  r.hi4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(d.output_activation_max));
-  const bool full = d.output_activation_min <= -128 && d.output_activation_max >= 127;
-  (full ? WindowFull : WindowClamped)(&r);
+  Window3x3(&r);
+  const int32_t lo = d.output_activation_min, hi = d.output_activation_max;
+  if (lo > -128 || hi < 127) {  // a narrower activation range (relu, relu6): the group's outputs clamped
+    int8_t* o = out + c0;
+    for (int i = s.out_h * s.out_w; i > 0; --i, o += s.channels) {
+      for (int j = 0; j < 4; ++j) o[j] = static_cast<int8_t>(util::Clamp(o[j], lo, hi));
+    }
+  }
   return true;
 }
 
@@ -818,10 +804,8 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   alignas(4) int16_t buf[kBufferValues];
   memset(buf, 0, 4 * plane_size * sizeof(int16_t));
   const bool full = d.output_activation_min <= -128 && d.output_activation_max >= 127;
-  using BandFn = void (*)(const Band&, const Channel&);
-  const BandFn fast = !k3 ? nullptr
-                      : s.stride_w == 1 ? (full ? Band3x3<1, true> : Band3x3<1, false>)
-                                        : (full ? Band3x3<2, true> : Band3x3<2, false>);
+  using BandFn = void (*)(const Band&, const Channel&, bool);
+  const BandFn fast = !k3 ? nullptr : s.stride_w == 1 ? Band3x3<1> : Band3x3<2>;
   WindowBuffer wb;  // its padding written once for the node (where the window loops run it)
   if (window) wb.Init(m, d.input_zero_point);
   Channel ch[4];
@@ -850,7 +834,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
           b.last = bt == batches - 1 && oy + rows == s.out_h;
           b.transposed = transposed;
           if (fast && ch[j].mode == kRight) {
-            fast(b, ch[j]);
+            fast(b, ch[j], full);
           } else {
             BandAny(b, ch[j], s);
           }
