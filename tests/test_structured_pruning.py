@@ -77,7 +77,9 @@ def test_rebuilt_model_computes_what_the_original_computes(family, shape, kw):
     small = prune_filters(m, 0.5)
     want = m(x).numpy()
     assert want.std(axis=0).max() > 0.002  # the outputs depend on the input: the comparison means something
-    np.testing.assert_allclose(small(x).numpy(), want, rtol=1e-4, atol=1e-6)
+    # float32 through up to 27 layers summed over fewer terms (oneDNN's threads also vary the order): CI saw a
+    # relative difference of 3.3e-4 on a MobileNet output of 0.008; a wrong kept channel moves outputs by ~0.1
+    np.testing.assert_allclose(small(x).numpy(), want, rtol=1e-3, atol=1e-5)
     before, after = channel_report(m), channel_report(small)
     for name, n in dropped.items():
         assert after["channels"][name] == before["channels"][name] - n
