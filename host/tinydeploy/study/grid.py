@@ -440,9 +440,10 @@ def _pool(workers: int):
 
 def add_emulated_latency(rows: list[dict], out_dir: Path, tflm: str | None, board, progress=None) -> int:
     """Instructions per inference on the emulated Cortex-M4 for every int8 row that fits (and has no board
-    measurement), the model as `build` deploys it: the row's latency becomes `emulated`. Results are cached by what decides them: the model's bytes,
-    the TFLM library's files, the compiler's version and the board's flags, the kernels (the build's default), and
-    tinydeploy's firmware and templates. Returns the number of rows measured."""
+    measurement), the model as `build` deploys it: the row's latency becomes `emulated`. Results are cached by what
+    decides them: the model's bytes, the TFLM library's files, the compiler's version and the board's flags, the
+    kernels (the build's default), the fit rule, and tinydeploy's firmware and templates. Returns the number of rows
+    measured."""
     import hashlib
 
     from ..emulate.tflm_library import TflmLibrary
