@@ -79,9 +79,8 @@ using DwOp = util::KernelOp;
 using util::Geometry;
 
 // Whether the node's output map runs Window3x3: stride 1 or 2 both ways, no dilation, a 3x3 filter, one batch.
-inline bool WindowTakes(int batches, int in_h, int in_w, int out_h, int out_w, int k_h, int k_w, int stride_h,
-                        int stride_w, int dil_h, int dil_w) {
-  (void)in_h, (void)in_w;
+inline bool WindowTakes(int batches, int out_h, int out_w, int k_h, int k_w, int stride_h, int stride_w, int dil_h,
+                        int dil_w) {
   const int rows = (out_h - 1) * stride_h + 3, cols = (out_w - 1) * stride_w + 3;
   return batches == 1 && k_h == 3 && k_w == 3 && dil_h == 1 && dil_w == 1 && stride_h == stride_w &&
          (stride_w == 1 || stride_w == 2) && out_h * out_w >= 2 && out_h * out_w <= kWindowMaxPixels &&
@@ -107,9 +106,9 @@ bool OwnLoopsTake(TfLiteContext* context, TfLiteNode* node) {
     const int width = (output->dims->data[2] - 1) * params.stride_width + (k_w - 1) * params.dilation_width_factor + 1;
     const bool planes = 4 * ((k_h - 1) * params.dilation_height_factor + 1) * ((width + 4) & ~1) <= kBufferValues &&
                         output->dims->data[1] * output->dims->data[2] >= kMinOutputPixels;
-    const bool window = WindowTakes(input->dims->data[0], input->dims->data[1], input->dims->data[2],
-                                    output->dims->data[1], output->dims->data[2], k_h, k_w, params.stride_height,
-                                    params.stride_width, params.dilation_height_factor, params.dilation_width_factor);
+    const bool window = WindowTakes(input->dims->data[0], output->dims->data[1], output->dims->data[2], k_h, k_w,
+                                    params.stride_height, params.stride_width, params.dilation_height_factor,
+                                    params.dilation_width_factor);
     ok = params.depth_multiplier == 1 && filter->dims->data[3] == channels && output->dims->data[3] == channels &&
          k_h * k_w <= kMaxTaps && (planes || window);
   }
@@ -776,7 +775,6 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
                                       params.dilation_height_factor, params.dilation_width_factor, d.padding);
   const bool k3 = m.k_h == 3 && m.k_w == 3 && m.dil_h == 1 && m.dil_w == 1 && m.stride_h == m.stride_w &&
                   (m.stride_w == 1 || m.stride_w == 2);
-
   // A tall, narrow map (a keyword net's 25x5) runs transposed, along its columns, where that takes fewer
   // instructions: longer rows waste no half pair on an odd width and spread each row's costs over more outputs.
   const Geometry mt = Transposed(m);
@@ -784,8 +782,8 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
                           RowsCost(m.out_w, m.out_h, m.in_w, true) < RowsCost(m.out_h, m.out_w, m.in_h, false);
   const Geometry s = transposed ? mt : m;  // the map as the loops see it
   // a small map's whole groups by the window loops where they are cheaper (one batch: WindowTakes)
-  const bool window = WindowTakes(batches, m.in_h, m.in_w, m.out_h, m.out_w, m.k_h, m.k_w, m.stride_h, m.stride_w,
-                                  m.dil_h, m.dil_w) &&
+  const bool window = WindowTakes(batches, m.out_h, m.out_w, m.k_h, m.k_w, m.stride_h, m.stride_w, m.dil_h,
+                                  m.dil_w) &&
                       (TD_DW_WINDOW == 1 || (TD_DW_WINDOW == 2 && WindowCheaper(m, transposed)));
   // bytes from one of the loops' input rows (columns) to the next in the tensor; from one output row to the next
   const int line_step = transposed ? m.channels : m.in_w * m.channels;

@@ -25,9 +25,6 @@
 
 namespace td {
 namespace kernels {
-
-const int8_t* ContiguousRow(const MatMul& m, int r, int8_t* scratch);
-
 namespace {
 
 constexpr int kBlock = 32;  // output channels whose constants are made at a time (896 B of stack)

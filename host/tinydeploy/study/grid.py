@@ -186,11 +186,8 @@ def refresh_fits(rows: list[dict], cache: Path, board) -> int:
     for r in rows:
         if r.get("fit_rule") == FIT_RULE or not r.get("file") or not (cache / r["file"]).exists():
             continue
-        fields = _analysis_fields(board, r["model"], r["variant"], (cache / r["file"]).read_bytes())
-        # a latency measured on a board or the emulator stays; the estimate is the analyzer's
-        if r.get("latency_kind") in ("measured", "emulated"):
-            fields = {k: v for k, v in fields.items() if k not in ("latency_ms", "latency_kind")}
-        r.update(fields)
+        # (a cached row's latency is the analyzer's estimate: board and emulated latencies are applied after loading)
+        r.update(_analysis_fields(board, r["model"], r["variant"], (cache / r["file"]).read_bytes()))
         n += 1
     return n
 
