@@ -119,20 +119,25 @@ def test_two_groups_one_failing_keeps_the_other(tmp_path):
 
 
 def test_a_datasets_own_cap_retrains_that_dataset_only():
-    """Profile.caps: a dataset's own (epochs, patience) changes its groups' cache key and nobody else's, and the
-    report's profile line states it; group_seconds sums each group's recorded time once."""
+    """Profile.caps: a dataset's own (epochs, patience) changes its groups' cache key and nobody else's, a group's own
+    cap wins over its dataset's, and the report's profile line states both; group_seconds sums each group's recorded
+    time once."""
     from dataclasses import replace
 
     from tinydeploy.study.grid import PROFILES, group_seconds
 
     full = PROFILES["full"]
     base = replace(full, caps={})
-    longer = replace(full, caps={"fashion": (30, 6)})
-    assert longer.for_dataset("radiology").key == base.for_dataset("radiology").key == base.key
-    assert longer.for_dataset("fashion").key != base.for_dataset("fashion").key
-    f = longer.for_dataset("fashion")
+    longer = replace(full, caps={"fashion": (30, 6), "radiology/bn_cnn": (40, 10)})
+    assert longer.for_group("radiology").key == base.for_group("radiology").key == base.key
+    assert longer.for_group("radiology", "custom_cnn").key == base.key
+    assert longer.for_group("fashion").key != base.for_group("fashion").key
+    f = longer.for_group("fashion", "bn_cnn")
     assert (f.epochs, f.patience, f.finetune_epochs) == (30, 6, full.finetune_epochs) and "e30p6" in f.key
+    g = longer.for_group("radiology", "bn_cnn")
+    assert (g.epochs, g.patience) == (40, 10) and "e40p10" in g.key
     assert "fashion: patience 6, at most 30 epochs" in longer.describe()
+    assert "radiology/bn_cnn: patience 10, at most 40 epochs" in longer.describe()
     rows = [{"dataset": "a", "family": "x", "group_seconds": 10.0}, {"dataset": "a", "family": "x", "group_seconds": 10.0},
             {"dataset": "b", "family": "x", "group_seconds": 5.5}, {"dataset": "b", "family": "y"}]
     assert group_seconds(rows) == (15.5, 1)

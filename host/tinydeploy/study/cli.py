@@ -99,7 +99,9 @@ def cmd_study(args) -> int:
     board = load_board(args)
     profile = PROFILES["quick" if args.quick else "full"]
     out = Path(args.output)
-    run_id = {"profile": {d: profile.for_dataset(d).key for d in datasets}, "datasets": datasets, "families": families}
+    keys = {d: profile.for_group(d).key for d in datasets}  # a dataset's key, and each group's own where it differs
+    keys.update({f"{d}/{f}": k for d in datasets for f in families if (k := profile.for_group(d, f).key) != keys[d]})
+    run_id = {"profile": keys, "datasets": datasets, "families": families}
     check_output_dir(out, args.force, foreign=_foreign(run_id))
     (out / "cache").mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "cache" / "run.json", run_id)
