@@ -29,7 +29,7 @@ def _build(tflm_dir, kernels_dir, out):
 def test_fast_requantization_equals_tflm_on_every_tie(tflm_dir, tmp_path):
     r = _build(tflm_dir, KERNELS, tmp_path / "requant")
     assert r.returncode == 0, r.stdout
-    assert "identical to TFLM" in r.stdout
+    assert "identical to TFLM" in r.stdout and "identical to MakeRequantWide" in r.stdout
 
 
 def test_a_requantization_without_the_sign_term_is_caught(tflm_dir, tmp_path):
@@ -42,3 +42,17 @@ def test_a_requantization_without_the_sign_term_is_caught(tflm_dir, tmp_path):
     util.write_text(mutated)
     r = _build(tflm_dir, broken, tmp_path / "requant")
     assert r.returncode == 1 and "mismatch" in r.stdout
+
+
+def test_a_shortcut_beyond_its_bound_is_caught(tflm_dir, tmp_path):
+    """MakeRequant's 32-bit shortcut taken for bounds up to 2^31 (where the 64-bit form finds the fast form inexact):
+    the comparison with MakeRequantWide fails."""
+    broken = tmp_path / "kernels"
+    shutil.copytree(KERNELS, broken)
+    util = broken / "td_kernel_util.h"
+    text = util.read_text()
+    mutated = text.replace("bound >= (static_cast<int64_t>(1) << 29)", "bound >= (static_cast<int64_t>(1) << 31)")
+    assert mutated != text
+    util.write_text(mutated)
+    r = _build(tflm_dir, broken, tmp_path / "requant")
+    assert r.returncode == 1 and "differs from MakeRequantWide" in r.stdout
