@@ -51,7 +51,7 @@ def test_a_shortcut_beyond_its_bound_is_caught(tflm_dir, tmp_path):
     shutil.copytree(KERNELS, broken)
     util = broken / "td_kernel_util.h"
     text = util.read_text()
-    mutated = text.replace("bound >= (static_cast<int64_t>(1) << 29)", "bound >= (static_cast<int64_t>(1) << 31)")
+    mutated = text.replace("kShortcutBound = 1 << 29;", "kShortcutBound = (1u << 31) - 1;")
     assert mutated != text
     util.write_text(mutated)
     r = _build(tflm_dir, broken, tmp_path / "requant")

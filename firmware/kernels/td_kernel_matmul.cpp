@@ -59,7 +59,29 @@ int64_t AccumulatorBound(int32_t k, const int32_t* bias, int n) {
   return most + 255LL * 128 * k;
 }
 
+// A per-channel block whose every channel takes util::MakeRequant's 32-bit shortcut (the common case), made in one
+// pass with only what kRight reads (bias, mult, add, right): about 16 instructions a channel, where MakeRequant and
+// all seven arrays took about 45; on a 1x1 map (112 MACs a channel in the study's MobileNetV2) that set-up is a large
+// share of the layer. The shortcut's bound test, |bias| + 255 * 128 * k < kShortcutBound, as |bias| < room. False where a channel
+// does not take it (the block then made by MakeBlock's loop, which repeats this one's work).
+bool MakeBlockRight(const MatMul& m, int o0, int n, Block& b) {
+  const int32_t zp = m.output_zp;
+  const int32_t room = util::kShortcutBound - 255 * 128 * m.k;  // k <= kMatMulMaxK: the products stay below 2^25
+  if (!m.per_channel) return false;
+  for (int j = 0; j < n; ++j) {
+    const int32_t mult = m.mult[o0 + j], shift = m.shift[o0 + j], bias = m.bias ? m.bias[o0 + j] : 0;
+    if (!util::ShortcutTakes(mult, shift, zp) || bias >= room || bias <= -room) return false;
+    b.bias[j] = bias;
+    b.mult[j] = mult;
+    b.right[j] = -shift;
+    b.add[j] = util::ShortcutAdd(-shift, zp);
+  }
+  b.mode = kRight;
+  return true;
+}
+
 void MakeBlock(const MatMul& m, int o0, int n, Block& b) {
+  if (MakeBlockRight(m, o0, n, b)) return;
   const int64_t products = AccumulatorBound(m.k, nullptr, 0);
   if (!m.per_channel) {  // one multiplier for all (a fully connected layer): the same constants, only the biases differ
     const util::Requant r = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp,

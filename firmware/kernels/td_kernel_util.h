@@ -151,8 +151,8 @@ struct Requant {
 };
 
 // bound: the largest |accumulator| the channel can reach (not doubled). In 64-bit arithmetic (about 100 instructions
-// on a Cortex-M4); MakeRequant below gives the same in a few where it can.
-inline Requant MakeRequantWide(int32_t mult, int32_t shift, int32_t out_zp, int64_t bound) {
+// on a Cortex-M4, one copy for every kernel); MakeRequant below gives the same in a few where it can.
+__attribute__((noinline)) inline Requant MakeRequantWide(int32_t mult, int32_t shift, int32_t out_zp, int64_t bound) {
   Requant q;
   q.mult = mult;
   q.shift = shift;
@@ -175,16 +175,22 @@ inline Requant MakeRequantWide(int32_t mult, int32_t shift, int32_t out_zp, int6
 // A multiplier >= 0, a right shift of 1 to 23, |zp| <= 128 and 0 <= bound < 2^29 give |add| <= 2^22 + 2^30 (in 32
 // bits) and x_max <= bound + 1 (m < 2^31), so Wide's conditions hold: the fast form, add as it computes it.
 // (tests/native/requant_main.cpp checks the two agree.)
+constexpr int32_t kShortcutBound = 1 << 29;
+constexpr int32_t kShortcutRight = 23;
+inline bool ShortcutTakes(int32_t mult, int32_t shift, int32_t out_zp) {
+  return mult >= 0 && shift <= -1 && shift >= -kShortcutRight && out_zp >= -128 && out_zp <= 128;
+}
+inline int32_t ShortcutAdd(int32_t right, int32_t out_zp) { return (1 << (right - 1)) + out_zp * (1 << right); }
+
 inline Requant MakeRequant(int32_t mult, int32_t shift, int32_t out_zp, int64_t bound) {
-  if (mult < 0 || shift > -1 || shift < -23 || out_zp < -128 || out_zp > 128 || bound < 0 ||
-      bound >= (static_cast<int64_t>(1) << 29)) {
+  if (!ShortcutTakes(mult, shift, out_zp) || bound < 0 || bound >= kShortcutBound) {
     return MakeRequantWide(mult, shift, out_zp, bound);
   }
   Requant q;
   q.mult = mult;
   q.shift = shift;
   q.right = -shift;
-  q.add = (1 << (q.right - 1)) + out_zp * (1 << q.right);
+  q.add = ShortcutAdd(q.right, out_zp);
   q.fast = true;
   q.left_fast = false;
   return q;
