@@ -461,9 +461,9 @@ MUTATIONS = {  # file -> (text, broken text)
     # DotFive's second pair against the third weight word
     "five-tap": ("td_kernel_conv.cpp", "smlad lr, r5, r9, lr", "smlad lr, r5, r10, lr"),
     # the window loops' channel 2 accumulating channel 3's input
-    "window-tap": ("td_kernel_depthwise.cpp", '"smlatt r6, r9, r11, r6\\n\\t"', '"smlatt r6, r10, r11, r6\\n\\t"'),
-    # the window's padding written as 0, not the input zero point (a padded tap would add w * (0 - zp))
-    "window-pad": ("td_kernel_depthwise.cpp", "0x01010101u * static_cast<uint8_t>(input_zp)", "0u * static_cast<uint8_t>(input_zp)"),
+    "window-tap": ("td_kernel_depthwise.cpp", '"smlatt r6, r8, r11, r6\\n\\t"', '"smlatt r6, r9, r11, r6\\n\\t"'),
+    # the window's padding not 0 once widened (a padded tap would add w * 257, where the reference adds nothing)
+    "window-pad": ("td_kernel_depthwise.cpp", "memset(words, 0, 2 * rows * cols", "memset(words, 1, 2 * rows * cols"),
     # SmallK's second product of each row against the first widened weight word
     "small-k-dot": ("td_kernel_matmul.cpp", '"smlad " acc ", r5, r9, "', '"smlad " acc ", r5, r8, "'),
     # MEAN's integer path dividing rounded down, not to zero as C++ (and TFLM) does

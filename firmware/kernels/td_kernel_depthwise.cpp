@@ -24,10 +24,10 @@
 //
 // Small maps (a 3x3 filter at stride 1 or 2, 2 to 144 output pixels) run the window loops (Window3x3) where
 // WindowCheaper estimates them cheaper than the planes: per group of 4 channels the input under the windows is copied
-// as words of the four channels into a buffer padded with zero points, and every output pixel of the four channels
-// runs nine taps in assembly, 8 instructions a tap (SXTAB16 twice, their doubled weights, four 16x16
-// multiply-accumulates), 108 an output pixel with the requantization: no planes, no per-channel set-up. A single
-// output pixel (a 1x1 map) runs the library's kernel.
+// into a buffer padded with zeros, each pixel's four channels widened to 16 bits with the input offset added (two
+// words), and every output pixel of the four channels runs nine taps in assembly, 6 instructions a tap (the pixel's
+// two words, their doubled weights, four 16x16 multiply-accumulates), 89 an output pixel with the requantization: no
+// planes, no per-channel set-up. A single output pixel (a 1x1 map) runs the library's kernel.
 
 #include <string.h>
 
@@ -63,12 +63,13 @@ constexpr int kMinOutputPixels = TD_DW_MIN_OUTPUT_PIXELS;
 
 // The small maps' loops (Window3x3): a 3x3 filter at stride 1 or 2 whose output map has at most this many pixels (and
 // at least 2: a single output pixel runs the library's kernel, faster there) and whose group of four channels' window
-// of the input, with its padding, fits kWindowWords words (a 12x12 map and its border at stride 2: 25x25).
+// of the input, with its padding, fits kWindowPixels pixels (a 12x12 map and its border at stride 2: 25x25), two
+// words a pixel in the buffer (5 KB of stack).
 #ifndef TD_DW_WINDOW_MAX_PIXELS
 #define TD_DW_WINDOW_MAX_PIXELS 144
 #endif
 constexpr int kWindowMaxPixels = TD_DW_WINDOW_MAX_PIXELS;
-constexpr int kWindowWords = 625;
+constexpr int kWindowPixels = 625;
 // Which of the two a node the window loops can take runs: 2 the cheaper by WindowCheaper's estimate; the tests build
 // with 0 (the planes) and 1 (the window) to run each on every shape it covers.
 #ifndef TD_DW_WINDOW
@@ -84,7 +85,7 @@ inline bool WindowTakes(int batches, int out_h, int out_w, int k_h, int k_w, int
   const int rows = (out_h - 1) * stride_h + 3, cols = (out_w - 1) * stride_w + 3;
   return batches == 1 && k_h == 3 && k_w == 3 && dil_h == 1 && dil_w == 1 && stride_h == stride_w &&
          (stride_w == 1 || stride_w == 2) && out_h * out_w >= 2 && out_h * out_w <= kWindowMaxPixels &&
-         rows * cols <= kWindowWords;
+         rows * cols <= kWindowPixels;
 }
 
 // The pinned library's kernel (CMSIS-NN under ARDUINO), for the nodes this one does not take.
@@ -550,15 +551,15 @@ inline int RowsCost(int rows, int width, int span_rows, bool transposed) {
 }
 
 // ---- The small maps' loops (Window3x3) ----
-// Per group of four channels, the input under the output map's windows is copied as one word a pixel (the group's
-// four channels) into a buffer with the padding around it (each padded byte the input zero point, so that its value
-// plus the input offset is 0 and a padded tap adds w * 0, as the reference's skipped tap adds nothing); then every
-// output pixel runs the same nine taps at fixed offsets in assembly: per tap a word of the four channels widened and
-// offset by two SXTAB16, their doubled weights (two words on the stack, widened once for the group) and four 16x16
+// Per group of four channels, the input under the output map's windows is copied into a buffer with the padding
+// around it, two words a pixel: the group's four channels widened to 16 bits with the input offset added (SXTAB16:
+// channels 0 and 2, then 1 and 3), the padding 0 (a padded tap adds w * 0, as the reference's skipped tap adds
+// nothing); then every output pixel runs the same nine taps at fixed offsets in assembly: per tap the pixel's two
+// words (LDRD), their doubled weights (two words on the stack, widened once for the group) and four 16x16
 // multiply-accumulates. No fill of planes and no per-channel set-up: the small maps' kernel, where the planes'
 // set-up costs more than their products.
 struct WindowRun {
-  const int8_t* in;        // 0: the window of the first output pixel (its top-left word) in the buffer
+  const int8_t* in;        // 0: the window of the first output pixel (its top-left pixel) in the buffer
   const int32_t* w;        // 4: 18 words: tap t (row-major): (2 w_c0, 2 w_c2) at 2t, (2 w_c1, 2 w_c3) at 2t + 1
   const int32_t* consts;   // 8: the channels' doubled biases (4 words), then per channel mult, add, right
   int8_t* out;             // 12: the first output pixel's channel c0
@@ -566,63 +567,58 @@ struct WindowRun {
   int32_t out_w;           // 20
   int32_t rows;            // 24: output rows left (counted down by the function)
   int32_t row_skip;        // 28: bytes from the window after a row's last to the next row's first
-  int32_t off2;            // 32: the input offset in both halves
-  int32_t out_step;        // 36: bytes from an output pixel to the next (the channel count)
-  int32_t in_step;         // 40: bytes from a window to the next (4 x stride)
+  int32_t out_step;        // 32: bytes from an output pixel to the next (the channel count)
+  int32_t in_step;         // 36: bytes from a window to the next (8 x stride)
 };
-static_assert(sizeof(WindowRun) == 44, "the assembly's offsets into WindowRun");
+static_assert(sizeof(WindowRun) == 40, "the assembly's offsets into WindowRun");
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-// tap at [base + xo] against the weights at [r1 + wo]: accumulators c0 r4, c1 r5, c2 r6, c3 r7
+// tap: the pixel at [base + xo] against the weights at [r1 + wo]: accumulators c0 r4, c1 r5, c2 r6, c3 r7
 #define TD_WIN_TAP(base, xo, wo)        \
-  "ldr r8, [" base ", #" xo "]\n\t"     \
-  "sxtab16 r9, r2, r8\n\t"              \
-  "sxtab16 r10, r2, r8, ror #8\n\t"     \
+  "ldrd r8, r9, [" base ", #" xo "]\n\t" \
   "ldrd r11, r12, [r1, #" wo "]\n\t"    \
-  "smlabb r4, r9, r11, r4\n\t"          \
-  "smlatt r6, r9, r11, r6\n\t"          \
-  "smlabb r5, r10, r12, r5\n\t"         \
-  "smlatt r7, r10, r12, r7\n\t"
+  "smlabb r4, r8, r11, r4\n\t"          \
+  "smlatt r6, r8, r11, r6\n\t"          \
+  "smlabb r5, r9, r12, r5\n\t"          \
+  "smlatt r7, r9, r12, r7\n\t"
 // accumulator A (doubled) requantized into A with the next channel's mult, add, right from r8 (advanced)
 #define TD_WIN_OUT(A)                   \
-  "ldm r8!, {r9, r10, r11}\n\t"         \
-  "smmlar r12, " A ", r9, r10\n\t"      \
-  "add r12, r12, " A ", asr #31\n\t"    \
-  "asr " A ", r12, r11\n\t"             \
+  "ldm r8!, {r9, r11, r12}\n\t"         \
+  "smmlar r11, " A ", r9, r11\n\t"      \
+  "add r11, r11, " A ", asr #31\n\t"    \
+  "asr " A ", r11, r12\n\t"             \
   "ssat " A ", #8, " A "\n\t"
-// stack: [sp] the channels' mult, add, right (consts + 16), [sp, #4] where the output row ends, [sp, #8] the run,
-// [sp, #12] the doubled biases, [sp, #16] out_step, [sp, #20] in_step. Per output pixel of four channels: 108
-// instructions (36 multiply-accumulates). The int8 range only: WindowGroup clamps a narrower activation range after.
+// registers: the window r0, the weights r1, in_step r2, the buffer's pitch r3, out_step r10, the output lr; stack:
+// [sp] the channels' mult, add, right (consts + 16), [sp, #4] where the output row ends, [sp, #8] the run, [sp, #12]
+// the doubled biases. Per output pixel of four channels: 89 instructions (36 multiply-accumulates). The int8 range
+// only: WindowGroup clamps a narrower activation range after.
 __attribute__((naked, noinline)) void Window3x3(WindowRun*) {
   __asm__ volatile(
       "push {r4-r11, lr}\n\t"
-      "sub sp, #24\n\t"
+      "sub sp, #16\n\t"
       "str r0, [sp, #8]\n\t"
       "ldr r8, [r0, #8]\n\t"
       "str r8, [sp, #12]\n\t"
       "adds r8, #16\n\t"
       "str r8, [sp, #0]\n\t"
-      "ldrd r8, r9, [r0, #36]\n\t"
-      "strd r8, r9, [sp, #16]\n\t"
+      "ldrd r10, r2, [r0, #32]\n\t"
       "ldr r1, [r0, #4]\n\t"
-      "ldr r2, [r0, #32]\n\t"
       "ldr r3, [r0, #16]\n\t"
       "ldr lr, [r0, #12]\n\t"
       "ldr r0, [r0, #0]\n\t"
       "0:\n\t"
       "ldr r8, [sp, #8]\n\t"
       "ldr r9, [r8, #20]\n\t"
-      "ldr r10, [sp, #16]\n\t"
       "mla r9, r9, r10, lr\n\t"
       "str r9, [sp, #4]\n\t"
       "1:\n\t"
       "ldr r8, [sp, #12]\n\t"
       "ldm r8, {r4-r7}\n\t"
-      TD_WIN_TAP("r0", "0", "0") TD_WIN_TAP("r0", "4", "8") TD_WIN_TAP("r0", "8", "16")
+      TD_WIN_TAP("r0", "0", "0") TD_WIN_TAP("r0", "8", "8") TD_WIN_TAP("r0", "16", "16")
       "add r0, r0, r3\n\t"
-      TD_WIN_TAP("r0", "0", "24") TD_WIN_TAP("r0", "4", "32") TD_WIN_TAP("r0", "8", "40")
+      TD_WIN_TAP("r0", "0", "24") TD_WIN_TAP("r0", "8", "32") TD_WIN_TAP("r0", "16", "40")
       "add r0, r0, r3\n\t"
-      TD_WIN_TAP("r0", "0", "48") TD_WIN_TAP("r0", "4", "56") TD_WIN_TAP("r0", "8", "64")
+      TD_WIN_TAP("r0", "0", "48") TD_WIN_TAP("r0", "8", "56") TD_WIN_TAP("r0", "16", "64")
       "sub r0, r0, r3, lsl #1\n\t"
       "ldr r8, [sp, #0]\n\t"
       TD_WIN_OUT("r4") TD_WIN_OUT("r5") TD_WIN_OUT("r6") TD_WIN_OUT("r7")
@@ -630,9 +626,8 @@ __attribute__((naked, noinline)) void Window3x3(WindowRun*) {
       "bfi r4, r6, #16, #8\n\t"
       "bfi r4, r7, #24, #8\n\t"
       "str r4, [lr]\n\t"
-      "ldrd r9, r10, [sp, #16]\n\t"
-      "add lr, lr, r9\n\t"
-      "add r0, r0, r10\n\t"
+      "add lr, lr, r10\n\t"
+      "add r0, r0, r2\n\t"
       "ldr r9, [sp, #4]\n\t"
       "cmp lr, r9\n\t"
       "bne 1b\n\t"
@@ -643,7 +638,7 @@ __attribute__((naked, noinline)) void Window3x3(WindowRun*) {
       "subs r9, #1\n\t"
       "str r9, [r8, #24]\n\t"
       "bne 0b\n\t"
-      "add sp, #24\n\t"
+      "add sp, #16\n\t"
       "pop {r4-r11, pc}");
 }
 #undef TD_WIN_OUT
@@ -657,8 +652,8 @@ void Window3x3(WindowRun* r) {
     for (int i = 0; i < r->out_w; ++i, x += r->in_step, r->out += r->out_step) {
       int32_t a[4] = {r->consts[0], r->consts[1], r->consts[2], r->consts[3]};
       for (int t = 0; t < 9; ++t) {
-        const int32_t v = util::Load4(x + (t / 3) * r->pitch + 4 * (t % 3));
-        const int32_t e = dsp::sxtab16(r->off2, v), o = dsp::sxtab16_ror8(r->off2, v);
+        const int8_t* px = x + (t / 3) * r->pitch + 8 * (t % 3);
+        const int32_t e = util::Load4(px), o = util::Load4(px + 4);
         a[0] = dsp::smlabb(e, r->w[2 * t], a[0]);
         a[2] = dsp::smlatt(e, r->w[2 * t], a[2]);
         a[1] = dsp::smlabb(o, r->w[2 * t + 1], a[1]);
@@ -673,22 +668,21 @@ void Window3x3(WindowRun* r) {
 }
 #endif
 
-// A node's window buffer: the windows' extent, padding included, one word a pixel; the padding (zero points) written
-// once for the node, the image's pixels of each group of channels copied into it by WindowGroup.
+// A node's window buffer: the windows' extent, padding included, two words a pixel; the padding (zeros) written once
+// for the node, the image's pixels of each group of channels copied into it by WindowGroup.
 struct WindowBuffer {
-  alignas(8) int32_t words[kWindowWords];
+  alignas(8) int32_t words[2 * kWindowPixels];
   int rows, cols;  // the extent
   int y0, y1, x0, x1;  // the image's pixels in it: rows y0 .. y1 - 1, columns x0 .. x1 - 1
 
-  void Init(const Geometry& s, int32_t input_zp) {
+  void Init(const Geometry& s) {
     rows = (s.out_h - 1) * s.stride_h + 3;
     cols = (s.out_w - 1) * s.stride_w + 3;
     y0 = s.pad_h < rows ? s.pad_h : rows;
     y1 = s.pad_h + s.in_h < rows ? s.pad_h + s.in_h : rows;
     x0 = s.pad_w < cols ? s.pad_w : cols;
     x1 = s.pad_w + s.in_w < cols ? s.pad_w + s.in_w : cols;
-    const int32_t zp4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(input_zp));
-    for (int i = 0; i < rows * cols; ++i) words[i] = zp4;
+    memset(words, 0, 2 * rows * cols * sizeof(int32_t));
   }
 };
 
@@ -716,23 +710,27 @@ bool WindowGroup(const Geometry& s, WindowBuffer& wb, const int8_t* in, const in
     w[2 * t + 1] = dsp::sadd16(o, o);
   }
   const int n = wb.x1 - wb.x0, step = s.channels;
+  const int32_t off2 = dsp::pack16(-d.input_zero_point, -d.input_zero_point);
   for (int y = wb.y0; y < wb.y1; ++y) {
     const int8_t* src = in + ((y - s.pad_h) * s.in_w + (wb.x0 - s.pad_w)) * step + c0;
-    int32_t* dst = wb.words + y * wb.cols + wb.x0;
-    for (int i = 0; i < n; ++i, src += step) dst[i] = util::Load4(src);
+    int32_t* dst = wb.words + 2 * (y * wb.cols + wb.x0);
+    for (int i = 0; i < n; ++i, src += step, dst += 2) {
+      const int32_t v = util::Load4(src);
+      dst[0] = dsp::sxtab16(off2, v);
+      dst[1] = dsp::sxtab16_ror8(off2, v);
+    }
   }
   WindowRun r;
   r.in = reinterpret_cast<const int8_t*>(wb.words);
   r.w = w;
   r.consts = consts;
   r.out = out + c0;
-  r.pitch = 4 * wb.cols;
+  r.pitch = 8 * wb.cols;
   r.out_w = s.out_w;
   r.rows = s.out_h;
-  r.row_skip = 4 * wb.cols * s.stride_h - 4 * s.stride_w * s.out_w;
-  r.off2 = dsp::pack16(-d.input_zero_point, -d.input_zero_point);
+  r.row_skip = 8 * wb.cols * s.stride_h - 8 * s.stride_w * s.out_w;
   r.out_step = s.channels;
-  r.in_step = 4 * s.stride_w;
+  r.in_step = 8 * s.stride_w;
   Window3x3(&r);
   const int32_t lo = d.output_activation_min, hi = d.output_activation_max;
   if (lo > -128 || hi < 127) {  // a narrower activation range (relu, relu6): the group's outputs clamped
@@ -745,13 +743,13 @@ bool WindowGroup(const Geometry& s, WindowBuffer& wb, const int8_t* in, const in
 }
 
 // Whether the window loops take fewer instructions than the planes, per channel, as measured with bench/kernels.py on
-// the MobileNets' and the keyword net's maps: the window about 30 an output pixel (108 in the assembly for four
-// channels, with the calls and the constants) and the group's copy and set-up (about 3 a word of the windows' extent
-// and 150); the planes' rows (RowsCost), their fill (about 10 + 2 a value, a row of the extent) and a channel's set-up
-// (about 450: its constants, its calls a band, its share of the fill's rows).
+// the MobileNets' and the keyword net's maps: the window about 25 an output pixel (89 in the assembly for four
+// channels, with the calls and the constants) and the group's copy and set-up (about 5 a pixel of the windows'
+// extent and 150); the planes' rows (RowsCost), their fill (about 10 + 2 a value, a row of the extent) and a
+// channel's set-up (about 450: its constants, its calls a band, its share of the fill's rows).
 inline bool WindowCheaper(const Geometry& m, bool transposed) {
   const int rows = (m.out_h - 1) * m.stride_h + 3, cols = (m.out_w - 1) * m.stride_w + 3;
-  const int window = 30 * m.out_h * m.out_w + (3 * rows * cols + 150) / 4;
+  const int window = 25 * m.out_h * m.out_w + (5 * rows * cols + 150) / 4;
   const Geometry t = Transposed(m);
   const int planes = (transposed ? RowsCost(t.out_h, t.out_w, t.in_h, true) : RowsCost(m.out_h, m.out_w, m.in_h, false))
                      + 450 + rows * (10 + 2 * cols);
@@ -805,7 +803,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   using BandFn = void (*)(const Band&, const Channel&, bool);
   const BandFn fast = !k3 ? nullptr : s.stride_w == 1 ? Band3x3<1> : Band3x3<2>;
   WindowBuffer wb;  // its padding written once for the node (where the window loops run it)
-  if (window) wb.Init(m, d.input_zero_point);
+  if (window) wb.Init(m);
   Channel ch[4];
   for (int c0 = 0; c0 < s.channels; c0 += 4) {
     const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;

@@ -139,14 +139,14 @@ def params_bytes(params: list[NodeParams]) -> int:
 
 
 # The C constants own_loops_take restates: td_kernel_matmul.h's kMatMulMaxK; td_kernel_depthwise.cpp's kMaxTaps,
-# kBufferValues (the planes' row buffer), kMinOutputPixels, kWindowMaxPixels and kWindowWords as a default build
+# kBufferValues (the planes' row buffer), kMinOutputPixels, kWindowMaxPixels and kWindowPixels as a default build
 # compiles them
 MATMUL_MAX_K = 1024
 DW_MAX_TAPS = 64
 DW_BUFFER_VALUES = 1792
 DW_MIN_OUTPUT_PIXELS = 16
 DW_WINDOW_MAX_PIXELS = 144
-DW_WINDOW_WORDS = 625
+DW_WINDOW_PIXELS = 625
 
 
 def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
@@ -170,7 +170,7 @@ def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
     stride_h = o.get("stride_h", 1)
     window = (x.shape[0] == 1 and (k_h, k_w, dil_h, dil_w) == (3, 3, 1, 1) and stride_h == stride_w in (1, 2)
               and 2 <= pixels <= DW_WINDOW_MAX_PIXELS
-              and ((y.shape[1] - 1) * stride_h + 3) * ((y.shape[2] - 1) * stride_w + 3) <= DW_WINDOW_WORDS)
+              and ((y.shape[1] - 1) * stride_h + 3) * ((y.shape[2] - 1) * stride_w + 3) <= DW_WINDOW_PIXELS)
     return o.get("depth_multiplier", 1) == 1 and c == x.shape[3] == y.shape[3] and k_h * k_w <= DW_MAX_TAPS and (
         planes or window)
 
