@@ -32,27 +32,26 @@ def test_fast_requantization_equals_tflm_on_every_tie(tflm_dir, tmp_path):
     assert "identical to TFLM" in r.stdout and "identical to MakeRequantWide" in r.stdout
 
 
-def test_a_requantization_without_the_sign_term_is_caught(tflm_dir, tmp_path):
+def _build_mutated(tflm_dir, tmp_path, old, new):
+    """The native check built against a copy of the kernels whose td_kernel_util.h has ``old`` replaced by ``new``."""
     broken = tmp_path / "kernels"
     shutil.copytree(KERNELS, broken)
     util = broken / "td_kernel_util.h"
     text = util.read_text()
-    mutated = text.replace("(dsp::smmlar(acc2, mult, add) + (acc2 >> 31)) >> right", "dsp::smmlar(acc2, mult, add) >> right")
+    mutated = text.replace(old, new)
     assert mutated != text
     util.write_text(mutated)
-    r = _build(tflm_dir, broken, tmp_path / "requant")
+    return _build(tflm_dir, broken, tmp_path / "requant")
+
+
+def test_a_requantization_without_the_sign_term_is_caught(tflm_dir, tmp_path):
+    r = _build_mutated(tflm_dir, tmp_path, "(dsp::smmlar(acc2, mult, add) + (acc2 >> 31)) >> right",
+                       "dsp::smmlar(acc2, mult, add) >> right")
     assert r.returncode == 1 and "mismatch" in r.stdout
 
 
 def test_a_shortcut_beyond_its_bound_is_caught(tflm_dir, tmp_path):
     """MakeRequant's 32-bit shortcut taken for bounds up to 2^31 (where the 64-bit form finds the fast form inexact):
     the comparison with MakeRequantWide fails."""
-    broken = tmp_path / "kernels"
-    shutil.copytree(KERNELS, broken)
-    util = broken / "td_kernel_util.h"
-    text = util.read_text()
-    mutated = text.replace("kShortcutBound = 1 << 29;", "kShortcutBound = (1u << 31) - 1;")
-    assert mutated != text
-    util.write_text(mutated)
-    r = _build(tflm_dir, broken, tmp_path / "requant")
+    r = _build_mutated(tflm_dir, tmp_path, "kShortcutBound = 1 << 29;", "kShortcutBound = (1u << 31) - 1;")
     assert r.returncode == 1 and "differs from MakeRequantWide" in r.stdout
