@@ -62,8 +62,8 @@ int64_t AccumulatorBound(int32_t k, const int32_t* bias, int n) {
 // A per-channel block whose every channel takes util::MakeRequant's 32-bit shortcut (the common case), made in one
 // pass with only what kRight reads (bias, mult, add, right): about 16 instructions a channel, where MakeRequant and
 // all seven arrays took about 45; on a 1x1 map (112 MACs a channel in the study's MobileNetV2) that set-up is a large
-// share of the layer. The shortcut's bound test, |bias| + 255 * 128 * k < kShortcutBound, as |bias| < room. False where a channel
-// does not take it (the block then made by MakeBlock's loop, which repeats this one's work).
+// share of the layer. The shortcut's bound test, |bias| + 255 * 128 * k < kShortcutBound, as |bias| < room. False
+// where a channel does not take it (the block then made by MakeBlock's loop, which repeats this one's work).
 bool MakeBlockRight(const MatMul& m, int o0, int n, Block& b) {
   const int32_t zp = m.output_zp;
   const int32_t room = util::kShortcutBound - 255 * 128 * m.k;  // k <= kMatMulMaxK: the products stay below 2^25

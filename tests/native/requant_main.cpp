@@ -62,7 +62,8 @@ int main() {
   long compared = 0;
   for (int trial = 0; trial < 200000; ++trial) {
     // multipliers of every size (and a few negative), shifts from -33 to 33, zero points beyond int8, bounds up to 2^34
-    const int32_t mult = trial % 97 == 0 ? -static_cast<int32_t>(Next() % (1u << 31)) : static_cast<int32_t>(Next() % (1u << 31));
+    const int32_t m = static_cast<int32_t>(Next() % (1u << 31));
+    const int32_t mult = trial % 97 == 0 ? -m : m;
     const int32_t shift = static_cast<int32_t>(Next() % 67) - 33;
     const int32_t zp = static_cast<int32_t>(Next() % 300) - 150;
     const int64_t bound = static_cast<int64_t>(Next() % (1u << 31)) >> (Next() % 31) << (Next() % 4);
