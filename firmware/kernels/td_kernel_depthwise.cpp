@@ -700,7 +700,7 @@ bool WindowGroup(const Geometry& s, WindowBuffer& wb, const int8_t* in, const in
     if (mult < 0 || right < 1 || right > 22 || b > (1 << 27) || b < -(1 << 27)) return false;
     consts[j] = 2 * b;
     consts[4 + 3 * j] = mult;
-    consts[5 + 3 * j] = (1 << (right - 1)) + d.output_zero_point * (1 << right);
+    consts[5 + 3 * j] = util::ShortcutAdd(right, d.output_zero_point);
     consts[6 + 3 * j] = right;
   }
   alignas(8) int32_t w[18];
