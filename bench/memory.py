@@ -14,6 +14,8 @@ the last also with build's default arena (the host estimate and its margin), for
              reports the same head: checked below)
   arena      the firmware's arena_used_bytes() on the emulated Cortex-M4 (head, kernels' scratch and TFLM's
              persistent tail), exact
+  shared     what the planned firmware's one copy of each distinct builtin data struct saves
+             (firmware/td_builtin_data.h): the arena of the last build again with TD_SHARE_BUILTIN_DATA 0, less its own
   RAM        the linked firmware's .data + .bss (the arena as `--arena measured` sizes it, the input copy where
              there is one, everything else), exact
   flash      the linked firmware's .text + .data
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,6 +104,18 @@ def main() -> int:
                            "head": rec["host_head_bytes"], "arena": e["arena"]["used"],
                            "ram": fw["ram_bytes"], "flash": fw["flash_bytes"], "method": b["memory_plan"].get("method"),
                            "dev": device_outputs(Path(fw["elf"]), x.reshape(len(x), -1))}
+                if name == "flash":  # the same firmware with each node's own builtin data (TD_SHARE_BUILTIN_DATA 0)
+                    apart = Path(str(out) + "-apart")
+                    shutil.copytree(out, apart)
+                    cfg = apart / "src" / "model_config.h"
+                    text = cfg.read_text()
+                    if "#define TD_SHARE_BUILTIN_DATA 1" not in text:
+                        raise SystemExit(f"{path.name}: the planned build does not share builtin data")
+                    cfg.write_text(text.replace("#define TD_SHARE_BUILTIN_DATA 1", "#define TD_SHARE_BUILTIN_DATA 0"))
+                    ea = tinydeploy("emulate", str(apart), *tflm)
+                    if not all(g["pass"] for g in ea["golden"]):
+                        raise SystemExit(f"{path.name} (builtin data apart): golden vectors failed on the emulator")
+                    r[name]["arena_apart"] = ea["arena"]["used"]
                 if name in DEFAULT_ARENA:  # the same options with build's default arena (host estimate + margin)
                     tinydeploy("build", str(path), "-o", str(out) + "-default", "--no-compile", *opts)
                     ed = tinydeploy("emulate", str(out) + "-default", *tflm)
@@ -118,22 +133,24 @@ def main() -> int:
             t, o, f = r["tflm"], r["offline"], r["flash"]
             print(f"{path.stem}: bound {t['bound']:,} B (input kept: {o['bound']:,}); head TFLM {t['head']:,} -> plan "
                   f"{o['head']:,} ({o['method']}); arena {t['arena']:,} -> {o['arena']:,} -> {f['arena']:,} (params in "
-                  f"flash); RAM {t['ram']:,} -> {o['ram']:,} -> {f['ram']:,}; flash {t['flash']:,} -> {o['flash']:,} -> "
+                  f"flash; {f['arena_apart']:,} with each node's own builtin data); RAM {t['ram']:,} -> {o['ram']:,} -> {f['ram']:,}; flash {t['flash']:,} -> {o['flash']:,} -> "
                   f"{f['flash']:,}; RAM with the default arena {t['ram_default']:,} -> {f['ram_default']:,}; outputs "
                   f"identical on {len(x)} inputs", flush=True)
     print()
     print(f"{'model':<24} {'bound':>8} {'bound*':>8} {'head':>8} {'head*':>8} {'arena':>8} {'arena*':>8} {'arena+':>8}"
+          f" {'shared':>6}"
           f" {'+/bnd*':>6} {'RAM':>8} {'RAM*':>8} {'RAM+':>8} {'RAM+/RAM':>8} {'RAMd':>8} {'RAMd+':>8} {'RAMd+/RAMd':>10}"
           f" {'flash*-flash':>12} {'flash+-flash':>12}")
     for r in rows:
         t, o, f = r["tflm"], r["offline"], r["flash"]
         print(f"{r['model']:<24} {t['bound']:>8,} {o['bound']:>8,} {t['head']:>8,} {o['head']:>8,} {t['arena']:>8,} "
-              f"{o['arena']:>8,} {f['arena']:>8,} {f['arena'] / max(o['bound'], 1):>6.3f} {t['ram']:>8,} {o['ram']:>8,} "
+              f"{o['arena']:>8,} {f['arena']:>8,} {f['arena_apart'] - f['arena']:>6,} {f['arena'] / max(o['bound'], 1):>6.3f} {t['ram']:>8,} {o['ram']:>8,} "
               f"{f['ram']:>8,} {f['ram'] / t['ram']:>8.3f} {t['ram_default']:>8,} {f['ram_default']:>8,} "
               f"{f['ram_default'] / t['ram_default']:>10.3f} {o['flash'] - t['flash']:>+12,} {f['flash'] - t['flash']:>+12,}")
     print("Plain: TFLM's greedy planner and the library's kernels (--memory-plan tflm); *: tinydeploy's offline plan "
           "(input kept, no input copy); +: the offline plan with tinydeploy's kernels (--kernels tinydeploy: per-channel "
-          "parameters in flash). Bytes; arena, RAM and flash measured on the emulated Cortex-M4 (exact), heads by the "
+          "parameters in flash; shared: the arena bytes its sharing of equal builtin data saves, against the same firmware with "
+          "TD_SHARE_BUILTIN_DATA 0). Bytes; arena, RAM and flash measured on the emulated Cortex-M4 (exact), heads by the "
           "TFLM host interpreter; builds with --arena measured, RAMd with build's default arena (host estimate + margin).")
     return 0
 

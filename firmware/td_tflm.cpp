@@ -4,6 +4,7 @@
 
 #include "model_config.h"
 #include "model_ops.h"
+#include "td_builtin_data.h"
 #include "td_log.h"
 #include "td_model_info.h"
 #include "tensorflow/lite/micro/compatibility.h"
@@ -11,6 +12,13 @@
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/micro/micro_profiler_interface.h"
 #include "tensorflow/lite/schema/schema_generated.h"
+
+// The resolver the interpreter asks: with TD_SHARE_BUILTIN_DATA one that shares equal builtin data, else the model's.
+#if TD_SHARE_BUILTIN_DATA
+#define TD_PARSERS parsers_
+#else
+#define TD_PARSERS resolver_
+#endif
 
 namespace td {
 namespace {
@@ -56,7 +64,7 @@ class TflmBackend : public Backend {
   explicit TflmBackend(uint32_t (*cycles)())
       : profiler_(cycles),
         model_(tflite::GetModel(td_model_data)),
-        interpreter_(model_, resolver_, g_arena, TD_ARENA_BYTES, nullptr, &profiler_),
+        interpreter_(model_, TD_PARSERS, g_arena, TD_ARENA_BYTES, nullptr, &profiler_),
         info_(model_info_from_config()),
         error_(0) {}
 
@@ -117,6 +125,9 @@ class TflmBackend : public Backend {
   CycleProfiler profiler_;
   const tflite::Model* model_;
   TdOpResolver resolver_;
+#if TD_SHARE_BUILTIN_DATA
+  SharingOpResolver parsers_{resolver_};  // one copy of each distinct builtin data struct (td_builtin_data.h)
+#endif
   tflite::MicroInterpreter interpreter_;
   ModelInfo info_;
   const char* error_;

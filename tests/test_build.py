@@ -56,14 +56,16 @@ def test_project_matches_model_and_analysis(tf_models, tmp_path, name):
         return [int(re.search(rf"{k} (\d+)u", cfg_text).group(1)) for k in ("TD_ARENA_NEEDED_BYTES", "TD_ARENA_BYTES")]
 
     from tinydeploy.analyze.scratch import scratch_by_node
-    from tinydeploy.analyze import flash_resident_bytes
+    from tinydeploy.analyze import flash_resident_bytes, shared_builtin_bytes
     from tinydeploy.plan import head_with_scratch, planning_bytes
 
     ar = analysis["arena"]
     scratch = scratch_by_node(dep)
     head = max(head_with_scratch(dep, scratch), planning_bytes(dep, len(scratch)))
-    # the default kernels (tinydeploy's) hold the per-channel parameters in flash: the tail leaves them out
-    tail = ar["device_bytes"] - ar["scratch_bytes"] - ar["host_head_bytes"] - flash_resident_bytes(dep, "tinydeploy")
+    # the default kernels (tinydeploy's) hold the per-channel parameters in flash, and the planned firmware shares equal
+    # builtin data: the tail leaves both out
+    tail = ar["device_bytes"] - ar["scratch_bytes"] - ar["host_head_bytes"] - flash_resident_bytes(dep, "tinydeploy") \
+        - shared_builtin_bytes(dep)
     assert ar["host_head_bytes"] <= head <= ar["host_head_bytes"] + ar["scratch_bytes"] and 0 < tail
     needed, allocated = arena((src / "model_config.h").read_text())
     assert needed == head + tail and allocated == (needed + max(tail // 10, 1024) + 16 + 15) // 16 * 16

@@ -56,16 +56,35 @@ def flash_resident_bytes(model: TFLiteModel, kernels: str) -> int:
     return conv_resident_bytes(model, kernels) + add_resident_bytes(model, kernels)
 
 
+def shared_builtin_bytes(model: TFLiteModel, runtime: Runtime | None = None) -> int:
+    """The arena bytes the firmware saves, at least, by sharing equal builtin data structs (with an offline plan,
+    firmware/td_builtin_data.h; tflm_runtime.json's shared_builtin_data): for the ops whose struct analyze reads whole,
+    every node whose options repeat an earlier node's saves its struct and every distinct struct costs a header; a node
+    of the other shared ops is counted as a distinct struct (a header, no saving)."""
+    facts = (runtime or pinned()).shared_builtin_data
+    groups: dict[tuple, int] = {}
+    others = 0
+    for op in model.operators:
+        if op.opname in facts["struct_bytes"]:
+            key = (op.opname, tuple(sorted(op.options.items())))
+            groups[key] = groups.get(key, 0) + 1
+        elif op.opname in facts["ops"]:
+            others += 1
+    saved = sum((n - 1) * facts["struct_bytes"][name] for (name, _), n in groups.items())
+    return saved - facts["header_bytes"] * (len(groups) + others)
+
+
 def arena_need(arena: ArenaFigure, model: TFLiteModel, kernels: str = DEFAULT_KERNELS) -> ArenaNeed:
     """The arena ``build`` allocates by default for ``model`` (as deployed) from the host's figure: with an offline
     plan the head is exact (the planned tensors and the CMSIS-NN kernels' scratch buffers where TFLM puts them, or
     TFLM's planning space where that is larger) and the margin covers the estimated tail only; without one, the whole
-    figure gets it. With tinydeploy's kernels the tail leaves out what they keep in flash (requant.py)."""
+    figure gets it. With tinydeploy's kernels the tail leaves out what they keep in flash (requant.py); with an offline
+    plan, also the builtin data the firmware shares (shared_builtin_bytes)."""
     flash = flash_resident_bytes(model, kernels)
     head, planning = head_and_planning(model)
     host_head = arena.host_head_bytes or 0
     if head is not None and arena.host_head_bytes is not None:
-        tail = arena.device_bytes - arena.scratch_bytes - host_head - flash
+        tail = arena.device_bytes - arena.scratch_bytes - host_head - flash - shared_builtin_bytes(model)
         head = max(head, planning)
         return ArenaNeed(kernels, True, head, tail, flash, head + tail, arena_with_tail_margin(head, tail))
     needed = arena.device_bytes - flash + max(0, planning - host_head)

@@ -21,6 +21,7 @@ class Runtime:
     known_gaps: tuple
     flash_estimate: dict
     firmware_ram_estimate: dict
+    shared_builtin_data: dict
 
     def supports(self, opname: str) -> bool:
         return opname in self.ops
@@ -44,4 +45,4 @@ def pinned() -> Runtime:
     return Runtime(name=d["name"], library=d["library"], lib_dep=d["lib_dep"], commit=d["commit"],
                    include=d["include"], ops=d["ops"], cmsis_nn=frozenset(d["cmsis_nn"]), ops_source=d["ops_source"],
                    known_gaps=tuple(d["known_gaps"]), flash_estimate=d["flash_estimate"],
-                   firmware_ram_estimate=d["firmware_ram_estimate"])
+                   firmware_ram_estimate=d["firmware_ram_estimate"], shared_builtin_data=d["shared_builtin_data"])

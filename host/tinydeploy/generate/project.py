@@ -26,7 +26,7 @@ TEMPLATES = ("platformio.ini", "README.md", "src/model_config.h", "src/model_ops
              "src/golden_data.cpp", "src/model_params.cpp")
 FIRMWARE_FILES = ("main.cpp", "td_board.h", "td_board_arduino.cpp", "td_device.cpp", "td_device.h", "td_log.cpp",
                   "td_log.h", "td_report.cpp", "td_report.h", "td_stats.cpp", "td_stats.h", "td_tflm.cpp", "td_tflm.h",
-                  "td_model_info.h")
+                  "td_model_info.h", "td_builtin_data.cpp", "td_builtin_data.h")
 
 
 def kernel_table() -> dict:

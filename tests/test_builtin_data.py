@@ -1,0 +1,110 @@
+"""Shared builtin data (firmware/td_builtin_data.h, with the offline plan): nodes whose parsed options are equal share
+one struct in the arena. The facts analyze counts it with (tflm_runtime.json's shared_builtin_data) against the pinned
+library's headers and the firmware's own list; on the emulated Cortex-M4, a model with repeated layers saves at
+least what analyze counts and its outputs stay the host's; a firmware that shared structs which differ is caught."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, emulate, missing, run_cli
+
+SOURCE = ROOT / "firmware" / "td_builtin_data.cpp"
+
+
+def _facts() -> dict:
+    runtime = json.loads((ROOT / "host" / "tinydeploy" / "analyze" / "tflm_runtime.json").read_text())
+    return runtime["shared_builtin_data"]
+
+
+def test_struct_sizes_are_the_pinned_librarys(tflm_dir, tmp_path):
+    if shutil.which("arm-none-eabi-g++") is None:
+        missing("arm-none-eabi-g++ is required (apt-get install gcc-arm-none-eabi)")
+    facts = _facts()
+    checks = "".join(f'static_assert(sizeof({facts["structs"][op]}) == {n}, "{op}");\n'
+                     for op, n in facts["struct_bytes"].items())
+    src = tmp_path / "sizes.cpp"
+    src.write_text('#include "tensorflow/lite/core/c/builtin_op_data.h"\n' + checks)
+    r = subprocess.run(["arm-none-eabi-g++", "-mcpu=cortex-m4", "-mthumb", "-std=gnu++11", "-fsyntax-only",
+                        f"-I{tflm_dir / 'src'}", str(src)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # the check itself fails on a wrong size
+    src.write_text(src.read_text().replace("== 24,", "== 28,"))
+    assert subprocess.run(["arm-none-eabi-g++", "-mcpu=cortex-m4", "-mthumb", "-std=gnu++11", "-fsyntax-only",
+                           f"-I{tflm_dir / 'src'}", str(src)], capture_output=True).returncode != 0
+
+
+def test_the_shared_ops_are_the_firmwares():
+    text = SOURCE.read_text()
+    body = text[text.index("kReadOnly[] = {"):text.index("};", text.index("kReadOnly[] = {"))]
+    assert re.findall(r"BuiltinOperator_(\w+)", body) == _facts()["ops"]
+    assert set(_facts()["struct_bytes"]) <= set(_facts()["ops"])
+
+
+def _repeated_model(path):
+    """A small net whose convolutions and depthwise convolutions repeat their options, beside ones that differ."""
+    import os
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+
+    _, keras = import_tf()
+    keras.utils.set_random_seed(3)
+    L = keras.layers
+    layers = [L.Input((24, 24, 3)), L.Conv2D(8, 3, strides=2, padding="same", activation="relu")]
+    for _ in range(6):
+        layers += [L.DepthwiseConv2D(3, padding="same", activation="relu"), L.Conv2D(8, 1, activation="relu")]
+    layers += [L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu"), L.Conv2D(16, 1),
+               L.GlobalAveragePooling2D(), L.Dense(4, activation="softmax")]
+    m = keras.Sequential(layers)
+    rng = np.random.default_rng(5)
+    m.set_weights([rng.normal(0, 0.3, size=w.shape).astype(np.float32) for w in m.get_weights()])
+    path.write_bytes(convert(m, "int8", rng.integers(0, 256, size=(16, 24, 24, 3), dtype=np.uint8), 16))
+
+
+def _arena_used(project, tflm_dir):
+    r, d = emulate(project, tflm_dir, "--runs", "1")
+    assert r.returncode == 0, r.stderr
+    assert d["golden"] and all(g["pass"] for g in d["golden"]), d["golden"]
+    return d["memory"]["arena_used_bytes"]
+
+
+def test_shared_structs_save_what_analyze_counts_and_outputs_stay_the_hosts(tflm_dir, tmp_path):
+    from tinydeploy.analyze import shared_builtin_bytes
+    from tinydeploy.tflite_model import TFLiteModel
+
+    model = tmp_path / "repeated.tflite"
+    _repeated_model(model)
+    project = tmp_path / "shared"
+    run_cli("build", model, "--board", "nano33ble", "-o", project, "--no-compile", check=0)
+    config = project / "src" / "model_config.h"
+    assert "#define TD_SHARE_BUILTIN_DATA 1" in config.read_text()
+    counted = shared_builtin_bytes(TFLiteModel.from_file(project / "model.tflite"))
+    assert counted > 100  # 6 + 1 depthwise, 1 + 6 + 1 convolutions: ten repeats of a 24-28 B struct, 8 headers more
+    shared = _arena_used(project, tflm_dir)
+
+    apart = tmp_path / "apart"
+    shutil.copytree(project, apart)
+    cfg = apart / "src" / "model_config.h"
+    cfg.write_text(cfg.read_text().replace("#define TD_SHARE_BUILTIN_DATA 1", "#define TD_SHARE_BUILTIN_DATA 0"))
+    own = _arena_used(apart, tflm_dir)
+    # analyze's count is a floor of the saving (its other ops counted as headers only), up to 16 B of alignment
+    assert own - shared >= counted - 16, (own, shared, counted)
+
+    # a firmware that shared structs of the same op and size whatever their bytes gives the stride-1 depthwise
+    # convolutions the stride-2 one's options (or the reverse): its outputs are not the host's, or it does not start
+    broken = tmp_path / "broken"
+    shutil.copytree(project, broken)
+    src = broken / "src" / "td_builtin_data.cpp"
+    text = src.read_text()
+    assert "s->size == size && memcmp(s->bytes(), *builtin_data, size) == 0" in text
+    src.write_text(text.replace("s->size == size && memcmp(s->bytes(), *builtin_data, size) == 0", "s->size == size"))
+    r, d = emulate(broken, tflm_dir, "--runs", "1")
+    assert r.returncode != 0 or not all(g["pass"] for g in d["golden"]), d and d["golden"]
