@@ -85,9 +85,8 @@ MATMUL_CASES = [
     # pointwise layers from 8 and 16 channels (SmallK's two rows against one channel at a time): K = 8 to 40 channels
     # (two blocks of constants, 32 and 8), K = 40, then K = 16 to 8; 25 pixels leave a last row to OneRow
     ("pw_k8_k16_blocks", "CONV_2D", (5, 5, 8), [(40, None), (16, None), (8, None)], 1.0),
-    # pointwise layers on a 1x1 map (a MobileNet's last layers): one row, four channels at a time by FcBlocks with each
-    # channel's constants, where K is a multiple of 8 (K = 24: blocks of 32 and 4 channels; K = 40: 12 channels and
-    # one left to OneRow), the one-row C path elsewhere (K = 36, 13); per-channel scales spread over a decade
+    # pointwise layers on a 1x1 map (a MobileNet's last layers): one row against blocks of 32 and 4 channels (K = 24),
+    # 12 channels and a last one (K = 40), K = 36 and 13 (remainders of K mod 4 and 8); per-channel scales over a decade
     ("pw_1x1_map_per_channel", "CONV_2D", (1, 1, 24), [(36, "relu6"), (40, None), (13, "relu"), (16, None)], 10.0),
 ]
 
@@ -470,9 +469,6 @@ MUTATIONS = {  # file -> (text, broken text)
     "window-pad": ("td_kernel_depthwise.cpp", "memset(words, 0, 2 * rows * cols", "memset(words, 1, 2 * rows * cols"),
     # SmallK's second product of each row against the first widened weight word
     "small-k-dot": ("td_kernel_matmul.cpp", '"smlad " acc ", r5, r9, "', '"smlad " acc ", r5, r8, "'),
-    # FcBlocks' second channel of four requantized with the first channel's multiplier
-    "fc-channel-mult": ("td_kernel_matmul.cpp", 'TD_FC_OUT_CHANNEL("r5", "628", "116", "244")',
-                        'TD_FC_OUT_CHANNEL("r5", "624", "116", "244")'),
     # MEAN's integer path dividing rounded down, not to zero as C++ (and TFLM) does
     "floor-division": ("td_kernel_mean.cpp", "return static_cast<int8_t>(sum / integer_count);",
                        "return static_cast<int8_t>((sum - (sum < 0 ? integer_count - 1 : 0)) / integer_count);"),
@@ -488,7 +484,6 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("conv_k3_s1_same_c1_f16_relu", "five-gather"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-tap"),
                                             ("pw_k8_k16_blocks", "small-k-dot"),
-                                            ("pw_1x1_map_per_channel", "fc-channel-mult"),
                                             ("k3_s2_valid_c16", "window-tap"),
                                             ("k3_s1_same_c5_relu6", "window-pad")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):

@@ -10,15 +10,13 @@
 //  - 2 rows x 2 channels (four accumulators): per four values, one LDM of both rows' widened pairs into r8-r11, then
 //    per channel a weight word, 2 SXTB16 and 4 SMLAD: 15 instructions for 16 multiply-accumulates;
 //  - 1 row x 4 channels (a fully connected layer's single batch, or a last odd row): one LDRD of the row's pairs,
-//    then per channel a weight word, 2 SXTB16 and 2 SMLAD: 21 instructions for 16. A 1x1 map's pixel with K a
-//    multiple of 8 runs FULLY_CONNECTED's whole loop (FcBlocks), each channel's constants loaded from the block.
+//    then per channel a weight word, 2 SXTB16 and 2 SMLAD: 21 instructions for 16.
 //  - K = 8 or 16 (a pointwise layer from 8 or 16 channels), 2 rows x 1 channel (SmallK): both rows' pairs by LDM, the
 //    channel's weights widened once for both, its constants one record: 31 instructions for 16 MACs (K = 16: 48 for
 //    32), requantization and stores included.
 // A last odd channel and the last K mod 4 values run in C. Per block of up to 32 output channels, each channel's
 // requantization constants are made once on the stack; the widened rows take 4 K bytes of stack, gathered rows 2 K.
 // Nothing is kept in the arena beyond the library's own op data.
-#include <stddef.h>
 #include <string.h>
 
 #include "td_dsp.h"
@@ -557,14 +555,14 @@ __attribute__((noinline)) void TwoRows(const MatMul& m, const Block& b, int o0, 
   }
 }
 
-// Row r (raw: ra) against the block's channels first .. n - 1; xw holds it widened (one-row pairs).
+// Row r (raw: ra) against the block's n channels; xw holds it widened (one-row pairs).
 template <bool kFull, int kMode>
 __attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, int n, int r, const int8_t* ra,
-                                      const int32_t* xw, int first) {
+                                      const int32_t* xw) {
   const int32_t k = m.k, groups = k >> 2, rest = k & 3;
   const int8_t* xt = ra + 4 * groups;
   int8_t* out = m.out + r * m.cols + o0;
-  int j = first;
+  int j = 0;
   for (; j + 4 <= n; j += 4) {
     const int8_t* w = m.w + (o0 + j) * k;
     int32_t a[4] = {b.bias[j], b.bias[j + 1], b.bias[j + 2], b.bias[j + 3]};
@@ -601,14 +599,8 @@ struct FcRun {
   int32_t three_k;      // 44: from channel 3's weights' end to the next block's first
   int32_t s1, s2, s3;   // 48-56: channel j's weights from channel 0's, once the first load advanced w: j k - 4
   const int8_t* w;      // 60: the first block's weights
-  int32_t per_channel;  // 64: 0: mult, add and right above for every channel; 1: each channel's own from a Block
-                        // (bias the Block's: its add, right and mult at kFcAdd, kFcRight, kFcMult from the bias
-                        // pointer once advanced past the four channels)
 };
-static_assert(sizeof(FcRun) == 68, "the assembly's offsets into FcRun");
-static_assert(offsetof(Block, add) == 128 && offsetof(Block, right) == 256 && offsetof(Block, mult) == 640,
-              "TD_FC_OUT_CHANNEL's offsets: a channel's add, right and mult 112, 240 and 624 bytes after the bias "
-              "pointer advanced past its block of four");
+static_assert(sizeof(FcRun) == 64, "the assembly's offsets into FcRun");
 
 #define TD_FC_STEP                             \
   "ldrd r8, r9, [r0], #8\n\t"                   \
@@ -640,12 +632,6 @@ static_assert(offsetof(Block, add) == 128 && offsetof(Block, right) == 256 && of
   "asr " A ", r11, r10\n\t"                     \
   "ssat " A ", #8, " A "\n\t"
 
-// channel I's (0-3) own constants into r8-r10 from the Block (r0: the bias pointer past the four), then TD_FC_OUT
-#define TD_FC_OUT_CHANNEL(A, MULT, ADD, RIGHT) \
-  "ldr r8, [r0, #" MULT "]\n\t"               \
-  "ldr r9, [r0, #" ADD "]\n\t"                \
-  "ldr r10, [r0, #" RIGHT "]\n\t" TD_FC_OUT(A)
-
 __attribute__((naked, noinline)) void FcBlocks(FcRun*) {
   __asm__ volatile(
       "push {r4-r11, lr}\n\t"
@@ -673,17 +659,8 @@ __attribute__((naked, noinline)) void FcBlocks(FcRun*) {
       "cmp r8, #0\n\t"
       "beq 3f\n\t" TD_FC_STEP TD_FC_STEP
       "3:\n\t"
-      "ldr r8, [lr, #64]\n\t"
-      "cmp r8, #0\n\t"
-      "bne 4f\n\t"
       "ldrd r8, r9, [lr, #24]\n\t"
       "ldr r10, [lr, #32]\n\t" TD_FC_OUT("r4") TD_FC_OUT("r5") TD_FC_OUT("r6") TD_FC_OUT("r7")
-      "b 5f\n\t"
-      "4:\n\t"
-      "ldr r0, [lr, #12]\n\t"
-      TD_FC_OUT_CHANNEL("r4", "624", "112", "240") TD_FC_OUT_CHANNEL("r5", "628", "116", "244")
-      TD_FC_OUT_CHANNEL("r6", "632", "120", "248") TD_FC_OUT_CHANNEL("r7", "636", "124", "252")
-      "5:\n\t"
       "bfi r4, r5, #8, #8\n\t"
       "bfi r4, r6, #16, #8\n\t"
       "bfi r4, r7, #24, #8\n\t"
@@ -706,11 +683,7 @@ __attribute__((naked, noinline)) void FcBlocks(FcRun*) {
 }
 #undef TD_FC_STEP
 #undef TD_FC_OUT
-#undef TD_FC_OUT_CHANNEL
 #endif
-
-// A byte in each of a word's four lanes (the activation range FcBlocks clamps to).
-inline int32_t Lanes(int32_t v) { return static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(v)); }
 
 }  // namespace
 
@@ -732,9 +705,11 @@ void FcRow(const MatMul& m) {
   // the fast form's constants (which do not depend on the bound; FcRowTakes checked the bound with the biases)
   const util::Requant q = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, AccumulatorBound(m.k, nullptr, 0));
   const int32_t add = q.add, right = q.right;
+  const int32_t lo4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_min));
+  const int32_t hi4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_max));
   const int32_t blocks = m.cols >> 2;
-  FcRun run = {xw, xw + 2 * (groups & ~3), groups & 2, m.bias, m.out, blocks, m.mult[0], add, right,
-               Lanes(m.act_min), Lanes(m.act_max), 3 * m.k, m.k - 4, 2 * m.k - 4, 3 * m.k - 4, m.w, 0};
+  FcRun run = {xw,  xw + 2 * (groups & ~3), groups & 2, m.bias, m.out, blocks, m.mult[0], add, right, lo4, hi4,
+               3 * m.k, m.k - 4, 2 * m.k - 4, 3 * m.k - 4, m.w};
   FcBlocks(&run);
   for (int j = 4 * blocks; j < m.cols; ++j) {  // the last one to three channels
     const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, groups);
@@ -761,7 +736,7 @@ void Run(const MatMul& m) {
   using TwoFn = void (*)(const MatMul&, const Block&, int, int, int, const int8_t*, const int8_t*, const int32_t*,
                          const int8_t*);
   alignas(4) int8_t last_pair[kPaddedPair];
-  using OneFn = void (*)(const MatMul&, const Block&, int, int, int, const int8_t*, const int32_t*, int);
+  using OneFn = void (*)(const MatMul&, const Block&, int, int, int, const int8_t*, const int32_t*);
   // the common case (a multiplier below 1, no activation) has its own copy without the clamp; the others clamp
   static const TwoFn kTwo[4] = {TwoRows<false, kSlow>, TwoRows<false, kRight>, TwoRows<false, kAny>,
                                 TwoRows<true, kRight>};
@@ -785,19 +760,7 @@ void Run(const MatMul& m) {
         single = row(m, 0, scratch);
         Widen(single, groups, -m.input_zp, xw, 2);
       }
-      int first = 0;
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-      // a 1x1 map's pixel (or a batch): the block's channels four at a time by FcBlocks, each with its own
-      // constants, where every one takes the fast requantization and K is a multiple of 8
-      if ((v == kRight || v == 3) && (m.k & 7) == 0 && n >= 4) {
-        first = n & ~3;
-        FcRun run = {xw, xw + 2 * (groups & ~3), groups & 2, b.bias, m.out + o0, first >> 2, 0, 0, 0,
-                     Lanes(m.act_min), Lanes(m.act_max), 3 * m.k, m.k - 4, 2 * m.k - 4, 3 * m.k - 4,
-                     m.w + o0 * m.k, 1};
-        FcBlocks(&run);
-      }
-#endif
-      if (first < n) kOne[v](m, b, o0, n, 0, single, xw, first);
+      kOne[v](m, b, o0, n, 0, single, xw);
       continue;
     }
     int r = 0;
@@ -821,7 +784,7 @@ void Run(const MatMul& m) {
     if (r < m.rows) {
       const int8_t* ra = row(m, r, scratch);
       Widen(ra, groups, -m.input_zp, xw, 2);
-      kOne[v](m, b, o0, n, r, ra, xw, 0);
+      kOne[v](m, b, o0, n, r, ra, xw);
     }
   }
 }
