@@ -57,11 +57,12 @@ def test_project_matches_model_and_analysis(tf_models, tmp_path, name):
 
     from tinydeploy.analyze.scratch import scratch_by_node
     from tinydeploy.analyze import flash_resident_bytes, shared_builtin_bytes
+    from tinydeploy.lifetimes import prepare_bytes
     from tinydeploy.plan import head_with_scratch, planning_bytes
 
     ar = analysis["arena"]
     scratch = scratch_by_node(dep)
-    head = max(head_with_scratch(dep, scratch), planning_bytes(dep, len(scratch)))
+    head = max(head_with_scratch(dep, scratch), planning_bytes(dep, len(scratch)), prepare_bytes(dep, len(scratch)))
     # the default kernels (tinydeploy's) hold the per-channel parameters in flash, and the planned firmware shares equal
     # builtin data: the tail leaves both out
     tail = ar["device_bytes"] - ar["scratch_bytes"] - ar["host_head_bytes"] - flash_resident_bytes(dep, "tinydeploy") \

@@ -162,3 +162,39 @@ def _result(link):
         if ev.kind == "record" and ev.record.type == "result":
             return np.array(ev.record.ints("out"), dtype=np.int8)
     raise AssertionError("no result record")
+
+
+def test_a_small_head_leaves_room_for_the_nodes_prepare(tmp_path, tflm_dir):
+    """A pointwise layer of 256 channels on a 1x1 map: its head is 1 KB, but preparing it takes the filter's and the
+    bias's per-channel zero points as temporary int arrays (1 KB each, twice for the filter) in the arena's free space.
+    The default arena and the measured one leave room for that (lifetimes.prepare_bytes): the firmware starts and its
+    outputs are the host's; an arena sized for the head and the tail alone does not start (the test sees what it
+    guards against)."""
+    import os
+    import re
+
+    from conftest import emulate, run_cli
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+
+    _, keras = import_tf()
+    keras.utils.set_random_seed(6)
+    m = keras.Sequential([keras.layers.Input((1, 1, 256)), keras.layers.Conv2D(256, 1, activation="relu6")])
+    rng = np.random.default_rng(6)
+    m.set_weights([rng.normal(0, 0.2, size=w.shape).astype(np.float32) for w in m.get_weights()])
+    path = tmp_path / "pw256.tflite"
+    path.write_bytes(convert(m, "int8", rng.integers(0, 256, size=(16, 1, 1, 256), dtype=np.uint8), 16))
+    for arena in ("host", "measured"):
+        project = tmp_path / arena
+        run_cli("build", path, "-o", project, "--no-compile", "--arena", arena, check=0, timeout=600)
+        r, d = emulate(project, tflm_dir, "--runs", "1")
+        assert r.returncode == 0, r.stderr
+        assert d["golden"] and all(g["pass"] for g in d["golden"])
+    # the same firmware with the arena the head and the tail alone need (what the device reports using) + 256 B
+    cfg = project / "src" / "model_config.h"
+    used = d["memory"]["arena_used_bytes"]
+    cfg.write_text(re.sub(r"#define TD_ARENA_BYTES \d+u", f"#define TD_ARENA_BYTES {used + 256}u", cfg.read_text()))
+    r, d = emulate(project, tflm_dir, "--runs", "1")
+    assert r.returncode != 0 and "temp" in r.stderr, r.stderr

@@ -134,3 +134,29 @@ def planning_bytes(model: TFLiteModel, scratch_buffers: int = 0) -> int:
     infos = ALLOCATION_INFO_BYTES * (len(model.tensors) + scratch_buffers)
     planner = PLANNER_BYTES_PER_BUFFER * (len(lifetimes(model)) + scratch_buffers)
     return (infos + ALIGN - 1) // ALIGN * ALIGN + (planner + ALIGN - 1) // ALIGN * ALIGN + 2 * ALIGN
+
+
+# What a node's Prepare holds in the same free space (micro_allocator.cpp: AllocateTempTfLiteTensor,
+# InitializeTfLiteTensorFromFlatbuffer; released once the node is prepared), on the 32-bit device: per temporary tensor
+# a TfLiteTensor (40 B) and, where the tensor has quantization parameters, a TfLiteAffineQuantization (12 B) and its
+# zero points as an int array (4 B + 4 B a channel: 1 KB for a 256-channel filter). A node's kernel may take each of
+# its tensors twice before the space is released (tinydeploy's kernels look at the node, then run the library's
+# Prepare); beside them, the scratch buffer requests TFLM keeps there until it plans (8 B each, room for 12 more).
+TEMP_TENSOR_BYTES = 40
+TEMP_QUANTIZATION_BYTES = 12 + 4
+SCRATCH_REQUEST_BYTES = 8
+MAX_SCRATCH_PER_OP = 12
+
+
+def _temp_bytes(model: TFLiteModel, index: int) -> int:
+    q = model.tensors[index].quantization
+    return TEMP_TENSOR_BYTES + (TEMP_QUANTIZATION_BYTES + 4 * len(q.scales) if q.scales and q.zero_points else 0)
+
+
+def prepare_bytes(model: TFLiteModel, scratch_buffers: int = 0) -> int:
+    """The free space TFLM needs while it prepares the nodes (the most any one node's Prepare takes, each of its
+    tensors twice, and the scratch buffer requests): a model whose head is smaller than this needs the arena sized
+    for it, or AllocateTensors() fails ("Failed to allocate temp memory")."""
+    worst = max((2 * sum(_temp_bytes(model, i) for i in (*op.inputs, *op.outputs) if i >= 0)
+                 for op in model.operators), default=0)
+    return _align(worst) + _align(SCRATCH_REQUEST_BYTES * (scratch_buffers + MAX_SCRATCH_PER_OP)) + 2 * ALIGN

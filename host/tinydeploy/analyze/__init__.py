@@ -41,13 +41,13 @@ def arena_with_margin(device_bytes: int) -> int:
 
 def head_and_planning(model: TFLiteModel) -> tuple[int | None, int]:
     """(the head TFLM lays out, the offline plan with the CMSIS-NN scratch buffers placed, exact; None without a
-    plan; the free space TFLM needs while it plans (lifetimes.planning_bytes), which the arena must hold above the tail
-    where the head is smaller)."""
-    from ..lifetimes import head_with_scratch, planning_bytes
+    plan; the free space TFLM needs while it prepares the nodes and plans the head (lifetimes.prepare_bytes,
+    planning_bytes), which the arena must hold above the tail where the head is smaller)."""
+    from ..lifetimes import head_with_scratch, planning_bytes, prepare_bytes
     from .scratch import scratch_by_node
 
     scratch = scratch_by_node(model)
-    return head_with_scratch(model, scratch), planning_bytes(model, len(scratch))
+    return head_with_scratch(model, scratch), max(planning_bytes(model, len(scratch)), prepare_bytes(model, len(scratch)))
 
 
 def flash_resident_bytes(model: TFLiteModel, kernels: str) -> int:

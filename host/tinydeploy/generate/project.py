@@ -94,13 +94,14 @@ def host_arena_plan(analysis: Analysis, model: TFLiteModel, kernels: str = DEFAU
 
 def measured_arena_plan(analysis: Analysis, model: TFLiteModel, used_bytes: int, target: str) -> ArenaPlan:
     """The arena from the firmware's own arena_used_bytes() (the pinned TFLM and its CMSIS-NN kernels), which counts
-    the head and the tail once AllocateTensors() is done but not the space TFLM plans the head in: where that is
-    larger than the head (small activations, many tensors), the arena holds it above the tail."""
+    the head and the tail once AllocateTensors() is done but not the space TFLM prepares the nodes and plans the head
+    in: where that is larger than the head (small activations, many tensors, wide per-channel layers), the arena holds
+    it above the tail."""
     head, planning = head_and_planning(model)
     if head is None:
         head = analysis.arena.host_head_bytes if analysis.arena and analysis.arena.host_head_bytes else 0
     needed = max(used_bytes, used_bytes - head + planning)
-    planning_note = f" (+ {needed - used_bytes} B for TFLM's planning space)" if needed > used_bytes else ""
+    planning_note = f" (+ {needed - used_bytes} B for the space TFLM prepares the nodes and plans in)" if needed > used_bytes else ""
     return ArenaPlan("measured", analysis.arena.host_total_bytes if analysis.arena else None, needed,
                      _round16(needed * (1 + MEASURED_ARENA_MARGIN) + ARENA_ALIGN_BYTES),
                      f"the firmware's arena_used_bytes() measured {used_bytes} B on {target} with the pinned TFLM"
