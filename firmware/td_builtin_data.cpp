@@ -48,8 +48,8 @@ const Shared* g_shared = nullptr;
 tflite::TfLiteBridgeBuiltinParseFunction g_parse = nullptr;
 int32_t g_op = 0;
 
-// Takes the parser's one allocation on the stack (the largest builtin struct is 36 bytes); anything else, or more,
-// goes to the interpreter's allocator as before.
+// Takes the parser's one allocation on the stack (the shared ops' structs are at most 40 bytes); anything larger, or a
+// second one, goes to the interpreter's allocator as before.
 class StackAllocator : public tflite::BuiltinDataAllocator {
  public:
   explicit StackAllocator(tflite::BuiltinDataAllocator* arena) : arena_(arena), size_(0), taken_(false) {}
