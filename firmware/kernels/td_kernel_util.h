@@ -177,10 +177,19 @@ __attribute__((noinline)) inline Requant MakeRequantWide(int32_t mult, int32_t s
 // (tests/native/requant_main.cpp checks the two agree.)
 constexpr int32_t kShortcutBound = 1 << 29;
 constexpr int32_t kShortcutRight = 23;
-inline bool ShortcutTakes(int32_t mult, int32_t shift, int32_t out_zp) {
-  return mult >= 0 && shift <= -1 && shift >= -kShortcutRight && out_zp >= -128 && out_zp <= 128;
+// Its conditions in parts, for loops over a layer's channels that test the zero point once.
+inline bool ShortcutZeroPoint(int32_t out_zp) { return out_zp >= -128 && out_zp <= 128; }
+inline bool ShortcutChannel(int32_t mult, int32_t shift) {
+  return mult >= 0 && static_cast<uint32_t>(-1 - shift) < static_cast<uint32_t>(kShortcutRight);
 }
-inline int32_t ShortcutAdd(int32_t right, int32_t out_zp) { return (1 << (right - 1)) + out_zp * (1 << right); }
+inline bool ShortcutTakes(int32_t mult, int32_t shift, int32_t out_zp) {
+  return ShortcutChannel(mult, shift) && ShortcutZeroPoint(out_zp);
+}
+// 2^(right - 1) + zp 2^right, as (2 zp + 1) 2^(right - 1): one shift of a per-layer factor (ShortcutOdd), which
+// loops over a layer's channels make once
+inline int32_t ShortcutOdd(int32_t out_zp) { return 2 * out_zp + 1; }
+inline int32_t ShortcutAddOdd(int32_t odd, int32_t right) { return odd * (1 << (right - 1)); }
+inline int32_t ShortcutAdd(int32_t right, int32_t out_zp) { return ShortcutAddOdd(ShortcutOdd(out_zp), right); }
 
 inline Requant MakeRequant(int32_t mult, int32_t shift, int32_t out_zp, int64_t bound) {
   if (!ShortcutTakes(mult, shift, out_zp) || bound < 0 || bound >= kShortcutBound) {
