@@ -59,6 +59,21 @@ def _keras_macs(model) -> int:
     return total
 
 
+def random_int8_model(build, shape, seed: int, weight_std: float) -> bytes:
+    """An int8 .tflite of the Keras model ``build(keras)`` returns, its weights drawn from N(0, weight_std) and
+    calibrated on 16 random uint8 inputs of ``shape`` (untrained weights: for runtime tests, not accuracy)."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+
+    _, keras = import_tf()
+    keras.utils.set_random_seed(seed)
+    m = build(keras)
+    rng = np.random.default_rng(seed)
+    m.set_weights([rng.normal(0, weight_std, size=w.shape).astype(np.float32) for w in m.get_weights()])
+    return convert(m, "int8", rng.integers(0, 256, size=(16, *shape), dtype=np.uint8), 16)
+
+
 def _build_models():
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     from tinydeploy.compress.quantize import convert

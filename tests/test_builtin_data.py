@@ -10,10 +10,8 @@ import re
 import shutil
 import subprocess
 
-import numpy as np
-import pytest
 
-from conftest import ROOT, emulate, missing, run_cli
+from conftest import ROOT, emulate, missing, random_int8_model, run_cli
 
 SOURCE = ROOT / "firmware" / "td_builtin_data.cpp"
 
@@ -47,26 +45,15 @@ def test_the_shared_ops_are_the_firmwares():
     assert set(_facts()["struct_bytes"]) <= set(_facts()["ops"])
 
 
-def _repeated_model(path):
+def _repeated_model(keras):
     """A small net whose convolutions and depthwise convolutions repeat their options, beside ones that differ."""
-    import os
-
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    from tinydeploy.compress.quantize import convert
-    from tinydeploy.compress.tfenv import import_tf
-
-    _, keras = import_tf()
-    keras.utils.set_random_seed(3)
     L = keras.layers
     layers = [L.Input((24, 24, 3)), L.Conv2D(8, 3, strides=2, padding="same", activation="relu")]
     for _ in range(6):
         layers += [L.DepthwiseConv2D(3, padding="same", activation="relu"), L.Conv2D(8, 1, activation="relu")]
     layers += [L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu"), L.Conv2D(16, 1),
                L.GlobalAveragePooling2D(), L.Dense(4, activation="softmax")]
-    m = keras.Sequential(layers)
-    rng = np.random.default_rng(5)
-    m.set_weights([rng.normal(0, 0.3, size=w.shape).astype(np.float32) for w in m.get_weights()])
-    path.write_bytes(convert(m, "int8", rng.integers(0, 256, size=(16, 24, 24, 3), dtype=np.uint8), 16))
+    return keras.Sequential(layers)
 
 
 def _arena_used(project, tflm_dir):
@@ -81,7 +68,7 @@ def test_shared_structs_save_what_analyze_counts_and_outputs_stay_the_hosts(tflm
     from tinydeploy.tflite_model import TFLiteModel
 
     model = tmp_path / "repeated.tflite"
-    _repeated_model(model)
+    model.write_bytes(random_int8_model(_repeated_model, (24, 24, 3), seed=5, weight_std=0.3))
     project = tmp_path / "shared"
     run_cli("build", model, "--board", "nano33ble", "-o", project, "--no-compile", check=0)
     config = project / "src" / "model_config.h"

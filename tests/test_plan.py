@@ -170,22 +170,15 @@ def test_a_small_head_leaves_room_for_the_nodes_prepare(tmp_path, tflm_dir):
     The default arena and the measured one leave room for that (lifetimes.prepare_bytes): the firmware starts and its
     outputs are the host's; an arena sized for the head and the tail alone does not start (the test sees what it
     guards against)."""
-    import os
     import re
 
-    from conftest import emulate, run_cli
+    from conftest import emulate, random_int8_model, run_cli
 
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    from tinydeploy.compress.quantize import convert
-    from tinydeploy.compress.tfenv import import_tf
+    def build(keras):
+        return keras.Sequential([keras.layers.Input((1, 1, 256)), keras.layers.Conv2D(256, 1, activation="relu6")])
 
-    _, keras = import_tf()
-    keras.utils.set_random_seed(6)
-    m = keras.Sequential([keras.layers.Input((1, 1, 256)), keras.layers.Conv2D(256, 1, activation="relu6")])
-    rng = np.random.default_rng(6)
-    m.set_weights([rng.normal(0, 0.2, size=w.shape).astype(np.float32) for w in m.get_weights()])
     path = tmp_path / "pw256.tflite"
-    path.write_bytes(convert(m, "int8", rng.integers(0, 256, size=(16, 1, 1, 256), dtype=np.uint8), 16))
+    path.write_bytes(random_int8_model(build, (1, 1, 256), seed=6, weight_std=0.2))
     for arena in ("host", "measured"):
         project = tmp_path / arena
         run_cli("build", path, "-o", project, "--no-compile", "--arena", arena, check=0, timeout=600)
