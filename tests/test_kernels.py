@@ -41,8 +41,18 @@ CASES = [
     # a tall map whose channels take both forms: the fast ones' weights packed by MakeChannel3x3, the others'
     # (multipliers of 1 or more) transposed by MakeChannel's general path
     ("k3_s1_same_c7_tall_relu6_mult_above_1_transposed", (20, 4, 7), 3, 1, "same", 1, 1, "relu6", 1e4),
-    # a MobileNet's last depthwise layer on a 1x1 map: one output pixel, left to CMSIS-NN's 3x3 function by default
+    # single output pixels (OnePixel): a MobileNet's last depthwise layer on a 1x1 map (one tap inside the image); a
+    # 2x2 map at stride 2 (four taps), 13 channels (three words and a tail), relu6, per-channel scales over three
+    # decades; a 5x5 filter over a 5x5 map (25 taps)
     ("k3_s1_same_c24_1x1", (1, 1, 24), 3, 1, "same", 1, 1, None, 1.0),
+    ("k3_s2_same_c13_one_pixel_relu6_spread", (2, 2, 13), 3, 2, "same", 1, 1, "relu6", 1e3),
+    ("k5_s1_valid_c6_one_pixel", (5, 5, 6), 5, 1, "valid", 1, 1, None, 1.0),
+    # stride 1 in bands (Block3x3S1's row pairs; 585 outputs, under the firmware's 600): 15 rows of 39 in bands of 8
+    # and 7 (an odd band's last row by RowS1Clamped), each row's last output in C, one channel, relu
+    ("k3_s1_same_c1_bands_relu", (15, 39, 1), 3, 1, "same", 1, 1, "relu", 1.0),
+    # 3x3 at stride 3 on 9 output pixels: neither the planes (16 or more), the window (stride 1 or 2) nor OnePixel
+    # takes it by default, CMSIS-NN's wrapper would run it by its 3x3 function
+    ("k3_s3_same_c8_3x3_cmsis", (9, 9, 8), 3, 3, "same", 1, 1, None, 1.0),
 ]
 
 
@@ -433,12 +443,13 @@ def test_a_build_without_the_cmsis_function_refuses_a_node_that_needs_it(case_mo
 
 
 def test_a_small_depthwise_map_links_cmsis_nns_3x3_function_alone(case_models, tflm_dir, tmp_path):
-    """A 1x1 map (one output pixel: under the window loops' 2 and the planes' 16) goes to CMSIS-NN, whose wrapper
-    would run it by arm_depthwise_conv_3x3_s8: the build says -DTD_CMSIS_DEPTHWISE=2, the firmware calls that function
-    directly, the wrapper's two others are not linked, and the outputs are the reference's, bit for bit."""
+    """A 3x3 map at stride 3 (9 output pixels: under the planes' 16, a stride the window loops do not take, more than
+    OnePixel's one) goes to CMSIS-NN, whose wrapper would run it by arm_depthwise_conv_3x3_s8: the build says
+    -DTD_CMSIS_DEPTHWISE=2, the firmware calls that function directly, the wrapper's two others are not linked, and the
+    outputs are the reference's, bit for bit."""
     import subprocess
 
-    name = "k3_s1_same_c24_1x1"
+    name = "k3_s3_same_c8_3x3_cmsis"
     _bit_exact(case_models[name], "DEPTHWISE_CONV_2D", tflm_dir, tmp_path, every_shape=False)
     assert "    -DTD_CMSIS_DEPTHWISE=2\n" in (tmp_path / "ours" / "platformio.ini").read_text()
     symbols = subprocess.run(["arm-none-eabi-nm", str(tmp_path / "e-ours" / "firmware.elf")], capture_output=True,
@@ -465,6 +476,11 @@ MUTATIONS = {  # file -> (text, broken text)
     "five-tap": ("td_kernel_conv.cpp", "smlad lr, r5, r9, lr", "smlad lr, r5, r10, lr"),
     # the window loops' channel 2 accumulating channel 3's input
     "window-tap": ("td_kernel_depthwise.cpp", '"smlatt r6, r8, r11, r6\\n\\t"', '"smlatt r6, r9, r11, r6\\n\\t"'),
+    # Block3x3S1's output row 1 taking input row 2 against weight row 2, not row 1
+    "block-tap": ("td_kernel_depthwise.cpp", '"smlad r12, r9, r5, r12\\n\\t"', '"smlad r12, r9, r6, r12\\n\\t"'),
+    # OnePixel's channels 1 and 3 of a word taking channels 0 and 2's input
+    "one-pixel-lanes": ("td_kernel_depthwise.cpp", "a[1] = dsp::smlabb(x13, w13, a[1]);",
+                        "a[1] = dsp::smlabb(x02, w13, a[1]);"),
     # the window's padding not 0 once widened (a padded tap would add w * 257, where the reference adds nothing)
     "window-pad": ("td_kernel_depthwise.cpp", "memset(words, 0, 2 * rows * cols", "memset(words, 1, 2 * rows * cols"),
     # SmallK's second product of each row against the first widened weight word
@@ -485,7 +501,9 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("conv_k3_s1_same_c1_f16_relu", "five-tap"),
                                             ("pw_k8_k16_blocks", "small-k-dot"),
                                             ("k3_s2_valid_c16", "window-tap"),
-                                            ("k3_s1_same_c5_relu6", "window-pad")])
+                                            ("k3_s1_same_c5_relu6", "window-pad"),
+                                            ("k3_s1_same_c1_bands_relu", "block-tap"),
+                                            ("k3_s2_same_c13_one_pixel_relu6_spread", "one-pixel-lanes")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
     """The comparison can fail: a kernel whose requantization truncates instead of rounding differs from the
     reference build on these inputs (subtler changes, negative ties or a truncated high multiply, were caught on

@@ -12,8 +12,9 @@
 //  - a channel's outputs are computed along its plane's rows with its weights in registers. A 3x3 filter at stride 1
 //    or 2 takes two outputs at a time in assembly (RowS1Full etc.): per input row, the pairs (x0, x1), (x1, x2),
 //    (x2, x3) (stride 2: (x0, x1), (x2, x3), (x4, x5)) make both outputs' three products with two SMLADs and two
-//    16x16 multiply-accumulates: 18 MACs in 21 instructions; other filters, dilation and the rarer requantization
-//    forms run BandAny, one tap at a time;
+//    16x16 multiply-accumulates: 18 MACs in 21 instructions; at stride 1, Block3x3S1 takes two rows at a time, 2 x 2
+//    outputs from four input rows (36 MACs in 40 instructions, one load of the requantization's constants); other
+//    filters, dilation and the rarer requantization forms run BandAny, one tap at a time;
 //  - the accumulators hold twice the sum (the weights and bias are doubled), so that TFLM's requantization is
 //    util::RequantFast's three instructions (exact by the bound MakeRequant checks per channel); a channel beyond
 //    that bound, or whose multiplier is 1 or more, takes TFLM's own function or its left-shift form;
@@ -27,7 +28,8 @@
 // into a buffer padded with zeros, each pixel's four channels widened to 16 bits with the input offset added (two
 // words), and every output pixel of the four channels runs nine taps in assembly, 6 instructions a tap (the pixel's
 // two words, their doubled weights, four 16x16 multiply-accumulates), 89 an output pixel with the requantization: no
-// planes, no per-channel set-up. A single output pixel (a 1x1 map) runs the library's kernel.
+// planes, no per-channel set-up. A single output pixel (a 1x1 map, or a 2x2 one at stride 2) runs OnePixel: each
+// channel's taps inside the image in C, TFLM's own requantization.
 
 #include <string.h>
 
@@ -62,7 +64,7 @@ constexpr int kBufferValues = 1792;  // 3.5 KB of stack
 constexpr int kMinOutputPixels = TD_DW_MIN_OUTPUT_PIXELS;
 
 // The small maps' loops (Window3x3): a 3x3 filter at stride 1 or 2 whose output map has at most this many pixels (and
-// at least 2: a single output pixel runs the library's kernel, faster there) and whose group of four channels' window
+// at least 2: a single output pixel runs OnePixel) and whose group of four channels' window
 // of the input, with its padding, fits kWindowPixels pixels (a 12x12 map and its border at stride 2: 25x25), two
 // words a pixel in the buffer (5 KB of stack).
 #ifndef TD_DW_WINDOW_MAX_PIXELS
@@ -110,8 +112,9 @@ bool OwnLoopsTake(TfLiteContext* context, TfLiteNode* node) {
     const bool window = WindowTakes(input->dims->data[0], output->dims->data[1], output->dims->data[2], k_h, k_w,
                                     params.stride_height, params.stride_width, params.dilation_height_factor,
                                     params.dilation_width_factor);
+    const bool one_pixel = output->dims->data[1] == 1 && output->dims->data[2] == 1;
     ok = params.depth_multiplier == 1 && filter->dims->data[3] == channels && output->dims->data[3] == channels &&
-         k_h * k_w <= kMaxTaps && (planes || window);
+         k_h * k_w <= kMaxTaps && (planes || window || one_pixel);
   }
   if (input) mc->DeallocateTempTfLiteTensor(input);
   if (filter) mc->DeallocateTempTfLiteTensor(filter);
@@ -363,6 +366,146 @@ TD_DW_ROW_FN(RowS2Clamped, TD_DW_ROW_S2, "8", TD_DW_CLAMP)
 #undef TD_DW_ROW_S2
 using RowFn = void (*)(const int16_t*, int8_t*, int32_t, int32_t, const int32_t*, int32_t, int32_t, int32_t, int32_t,
                        int32_t, int32_t, int32_t, int32_t, int32_t, int32_t);
+
+// Stride 1 two output rows at a time: a block of 2 x 2 outputs reads input rows 0-3 of its columns once, rows 1 and 2
+// serving both output rows: 12 loads and 24 multiply-accumulates make its 36 MACs (two pairs of RowS1Full: 18 and
+// 24), and the four outputs share one load of the requantization's constants (LDM) and one loop step. Registers: the
+// block's first input value r0, the output r1, the row pointer r2, the plane's pitch in bytes r3, the five weight words
+// r4-r8 (as RowS1Full's), the loaded pair r9, the accumulators r10, r11 (output row 0, columns 0 and 1), r12, lr (row
+// 1); the requantization borrows r4-r8 (LDM from the run, then the weights again). Per block: the doubled bias (one
+// LDRD), 36 loads and multiply-accumulates, 3 row steps, 2 to load the constants, 16 of requantization, 3 to test the
+// clamp, 6 of stores, 1 to reload the weights, 4 of loop: 72 instructions (two pairs of RowS1Full: 82).
+struct BlockRun {
+  const int16_t* p;   // 0: the first row pair's first block: its input row 0, column 0 in the plane
+  int8_t* out;        // 4: its output (0, 0)
+  int32_t pitch;      // 8: bytes from a plane row to the next
+  int32_t pairs;      // 12: blocks a row pair (>= 1)
+  int32_t row_pairs;  // 16: row pairs (>= 1), counted down
+  int32_t in_skip;    // 20: bytes from a row pair's input pointer after its last block to the next row pair's
+  int32_t out_skip;   // 24: the same for the output pointer
+  int32_t bias2[2];   // 28: the doubled bias twice (one LDRD starts two accumulators)
+  int32_t clamp;      // 36: nonzero: clamp to lo, hi (the activation range is narrower than int8's)
+  int32_t lo, hi;     // 40
+  int32_t mult, add, right, step, row_step;  // 48: LDM'd a block (step, row_step: bytes to output (0, 1), (1, 0))
+  int32_t w[5];       // 68: the channel's weight words (Channel::w3)
+};
+static_assert(sizeof(BlockRun) == 88, "the assembly's offsets into BlockRun");
+#define TD_DW_BLOCK_OUT(A)         \
+  "smmlar r9, " A ", r4, r5\n\t"   \
+  "add " A ", r9, " A ", asr #31\n\t" \
+  "asr " A ", " A ", r6\n\t"       \
+  "ssat " A ", #8, " A "\n\t"
+#define TD_DW_BLOCK_CLAMP(A) \
+  "cmp " A ", r9\n\t"        \
+  "it lt\n\t"                \
+  "movlt " A ", r9\n\t"      \
+  "cmp " A ", r3\n\t"        \
+  "it gt\n\t"                \
+  "movgt " A ", r3\n\t"
+// [sp]: &run->mult (r2 = that + 20 after the constants' LDM), [sp, #4]: where the row pair's blocks end, [sp, #8]:
+// the doubled bias twice
+__attribute__((naked, noinline)) void Block3x3S1(BlockRun*) {
+  __asm__ volatile(
+      "push {r4-r11, lr}\n\t"
+      "sub sp, #16\n\t"
+      "ldrd r10, r12, [r0, #28]\n\t"
+      "strd r10, r12, [sp, #8]\n\t"
+      "add r2, r0, #48\n\t"
+      "str r2, [sp]\n\t"
+      "add r2, r0, #68\n\t"
+      "ldm r2, {r4-r8}\n\t"
+      "ldr r3, [r0, #8]\n\t"
+      "ldr r1, [r0, #4]\n\t"
+      "ldr r2, [r0, #12]\n\t"
+      "ldr r0, [r0]\n\t"
+      "0:\n\t"
+      "add r2, r0, r2, lsl #2\n\t"
+      "str r2, [sp, #4]\n\t"
+      "1:\n\t"
+      "ldrd r10, r12, [sp, #8]\n\t"
+      // input row 0: output row 0, weight row 0
+      "ldr r9, [r0, #2]\n\t"
+      "smlad r11, r9, r4, r10\n\t"
+      "ldr r9, [r0]\n\t"
+      "smlad r10, r9, r4, r10\n\t"
+      "ldr r9, [r0, #4]\n\t"
+      "smlabb r10, r9, r7, r10\n\t"
+      "smlatb r11, r9, r7, r11\n\t"
+      // input row 1: output row 0 by weight row 1, output row 1 by weight row 0
+      "add r2, r0, r3\n\t"
+      "ldr r9, [r2, #2]\n\t"
+      "smlad r11, r9, r5, r11\n\t"
+      "smlad lr, r9, r4, r12\n\t"
+      "ldr r9, [r2]\n\t"
+      "smlad r10, r9, r5, r10\n\t"
+      "smlad r12, r9, r4, r12\n\t"
+      "ldr r9, [r2, #4]\n\t"
+      "smlabt r10, r9, r7, r10\n\t"
+      "smlatt r11, r9, r7, r11\n\t"
+      "smlabb r12, r9, r7, r12\n\t"
+      "smlatb lr, r9, r7, lr\n\t"
+      // input row 2: output row 0 by weight row 2, output row 1 by weight row 1
+      "add r2, r2, r3\n\t"
+      "ldr r9, [r2]\n\t"
+      "smlad r10, r9, r6, r10\n\t"
+      "smlad r12, r9, r5, r12\n\t"
+      "ldr r9, [r2, #2]\n\t"
+      "smlad r11, r9, r6, r11\n\t"
+      "smlad lr, r9, r5, lr\n\t"
+      "ldr r9, [r2, #4]\n\t"
+      "smlabb r10, r9, r8, r10\n\t"
+      "smlatb r11, r9, r8, r11\n\t"
+      "smlabt r12, r9, r7, r12\n\t"
+      "smlatt lr, r9, r7, lr\n\t"
+      // input row 3: output row 1 by weight row 2
+      "add r2, r2, r3\n\t"
+      "ldr r9, [r2]\n\t"
+      "smlad r12, r9, r6, r12\n\t"
+      "ldr r9, [r2, #2]\n\t"
+      "smlad lr, r9, r6, lr\n\t"
+      "ldr r9, [r2, #4]\n\t"
+      "smlabb r12, r9, r8, r12\n\t"
+      "smlatb lr, r9, r8, lr\n\t"
+      // mult r4, add r5, right r6, step r7, row_step r8
+      "ldr r2, [sp]\n\t"
+      "ldm r2!, {r4-r8}\n\t"
+      TD_DW_BLOCK_OUT("r10") TD_DW_BLOCK_OUT("r11") TD_DW_BLOCK_OUT("r12") TD_DW_BLOCK_OUT("lr")
+      "ldr r9, [r2, #-32]\n\t"
+      "cmp r9, #0\n\t"
+      "beq 3f\n\t"
+      "ldrd r9, r3, [r2, #-28]\n\t"
+      TD_DW_BLOCK_CLAMP("r10") TD_DW_BLOCK_CLAMP("r11") TD_DW_BLOCK_CLAMP("r12") TD_DW_BLOCK_CLAMP("lr")
+      "ldr r3, [r2, #-60]\n\t"
+      "3:\n\t"
+      "add r9, r1, r8\n\t"
+      "strb r12, [r9]\n\t"
+      "strb lr, [r9, r7]\n\t"
+      "strb r10, [r1]\n\t"
+      "strb r11, [r1, r7]\n\t"
+      "add r1, r1, r7, lsl #1\n\t"
+      "ldm r2, {r4-r8}\n\t"
+      "adds r0, #4\n\t"
+      "ldr r9, [sp, #4]\n\t"
+      "cmp r0, r9\n\t"
+      "bne 1b\n\t"
+      // the row pair's end
+      "ldr r9, [sp]\n\t"
+      "ldr r2, [r9, #-28]\n\t"
+      "add r0, r0, r2\n\t"
+      "ldr r2, [r9, #-24]\n\t"
+      "add r1, r1, r2\n\t"
+      "ldr r2, [r9, #-32]\n\t"
+      "subs r2, #1\n\t"
+      "str r2, [r9, #-32]\n\t"
+      "beq 2f\n\t"
+      "ldr r2, [r9, #-36]\n\t"
+      "b 0b\n\t"
+      "2:\n\t"
+      "add sp, #16\n\t"
+      "pop {r4-r11, pc}");
+}
+#undef TD_DW_BLOCK_OUT
+#undef TD_DW_BLOCK_CLAMP
 #endif
 
 // full: the activation range is int8's whole range (the assembly's variant without the clamp); the few outputs
@@ -375,6 +518,42 @@ __attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch, bool fu
   int rows = b.rows;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
   const RowFn row = kStride == 1 ? (full ? RowS1Full : RowS1Clamped) : (full ? RowS2Full : RowS2Clamped);
+  if (kStride == 1) {
+    // the row pairs' blocks, then an odd band's last row by RowS1 (no partner: a row's last odd output would store it
+    // on the next row's first, which a block has already stored), each row's last odd output in C
+    if (pairs > 0 && rows >= 2) {
+      BlockRun r;
+      r.p = p;
+      r.out = out;
+      r.pitch = 2 * pitch;
+      r.pairs = pairs;
+      r.row_pairs = rows / 2;
+      r.in_skip = 4 * pitch - 4 * pairs;
+      r.out_skip = 2 * b.row_step - 2 * pairs * step;
+      r.bias2[0] = r.bias2[1] = ch.bias2;
+      r.clamp = !full;
+      r.lo = ch.lo;
+      r.hi = ch.hi;
+      r.mult = ch.mult;
+      r.add = ch.add;
+      r.right = ch.right;
+      r.step = step;
+      r.row_step = b.row_step;
+      memcpy(r.w, ch.w3, sizeof(r.w));
+      Block3x3S1(&r);
+    }
+    if (pairs > 0 && (rows & 1)) {
+      row(p + (rows - 1) * pitch, out + (rows - 1) * b.row_step, ch.bias2, 2 * pitch, ch.w3, ch.mult, ch.add,
+          ch.right, step, pairs, ch.lo, ch.hi, 1, 0, 0);
+    }
+    for (int r = 0; odd && r < rows; ++r) {
+      int32_t a0 = ch.bias2, a1 = ch.bias2;
+      Pair3x3<1>(p + r * pitch + 2 * pairs, pitch, ch.w3, a0, a1);
+      out[r * b.row_step + 2 * pairs * step] =
+          static_cast<int8_t>(OutputFast(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
+    }
+    return;
+  }
   if (b.transposed && odd) {
     // a row's last output would have its unstored partner beyond the map's last row: pairs in assembly, then each
     // row's last output in C
@@ -543,9 +722,15 @@ Geometry Transposed(const Geometry& s) {
   return t;
 }
 
-// Instructions of a channel's 3x3 rows (RowS1Full's count: 41 a pair, 9 a row) and their fill (about 6 a plane row
-// and channel), `rows` rows of `width` outputs; transposed, a row's last odd output runs in C (about 48).
-inline int RowsCost(int rows, int width, int span_rows, bool transposed) {
+// Instructions of a channel's 3x3 rows and their fill (about 6 a plane row and channel), `rows` rows of `width`
+// outputs: at stride 1 Block3x3S1's 72 a block of 2 x 2 and about 14 a row pair, an odd row's pairs by RowS1Full (41
+// a pair, 9 a row), a row's last odd output in C (about 48); at stride 2 RowS2Full's 41 a pair and 9 a row, a row's
+// last odd output in C where the map runs transposed.
+inline int RowsCost(int rows, int width, int span_rows, bool transposed, int stride) {
+  if (stride == 1) {
+    return rows / 2 * (width / 2 * 72 + 14) + (rows & 1) * (width / 2 * 41 + 9) + (width & 1) * 48 * rows +
+           6 * span_rows;
+  }
   const int pairs = transposed ? width / 2 : (width + 1) / 2;
   return rows * (pairs * 41 + 9 + (transposed && (width & 1) ? 48 : 0)) + 6 * span_rows;
 }
@@ -742,17 +927,87 @@ bool WindowGroup(const Geometry& s, WindowBuffer& wb, const int8_t* in, const in
   return true;
 }
 
+// OnePixel's requantization where util::MakeRequant's 32-bit shortcut does not hold: TFLM's function (out of line).
+__attribute__((noinline)) int32_t OnePixelSlow(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp) {
+  return tflite::MultiplyByQuantizedMultiplier(acc, mult, shift) + out_zp;
+}
+
+// A single output pixel (a MobileNet's last depthwise layers, on a 1x1 map or a 2x2 one at stride 2): the taps that
+// fall in the image (a list made once for the node), summed per chunk of channels into accumulators on the stack, four
+// channels a word (SXTB16 / SXTAB16 widen two at a time), then each channel requantized by util::MakeRequant's 32-bit
+// shortcut where the zero point, its multiplier and its bias allow it (the bound |bias| + 255 * 128 a tap under
+// kShortcutBound), TFLM's function elsewhere: no planes, no window, no per-channel set-up.
+__attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const int8_t* in, const int8_t* filter,
+                                        const int32_t* bias, int8_t* out, const tflite::OpDataConv& d) {
+  int tap[kMaxTaps], pixel[kMaxTaps], n = 0;  // byte offsets of each valid tap's weights and input values
+  for (int ky = 0; ky < m.k_h; ++ky) {
+    const int iy = ky * m.dil_h - m.pad_h;
+    for (int kx = 0; kx < m.k_w; ++kx) {
+      const int ix = kx * m.dil_w - m.pad_w;
+      if (iy < 0 || iy >= m.in_h || ix < 0 || ix >= m.in_w) continue;
+      tap[n] = (ky * m.k_w + kx) * m.channels;
+      pixel[n++] = (iy * m.in_w + ix) * m.channels;
+    }
+  }
+  // locals, not d's fields: an int8 store may alias anything, so the compiler would read those again after each
+  const int32_t zp = d.input_zero_point;  // the reference adds the input offset, -zp
+  const int32_t off2 = dsp::pack16(-zp, -zp);
+  const int32_t* const mults = d.per_channel_output_multiplier;
+  const int32_t* const shifts = d.per_channel_output_shift;
+  const int32_t out_zp = d.output_zero_point, lo = d.output_activation_min, hi = d.output_activation_max;
+  const int32_t bias_bound = util::kShortcutBound - 255 * 128 * n;
+  // the zero point's part of the shortcut folded into the bound: no channel passes where it does not hold
+  const uint32_t bias_span = util::ShortcutZeroPoint(out_zp) ? 2u * static_cast<uint32_t>(bias_bound) : 0u;
+  const int32_t odd = util::ShortcutOdd(out_zp);
+  constexpr int kChunk = 64;
+  int32_t acc[kChunk];
+  for (int b = 0; b < batches; ++b, in += m.in_h * m.in_w * m.channels, out += m.channels) {
+    for (int c0 = 0; c0 < m.channels; c0 += kChunk) {
+      const int k = m.channels - c0 < kChunk ? m.channels - c0 : kChunk;
+      memset(acc, 0, k * sizeof(int32_t));
+      for (int t = 0; t < n; ++t) {
+        const int8_t* w = filter + tap[t] + c0;
+        const int8_t* x = in + pixel[t] + c0;
+        int c = 0;
+        for (int32_t* a = acc; c + 4 <= k; c += 4, a += 4) {
+          const int32_t wv = util::Load4(w + c), xv = util::Load4(x + c);
+          const int32_t w02 = dsp::sxtb16(wv), w13 = dsp::sxtb16_ror8(wv);
+          const int32_t x02 = dsp::sxtab16(off2, xv), x13 = dsp::sxtab16_ror8(off2, xv);
+          a[0] = dsp::smlabb(x02, w02, a[0]);
+          a[1] = dsp::smlabb(x13, w13, a[1]);
+          a[2] = dsp::smlatt(x02, w02, a[2]);
+          a[3] = dsp::smlatt(x13, w13, a[3]);
+        }
+        for (; c < k; ++c) acc[c] += w[c] * (x[c] - zp);
+      }
+      for (int c = 0; c < k; ++c) {
+        const int32_t bc = bias ? bias[c0 + c] : 0, a = acc[c] + bc;
+        const int32_t mult = mults[c0 + c], shift = shifts[c0 + c];
+        int32_t v;
+        if (static_cast<uint32_t>(bc + bias_bound) < bias_span && util::ShortcutChannel(mult, shift)) {
+          v = util::RequantFast(2 * a, mult, util::ShortcutAddOdd(odd, -shift), -shift);
+        } else {
+          v = OnePixelSlow(a, mult, shift, out_zp);
+        }
+        out[c0 + c] = static_cast<int8_t>(util::Clamp(v, lo, hi));
+      }
+    }
+  }
+}
+
 // Whether the window loops take fewer instructions than the planes, per channel, as measured with bench/kernels.py on
 // the MobileNets' and the keyword net's maps: the window about 25 an output pixel (89 in the assembly for four
 // channels, with the calls and the constants) and the group's copy and set-up (about 5 a pixel of the windows'
 // extent and 150); the planes' rows (RowsCost), their fill (about 10 + 2 a value, a row of the extent) and a
-// channel's set-up (about 450: its constants, its calls a band, its share of the fill's rows).
+// channel's set-up (about 650: its constants, its calls a band, its share of the fill's rows; measured on the
+// MobileNet's 12x12 map with Block3x3S1: the planes 3,912 a channel, the window 3,713).
 inline bool WindowCheaper(const Geometry& m, bool transposed) {
   const int rows = (m.out_h - 1) * m.stride_h + 3, cols = (m.out_w - 1) * m.stride_w + 3;
   const int window = 25 * m.out_h * m.out_w + (5 * rows * cols + 150) / 4;
   const Geometry t = Transposed(m);
-  const int planes = (transposed ? RowsCost(t.out_h, t.out_w, t.in_h, true) : RowsCost(m.out_h, m.out_w, m.in_h, false))
-                     + 450 + rows * (10 + 2 * cols);
+  const int planes = (transposed ? RowsCost(t.out_h, t.out_w, t.in_h, true, t.stride_w)
+                                  : RowsCost(m.out_h, m.out_w, m.in_h, false, m.stride_w))
+                     + 650 + rows * (10 + 2 * cols);
   return window < planes;
 }
 
@@ -771,13 +1026,20 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   const int batches = input->dims->data[0];
   const Geometry m = util::GeometryOf(*input, *filter, *output, params.stride_height, params.stride_width,
                                       params.dilation_height_factor, params.dilation_width_factor, d.padding);
+  if (m.out_h == 1 && m.out_w == 1) {
+    OnePixel(m, batches, tflite::micro::GetTensorData<int8_t>(input), tflite::micro::GetTensorData<int8_t>(filter),
+             bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr, tflite::micro::GetTensorData<int8_t>(output),
+             d);
+    return kTfLiteOk;
+  }
   const bool k3 = m.k_h == 3 && m.k_w == 3 && m.dil_h == 1 && m.dil_w == 1 && m.stride_h == m.stride_w &&
                   (m.stride_w == 1 || m.stride_w == 2);
   // A tall, narrow map (a keyword net's 25x5) runs transposed, along its columns, where that takes fewer
   // instructions: longer rows waste no half pair on an odd width and spread each row's costs over more outputs.
   const Geometry mt = Transposed(m);
   const bool transposed = k3 && m.out_h > m.out_w && 4 * SpanRows(mt, 1) * Pitch(mt) <= kBufferValues &&
-                          RowsCost(m.out_w, m.out_h, m.in_w, true) < RowsCost(m.out_h, m.out_w, m.in_h, false);
+                          RowsCost(m.out_w, m.out_h, m.in_w, true, m.stride_h) <
+                              RowsCost(m.out_h, m.out_w, m.in_h, false, m.stride_w);
   const Geometry s = transposed ? mt : m;  // the map as the loops see it
   // a small map's whole groups by the window loops where they are cheaper (one batch: WindowTakes)
   const bool window = WindowTakes(batches, m.out_h, m.out_w, m.k_h, m.k_w, m.stride_h, m.stride_w, m.dil_h,
@@ -796,6 +1058,8 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   // output rows per band: as many as four planes of their input rows fit in the buffer (Applies checked one)
   int rows_per_band = s.out_h;
   while (rows_per_band > 1 && 4 * SpanRows(s, rows_per_band) * pitch > kBufferValues) --rows_per_band;
+  // stride 1: an even band, whose rows all run in Block3x3S1's row pairs
+  if (s.stride_w == 1 && rows_per_band > 1 && rows_per_band < s.out_h) rows_per_band &= ~1;
   const int plane_size = SpanRows(s, rows_per_band) * pitch;
   alignas(4) int16_t buf[kBufferValues];
   memset(buf, 0, 4 * plane_size * sizeof(int16_t));

@@ -171,8 +171,9 @@ def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
     window = (x.shape[0] == 1 and (k_h, k_w, dil_h, dil_w) == (3, 3, 1, 1) and stride_h == stride_w in (1, 2)
               and 2 <= pixels <= DW_WINDOW_MAX_PIXELS
               and ((y.shape[1] - 1) * stride_h + 3) * ((y.shape[2] - 1) * stride_w + 3) <= DW_WINDOW_PIXELS)
+    one_pixel = pixels == 1  # OnePixel
     return o.get("depth_multiplier", 1) == 1 and c == x.shape[3] == y.shape[3] and k_h * k_w <= DW_MAX_TAPS and (
-        planes or window)
+        planes or window or one_pixel)
 
 
 def cmsis_wrapper_takes_3x3(model: TFLiteModel, op: Operator) -> bool:
