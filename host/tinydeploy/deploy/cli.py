@@ -63,6 +63,10 @@ def cmd_build(args) -> int:
     console.print(f"[green]project written:[/] {out}  (model {kib(len(built.repaired.original.data))}, arena "
                   f"{kib(built.arena.bytes)}, {len(built.analysis.op_names)} op types, {golden.count} {golden.source} "
                   f"golden vectors, {time.monotonic() - t0:.1f} s)")
+    folded = built.deployed.folded
+    if folded and folded.reshapes:
+        console.print(f"shape computations folded: {folded.reshapes} RESHAPE given a constant shape, {folded.ops_removed}"
+                      f" ops and {folded.tensors_removed} tensors fewer for the interpreter to keep (plan/fold.py)")
     result = {"project": str(out), "metadata": built.metadata, "pio": None}
     if not args.no_compile:
         r = pio.run_build(out, board.platformio["platform"])

@@ -108,7 +108,8 @@ def build_project(req: BuildRequest) -> BuiltProject:
         "golden": {"count": golden.count, "source": golden.source, "tolerance": golden.tolerance,
                    "labels": None if golden.labels is None else golden.labels.reshape(-1).tolist()},
         "repairs": repaired.to_dict(),
-        "memory_plan": {"choice": req.memory_plan, **(dep.plan.to_dict() if dep.plan else {})},
+        "memory_plan": {"choice": req.memory_plan, **(dep.plan.to_dict() if dep.plan else {}),
+                        **({"folded": dep.folded.to_dict()} if dep.folded else {})},
         "analysis": analysis.to_dict(),
     }
     render_project(ctx, req.output, force=req.force, metadata=metadata, model_data=dep.model.data)

@@ -12,6 +12,9 @@ offset per tensor, -1 for those it should plan itself). tinydeploy computes that
 - the input kept (``plan(..., keep_input=True)``): the model input given a place no other tensor ever takes, and
   listed as a graph output too (``with_plan``) so that TFLM's own planning (kernels' scratch buffers) also keeps off
   it: the firmware then loads the input straight into the input tensor and needs no copy of it;
+- ``fold_shapes`` (fold.py), before the plan: a RESHAPE whose shape SHAPE -> STRIDED_SLICE -> PACK computes at run
+  time (a Keras Reshape converted with an unknown batch size) given its constant shape, the chain's ops and tensors
+  dropped: fewer nodes and tensors for the interpreter to keep in the arena's tail;
 - ``with_plan``: the model's bytes with the plan in its metadata (replacing an earlier plan);
 - ``as_deployed``: the model `build` deploys with its defaults, which `analyze` and the study judge;
 - ``head_with_scratch``: the head once TFLM has put the kernels' scratch buffers into the gaps of the plan (exact: the
@@ -19,9 +22,10 @@ offset per tensor, -1 for those it should plan itself). tinydeploy computes that
 """
 
 from ..lifetimes import ALIGN, Buffer, head_with_scratch, lifetimes, live_bytes, lower_bound, planning_bytes
+from .fold import Folded, fold_shapes
 from .memory import (MEMORY_PLANS, Deployed, MemoryPlan, PlanError, as_deployed, check, deployed, place, plan,
                      plan_memory, planned_offsets, with_plan)
 
-__all__ = ["ALIGN", "MEMORY_PLANS", "Buffer", "Deployed", "MemoryPlan", "PlanError", "check", "deployed",
+__all__ = ["ALIGN", "MEMORY_PLANS", "Buffer", "Deployed", "Folded", "fold_shapes", "MemoryPlan", "PlanError", "check", "deployed",
            "head_with_scratch", "lifetimes", "live_bytes", "lower_bound", "place", "plan", "plan_memory",
            "planned_offsets", "planning_bytes", "with_plan", "as_deployed"]

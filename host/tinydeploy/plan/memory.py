@@ -172,6 +172,7 @@ class Deployed:
     model: TFLiteModel
     repaired: object  # repair.Repaired
     plan: MemoryPlan | None
+    folded: object = None  # fold.Folded: the shape computations folded before planning (offline)
 
 
 def deployed(model: TFLiteModel, memory_plan: str = "offline") -> Deployed:
@@ -191,12 +192,17 @@ def as_deployed(repaired, board) -> TFLiteModel:
 
 
 def plan_memory(repaired, memory_plan: str = "offline") -> Deployed:
-    """The repaired model (repair.Repaired) with its memory plan: ``offline`` keeps the input and writes the plan into
-    the model, ``tflm`` leaves planning to TFLM."""
+    """The repaired model (repair.Repaired) with its memory plan: ``offline`` folds its shape computations
+    (fold.fold_shapes), keeps the input and writes the plan into the model, ``tflm`` leaves the model as it is and
+    planning to TFLM."""
+    from .fold import fold_shapes
+
     if memory_plan not in MEMORY_PLANS:
         raise ValueError(f"memory plan {memory_plan!r}")
     m = repaired.model
     if memory_plan == "tflm":
         return Deployed(m, repaired, None)
+    folded = fold_shapes(m)
+    m = folded.model
     p = plan(m, keep_input=True)  # the lifetimes the model has once its input is also an output
-    return Deployed(TFLiteModel.from_bytes(with_plan(m.data, p), source=m.source), repaired, p)
+    return Deployed(TFLiteModel.from_bytes(with_plan(m.data, p), source=m.source), repaired, p, folded)
