@@ -16,6 +16,11 @@ the last also with build's default arena (the host estimate and its margin), for
              persistent tail), exact
   shared     what the planned firmware's one copy of each distinct builtin data struct saves
              (firmware/td_builtin_data.h): the arena of the last build again with TD_SHARE_BUILTIN_DATA 0, less its own
+  floor      what the interpreter itself allocates around the planned head, whatever the kernels: a TfLiteEvalTensor
+             for every tensor of the deployed model, a NodeAndRegistration for every node and a TfLiteTensor for every
+             graph input and output, at their sizes on the device (tflm_runtime.json's interpreter_structs, checked
+             against the pinned headers by tests/test_interpreter_structs.py), plus the planned head; target: issue
+             #21's 1.10 x bound* + 2 KB, which a model whose floor exceeds it cannot meet under TFLM's interpreter
   RAM        the linked firmware's .data + .bss (the arena as `--arena measured` sizes it, the input copy where
              there is one, everything else), exact
   flash      the linked firmware's .text + .data
@@ -48,6 +53,11 @@ CONFIGS = {"tflm": ("tflm", "cmsis-nn"), "offline": ("offline", "cmsis-nn"), "fl
 DEFAULT_ARENA = ("tflm", "flash")  # also built with the default arena, for the RAM a default build links
 
 
+def target(bound: int) -> int:
+    """Issue #21's criterion for the planned arena: 1.10 x the lower bound + 2 KB."""
+    return int(1.10 * bound + 2048)
+
+
 def tinydeploy(*args: str) -> dict:
     r = subprocess.run([sys.executable, "-m", "tinydeploy", *args, "--json", "-"], capture_output=True, text=True)
     if r.returncode != 0:
@@ -67,6 +77,7 @@ def device_outputs(elf: Path, x: np.ndarray) -> np.ndarray:
 
 def main() -> int:
     from tinydeploy import tflm_host
+    from tinydeploy.analyze.runtime import pinned
     from tinydeploy.plan import deployed
 
     from tinydeploy.tflite_model import TFLiteModel
@@ -75,6 +86,7 @@ def main() -> int:
     ap.add_argument("models", nargs="*", type=Path)
     ap.add_argument("--tflm", help="the Arduino_TensorFlowLite folder (default: $TINYDEPLOY_TFLM_DIR)")
     args = ap.parse_args()
+    runtime = pinned()
     tflm = ["--tflm", args.tflm] if args.tflm else []
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,7 +113,9 @@ def main() -> int:
                 if plan == "offline" and rec["host_head_bytes"] != d.plan.head_bytes:
                     raise SystemExit(f"{path.name}: the host interpreter's head ({rec['host_head_bytes']} B) is not "
                                      f"the plan's ({d.plan.head_bytes} B)")
-                r[name] = {"bound": mem["lower_bound_bytes"],
+                floor = runtime.interpreter_floor_bytes(len(d.model.tensors), len(d.model.operators),
+                                                        len(d.model.inputs) + len(d.model.outputs))
+                r[name] = {"bound": mem["lower_bound_bytes"], "floor": rec["host_head_bytes"] + floor,
                            "head": rec["host_head_bytes"], "arena": e["arena"]["used"],
                            "ram": fw["ram_bytes"], "flash": fw["flash_bytes"], "method": b["memory_plan"].get("method"),
                            "dev": device_outputs(Path(fw["elf"]), x.reshape(len(x), -1))}
@@ -142,19 +156,20 @@ def main() -> int:
                   f"identical on {len(x)} inputs", flush=True)
     print()
     print(f"{'model':<24} {'bound':>8} {'bound*':>8} {'head':>8} {'head*':>8} {'arena':>8} {'arena*':>8} {'arena+':>8}"
-          f" {'shared':>6}"
+          f" {'shared':>6} {'floor+':>8} {'target':>8}"
           f" {'+/bnd*':>6} {'RAM':>8} {'RAM*':>8} {'RAM+':>8} {'RAM+/RAM':>8} {'RAMd':>8} {'RAMd+':>8} {'RAMd+/RAMd':>10}"
           f" {'flash*-flash':>12} {'flash+-flash':>12}")
     for r in rows:
         t, o, f = r["tflm"], r["offline"], r["flash"]
         print(f"{r['model']:<24} {t['bound']:>8,} {o['bound']:>8,} {t['head']:>8,} {o['head']:>8,} {t['arena']:>8,} "
-              f"{o['arena']:>8,} {f['arena']:>8,} {f['arena_apart'] - f['arena']:>6,} {f['arena'] / max(o['bound'], 1):>6.3f} {t['ram']:>8,} {o['ram']:>8,} "
+              f"{o['arena']:>8,} {f['arena']:>8,} {f['arena_apart'] - f['arena']:>6,} {f['floor']:>8,} {target(o['bound']):>8,} {f['arena'] / max(o['bound'], 1):>6.3f} {t['ram']:>8,} {o['ram']:>8,} "
               f"{f['ram']:>8,} {f['ram'] / t['ram']:>8.3f} {t['ram_default']:>8,} {f['ram_default']:>8,} "
               f"{f['ram_default'] / t['ram_default']:>10.3f} {o['flash'] - t['flash']:>+12,} {f['flash'] - t['flash']:>+12,}")
     print("Plain: TFLM's greedy planner and the library's kernels (--memory-plan tflm); *: tinydeploy's offline plan "
           "(input kept, no input copy); +: the offline plan with tinydeploy's kernels (--kernels tinydeploy: per-channel "
           "parameters in flash; shared: the arena bytes its sharing of equal builtin data saves, against the same firmware with "
-          "TD_SHARE_BUILTIN_DATA 0). Bytes; arena, RAM and flash measured on the emulated Cortex-M4 (exact), heads by the "
+          "TD_SHARE_BUILTIN_DATA 0; floor+: the planned head and the interpreter's own structures, which no kernel or plan "
+          "changes; target: 1.10 x bound* + 2 KB). Bytes; arena, RAM and flash measured on the emulated Cortex-M4 (exact), heads by the "
           "TFLM host interpreter; builds with --arena measured, RAMd with build's default arena (host estimate + margin).")
     return 0
 

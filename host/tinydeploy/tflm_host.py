@@ -4,7 +4,7 @@ Why a child process: the interpreter is C++ and trusts the flatbuffer; a corrupt
 it. In a child, a crash becomes a clear error instead of killing tinydeploy. It also lets us read
 the recording allocator's report, which the C++ side prints to its own stderr.
 
-Two services: ``record_arena`` (the RecordingMicroAllocator's figures) and ``reference_outputs``
+Two services: ``record_arena`` (the RecordingMicroAllocator's figures, as the host counts them) and ``reference_outputs``
 (int8 outputs for given int8 inputs, the device's expected results).
 """
 
@@ -46,30 +46,10 @@ if req.get("record"):
 _LINE = re.compile(r"'(?P<what>[^']+)' used (?P<used>\d+) bytes with alignment overhead \(requested (?P<req>\d+) bytes for (?P<n>\d+)")
 _TOTAL = re.compile(r"Arena allocation (?P<k>total|head|tail) (?P<v>\d+) bytes")
 
-# Bytes per allocation of the pointer-holding structures that the recording allocator reports,
-# on the 64-bit host and on the 32-bit Cortex-M4. Derived from the struct layouts in TFLM's
-# tensorflow/lite/c/common.h (TF_LITE_STATIC_MEMORY) and micro_allocator.h:
-#   TfLiteEvalTensor {void* data; TfLiteIntArray* dims; TfLiteType type}       24 -> 12
-#   TfLiteTensor (static memory: type, data, dims, params, allocation_type, bytes,
-#                 is_variable, quantization{type, params*})                     64 -> 40
-#   NodeAndRegistration {TfLiteNode (4 pointers + builtin/user data pointers),
-#                        const TfLiteRegistration*}                            64 -> 32 (pointer-dominated: half)
-#   'Persistent TfLiteTensor quantization data' (TfLiteAffineQuantization: two
-#    pointers and an int, plus int/float arrays)                              ratio 0.5 (pointer-dominated)
-# Everything else (activations in the head, kernels' persistent op data made of int32
-# multipliers and shifts, unlisted tail bytes) is counted unchanged, which overestimates slightly.
-_RATIO_32_64 = {
-    "TfLiteEvalTensor data": 12 / 24,
-    "Persistent TfLiteTensor data": 40 / 64,
-    "NodeAndRegistration struct": 32 / 64,
-    "Persistent TfLiteTensor quantization data": 0.5,
-}
-
-CORRECTION_METHOD = (
-    "host TFLM (64-bit) recording allocator figures; the pointer-holding structures it lists "
-    "(TfLiteEvalTensor 24->12 B, TfLiteTensor 64->40 B, NodeAndRegistration 64->32 B, quantization "
-    "structs x0.5) are scaled to their 32-bit sizes; activations and op data are kept as measured"
-)
+# Bytes per allocation of the interpreter's structures as the recording allocator lists them on the host (the
+# tflite-micro wheel: 64-bit, built with TF_LITE_STATIC_MEMORY; tests/test_interpreter_structs.py checks them against
+# its report). analyze scales them to the device's (tflm_runtime.json's interpreter_structs).
+HOST_BYTES = {"TfLiteEvalTensor": 24, "TfLiteTensor": 64, "NodeAndRegistration": 64}
 
 
 def _run_child(model_bytes: bytes, *, inputs: np.ndarray | None, record: bool, arena_size: int, timeout: float):
@@ -120,22 +100,12 @@ def _record_arena(model_bytes: bytes, *, arena_size: int | None, timeout: float)
     if "total" not in totals:
         raise ModelError("the TFLM host interpreter printed no arena figures",
                          "Check that the tflite-micro package is installed (pip install -e .)")
-    categories = {}
-    saved = 0.0
-    for m in _LINE.finditer(log):
-        used, n = int(m["used"]), int(m["n"])
-        ratio = _RATIO_32_64.get(m["what"], 1.0)
-        categories[m["what"]] = {"bytes_host": used, "allocations": n, "ratio_32bit": ratio,
-                                 "bytes_32bit": int(round(used * ratio))}
-        saved += used - used * ratio
-    device = int(totals["total"] - round(saved))
+    categories = {m["what"]: {"bytes_host": int(m["used"]), "allocations": int(m["n"])} for m in _LINE.finditer(log)}
     return {
         "host_total_bytes": totals["total"],
         "host_head_bytes": totals.get("head"),
         "host_tail_bytes": totals.get("tail"),
         "categories": categories,
-        "device_bytes": device,
-        "method": CORRECTION_METHOD,
     }
 
 

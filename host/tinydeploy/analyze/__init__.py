@@ -74,6 +74,34 @@ def shared_builtin_bytes(model: TFLiteModel, runtime: Runtime | None = None) -> 
     return saved - facts["header_bytes"] * (len(groups) + others)
 
 
+# TfLiteAffineQuantization (two pointers and an int) and its arrays: pointer-dominated, about half on the device
+QUANTIZATION_RATIO = 0.5
+CORRECTION_METHOD = (
+    "host TFLM (64-bit) recording allocator figures; the interpreter's structures it lists are scaled to their sizes "
+    "on the device (tflm_runtime.json's interpreter_structs: TfLiteEvalTensor 24->12 B, TfLiteTensor 64->64 B, "
+    "NodeAndRegistration 64->44 B), quantization structs x0.5; activations and op data are kept as measured"
+)
+
+
+def device_arena(rec: dict, runtime: Runtime) -> dict:
+    """The host recording allocator's figures (tflm_host.record_arena) as the 32-bit device would allocate them: the
+    interpreter's structures scaled from the host's sizes (tflm_host.HOST_BYTES) to the device's (interpreter_structs),
+    the quantization structs halved; activations, op data (int32 arrays, the same on both) and unlisted tail bytes as
+    measured, which overestimates slightly."""
+    from .. import tflm_host
+
+    facts = runtime.interpreter_structs
+    ratios = {facts["recorded_as"][k]: facts["device_bytes"][k] / tflm_host.HOST_BYTES[k] for k in tflm_host.HOST_BYTES}
+    ratios["Persistent TfLiteTensor quantization data"] = QUANTIZATION_RATIO
+    categories, saved = {}, 0.0
+    for what, c in rec["categories"].items():
+        ratio = ratios.get(what, 1.0)
+        categories[what] = {**c, "ratio_32bit": ratio, "bytes_32bit": int(round(c["bytes_host"] * ratio))}
+        saved += c["bytes_host"] * (1 - ratio)
+    return {**rec, "categories": categories, "device_bytes": int(rec["host_total_bytes"] - round(saved)),
+            "method": CORRECTION_METHOD}
+
+
 def arena_need(arena: ArenaFigure, model: TFLiteModel, kernels: str = DEFAULT_KERNELS) -> ArenaNeed:
     """The arena ``build`` allocates by default for ``model`` (as deployed) from the host's figure: with an offline
     plan the head is exact (the planned tensors and the CMSIS-NN kernels' scratch buffers where TFLM puts them, or
@@ -346,7 +374,7 @@ def analyze(model: TFLiteModel, board: Board, *, measure_arena: bool = True, run
     elif measure_arena and a.is_int8 and not a.support_issues:  # TFLM would refuse or abort on the others
         from .scratch import max_scratch_bytes
 
-        rec = tflm_host.record_arena(model.data)
+        rec = device_arena(tflm_host.record_arena(model.data), runtime)
         scratch = max_scratch_bytes(model)  # the host's reference kernels ask for none
         a.arena = ArenaFigure(**{**rec, "device_bytes": rec["device_bytes"] + scratch,
                                  "method": rec["method"] + f"; plus the largest CMSIS-NN scratch buffer, {scratch} B"},

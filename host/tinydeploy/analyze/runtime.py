@@ -22,6 +22,7 @@ class Runtime:
     flash_estimate: dict
     firmware_ram_estimate: dict
     shared_builtin_data: dict
+    interpreter_structs: dict
 
     def supports(self, opname: str) -> bool:
         return opname in self.ops
@@ -34,6 +35,12 @@ class Runtime:
         e = self.firmware_ram_estimate
         return int(e["base_bytes"] + input_bytes + e["per_op_bytes"] * n_ops + e["per_op_type_bytes"] * n_op_types)
 
+    def interpreter_floor_bytes(self, tensors: int, nodes: int, io_tensors: int) -> int:
+        """The arena tail the interpreter allocates for a model's tensors, nodes and graph inputs and outputs on the
+        device, whatever the kernels (interpreter_structs; their quantization not counted)."""
+        b = self.interpreter_structs["device_bytes"]
+        return tensors * b["TfLiteEvalTensor"] + nodes * b["NodeAndRegistration"] + io_tensors * b["TfLiteTensor"]
+
     def kernel_flash_bytes(self, opname: str) -> int:
         fe = self.flash_estimate
         return int(fe["kernel_bytes"].get(opname, fe["default_kernel_bytes"]))
@@ -45,4 +52,5 @@ def pinned() -> Runtime:
     return Runtime(name=d["name"], library=d["library"], lib_dep=d["lib_dep"], commit=d["commit"],
                    include=d["include"], ops=d["ops"], cmsis_nn=frozenset(d["cmsis_nn"]), ops_source=d["ops_source"],
                    known_gaps=tuple(d["known_gaps"]), flash_estimate=d["flash_estimate"],
-                   firmware_ram_estimate=d["firmware_ram_estimate"], shared_builtin_data=d["shared_builtin_data"])
+                   firmware_ram_estimate=d["firmware_ram_estimate"], shared_builtin_data=d["shared_builtin_data"],
+                   interpreter_structs=d["interpreter_structs"])

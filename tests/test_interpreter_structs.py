@@ -1,0 +1,56 @@
+"""The interpreter's own structures (tflm_runtime.json's interpreter_structs): their sizes on the device, compiled with
+the board's flags against the pinned library's headers, and on the host, as the tflite-micro wheel's recording
+allocator reports them; analyze.device_arena scales the host's figures by the two."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+from conftest import EXAMPLE, ROOT, missing
+
+
+def _facts() -> dict:
+    return json.loads((ROOT / "host" / "tinydeploy" / "analyze" / "tflm_runtime.json").read_text())["interpreter_structs"]
+
+
+def _compiles(tflm_dir, src, extra=()) -> subprocess.CompletedProcess:
+    board = json.loads((ROOT / "host" / "tinydeploy" / "boards" / "nano33ble.json").read_text())
+    flags = [*board["gcc_flags"], *(f"-D{d}" for d in board["compile"]["defines"]), f"-std={board['compile']['cxx_std']}",
+             *board["compile"]["codegen"]]
+    return subprocess.run(["arm-none-eabi-g++", *flags, *extra, "-fsyntax-only", f"-I{tflm_dir / 'src'}",
+                           f"-I{tflm_dir / 'src' / 'third_party' / 'flatbuffers' / 'include'}", str(src)],
+                          capture_output=True, text=True)
+
+
+def test_device_sizes_are_the_pinned_librarys_as_the_board_compiles_it(tflm_dir, tmp_path):
+    if shutil.which("arm-none-eabi-g++") is None:
+        missing("arm-none-eabi-g++ is required (apt-get install gcc-arm-none-eabi)")
+    facts = _facts()
+    checks = "".join(f'static_assert(sizeof({facts["types"][k]}) == {n}, "{k}");\n'
+                     for k, n in facts["device_bytes"].items())
+    src = tmp_path / "sizes.cpp"
+    src.write_text('#include "tensorflow/lite/micro/micro_allocator.h"\n' + checks)
+    r = _compiles(tflm_dir, src)
+    assert r.returncode == 0, r.stderr
+    # the check fails where the sizes are not these: with TF_LITE_STATIC_MEMORY (the host wheel's build) they are not
+    assert _compiles(tflm_dir, src, ["-DTF_LITE_STATIC_MEMORY"]).returncode != 0
+
+
+def test_the_host_recording_counts_each_structure_at_the_host_size_and_scales_it_to_the_devices():
+    from tinydeploy import tflm_host
+    from tinydeploy.analyze import device_arena
+    from tinydeploy.analyze.runtime import pinned
+    from tinydeploy.tflite_model import TFLiteModel
+
+    facts = _facts()
+    model = TFLiteModel.from_file(EXAMPLE)
+    rec = device_arena(tflm_host.record_arena(model.data), pinned())
+    counts = {"TfLiteEvalTensor": len(model.tensors), "NodeAndRegistration": len(model.operators),
+              "TfLiteTensor": len(model.inputs) + len(model.outputs)}
+    for key, host in tflm_host.HOST_BYTES.items():
+        c = rec["categories"][facts["recorded_as"][key]]
+        assert c["allocations"] == counts[key], key
+        assert c["bytes_host"] == c["allocations"] * host, key
+        assert c["bytes_32bit"] == c["allocations"] * facts["device_bytes"][key], key
