@@ -208,6 +208,29 @@ def tflm_dir() -> Path:
     return d
 
 
+def arm_syntax_check(tflm_dir: Path, src: Path, extra=()) -> subprocess.CompletedProcess:
+    """arm-none-eabi-g++ -fsyntax-only on ``src`` with the board's flags (boards/nano33ble.json: CPU, defines, standard,
+    code generation) against the pinned library's headers, as the firmware's sources compile."""
+    import json
+
+    if shutil.which("arm-none-eabi-g++") is None:
+        missing("arm-none-eabi-g++ is required (apt-get install gcc-arm-none-eabi)")
+    board = json.loads((ROOT / "host" / "tinydeploy" / "boards" / "nano33ble.json").read_text())
+    flags = [*board["gcc_flags"], *(f"-D{d}" for d in board["compile"]["defines"]), f"-std={board['compile']['cxx_std']}",
+             *board["compile"]["codegen"]]
+    return subprocess.run(["arm-none-eabi-g++", *flags, *extra, "-fsyntax-only", f"-I{tflm_dir / 'src'}",
+                           f"-I{tflm_dir / 'src' / 'third_party' / 'flatbuffers' / 'include'}", str(src)],
+                          capture_output=True, text=True)
+
+
+def sizes_source(tmp_path: Path, header: str, sizes: dict[str, int]) -> Path:
+    """A C++ file that compiles only where sizeof(type) == n for every type: n of ``sizes``, after ``header``."""
+    src = tmp_path / "sizes.cpp"
+    src.write_text(f'#include "{header}"\n' + "".join(f'static_assert(sizeof({t}) == {n}, "{t}");\n'
+                                                      for t, n in sizes.items()))
+    return src
+
+
 def emulate(project: Path, tflm: Path, *args, timeout=900):
     """`tinydeploy emulate PROJECT ... --json F` in a child process: (process, JSON or None)."""
     out = project.parent / f"{project.name}.emulate.json"

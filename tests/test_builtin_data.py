@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 
 
-from conftest import ROOT, emulate, missing, random_int8_model, run_cli
+from conftest import ROOT, arm_syntax_check, emulate, random_int8_model, run_cli, sizes_source
 
 SOURCE = ROOT / "firmware" / "td_builtin_data.cpp"
 
@@ -22,20 +21,14 @@ def _facts() -> dict:
 
 
 def test_struct_sizes_are_the_pinned_librarys(tflm_dir, tmp_path):
-    if shutil.which("arm-none-eabi-g++") is None:
-        missing("arm-none-eabi-g++ is required (apt-get install gcc-arm-none-eabi)")
     facts = _facts()
-    checks = "".join(f'static_assert(sizeof({facts["structs"][op]}) == {n}, "{op}");\n'
-                     for op, n in facts["struct_bytes"].items())
-    src = tmp_path / "sizes.cpp"
-    src.write_text('#include "tensorflow/lite/core/c/builtin_op_data.h"\n' + checks)
-    r = subprocess.run(["arm-none-eabi-g++", "-mcpu=cortex-m4", "-mthumb", "-std=gnu++11", "-fsyntax-only",
-                        f"-I{tflm_dir / 'src'}", str(src)], capture_output=True, text=True)
+    src = sizes_source(tmp_path, "tensorflow/lite/core/c/builtin_op_data.h",
+                       {facts["structs"][op]: n for op, n in facts["struct_bytes"].items()})
+    r = arm_syntax_check(tflm_dir, src)
     assert r.returncode == 0, r.stderr
     # the check itself fails on a wrong size
     src.write_text(src.read_text().replace("== 24,", "== 28,"))
-    assert subprocess.run(["arm-none-eabi-g++", "-mcpu=cortex-m4", "-mthumb", "-std=gnu++11", "-fsyntax-only",
-                           f"-I{tflm_dir / 'src'}", str(src)], capture_output=True).returncode != 0
+    assert arm_syntax_check(tflm_dir, src).returncode != 0
 
 
 def test_the_shared_ops_are_the_firmwares():

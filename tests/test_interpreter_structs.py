@@ -5,37 +5,22 @@ allocator reports them; analyze.device_arena scales the host's figures by the tw
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
-from conftest import EXAMPLE, ROOT, missing
+from conftest import EXAMPLE, ROOT, arm_syntax_check, sizes_source
 
 
 def _facts() -> dict:
     return json.loads((ROOT / "host" / "tinydeploy" / "analyze" / "tflm_runtime.json").read_text())["interpreter_structs"]
 
 
-def _compiles(tflm_dir, src, extra=()) -> subprocess.CompletedProcess:
-    board = json.loads((ROOT / "host" / "tinydeploy" / "boards" / "nano33ble.json").read_text())
-    flags = [*board["gcc_flags"], *(f"-D{d}" for d in board["compile"]["defines"]), f"-std={board['compile']['cxx_std']}",
-             *board["compile"]["codegen"]]
-    return subprocess.run(["arm-none-eabi-g++", *flags, *extra, "-fsyntax-only", f"-I{tflm_dir / 'src'}",
-                           f"-I{tflm_dir / 'src' / 'third_party' / 'flatbuffers' / 'include'}", str(src)],
-                          capture_output=True, text=True)
-
-
 def test_device_sizes_are_the_pinned_librarys_as_the_board_compiles_it(tflm_dir, tmp_path):
-    if shutil.which("arm-none-eabi-g++") is None:
-        missing("arm-none-eabi-g++ is required (apt-get install gcc-arm-none-eabi)")
     facts = _facts()
-    checks = "".join(f'static_assert(sizeof({facts["types"][k]}) == {n}, "{k}");\n'
-                     for k, n in facts["device_bytes"].items())
-    src = tmp_path / "sizes.cpp"
-    src.write_text('#include "tensorflow/lite/micro/micro_allocator.h"\n' + checks)
-    r = _compiles(tflm_dir, src)
+    src = sizes_source(tmp_path, "tensorflow/lite/micro/micro_allocator.h",
+                       {facts["types"][k]: n for k, n in facts["device_bytes"].items()})
+    r = arm_syntax_check(tflm_dir, src)
     assert r.returncode == 0, r.stderr
     # the check fails where the sizes are not these: with TF_LITE_STATIC_MEMORY (the host wheel's build) they are not
-    assert _compiles(tflm_dir, src, ["-DTF_LITE_STATIC_MEMORY"]).returncode != 0
+    assert arm_syntax_check(tflm_dir, src, ["-DTF_LITE_STATIC_MEMORY"]).returncode != 0
 
 
 def test_the_host_recording_counts_each_structure_at_the_host_size_and_scales_it_to_the_devices():
