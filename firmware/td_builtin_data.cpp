@@ -85,6 +85,12 @@ TfLiteStatus ParseShared(const tflite::Operator* op, tflite::ErrorReporter* erro
   const TfLiteStatus status = g_parse(op, error_reporter, &local, builtin_data);
   if (status != kTfLiteOk || !local.holds(*builtin_data)) return status;  // nothing parsed, or parsed into the arena
   const uint32_t size = static_cast<uint32_t>(local.size());
+  for (const FlashBuiltin* f = kFlashBuiltinData; f->op >= 0; ++f) {
+    if (f->op == g_op && f->size == size && memcmp(f->data, *builtin_data, size) == 0) {
+      *builtin_data = const_cast<void*>(f->data);  // the ops shared only read their builtin data
+      return kTfLiteOk;
+    }
+  }
   for (const Shared* s = g_shared; s != nullptr; s = s->next()) {
     if (s->op == g_op && s->size == size && memcmp(s->bytes(), *builtin_data, size) == 0) {
       *builtin_data = const_cast<uint8_t*>(s->bytes());

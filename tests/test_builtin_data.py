@@ -78,13 +78,23 @@ def test_shared_structs_save_what_analyze_counts_and_outputs_stay_the_hosts(tflm
     # analyze's count is a floor of the saving (its other ops counted as headers only), up to 16 B of alignment
     assert own - shared >= counted - 16, (own, shared, counted)
 
-    # a firmware that shared structs of the same op and size whatever their bytes gives the stride-1 depthwise
-    # convolutions the stride-2 one's options (or the reverse): its outputs are not the host's, or it does not start
-    broken = tmp_path / "broken"
-    shutil.copytree(project, broken)
-    src = broken / "src" / "td_builtin_data.cpp"
-    text = src.read_text()
-    assert "s->size == size && memcmp(s->bytes(), *builtin_data, size) == 0" in text
-    src.write_text(text.replace("s->size == size && memcmp(s->bytes(), *builtin_data, size) == 0", "s->size == size"))
-    r, d = emulate(broken, tflm_dir, "--runs", "1")
-    assert r.returncode != 0 or not all(g["pass"] for g in d["golden"]), d and d["golden"]
+    # a firmware that took structs of the same op and size whatever their bytes gives the stride-1 depthwise
+    # convolutions the stride-2 one's options (or the reverse): its outputs are not the host's, or it does not start;
+    # so for the structs in flash (kFlashBuiltinData), and for those shared in the arena (with the flash table empty)
+    for name, good, bad, empty in (
+            ("flash", "f->size == size && memcmp(f->data, *builtin_data, size) == 0", "f->size == size", False),
+            ("arena", "s->size == size && memcmp(s->bytes(), *builtin_data, size) == 0", "s->size == size", True)):
+        broken = tmp_path / f"broken-{name}"
+        shutil.copytree(project, broken)
+        src = broken / "src" / "td_builtin_data.cpp"
+        text = src.read_text()
+        assert good in text
+        src.write_text(text.replace(good, bad))
+        if empty:
+            params = broken / "src" / "model_params.cpp"
+            table = params.read_text()
+            start = table.index("const FlashBuiltin kFlashBuiltinData[] = {\n")
+            end = table.index("    {-1, nullptr, 0},", start)
+            params.write_text(table[:start] + "const FlashBuiltin kFlashBuiltinData[] = {\n" + table[end:])
+        r, d = emulate(broken, tflm_dir, "--runs", "1")
+        assert r.returncode != 0 or not all(g["pass"] for g in d["golden"]), (name, d and d["golden"])

@@ -4,6 +4,7 @@
 // loops run it, computed by `tinydeploy build` as TFLM's Prepare computes them (QuantizeMultiplier, the padding,
 // the zero points, the activation range), const (in flash): tinydeploy's kernels use these instead of arena copies,
 // after checking each against what TFLM's functions compute on the device (td_kernel_params.h).
+#include "td_builtin_data.h"
 #include "td_kernel_params.h"
 
 namespace td {
@@ -58,4 +59,15 @@ const AddTables kAddTables[] = {
 };
 
 }  // namespace kernels
+
+// The model's 2 distinct builtin data struct(s) of CONV_2D, DEPTHWISE_CONV_2D and the pools, as
+// the pinned library's parsers fill them (td_builtin_data.h): nodes whose parsed struct equals one point at it.
+constexpr auto kBuiltin0 = ConvParams(0, 1, 1, 1, 1, 1);  // CONV_2D
+constexpr auto kBuiltin1 = PoolParams(1, 2, 2, 2, 2, 0);  // MAX_POOL_2D
+const FlashBuiltin kFlashBuiltinData[] = {
+    {tflite::BuiltinOperator_CONV_2D, &kBuiltin0, sizeof(kBuiltin0)},
+    {tflite::BuiltinOperator_MAX_POOL_2D, &kBuiltin1, sizeof(kBuiltin1)},
+    {-1, nullptr, 0},
+};
+
 }  // namespace td

@@ -56,22 +56,44 @@ def flash_resident_bytes(model: TFLiteModel, kernels: str) -> int:
     return conv_resident_bytes(model, kernels) + add_resident_bytes(model, kernels)
 
 
+# The builtin data structs `build` writes into flash (model_params.cpp's kFlashBuiltinData, td_builtin_data.h's
+# constructors, which fill them as the pinned library's parsers do): per op, the constructor and the options it takes
+FLASH_BUILTIN = {
+    "CONV_2D": ("ConvParams", ("padding", "stride_w", "stride_h", "fused_activation", "dilation_w", "dilation_h")),
+    "DEPTHWISE_CONV_2D": ("DepthwiseConvParams", ("padding", "stride_w", "stride_h", "depth_multiplier",
+                                                  "fused_activation", "dilation_w", "dilation_h")),
+    "AVERAGE_POOL_2D": ("PoolParams", ("padding", "stride_w", "stride_h", "filter_w", "filter_h", "fused_activation")),
+    "MAX_POOL_2D": ("PoolParams", ("padding", "stride_w", "stride_h", "filter_w", "filter_h", "fused_activation")),
+}
+
+
+def _flash_call(op) -> str | None:
+    """The constructor call that makes ``op``'s builtin data struct in flash, or None (not a FLASH_BUILTIN op)."""
+    ctor = FLASH_BUILTIN.get(op.opname)
+    if ctor is None or not all(k in op.options for k in ctor[1]):
+        return None
+    return f"{ctor[0]}({', '.join(str(int(op.options[k])) for k in ctor[1])})"
+
+
+def flash_builtin_structs(model: TFLiteModel) -> list[dict]:
+    """The model's distinct builtin data structs of the FLASH_BUILTIN ops, each once: {op, call}."""
+    seen = dict.fromkeys((op.opname, c) for op in model.operators if (c := _flash_call(op)) is not None)
+    return [{"op": name, "call": call} for name, call in seen]
+
+
 def shared_builtin_bytes(model: TFLiteModel, runtime: Runtime | None = None) -> int:
-    """The arena bytes the firmware saves, at least, by sharing equal builtin data structs (with an offline plan,
-    firmware/td_builtin_data.h; tflm_runtime.json's shared_builtin_data): for the ops whose struct analyze reads whole,
-    every node whose options repeat an earlier node's saves its struct and every distinct struct costs a header; a node
-    of the other shared ops is counted as a distinct struct (a header, no saving)."""
+    """The arena bytes the firmware saves, at least, with an offline plan (firmware/td_builtin_data.h; tflm_runtime.json's
+    shared_builtin_data): a node of the ops whose struct analyze reads whole (struct_bytes, the FLASH_BUILTIN ops)
+    finds its struct in flash and saves it; a node of the other shared ops is counted as a distinct struct in the
+    arena (a header, no saving)."""
     facts = (runtime or pinned()).shared_builtin_data
-    groups: dict[tuple, int] = {}
-    others = 0
+    saved = others = 0
     for op in model.operators:
-        if op.opname in facts["struct_bytes"]:
-            key = (op.opname, tuple(sorted(op.options.items())))
-            groups[key] = groups.get(key, 0) + 1
+        if op.opname in facts["struct_bytes"] and _flash_call(op) is not None:
+            saved += facts["struct_bytes"][op.opname]
         elif op.opname in facts["ops"]:
             others += 1
-    saved = sum((n - 1) * facts["struct_bytes"][name] for (name, _), n in groups.items())
-    return saved - facts["header_bytes"] * (len(groups) + others)
+    return saved - facts["header_bytes"] * others
 
 
 # TfLiteAffineQuantization (two pointers and an int) and its arrays: pointer-dominated, about half on the device

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..analyze import (ARENA_ALIGN_BYTES, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES, Analysis, arena_need,
+from ..analyze import (ARENA_ALIGN_BYTES, flash_builtin_structs, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES, Analysis, arena_need,
                        head_and_planning)
 from ..analyze.add_tables import add_tables
 from ..analyze.requant import DEFAULT_KERNELS, KERNELS, cmsis_wrapper_takes_3x3, flash_params, own_loops_take
@@ -165,6 +165,8 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
         "channel_params": [{**vars(p), "channels": p.channels, "multipliers_array": int_array(p.multipliers, 8),
                             "shifts_array": int_array(p.shifts, 16)}
                            for p in params],
+        # with the offline plan (TD_SHARE_BUILTIN_DATA) the distinct builtin data structs analyze reads whole, in flash
+        "builtin_flash": flash_builtin_structs(model) if planned_offsets(model.data) is not None else [],
         "add_tables": [{"operator": t.operator, "output_tensor": t.output_tensor,
                         "op_data": (*t.data.op_fields(),), "table1_array": int_array(t.table1, 8),
                         "table2_array": int_array(t.table2, 8)} for t in add_tables(model, kernels)],
