@@ -28,8 +28,9 @@
 // into a buffer padded with zeros, each pixel's four channels widened to 16 bits with the input offset added (two
 // words), and every output pixel of the four channels runs nine taps in assembly, 6 instructions a tap (the pixel's
 // two words, their doubled weights, four 16x16 multiply-accumulates), 89 an output pixel with the requantization: no
-// planes, no per-channel set-up. A single output pixel (a 1x1 map, or a 2x2 one at stride 2) runs OnePixel: each
-// channel's taps inside the image in C, TFLM's own requantization.
+// planes, no per-channel set-up. A single output pixel (a 1x1 map, or a 2x2 one at stride 2) runs OnePixel: the taps
+// inside the image, four channels a word, each channel requantized as TFLM does (by MakeRequant's shortcut where it
+// holds).
 
 #include <string.h>
 
@@ -984,7 +985,9 @@ __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const in
         const int32_t bc = bias ? bias[c0 + c] : 0, a = acc[c] + bc;
         const int32_t mult = mults[c0 + c], shift = shifts[c0 + c];
         int32_t v;
-        if (static_cast<uint32_t>(bc + bias_bound) < bias_span && util::ShortcutChannel(mult, shift)) {
+        const bool fast = static_cast<uint32_t>(bc) + static_cast<uint32_t>(bias_bound) < bias_span &&
+                          util::ShortcutChannel(mult, shift);
+        if (fast) {
           v = util::RequantFast(2 * a, mult, util::ShortcutAddOdd(odd, -shift), -shift);
         } else {
           v = OnePixelSlow(a, mult, shift, out_zp);
