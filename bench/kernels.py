@@ -108,7 +108,6 @@ def main() -> int:
     from tinydeploy.boards import load
     from tinydeploy.emulate.firmware import build_firmware
     from tinydeploy.emulate.tflm_library import TflmLibrary
-    from tinydeploy.repair import repair
     from tinydeploy.tflite_model import TFLiteModel
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -131,7 +130,7 @@ def main() -> int:
                 subprocess.run([sys.executable, "-m", "tinydeploy", "build", str(path), "-o", str(projects[k]),
                                 "--no-compile", "--kernels", k], check=True, capture_output=True)
             extra = {"reference": (HERE / "reference_kernels.cpp",)}
-            model = repair(TFLiteModel.from_file(path)).model
+            model = TFLiteModel.from_file(projects["tinydeploy"] / "model.tflite")  # as deployed: repaired, folded
             shape = tuple(model.input_tensors[0].shape)
             x = np.random.default_rng(3).integers(-128, 128, size=(5, int(np.prod(shape)))).astype(np.int8)
             res, text, outs = {}, {}, {}
