@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..analyze import (ARENA_ALIGN_BYTES, flash_builtin_structs, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES, Analysis, arena_need,
-                       head_and_planning)
+from ..analyze import (ARENA_ALIGN_BYTES, ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN_BYTES, Analysis, arena_need,
+                       flash_builtin_structs, head_and_planning)
 from ..analyze.add_tables import add_tables
 from ..analyze.requant import DEFAULT_KERNELS, KERNELS, cmsis_wrapper_takes_3x3, flash_params, own_loops_take
 from ..errors import TinyDeployError
