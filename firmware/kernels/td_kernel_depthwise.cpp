@@ -936,8 +936,8 @@ __attribute__((noinline)) int32_t OnePixelSlow(int32_t acc, int32_t mult, int32_
 // A single output pixel (a MobileNet's last depthwise layers, on a 1x1 map or a 2x2 one at stride 2): the taps that
 // fall in the image (a list made once for the node), summed per chunk of channels into accumulators on the stack, four
 // channels a word (SXTB16 / SXTAB16 widen two at a time), then each channel requantized by util::MakeRequant's 32-bit
-// shortcut where the zero point, its multiplier and its bias allow it (the bound |bias| + 255 * 128 a tap under
-// kShortcutBound), TFLM's function elsewhere: no planes, no window, no per-channel set-up.
+// shortcut where the zero point, its multiplier and its bias allow it (util::ShortcutBias, a product a tap), TFLM's
+// function elsewhere: no planes, no window, no per-channel set-up.
 __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const int8_t* in, const int8_t* filter,
                                         const int32_t* bias, int8_t* out, const tflite::OpDataConv& d) {
   int tap[kMaxTaps], pixel[kMaxTaps], n = 0;  // byte offsets of each valid tap's weights and input values
@@ -956,9 +956,8 @@ __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const in
   const int32_t* const mults = d.per_channel_output_multiplier;
   const int32_t* const shifts = d.per_channel_output_shift;
   const int32_t out_zp = d.output_zero_point, lo = d.output_activation_min, hi = d.output_activation_max;
-  const int32_t bias_bound = util::kShortcutBound - 255 * 128 * n;
-  // the zero point's part of the shortcut folded into the bound: no channel passes where it does not hold
-  const uint32_t bias_span = util::ShortcutZeroPoint(out_zp) ? 2u * static_cast<uint32_t>(bias_bound) : 0u;
+  const util::ShortcutBias bias_fits(n);
+  const bool zp_fast = util::ShortcutZeroPoint(out_zp);
   const int32_t odd = util::ShortcutOdd(out_zp);
   constexpr int kChunk = 64;
   int32_t acc[kChunk];
@@ -985,8 +984,7 @@ __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const in
         const int32_t bc = bias ? bias[c0 + c] : 0, a = acc[c] + bc;
         const int32_t mult = mults[c0 + c], shift = shifts[c0 + c];
         int32_t v;
-        const bool fast = static_cast<uint32_t>(bc) + static_cast<uint32_t>(bias_bound) < bias_span &&
-                          util::ShortcutChannel(mult, shift);
+        const bool fast = zp_fast && bias_fits.Holds(bc) && util::ShortcutChannel(mult, shift);
         if (fast) {
           v = util::RequantFast(2 * a, mult, util::ShortcutAddOdd(odd, -shift), -shift);
         } else {

@@ -62,23 +62,21 @@ int64_t AccumulatorBound(int32_t k, const int32_t* bias, int n) {
 // A per-channel block whose every channel takes util::MakeRequant's 32-bit shortcut (the common case), made in one
 // pass with only what kRight reads (bias, mult, add, right), where MakeRequant and all seven arrays took about 45
 // instructions a channel; on a 1x1 map (112 MACs a channel in the study's MobileNetV2) that set-up is a large share
-// of the layer. The shortcut's bound test, |bias| + 255 * 128 * k < kShortcutBound, as |bias| < room. False where a
+// of the layer. The shortcut's bound test, |bias| + 255 * 128 * k < kShortcutBound (util::ShortcutBias). False where a
 // channel does not take it (the block then made by MakeBlock's loop, which repeats this one's work). Out of line, the
 // zero point tested and ShortcutAdd's factor made once a block, the bias bound one unsigned comparison: about 23
 // instructions a channel (inlined into Run, where it spilled, about 52).
 __attribute__((noinline)) bool MakeBlockRight(const MatMul& m, int o0, int n, Block& b) {
   const int32_t zp = m.output_zp;
   if (!m.per_channel || !util::ShortcutZeroPoint(zp)) return false;
-  const int32_t room = util::kShortcutBound - 255 * 128 * m.k;  // k <= kMatMulMaxK: the products stay below 2^25
-  // |bias| < room as one unsigned comparison: bias + room - 1 < 2 room - 1
-  const uint32_t low = static_cast<uint32_t>(room - 1), span = static_cast<uint32_t>(2 * room - 1);
+  const util::ShortcutBias bias_fits(m.k);  // k <= kMatMulMaxK: the products stay below 2^25
   const int32_t odd = util::ShortcutOdd(zp);
   const int32_t* mults = m.mult + o0;
   const int32_t* shifts = m.shift + o0;
   const int32_t* biases = m.bias ? m.bias + o0 : nullptr;
   for (int j = 0; j < n; ++j) {
     const int32_t mult = *mults++, shift = *shifts++, bias = biases ? *biases++ : 0;
-    if (!util::ShortcutChannel(mult, shift) || static_cast<uint32_t>(bias) + low >= span) return false;
+    if (!util::ShortcutChannel(mult, shift) || !bias_fits.Holds(bias)) return false;
     b.bias[j] = bias;
     b.mult[j] = mult;
     b.right[j] = -shift;

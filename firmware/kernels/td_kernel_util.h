@@ -185,6 +185,16 @@ inline bool ShortcutChannel(int32_t mult, int32_t shift) {
 inline bool ShortcutTakes(int32_t mult, int32_t shift, int32_t out_zp) {
   return ShortcutChannel(mult, shift) && ShortcutZeroPoint(out_zp);
 }
+// The bound |bias| + 255 * 128 * products < kShortcutBound of a channel summing `products` int8 products (any weights
+// and inputs: |w| <= 128, |x - zp| <= 255), as |bias| < room, tested in one unsigned comparison: bias + room - 1 <
+// 2 room - 1. Made once for a loop over a layer's channels (products <= 2^11: room > 0).
+struct ShortcutBias {
+  explicit ShortcutBias(int32_t products)
+      : low(static_cast<uint32_t>(kShortcutBound - 255 * 128 * products - 1)),
+        span(2 * static_cast<uint32_t>(kShortcutBound - 255 * 128 * products) - 1) {}
+  bool Holds(int32_t bias) const { return static_cast<uint32_t>(bias) + low < span; }
+  uint32_t low, span;
+};
 // 2^(right - 1) + zp 2^right, as (2 zp + 1) 2^(right - 1): one shift of a per-layer factor (ShortcutOdd), which
 // loops over a layer's channels make once
 inline int32_t ShortcutOdd(int32_t out_zp) { return 2 * out_zp + 1; }

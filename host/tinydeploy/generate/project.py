@@ -141,6 +141,7 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
     n_out = model.output_tensors[0].num_elements
     assert not labels or len(labels) == n_out, "labels are counted against the model's outputs before the build"
     labels = labels or [f"class_{i}" for i in range(n_out)]
+    planned = planned_offsets(model.data) is not None  # the offline plan (and with it TD_SHARE_BUILTIN_DATA)
     return {
         "version": __version__,
         "command": c_comment(command),
@@ -160,13 +161,13 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
         "cmsis_flags": _cmsis_flags(model, params),
         "max_ops": max(len(model.operators), 1),
         "arena": arena_plan.to_dict(),
-        "memory": {**analysis.memory, "planned": planned_offsets(model.data) is not None},
+        "memory": {**analysis.memory, "planned": planned},
         # tinydeploy's kernels take these from flash (model_params.cpp); the library's keep them in the arena
         "channel_params": [{**vars(p), "channels": p.channels, "multipliers_array": int_array(p.multipliers, 8),
                             "shifts_array": int_array(p.shifts, 16)}
                            for p in params],
         # with the offline plan (TD_SHARE_BUILTIN_DATA) the distinct builtin data structs analyze reads whole, in flash
-        "builtin_flash": flash_builtin_structs(model) if planned_offsets(model.data) is not None else [],
+        "builtin_flash": flash_builtin_structs(model) if planned else [],
         "add_tables": [{"operator": t.operator, "output_tensor": t.output_tensor,
                         "op_data": (*t.data.op_fields(),), "table1_array": int_array(t.table1, 8),
                         "table2_array": int_array(t.table2, 8)} for t in add_tables(model, kernels)],

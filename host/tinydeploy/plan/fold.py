@@ -65,14 +65,15 @@ def fold_shapes(model: TFLiteModel) -> Folded:
 
     # the shape ops whose outputs nothing reads any more, until none is left
     kept_outputs = {int(t) for t in g.outputs}
+    shape_codes = {code[n] for n in SHAPE_OPS}
     ops_before = len(g.operators)
     while True:
         read = kept_outputs | {int(t) for op in g.operators for t in (op.inputs if op.inputs is not None else [])}
-        dead = [i for i, op in enumerate(g.operators)
-                if names[op.opcodeIndex] in {code[n] for n in SHAPE_OPS} and not any(int(t) in read for t in op.outputs)]
+        dead = {i for i, op in enumerate(g.operators)
+                if names[op.opcodeIndex] in shape_codes and not any(int(t) in read for t in op.outputs)}
         if not dead:
             break
-        g.operators = [op for i, op in enumerate(g.operators) if i not in set(dead)]
+        g.operators = [op for i, op in enumerate(g.operators) if i not in dead]
 
     # the tensors nothing refers to, removed and the rest renumbered
     signatures = ed.m.signatureDefs or []
