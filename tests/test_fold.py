@@ -1,6 +1,7 @@
 """plan/fold.py: a Keras Reshape converted with an unknown batch size (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE) folded
-into one RESHAPE with a constant shape before the offline plan: the same outputs on the host TFLM, fewer nodes and
-tensors, and the device running the folded model against the original model's golden outputs."""
+into one RESHAPE with a constant shape before the offline plan, and a RESHAPE into a SOFTMAX that keeps the last axis
+dropped: the same outputs on the host TFLM, fewer nodes and tensors, and the device running the folded model against
+the original model's golden outputs."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ def _head(keras):
                              L.GlobalAveragePooling2D(keepdims=True), L.Conv2D(5, 1), L.Reshape((5,)), L.Softmax()])
 
 
+def _flat_head(keras):
+    """The classifier on a 2x2 map flattened: Reshape to 20 values (the last axis changes: 5 -> 20), softmax."""
+    L = keras.layers
+    return keras.Sequential([L.Input((6, 6, 3)), L.Conv2D(8, 3, strides=2, activation="relu"), L.Conv2D(5, 1),
+                             L.Reshape((20,)), L.Softmax()])
+
+
 @pytest.fixture(scope="module")
 def chain_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("fold") / "head.tflite"
@@ -30,18 +38,48 @@ def chain_model(tmp_path_factory):
     return path
 
 
-def test_a_computed_reshape_folds_to_a_constant_and_the_outputs_stay_the_same(chain_model):
+@pytest.fixture(scope="module")
+def flat_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fold") / "flat.tflite"
+    path.write_bytes(random_int8_model(_flat_head, (6, 6, 3), seed=4, weight_std=0.3))
+    return path
+
+
+def test_a_reshape_into_softmax_keeping_the_last_axis_is_dropped(chain_model):
+    """1x1x1x5 -> RESHAPE -> 1x5 -> SOFTMAX: the SOFTMAX reads the classifier's output itself, its output (the
+    graph's) takes the shape 1x1x1x5, the RESHAPE and its two tensors go; the outputs are the same values."""
     from tinydeploy.plan.fold import fold_shapes
     from tinydeploy.tflite_model import TFLiteModel
     from tinydeploy.tflm_host import reference_outputs
 
     model = TFLiteModel.from_file(chain_model)
     names = [op.opname for op in model.operators]
+    f = fold_shapes(model)
+    assert [op.opname for op in f.model.operators] == [n for n in names if n not in (*CHAIN, "RESHAPE")]
+    assert (f.reshapes, f.reshapes_dropped, f.ops_removed) == (1, 1, 4)
+    assert f.tensors_removed == 7  # the chain's 5 (see below), the RESHAPE's output and its constant shape
+    softmax = f.model.operators[-1]
+    conv_out = f.model.operators[-2].outputs[0]
+    assert softmax.inputs == (conv_out,) or list(softmax.inputs) == [conv_out]
+    assert tuple(f.model.output_tensors[0].shape) == (1, 1, 1, 5) == tuple(f.model.tensors[conv_out].shape)
+    x = np.random.default_rng(0).integers(-128, 128, size=(20, 6, 6, 3), dtype=np.int8)
+    want, got = reference_outputs(model.data, x), reference_outputs(f.model.data, x)
+    assert np.array_equal(got.reshape(20, -1), want.reshape(20, -1)) and len(np.unique(want)) > 5
+
+
+def test_a_computed_reshape_folds_to_a_constant_and_the_outputs_stay_the_same(flat_model):
+    from tinydeploy.plan.fold import fold_shapes
+    from tinydeploy.tflite_model import TFLiteModel
+    from tinydeploy.tflm_host import reference_outputs
+
+    model = TFLiteModel.from_file(flat_model)
+    names = [op.opname for op in model.operators]
     assert all(n in names for n in CHAIN)  # the converter wrote the chain this fold is for
     f = fold_shapes(model)
     folded = [op.opname for op in f.model.operators]
-    assert folded == [n for n in names if n not in CHAIN]
-    assert (f.reshapes, f.ops_removed, f.tensors_removed) == (1, 3, len(model.tensors) - len(f.model.tensors))
+    assert folded == [n for n in names if n not in CHAIN]  # the RESHAPE stays: it changes the last axis (5 -> 20)
+    assert (f.reshapes, f.reshapes_dropped, f.ops_removed) == (1, 0, 3)
+    assert f.tensors_removed == len(model.tensors) - len(f.model.tensors)
     assert f.tensors_removed == 5  # SHAPE's output, STRIDED_SLICE's 3 constants and output, PACK's constant and output,
     # less the constant shape added
     reshape = next(op for op in f.model.operators if op.opname == "RESHAPE")
@@ -51,7 +89,7 @@ def test_a_computed_reshape_folds_to_a_constant_and_the_outputs_stay_the_same(ch
     x = np.random.default_rng(0).integers(-128, 128, size=(20, 6, 6, 3), dtype=np.int8)
     want, got = reference_outputs(model.data, x), reference_outputs(f.model.data, x)
     assert np.array_equal(got, want) and len(np.unique(want)) > 5
-    # a model without such a chain is returned as it is
+    # a model without such a chain (or a RESHAPE to drop) is returned as it is
     assert fold_shapes(f.model).model is f.model
 
 
@@ -75,12 +113,13 @@ def test_a_shape_another_op_or_output_reads_stays(chain_model):
 
 def test_the_build_deploys_the_folded_model_and_the_device_matches_the_original(chain_model, tflm_dir, tmp_path):
     """`tinydeploy build` (offline plan) deploys the folded model: its metadata says what was folded, the firmware
-    runs 5 nodes, not 8, and its outputs match the golden outputs the host computed from the model as given."""
+    runs 4 nodes, not 8, and its outputs match the golden outputs the host computed from the model as given."""
     project = tmp_path / "p"
     run_cli("build", chain_model, "-o", project, "--no-compile", check=0)
     meta = json.loads((project / "tinydeploy.json").read_text())
-    assert meta["memory_plan"]["folded"] == {"reshapes": 1, "ops_removed": 3, "tensors_removed": 5}
+    assert meta["memory_plan"]["folded"] == {"reshapes": 1, "reshapes_dropped": 1, "ops_removed": 4,
+                                             "tensors_removed": 7}
     r, result = emulate(project, tflm_dir, "--runs", "1")
     assert r.returncode == 0, r.stderr
-    assert len(result["ops"]) == 5
+    assert [op["tag"] for op in result["ops"]] == ["CONV_2D", "MEAN", "CONV_2D", "SOFTMAX"]
     assert result["golden"] and all(g["pass"] for g in result["golden"])

@@ -64,9 +64,10 @@ def cmd_build(args) -> int:
                   f"{kib(built.arena.bytes)}, {len(built.analysis.op_names)} op types, {golden.count} {golden.source} "
                   f"golden vectors, {time.monotonic() - t0:.1f} s)")
     folded = built.deployed.folded
-    if folded and folded.reshapes:
-        console.print(f"shape computations folded: {folded.reshapes} RESHAPE given a constant shape, {folded.ops_removed}"
-                      f" ops and {folded.tensors_removed} tensors fewer for the interpreter to keep (plan/fold.py)")
+    if folded and folded.ops_removed:
+        console.print(f"shapes folded: {folded.reshapes} RESHAPE given a constant shape, {folded.reshapes_dropped} "
+                      f"RESHAPE into SOFTMAX dropped; {folded.ops_removed} ops and {folded.tensors_removed} tensors "
+                      f"fewer for the interpreter to keep (plan/fold.py)")
     result = {"project": str(out), "metadata": built.metadata, "pio": None}
     if not args.no_compile:
         r = pio.run_build(out, board.platformio["platform"])
