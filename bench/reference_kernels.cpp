@@ -1,18 +1,20 @@
-// TFLM's portable reference kernels for int8 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and ADD, registered under the
+// TFLM's portable reference kernels for int8 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD and SOFTMAX, registered under the
 // names the op resolver asks for, so that bench/kernels.py and the kernel tests can link them in place of the
 // CMSIS-NN kernels and count the instructions of both on the emulated Cortex-M4. Written for this benchmark only: the
 // pinned Arduino library ships only the CMSIS-NN versions of these kernels' Eval. Prepare (per-channel multipliers,
 // padding) is the library's own, shared by both (for FULLY_CONNECTED, TFLM's CalculateOpDataFullyConnected, which
-// the library's Prepare calls; for ADD, AddPrepare).
+// the library's Prepare calls; for ADD, AddPrepare; for SOFTMAX, SoftmaxInit and SoftmaxPrepare).
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/add.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/conv.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/depthwise_conv.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h"
+#include "tensorflow/lite/kernels/internal/reference/softmax.h"
 #include "tensorflow/lite/micro/kernels/add.h"
 #include "tensorflow/lite/micro/kernels/conv.h"
 #include "tensorflow/lite/micro/kernels/depthwise_conv.h"
 #include "tensorflow/lite/micro/kernels/fully_connected.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
+#include "tensorflow/lite/micro/kernels/softmax.h"
 #include "tensorflow/lite/micro/micro_context.h"
 
 namespace tflite {
@@ -130,7 +132,19 @@ TfLiteStatus AddEvalReference(TfLiteContext* context, TfLiteNode* node) {
   return kTfLiteOk;
 }
 
+TfLiteStatus SoftmaxEvalReference(TfLiteContext* context, TfLiteNode* node) {
+  const TfLiteEvalTensor* input = micro::GetEvalInput(context, node, 0);
+  TfLiteEvalTensor* output = micro::GetEvalOutput(context, node, 0);
+  TF_LITE_ENSURE(context, input->type == kTfLiteInt8 && output->type == kTfLiteInt8);
+  reference_ops::Softmax(*static_cast<const SoftmaxParams*>(node->user_data), micro::GetTensorShape(input),
+                         micro::GetTensorData<int8_t>(input), micro::GetTensorShape(output),
+                         micro::GetTensorData<int8_t>(output));
+  return kTfLiteOk;
+}
+
 }  // namespace
+
+TfLiteRegistration Register_SOFTMAX() { return micro::RegisterOp(SoftmaxInit, SoftmaxPrepare, SoftmaxEvalReference); }
 
 TfLiteRegistration Register_ADD() { return micro::RegisterOp(InitAdd, AddPrepare, AddEvalReference); }
 

@@ -194,6 +194,23 @@ def _pool_model(seed, shape):
     return _narrow_activation(convert(m, "int8", rep, 32))
 
 
+def _softmax_model(seed, shape, classes):
+    """SOFTMAX along the last axis of a pointwise convolution's output: one row a pixel (3x3: 9 rows of `classes`),
+    logits spread wide (weights of std 1 on an input of 8 channels), so that rows hold values the exponent's range
+    cuts off (diff_min) beside close ones."""
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+
+    _, keras = import_tf()
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    m = keras.Sequential([L.Input(shape), L.Conv2D(classes, 1), L.Softmax()])
+    rng = np.random.default_rng(seed)
+    m.set_weights([rng.normal(0, 1.0, w.shape).astype(np.float32) for w in m.get_weights()])
+    rep = rng.integers(0, 256, (32, *shape), dtype=np.uint8)
+    return convert(m, "int8", rep, 32)
+
+
 def _narrow_activation(data: bytes) -> bytes:
     """The convolution's and both pools' outputs given twice the first pool's scale and the zero point -100 (a pool's
     input and output must share them), so that the fused relu6 clamps to [-100, 28] inside int8 (the converter gives
@@ -283,6 +300,9 @@ def case_models(tmp_path_factory):
     p = d / "add_broadcast.tflite"
     p.write_bytes(_broadcast_add_model(seed=91))
     out["add_broadcast"] = p
+    p = d / "softmax_3x3x37.tflite"
+    p.write_bytes(_softmax_model(98, (3, 3, 8), 37))
+    out["softmax_3x3x37"] = p
     return out
 
 
@@ -404,6 +424,12 @@ def test_max_pool_is_bit_exact_with_tflm_reference_on_the_device(case_models, tf
     _bit_exact(case_models[name], "MAX_POOL_2D", tflm_dir, tmp_path, every_shape=False, also=("CONV_2D",))
 
 
+def test_softmax_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path):
+    """td_kernel_softmax.cpp (the CMSIS-NN function on 12 bytes of op data) against TFLM's reference softmax
+    (bench/reference_kernels.cpp), 9 rows of 37 classes."""
+    _bit_exact(case_models["softmax_3x3x37"], "SOFTMAX", tflm_dir, tmp_path, every_shape=False, also=("CONV_2D",))
+
+
 def test_an_op_no_node_of_which_tinydeploys_kernel_takes_is_registered_as_the_library_builds_it(case_models, tmp_path):
     """generate/registration.py: an ADD that broadcasts (which td_kernel_add.cpp's Applies refuses) gets the library's
     own registration, the line `--kernels cmsis-nn` writes, so it runs no hand-over; a model of same-shape ADDs only
@@ -485,6 +511,9 @@ MUTATIONS = {  # file -> (text, broken text)
     "window-pad": ("td_kernel_depthwise.cpp", "memset(words, 0, 2 * rows * cols", "memset(words, 1, 2 * rows * cols"),
     # SmallK's second product of each row against the first widened weight word
     "small-k-dot": ("td_kernel_matmul.cpp", '"smlad " acc ", r5, r9, "', '"smlad " acc ", r5, r8, "'),
+    # SOFTMAX over the whole tensor as one row, not row by row along the last axis
+    "softmax-rows": ("td_kernel_softmax.cpp", "arm_softmax_s8(tflite::micro::GetTensorData<int8_t>(input), rows, row_size,",
+                     "arm_softmax_s8(tflite::micro::GetTensorData<int8_t>(input), 1, rows * row_size,"),
     # MEAN's integer path dividing rounded down, not to zero as C++ (and TFLM) does
     "floor-division": ("td_kernel_mean.cpp", "return static_cast<int8_t>(sum / integer_count);",
                        "return static_cast<int8_t>((sum - (sum < 0 ? integer_count - 1 : 0)) / integer_count);"),
@@ -496,6 +525,7 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("mean_20x20x6", "lanes-overflow"),
                                             ("mean_9x9x7_integer", "floor-division"),
                                             ("maxpool_9x9x6", "pool-no-clamp"),
+                                            ("softmax_3x3x37", "softmax-rows"),
                                             ("k3_s1_same_c4_tall_transposed", "transposed-taps"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-gather"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-tap"),

@@ -13,7 +13,7 @@ inline TfLiteStatus td_register_ops(TdOpResolver& resolver) {
   if (resolver.AddMaxPool2D(td::kernels::Register_MAX_POOL_2D_INT8()) != kTfLiteOk) return kTfLiteError;  // MAX_POOL_2D (tinydeploy)
   if (resolver.AddReshape() != kTfLiteOk) return kTfLiteError;  // RESHAPE
   if (resolver.AddFullyConnected(td::kernels::Register_FULLY_CONNECTED_INT8()) != kTfLiteOk) return kTfLiteError;  // FULLY_CONNECTED (tinydeploy)
-  if (resolver.AddSoftmax() != kTfLiteOk) return kTfLiteError;  // SOFTMAX (CMSIS-NN)
+  if (resolver.AddSoftmax(td::kernels::Register_SOFTMAX_INT8()) != kTfLiteOk) return kTfLiteError;  // SOFTMAX (tinydeploy)
   return kTfLiteOk;
 }
 

@@ -48,6 +48,11 @@ TfLiteRegistration Register_MAX_POOL_2D();
 // The same for a model whose every MAX_POOL_2D node is int8: the library's kernel is not linked.
 TfLiteRegistration Register_MAX_POOL_2D_INT8();
 
+// SOFTMAX, int8 in and out: the pinned CMSIS-NN's function on 12 bytes of op data (td_kernel_softmax.cpp).
+TfLiteRegistration Register_SOFTMAX();
+// The same for a model whose every SOFTMAX node is int8: the library's kernel is not linked.
+TfLiteRegistration Register_SOFTMAX_INT8();
+
 // The library's op resolver (kLibraryOps ops), which also takes kOwnOps registrations for builtin ops whose Add
 // method takes none (AddMean): FindOp and GetOpDataParser answer for those from here, the library's resolver for every
 // other op. As many slots as the library's resolver would hold for the same ops: no byte more RAM.

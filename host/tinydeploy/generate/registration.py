@@ -68,6 +68,14 @@ def _max_pool(model: TFLiteModel, op: Operator, _params: set[int]) -> bool:
     return _int8(x, y) and len(x.shape) == len(y.shape) == 4 and (x.shape[0], x.shape[3]) == (y.shape[0], y.shape[3])
 
 
+def _softmax(model: TFLiteModel, op: Operator, _params: set[int]) -> bool:
+    """td_kernel_softmax.cpp's Applies: int8 in and out, as many output values as input values."""
+    if len(op.inputs) != 1 or len(op.outputs) != 1:
+        return False
+    x, y = _tensor(model, op.inputs[0]), _tensor(model, op.outputs[0])
+    return _int8(x, y) and len(x.shape) >= 1 and x.num_elements == y.num_elements
+
+
 def _conv(_model: TFLiteModel, op: Operator, params: set[int]) -> bool:
     """td_kernel_cmsis.h's TakesConvNode: every node whose parameters the build wrote into model_params.cpp (every
     int8 node; its own loops or the CMSIS-NN function run it)."""
@@ -75,7 +83,7 @@ def _conv(_model: TFLiteModel, op: Operator, params: set[int]) -> bool:
 
 
 TAKES = {"CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected, "ADD": _add,
-         "MEAN": _mean, "MAX_POOL_2D": _max_pool}
+         "MEAN": _mean, "MAX_POOL_2D": _max_pool, "SOFTMAX": _softmax}
 
 
 def registration(model: TFLiteModel, kernel: dict | None, op: str, params: set[int]) -> str | None:

@@ -1,0 +1,87 @@
+// tinydeploy's int8 SOFTMAX: the pinned CMSIS-NN's arm_softmax_s8, as the library's kernel runs it, on op data of
+// 12 bytes (16 in the arena, which aligns to 16) where the library keeps 64 (CMSISNNSoftmaxParams: TFLM's whole
+// SoftmaxParams, a double, the int16 path's tables and LogSoftmax's divisor among them, for the three numbers the int8
+// function reads, and the rows, which Eval takes from the input's shape). The numbers are TFLM's own
+// (CalculateSoftmaxParams, in Prepare), so every output is the library kernel's; other nodes (float, int16) run the
+// library's kernel, chosen in Prepare.
+#include "td_kernel_util.h"
+#include "td_kernels.h"
+#include "tensorflow/lite/c/builtin_op_data.h"
+#include "tensorflow/lite/kernels/internal/types.h"
+#include "tensorflow/lite/kernels/kernel_util.h"
+#include "tensorflow/lite/micro/kernels/kernel_util.h"
+#include "tensorflow/lite/micro/kernels/softmax.h"
+#include "tensorflow/lite/micro/micro_context.h"
+#include "third_party/cmsis_nn/Include/arm_nnfunctions.h"
+
+namespace td {
+namespace kernels {
+namespace {
+
+// What arm_softmax_s8 reads beside the rows: TFLM's input multiplier, left shift and diff_min.
+struct SoftmaxOp {
+  int32_t multiplier;
+  int32_t left_shift;
+  int32_t diff_min;
+};
+using Op = util::KernelOpOf<SoftmaxOp>;
+
+TfLiteRegistration Library() { return tflite::Register_SOFTMAX(); }
+
+// int8 in and out, as many output values as input values (TFLM's kernel matches the shapes; the rows are the input's)
+bool Applies(TfLiteContext* context, TfLiteNode* node) {
+  if (node->inputs->size != 1 || node->outputs->size != 1) return false;
+  tflite::MicroContext* mc = tflite::GetMicroContext(context);
+  TfLiteTensor* in = mc->AllocateTempInputTensor(node, 0);
+  TfLiteTensor* out = mc->AllocateTempOutputTensor(node, 0);
+  const bool ok = in != nullptr && out != nullptr && in->type == kTfLiteInt8 && out->type == kTfLiteInt8 &&
+                  in->dims->size >= 1 && tflite::NumElements(in) == tflite::NumElements(out);
+  if (in) mc->DeallocateTempTfLiteTensor(in);
+  if (out) mc->DeallocateTempTfLiteTensor(out);
+  return ok;
+}
+
+TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
+  tflite::MicroContext* mc = tflite::GetMicroContext(context);
+  TfLiteTensor* in = mc->AllocateTempInputTensor(node, 0);
+  TF_LITE_ENSURE(context, in != nullptr);
+  TfLiteTensor* out = mc->AllocateTempOutputTensor(node, 0);
+  TF_LITE_ENSURE(context, out != nullptr);
+  tflite::SoftmaxParams params = {};
+  const TfLiteStatus s = tflite::CalculateSoftmaxParams(
+      context, in, out, static_cast<const TfLiteSoftmaxParams*>(node->builtin_data), &params);
+  SoftmaxOp& op = static_cast<Op*>(node->user_data)->data;
+  op.multiplier = params.input_multiplier;
+  op.left_shift = params.input_left_shift;
+  op.diff_min = params.diff_min;
+  mc->DeallocateTempTfLiteTensor(in);
+  mc->DeallocateTempTfLiteTensor(out);
+  return s;
+}
+
+TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node, const Op& o) {
+  const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, 0);
+  TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
+  const SoftmaxOp& op = o.data;
+  // each row along the last axis on its own, as TFLM's kernel computes its rows from the input's shape
+  const TfLiteIntArray& dims = *input->dims;
+  const int32_t row_size = dims.data[dims.size - 1];
+  int32_t rows = 1;
+  for (int i = 0; i < dims.size - 1; ++i) rows *= dims.data[i];
+  arm_softmax_s8(tflite::micro::GetTensorData<int8_t>(input), rows, row_size, op.multiplier, op.left_shift,
+                 op.diff_min, tflite::micro::GetTensorData<int8_t>(output));
+  return kTfLiteOk;
+}
+
+}  // namespace
+
+TfLiteRegistration Register_SOFTMAX() {
+  return util::Kernel<SoftmaxOp, Library, Applies, Prepare, Eval>::Registration();
+}
+
+TfLiteRegistration Register_SOFTMAX_INT8() {
+  return util::Kernel<SoftmaxOp, nullptr, Applies, Prepare, Eval>::Registration();
+}
+
+}  // namespace kernels
+}  // namespace td
