@@ -511,6 +511,8 @@ MUTATIONS = {  # file -> (text, broken text)
     "window-pad": ("td_kernel_depthwise.cpp", "memset(words, 0, 2 * rows * cols", "memset(words, 1, 2 * rows * cols"),
     # SmallK's second product of each row against the first widened weight word
     "small-k-dot": ("td_kernel_matmul.cpp", '"smlad " acc ", r5, r9, "', '"smlad " acc ", r5, r8, "'),
+    # the single-pixel loop's channels all taking their block's first channel's shift (its pointer not advanced)
+    "pc-row-shift": ("td_kernel_matmul.cpp", '"ldr r10, [r2], #4\\n\\t"', '"ldr r10, [r2]\\n\\t"'),
     # SOFTMAX over the whole tensor as one row, not row by row along the last axis
     "softmax-rows": ("td_kernel_softmax.cpp", "arm_softmax_s8(tflite::micro::GetTensorData<int8_t>(input), rows, row_size,",
                      "arm_softmax_s8(tflite::micro::GetTensorData<int8_t>(input), 1, rows * row_size,"),
@@ -526,6 +528,7 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("mean_9x9x7_integer", "floor-division"),
                                             ("maxpool_9x9x6", "pool-no-clamp"),
                                             ("softmax_3x3x37", "softmax-rows"),
+                                            ("pw_1x1_map_per_channel", "pc-row-shift"),
                                             ("k3_s1_same_c4_tall_transposed", "transposed-taps"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-gather"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-tap"),

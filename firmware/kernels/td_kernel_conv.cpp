@@ -144,7 +144,11 @@ TfLiteStatus EvalMatMul(TfLiteContext* context, TfLiteNode* node, const tflite::
   m.per_channel = true;
   m.row = pointwise ? nullptr : GatherRow;
   m.ctx = &gather;
-  Run(m);
+  if (PerChannelRowTakes(m)) {  // a single pixel (a 1x1 map after global pooling): a fully connected layer's loop
+    FcRow(m);
+  } else {
+    Run(m);
+  }
   return kTfLiteOk;
 }
 

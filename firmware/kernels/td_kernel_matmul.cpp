@@ -593,7 +593,9 @@ __attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, i
 // steps lr, the accumulators r4-r7, scratch r8-r11), four steps a loop, then the bias already in the accumulators,
 // TFLM's requantization (util::RequantFast of the doubled sums), the four outputs packed in one word, clamped to the
 // activation range per byte (SSUB8 and SEL) and stored with one STR. Per block of 4 channels and K inputs: 21 K / 4
-// + 43 instructions.
+// + 43 instructions. FcBlocksPerChannel is the same with each channel's own multiplier and shift (a 1x1 convolution
+// on a single pixel): its constants made from them in the block (util::MakeRequant's shortcut, which the caller
+// checked every channel takes: add = (2 zp + 1) << (right - 1), right - 1 = ~shift), 26 instructions more a block.
 struct FcRun {
   const int32_t* xw;    // 0: the row widened (one-row pairs)
   const int32_t* end4;  // 4: where the quadruple steps end
@@ -605,8 +607,11 @@ struct FcRun {
   int32_t three_k;      // 44: from channel 3's weights' end to the next block's first
   int32_t s1, s2, s3;   // 48-56: channel j's weights from channel 0's, once the first load advanced w: j k - 4
   const int8_t* w;      // 60: the first block's weights
+  const int32_t* mults;   // 64: per channel (FcBlocksPerChannel), advanced by the function
+  const int32_t* shifts;  // 68: likewise
+  int32_t odd;            // 72: 2 zp + 1
 };
-static_assert(sizeof(FcRun) == 64, "the assembly's offsets into FcRun");
+static_assert(sizeof(FcRun) == 76, "the assembly's offsets into FcRun");
 
 #define TD_FC_STEP                             \
   "ldrd r8, r9, [r0], #8\n\t"                   \
@@ -630,65 +635,96 @@ static_assert(sizeof(FcRun) == 64, "the assembly's offsets into FcRun");
   "sxtb16 r10, r10\n\t"                         \
   "smlad r7, r8, r10, r7\n\t"                   \
   "smlad r7, r9, r11, r7\n\t"
-// accumulator A requantized into A: 2a, SMMLAR with the addend, the sign term, the right shift, the int8 saturation
+// accumulator A requantized into A (multiplier r8, addend r9, right shift r10): 2a, SMMLAR with the addend, the sign
+// term, the right shift, the int8 saturation
 #define TD_FC_OUT(A)                           \
   "add " A ", " A ", " A "\n\t"                  \
   "smmlar r11, " A ", r8, r9\n\t"               \
   "add r11, r11, " A ", asr #31\n\t"            \
   "asr " A ", r11, r10\n\t"                     \
   "ssat " A ", #8, " A "\n\t"
+// the same with the channel's own constants: its multiplier and shift read from r0 and r2 (advanced), the addend
+// made from 2 zp + 1 (r3)
+#define TD_FC_OUT_PC(A)                        \
+  "ldr r8, [r0], #4\n\t"                        \
+  "ldr r10, [r2], #4\n\t"                       \
+  "mvn r9, r10\n\t"                             \
+  "lsl r9, r3, r9\n\t"                          \
+  "rsb r10, r10, #0\n\t" TD_FC_OUT(A)
+// the block's loop up to its four accumulators (the bias loaded into them, the steps run); lr the FcRun at its end
+#define TD_FC_ACCUMULATE                       \
+  "0:\n\t"                                      \
+  "ldr r8, [sp]\n\t"                            \
+  "ldr r9, [r8, #12]\n\t"                       \
+  "ldm r9!, {r4-r7}\n\t"                        \
+  "str r9, [r8, #12]\n\t"                       \
+  "ldr r0, [r8]\n\t"                            \
+  "ldr lr, [r8, #4]\n\t"                        \
+  "cmp r0, lr\n\t"                              \
+  "bhs 2f\n\t"                                  \
+  "1:\n\t" TD_FC_STEP TD_FC_STEP TD_FC_STEP TD_FC_STEP \
+  "cmp r0, lr\n\t"                              \
+  "blo 1b\n\t"                                  \
+  "2:\n\t"                                      \
+  "ldr lr, [sp]\n\t"                            \
+  "ldr r8, [lr, #8]\n\t"                        \
+  "cmp r8, #0\n\t"                              \
+  "beq 3f\n\t" TD_FC_STEP TD_FC_STEP            \
+  "3:\n\t"
+// the four outputs in r4-r7 packed, clamped and stored, w on to the next block, the loop closed
+#define TD_FC_STORE                            \
+  "bfi r4, r5, #8, #8\n\t"                      \
+  "bfi r4, r6, #16, #8\n\t"                     \
+  "bfi r4, r7, #24, #8\n\t"                     \
+  "ldrd r8, r9, [lr, #36]\n\t"                  \
+  "ssub8 r10, r4, r8\n\t"                       \
+  "sel r4, r4, r8\n\t"                          \
+  "ssub8 r10, r9, r4\n\t"                       \
+  "sel r4, r4, r9\n\t"                          \
+  "ldr r10, [lr, #16]\n\t"                      \
+  "str r4, [r10], #4\n\t"                       \
+  "str r10, [lr, #16]\n\t"                      \
+  "ldr r10, [lr, #44]\n\t"                      \
+  "add r1, r1, r10\n\t"                         \
+  "ldr r10, [lr, #20]\n\t"                      \
+  "subs r10, #1\n\t"                            \
+  "str r10, [lr, #20]\n\t"                      \
+  "bne 0b\n\t"                                  \
+  "add sp, #8\n\t"                              \
+  "pop {r4-r11, pc}"
+#define TD_FC_ENTER                            \
+  "push {r4-r11, lr}\n\t"                       \
+  "sub sp, #8\n\t"                              \
+  "str r0, [sp]\n\t"                            \
+  "ldr r1, [r0, #60]\n\t"                       \
+  "ldr r2, [r0, #48]\n\t"                       \
+  "ldr r3, [r0, #52]\n\t"                       \
+  "ldr r12, [r0, #56]\n\t"
 
 __attribute__((naked, noinline)) void FcBlocks(FcRun*) {
-  __asm__ volatile(
-      "push {r4-r11, lr}\n\t"
-      "sub sp, #8\n\t"
-      "str r0, [sp]\n\t"
-      "ldr r1, [r0, #60]\n\t"
-      "ldr r2, [r0, #48]\n\t"
-      "ldr r3, [r0, #52]\n\t"
-      "ldr r12, [r0, #56]\n\t"
-      "0:\n\t"
-      "ldr r8, [sp]\n\t"
-      "ldr r9, [r8, #12]\n\t"
-      "ldm r9!, {r4-r7}\n\t"
-      "str r9, [r8, #12]\n\t"
-      "ldr r0, [r8]\n\t"
-      "ldr lr, [r8, #4]\n\t"
-      "cmp r0, lr\n\t"
-      "bhs 2f\n\t"
-      "1:\n\t" TD_FC_STEP TD_FC_STEP TD_FC_STEP TD_FC_STEP
-      "cmp r0, lr\n\t"
-      "blo 1b\n\t"
-      "2:\n\t"
-      "ldr lr, [sp]\n\t"
-      "ldr r8, [lr, #8]\n\t"
-      "cmp r8, #0\n\t"
-      "beq 3f\n\t" TD_FC_STEP TD_FC_STEP
-      "3:\n\t"
-      "ldrd r8, r9, [lr, #24]\n\t"
-      "ldr r10, [lr, #32]\n\t" TD_FC_OUT("r4") TD_FC_OUT("r5") TD_FC_OUT("r6") TD_FC_OUT("r7")
-      "bfi r4, r5, #8, #8\n\t"
-      "bfi r4, r6, #16, #8\n\t"
-      "bfi r4, r7, #24, #8\n\t"
-      "ldrd r8, r9, [lr, #36]\n\t"
-      "ssub8 r10, r4, r8\n\t"
-      "sel r4, r4, r8\n\t"
-      "ssub8 r10, r9, r4\n\t"
-      "sel r4, r4, r9\n\t"
-      "ldr r10, [lr, #16]\n\t"
-      "str r4, [r10], #4\n\t"
-      "str r10, [lr, #16]\n\t"
-      "ldr r10, [lr, #44]\n\t"
-      "add r1, r1, r10\n\t"
-      "ldr r10, [lr, #20]\n\t"
-      "subs r10, #1\n\t"
-      "str r10, [lr, #20]\n\t"
-      "bne 0b\n\t"
-      "add sp, #8\n\t"
-      "pop {r4-r11, pc}");
+  __asm__ volatile(TD_FC_ENTER TD_FC_ACCUMULATE
+                   "ldrd r8, r9, [lr, #24]\n\t"
+                   "ldr r10, [lr, #32]\n\t" TD_FC_OUT("r4") TD_FC_OUT("r5") TD_FC_OUT("r6") TD_FC_OUT("r7")
+                   TD_FC_STORE);
+}
+
+__attribute__((naked, noinline)) void FcBlocksPerChannel(FcRun*) {
+  __asm__ volatile(TD_FC_ENTER TD_FC_ACCUMULATE
+                   "ldr r0, [lr, #64]\n\t"
+                   "ldr r2, [lr, #68]\n\t"
+                   "ldr r3, [lr, #72]\n\t" TD_FC_OUT_PC("r4") TD_FC_OUT_PC("r5") TD_FC_OUT_PC("r6")
+                   TD_FC_OUT_PC("r7")
+                   "str r0, [lr, #64]\n\t"
+                   "str r2, [lr, #68]\n\t"
+                   "ldr r2, [lr, #48]\n\t"
+                   "ldr r3, [lr, #52]\n\t" TD_FC_STORE);
 }
 #undef TD_FC_STEP
 #undef TD_FC_OUT
+#undef TD_FC_OUT_PC
+#undef TD_FC_ACCUMULATE
+#undef TD_FC_STORE
+#undef TD_FC_ENTER
 #endif
 
 }  // namespace
@@ -703,19 +739,49 @@ bool FcRowTakes(int32_t k, int32_t cols, int32_t mult, int32_t shift, int32_t ou
 #endif
 }
 
+bool PerChannelRowTakes(const MatMul& m) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  if (m.rows != 1 || m.row != nullptr || !m.per_channel || m.bias == nullptr || m.k % 8 != 0 || m.k > kMatMulMaxK ||
+      m.cols < 4 || !util::ShortcutZeroPoint(m.output_zp)) {
+    return false;
+  }
+  const util::ShortcutBias bias_fits(m.k);
+  for (int j = 0; j < m.cols; ++j) {
+    if (!util::ShortcutChannel(m.mult[j], m.shift[j]) || !bias_fits.Holds(m.bias[j])) return false;
+  }
+  return true;
+#else
+  (void)m;
+  return false;
+#endif
+}
+
 void FcRow(const MatMul& m) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
   const int32_t groups = m.k >> 2;
   int32_t xw[kMatMulMaxK / 2];
   Widen(m.in, groups, -m.input_zp, xw, 2);
-  // the fast form's constants (which do not depend on the bound; FcRowTakes checked the bound with the biases)
-  const util::Requant q = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, AccumulatorBound(m.k, nullptr, 0));
-  const int32_t add = q.add, right = q.right;
   const int32_t lo4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_min));
   const int32_t hi4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_max));
   const int32_t blocks = m.cols >> 2;
+  if (m.per_channel) {  // PerChannelRowTakes: each channel's shortcut constants, made in the blocks
+    const int32_t odd = util::ShortcutOdd(m.output_zp);
+    FcRun run = {xw, xw + 2 * (groups & ~3), groups & 2, m.bias, m.out, blocks, 0, 0, 0, lo4, hi4, 3 * m.k, m.k - 4,
+                 2 * m.k - 4, 3 * m.k - 4, m.w, m.mult, m.shift, odd};
+    FcBlocksPerChannel(&run);
+    for (int j = 4 * blocks; j < m.cols; ++j) {  // the last one to three channels
+      const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, groups);
+      const int32_t right = -m.shift[j];
+      const int32_t v = util::RequantFast(2 * a, m.mult[j], util::ShortcutAddOdd(odd, right), right);
+      m.out[j] = static_cast<int8_t>(util::Clamp(dsp::ssat8(v), m.act_min, m.act_max));
+    }
+    return;
+  }
+  // the fast form's constants (which do not depend on the bound; FcRowTakes checked the bound with the biases)
+  const util::Requant q = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, AccumulatorBound(m.k, nullptr, 0));
+  const int32_t add = q.add, right = q.right;
   FcRun run = {xw,  xw + 2 * (groups & ~3), groups & 2, m.bias, m.out, blocks, m.mult[0], add, right, lo4, hi4,
-               3 * m.k, m.k - 4, 2 * m.k - 4, 3 * m.k - 4, m.w};
+               3 * m.k, m.k - 4, 2 * m.k - 4, 3 * m.k - 4, m.w, nullptr, nullptr, 0};
   FcBlocks(&run);
   for (int j = 4 * blocks; j < m.cols; ++j) {  // the last one to three channels
     const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, groups);
