@@ -53,6 +53,9 @@ def test_one_compile_serves_every_project_and_nothing_stale(tools, tmp_path):
     assert not hit and changed != first
     other_define, hit = _compile(tools, a, defines=("SCALE=5",))
     assert not hit and other_define != first
+    # a define the source does not read (another model's operator count): the same text, the same object
+    unread, hit = _compile(tools, a, defines=("SCALE=3", "TD_MAX_OPS=7"))
+    assert hit and unread == first
     other_opt, hit = _compile(tools, a, optimize="-O0")  # a flag that changes code, not the preprocessed text
     assert not hit and other_opt != first
     assert _compile(tools, a) == (first, True)

@@ -1,7 +1,9 @@
 """Compiled firmware objects kept by what the compiler sees, so a source compiles once for every project it is in.
 
 A firmware source's object depends on the compiler, its code-generation flags and the source after preprocessing
-(every header it includes, every define): the key is a hash of exactly those. Most of a project's sources (the
+(every header it includes, every define): the key is a hash of exactly those. The defines themselves are not in it:
+what they do is in the preprocessed text, so a project-wide define a source does not read (the model's operator
+count, TD_MAX_OPS, differs from model to model) does not compile every kernel again. Most of a project's sources (the
 kernels, the runtime glue) are the same in every project and take seconds each against TFLM's headers, while
 preprocessing takes a fraction of a second. `__FILE__` is made relative to the source's folder
 (`-fmacro-prefix-map`), so the same file in two projects preprocesses the same. A compile that printed anything
@@ -40,7 +42,8 @@ def compile_cached(tc: ArmToolchain, flags, source: Path, obj: Path, includes: l
         key = None
     else:
         h = hashlib.sha256()
-        for part in (tc.version, compiler, source.suffix, *flags.for_source(source), *extra):
+        codegen = [f for f in flags.for_source(source) if not f.startswith(("-D", "-U"))]
+        for part in (tc.version, compiler, source.suffix, *codegen, *extra):
             h.update(part.encode() + b"\0")
         h.update(pre.stdout)
         key = h.hexdigest()
