@@ -145,7 +145,7 @@ TfLiteStatus EvalMatMul(TfLiteContext* context, TfLiteNode* node, const tflite::
   m.row = pointwise ? nullptr : GatherRow;
   m.ctx = &gather;
   if (PerChannelRowTakes(m)) {  // a single pixel (a 1x1 map after global pooling): a fully connected layer's loop
-    FcRow(m);
+    PerChannelRow(m);
   } else {
     Run(m);
   }

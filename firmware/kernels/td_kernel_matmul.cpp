@@ -595,7 +595,8 @@ __attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, i
 // activation range per byte (SSUB8 and SEL) and stored with one STR. Per block of 4 channels and K inputs: 21 K / 4
 // + 43 instructions. FcBlocksPerChannel is the same with each channel's own multiplier and shift (a 1x1 convolution
 // on a single pixel): its constants made from them in the block (util::MakeRequant's shortcut, which the caller
-// checked every channel takes: add = (2 zp + 1) << (right - 1), right - 1 = ~shift), 26 instructions more a block.
+// checked every channel takes: add = (2 zp + 1) << (right - 1), right - 1 = ~shift), 26 instructions more a block,
+// and two steps a turn of its loop: 88 K / 16 + 69 instructions a block.
 struct FcRun {
   const int32_t* xw;    // 0: the row widened (one-row pairs)
   const int32_t* end4;  // 4: where the quadruple steps end
@@ -651,8 +652,9 @@ static_assert(sizeof(FcRun) == 76, "the assembly's offsets into FcRun");
   "mvn r9, r10\n\t"                             \
   "lsl r9, r3, r9\n\t"                          \
   "rsb r10, r10, #0\n\t" TD_FC_OUT(A)
-// the block's loop up to its four accumulators (the bias loaded into them, the steps run); lr the FcRun at its end
-#define TD_FC_ACCUMULATE                       \
+// the block's loop up to its four accumulators (the bias loaded into them, then STEPS steps a turn of the loop up to
+// end4, then TAIL); lr the FcRun at its end
+#define TD_FC_ACCUMULATE(STEPS, TAIL)          \
   "0:\n\t"                                      \
   "ldr r8, [sp]\n\t"                            \
   "ldr r9, [r8, #12]\n\t"                       \
@@ -662,11 +664,13 @@ static_assert(sizeof(FcRun) == 76, "the assembly's offsets into FcRun");
   "ldr lr, [r8, #4]\n\t"                        \
   "cmp r0, lr\n\t"                              \
   "bhs 2f\n\t"                                  \
-  "1:\n\t" TD_FC_STEP TD_FC_STEP TD_FC_STEP TD_FC_STEP \
+  "1:\n\t" STEPS                                \
   "cmp r0, lr\n\t"                              \
   "blo 1b\n\t"                                  \
   "2:\n\t"                                      \
-  "ldr lr, [sp]\n\t"                            \
+  "ldr lr, [sp]\n\t" TAIL
+// FcBlocks' tail: a double step where `tail` says
+#define TD_FC_TAIL                             \
   "ldr r8, [lr, #8]\n\t"                        \
   "cmp r8, #0\n\t"                              \
   "beq 3f\n\t" TD_FC_STEP TD_FC_STEP            \
@@ -702,14 +706,16 @@ static_assert(sizeof(FcRun) == 76, "the assembly's offsets into FcRun");
   "ldr r12, [r0, #56]\n\t"
 
 __attribute__((naked, noinline)) void FcBlocks(FcRun*) {
-  __asm__ volatile(TD_FC_ENTER TD_FC_ACCUMULATE
+  __asm__ volatile(TD_FC_ENTER TD_FC_ACCUMULATE(TD_FC_STEP TD_FC_STEP TD_FC_STEP TD_FC_STEP, TD_FC_TAIL)
                    "ldrd r8, r9, [lr, #24]\n\t"
                    "ldr r10, [lr, #32]\n\t" TD_FC_OUT("r4") TD_FC_OUT("r5") TD_FC_OUT("r6") TD_FC_OUT("r7")
                    TD_FC_STORE);
 }
 
+// Two steps a turn (end4 the row's end, K a multiple of 8, no tail): 4 steps fewer of code, linked into models with a
+// convolution on a single pixel and no fully connected layer (the code limit), for one instruction more every 8 inputs.
 __attribute__((naked, noinline)) void FcBlocksPerChannel(FcRun*) {
-  __asm__ volatile(TD_FC_ENTER TD_FC_ACCUMULATE
+  __asm__ volatile(TD_FC_ENTER TD_FC_ACCUMULATE(TD_FC_STEP TD_FC_STEP, "")
                    "ldr r0, [lr, #64]\n\t"
                    "ldr r2, [lr, #68]\n\t"
                    "ldr r3, [lr, #72]\n\t" TD_FC_OUT_PC("r4") TD_FC_OUT_PC("r5") TD_FC_OUT_PC("r6")
@@ -723,6 +729,7 @@ __attribute__((naked, noinline)) void FcBlocksPerChannel(FcRun*) {
 #undef TD_FC_OUT
 #undef TD_FC_OUT_PC
 #undef TD_FC_ACCUMULATE
+#undef TD_FC_TAIL
 #undef TD_FC_STORE
 #undef TD_FC_ENTER
 #endif
@@ -756,7 +763,7 @@ bool PerChannelRowTakes(const MatMul& m) {
 #endif
 }
 
-void FcRow(const MatMul& m) {
+void PerChannelRow(const MatMul& m) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
   const int32_t groups = m.k >> 2;
   int32_t xw[kMatMulMaxK / 2];
@@ -764,22 +771,32 @@ void FcRow(const MatMul& m) {
   const int32_t lo4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_min));
   const int32_t hi4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_max));
   const int32_t blocks = m.cols >> 2;
-  if (m.per_channel) {  // PerChannelRowTakes: each channel's shortcut constants, made in the blocks
-    const int32_t odd = util::ShortcutOdd(m.output_zp);
-    FcRun run = {xw, xw + 2 * (groups & ~3), groups & 2, m.bias, m.out, blocks, 0, 0, 0, lo4, hi4, 3 * m.k, m.k - 4,
-                 2 * m.k - 4, 3 * m.k - 4, m.w, m.mult, m.shift, odd};
-    FcBlocksPerChannel(&run);
-    for (int j = 4 * blocks; j < m.cols; ++j) {  // the last one to three channels
-      const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, groups);
-      const int32_t right = -m.shift[j];
-      const int32_t v = util::RequantFast(2 * a, m.mult[j], util::ShortcutAddOdd(odd, right), right);
-      m.out[j] = static_cast<int8_t>(util::Clamp(dsp::ssat8(v), m.act_min, m.act_max));
-    }
-    return;
+  const int32_t odd = util::ShortcutOdd(m.output_zp);
+  FcRun run = {xw, xw + 2 * groups, 0, m.bias, m.out, blocks, 0, 0, 0, lo4, hi4, 3 * m.k, m.k - 4, 2 * m.k - 4,
+               3 * m.k - 4, m.w, m.mult, m.shift, odd};
+  FcBlocksPerChannel(&run);
+  for (int j = 4 * blocks; j < m.cols; ++j) {  // the last one to three channels
+    const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, groups);
+    const int32_t right = -m.shift[j];
+    const int32_t v = util::RequantFast(2 * a, m.mult[j], util::ShortcutAddOdd(odd, right), right);
+    m.out[j] = static_cast<int8_t>(util::Clamp(dsp::ssat8(v), m.act_min, m.act_max));
   }
+#else
+  Run(m);
+#endif
+}
+
+void FcRow(const MatMul& m) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  const int32_t groups = m.k >> 2;
+  int32_t xw[kMatMulMaxK / 2];
+  Widen(m.in, groups, -m.input_zp, xw, 2);
   // the fast form's constants (which do not depend on the bound; FcRowTakes checked the bound with the biases)
   const util::Requant q = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, AccumulatorBound(m.k, nullptr, 0));
   const int32_t add = q.add, right = q.right;
+  const int32_t lo4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_min));
+  const int32_t hi4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_max));
+  const int32_t blocks = m.cols >> 2;
   FcRun run = {xw,  xw + 2 * (groups & ~3), groups & 2, m.bias, m.out, blocks, m.mult[0], add, right, lo4, hi4,
                3 * m.k, m.k - 4, 2 * m.k - 4, 3 * m.k - 4, m.w, nullptr, nullptr, 0};
   FcBlocks(&run);

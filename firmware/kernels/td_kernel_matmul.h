@@ -43,8 +43,8 @@ bool FcRowTakes(int32_t k, int32_t cols, int32_t mult, int32_t shift, int32_t ou
 // input itself), each channel's constants made in the loop: where every channel takes util::MakeRequant's 32-bit
 // shortcut (its bias bound included), K a multiple of 8, at most kMatMulMaxK, 4 channels or more.
 bool PerChannelRowTakes(const MatMul& m);
-// FcRowTakes (m.per_channel false) or PerChannelRowTakes (true) holds.
-void FcRow(const MatMul& m);
+void FcRow(const MatMul& m);  // where FcRowTakes
+void PerChannelRow(const MatMul& m);  // where PerChannelRowTakes
 
 }  // namespace kernels
 }  // namespace td
