@@ -763,22 +763,31 @@ bool PerChannelRowTakes(const MatMul& m) {
 #endif
 }
 
-void PerChannelRow(const MatMul& m) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// The row widened into xw (kMatMulMaxK / 2 words) and what both one-row loops read of the layer: its steps to the row's
+// end, no tail, the channels' offsets, the activation range a byte a lane; the requantization left to the caller.
+FcRun RowRun(const MatMul& m, int32_t* xw) {
   const int32_t groups = m.k >> 2;
-  int32_t xw[kMatMulMaxK / 2];
   Widen(m.in, groups, -m.input_zp, xw, 2);
   const int32_t lo4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_min));
   const int32_t hi4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_max));
-  const int32_t blocks = m.cols >> 2;
-  const int32_t odd = util::ShortcutOdd(m.output_zp);
-  FcRun run = {xw, xw + 2 * groups, 0, m.bias, m.out, blocks, 0, 0, 0, lo4, hi4, 3 * m.k, m.k - 4, 2 * m.k - 4,
-               3 * m.k - 4, m.w, m.mult, m.shift, odd};
+  return {xw, xw + 2 * groups, 0, m.bias, m.out, m.cols >> 2, 0, 0, 0, lo4, hi4, 3 * m.k, m.k - 4, 2 * m.k - 4,
+          3 * m.k - 4, m.w, nullptr, nullptr, 0};
+}
+#endif
+
+void PerChannelRow(const MatMul& m) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  int32_t xw[kMatMulMaxK / 2];
+  FcRun run = RowRun(m, xw);
+  run.mults = m.mult;
+  run.shifts = m.shift;
+  run.odd = util::ShortcutOdd(m.output_zp);
   FcBlocksPerChannel(&run);
-  for (int j = 4 * blocks; j < m.cols; ++j) {  // the last one to three channels
-    const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, groups);
+  for (int j = 4 * (m.cols >> 2); j < m.cols; ++j) {  // the last one to three channels
+    const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, m.k >> 2);
     const int32_t right = -m.shift[j];
-    const int32_t v = util::RequantFast(2 * a, m.mult[j], util::ShortcutAddOdd(odd, right), right);
+    const int32_t v = util::RequantFast(2 * a, m.mult[j], util::ShortcutAddOdd(run.odd, right), right);
     m.out[j] = static_cast<int8_t>(util::Clamp(dsp::ssat8(v), m.act_min, m.act_max));
   }
 #else
@@ -788,22 +797,22 @@ void PerChannelRow(const MatMul& m) {
 
 void FcRow(const MatMul& m) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  const int32_t groups = m.k >> 2;
   int32_t xw[kMatMulMaxK / 2];
-  Widen(m.in, groups, -m.input_zp, xw, 2);
+  FcRun run = RowRun(m, xw);
+  // four steps a turn to the last multiple of 16 inputs, a double step after them where K leaves 8
+  const int32_t groups = m.k >> 2;
+  run.end4 = xw + 2 * (groups & ~3);
+  run.tail = groups & 2;
   // the fast form's constants (which do not depend on the bound; FcRowTakes checked the bound with the biases)
   const util::Requant q = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, AccumulatorBound(m.k, nullptr, 0));
-  const int32_t add = q.add, right = q.right;
-  const int32_t lo4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_min));
-  const int32_t hi4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_max));
-  const int32_t blocks = m.cols >> 2;
-  FcRun run = {xw,  xw + 2 * (groups & ~3), groups & 2, m.bias, m.out, blocks, m.mult[0], add, right, lo4, hi4,
-               3 * m.k, m.k - 4, 2 * m.k - 4, 3 * m.k - 4, m.w, nullptr, nullptr, 0};
+  run.mult = m.mult[0];
+  run.add = q.add;
+  run.right = q.right;
   FcBlocks(&run);
-  for (int j = 4 * blocks; j < m.cols; ++j) {  // the last one to three channels
+  for (int j = 4 * (m.cols >> 2); j < m.cols; ++j) {  // the last one to three channels
     const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, groups);
-    m.out[j] = static_cast<int8_t>(util::Clamp(dsp::ssat8(util::RequantFast(2 * a, m.mult[0], add, right)), m.act_min,
-                                               m.act_max));
+    m.out[j] = static_cast<int8_t>(
+        util::Clamp(dsp::ssat8(util::RequantFast(2 * a, q.mult, q.add, q.right)), m.act_min, m.act_max));
   }
 #else
   Run(m);
