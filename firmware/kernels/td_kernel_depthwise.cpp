@@ -956,8 +956,8 @@ __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const in
   const int32_t* const mults = d.per_channel_output_multiplier;
   const int32_t* const shifts = d.per_channel_output_shift;
   const int32_t out_zp = d.output_zero_point, lo = d.output_activation_min, hi = d.output_activation_max;
-  const util::ShortcutBias bias_fits(n);
-  const bool zp_fast = util::ShortcutZeroPoint(out_zp);
+  util::ShortcutBias bias_fits(n);
+  if (!util::ShortcutZeroPoint(out_zp)) bias_fits.span = 0;  // the zero point's part in the bound: no bias holds
   const int32_t odd = util::ShortcutOdd(out_zp);
   constexpr int kChunk = 64;
   int32_t acc[kChunk];
@@ -984,7 +984,7 @@ __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const in
         const int32_t bc = bias ? bias[c0 + c] : 0, a = acc[c] + bc;
         const int32_t mult = mults[c0 + c], shift = shifts[c0 + c];
         int32_t v;
-        const bool fast = zp_fast && bias_fits.Holds(bc) && util::ShortcutChannel(mult, shift);
+        const bool fast = bias_fits.Holds(bc) && util::ShortcutChannel(mult, shift);
         if (fast) {
           v = util::RequantFast(2 * a, mult, util::ShortcutAddOdd(odd, -shift), -shift);
         } else {

@@ -1,9 +1,8 @@
 // tinydeploy's int8 SOFTMAX: the pinned CMSIS-NN's arm_softmax_s8, as the library's kernel runs it, on op data of
-// 12 bytes (16 in the arena, which aligns to 16) where the library keeps 64 (CMSISNNSoftmaxParams: TFLM's whole
-// SoftmaxParams, a double, the int16 path's tables and LogSoftmax's divisor among them, for the three numbers the int8
-// function reads, and the rows, which Eval takes from the input's shape). The numbers are TFLM's own
-// (CalculateSoftmaxParams, in Prepare), so every output is the library kernel's; other nodes (float, int16) run the
-// library's kernel, chosen in Prepare.
+// 16 bytes where the library keeps 64 (CMSISNNSoftmaxParams: TFLM's whole SoftmaxParams, a double, the int16 path's
+// tables and LogSoftmax's divisor among them, for the three numbers the int8 function reads, and the rows). The
+// numbers are TFLM's own (CalculateSoftmaxParams, in Prepare), so every output is the library kernel's; other nodes
+// (float, int16) run the library's kernel, chosen in Prepare.
 #include "td_kernel_util.h"
 #include "td_kernels.h"
 #include "tensorflow/lite/c/builtin_op_data.h"
@@ -18,11 +17,14 @@ namespace td {
 namespace kernels {
 namespace {
 
-// What arm_softmax_s8 reads beside the rows: TFLM's input multiplier, left shift and diff_min.
+// What arm_softmax_s8 reads beside a row's length (the input's last dimension): TFLM's input multiplier, left shift
+// and diff_min, and the rows (the input's other dimensions), each row's softmax on its own. 16 bytes, the arena's
+// alignment: one more field would take 32.
 struct SoftmaxOp {
   int32_t multiplier;
   int32_t left_shift;
   int32_t diff_min;
+  int32_t rows;
 };
 using Op = util::KernelOpOf<SoftmaxOp>;
 
@@ -54,6 +56,8 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   op.multiplier = params.input_multiplier;
   op.left_shift = params.input_left_shift;
   op.diff_min = params.diff_min;
+  const int32_t row_size = in->dims->data[in->dims->size - 1];
+  op.rows = row_size > 0 ? static_cast<int32_t>(tflite::NumElements(in)) / row_size : 0;
   mc->DeallocateTempTfLiteTensor(in);
   mc->DeallocateTempTfLiteTensor(out);
   return s;
@@ -63,13 +67,9 @@ TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node, const Op& o) {
   const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, 0);
   TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
   const SoftmaxOp& op = o.data;
-  // each row along the last axis on its own, as TFLM's kernel computes its rows from the input's shape
   const TfLiteIntArray& dims = *input->dims;
-  const int32_t row_size = dims.data[dims.size - 1];
-  int32_t rows = 1;
-  for (int i = 0; i < dims.size - 1; ++i) rows *= dims.data[i];
-  arm_softmax_s8(tflite::micro::GetTensorData<int8_t>(input), rows, row_size, op.multiplier, op.left_shift,
-                 op.diff_min, tflite::micro::GetTensorData<int8_t>(output));
+  arm_softmax_s8(tflite::micro::GetTensorData<int8_t>(input), op.rows, dims.data[dims.size - 1], op.multiplier,
+                 op.left_shift, op.diff_min, tflite::micro::GetTensorData<int8_t>(output));
   return kTfLiteOk;
 }
 

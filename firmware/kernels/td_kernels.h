@@ -48,7 +48,7 @@ TfLiteRegistration Register_MAX_POOL_2D();
 // The same for a model whose every MAX_POOL_2D node is int8: the library's kernel is not linked.
 TfLiteRegistration Register_MAX_POOL_2D_INT8();
 
-// SOFTMAX, int8 in and out: the pinned CMSIS-NN's function on 12 bytes of op data (td_kernel_softmax.cpp).
+// SOFTMAX, int8 in and out: the pinned CMSIS-NN's function on 16 bytes of op data (td_kernel_softmax.cpp).
 TfLiteRegistration Register_SOFTMAX();
 // The same for a model whose every SOFTMAX node is int8: the library's kernel is not linked.
 TfLiteRegistration Register_SOFTMAX_INT8();
