@@ -64,8 +64,9 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
 }
 
 TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node, const Op& o) {
-  const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, 0);
-  TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
+  // one input and one output (Applies): the tensors straight from the context, without GetEvalInput's index checks
+  const TfLiteEvalTensor* input = context->GetEvalTensor(context, node->inputs->data[0]);
+  TfLiteEvalTensor* output = context->GetEvalTensor(context, node->outputs->data[0]);
   const SoftmaxOp& op = o.data;
   const TfLiteIntArray& dims = *input->dims;
   arm_softmax_s8(tflite::micro::GetTensorData<int8_t>(input), op.rows, dims.data[dims.size - 1], op.multiplier,
