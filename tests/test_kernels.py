@@ -98,6 +98,9 @@ MATMUL_CASES = [
     # pointwise layers on a 1x1 map (a MobileNet's last layers): one row against blocks of 32 and 4 channels (K = 24),
     # 12 channels and a last one (K = 40), K = 36 and 13 (remainders of K mod 4 and 8); per-channel scales over a decade
     ("pw_1x1_map_per_channel", "CONV_2D", (1, 1, 24), [(36, "relu6"), (40, None), (13, "relu"), (16, None)], 10.0),
+    # the same loop with channels its shortcut does not take (multipliers of 1 or more among the relu6 layers'
+    # channels: TFLM's arithmetic for those, over what the blocks wrote), K = 16 and 24
+    ("pw_1x1_map_above_1", "CONV_2D", (1, 1, 16), [(16, "relu6"), (24, "relu6"), (8, None)], 1e3),
 ]
 
 
@@ -513,6 +516,8 @@ MUTATIONS = {  # file -> (text, broken text)
     "small-k-dot": ("td_kernel_matmul.cpp", '"smlad " acc ", r5, r9, "', '"smlad " acc ", r5, r8, "'),
     # the single-pixel loop's channels all taking their block's first channel's shift (its pointer not advanced)
     "pc-row-shift": ("td_kernel_matmul.cpp", '"ldr r10, [r2], #4\\n\\t"', '"ldr r10, [r2]\\n\\t"'),
+    # the single-pixel loop's channels outside the shortcut left as its blocks wrote them, not computed again
+    "pc-row-fixup": ("td_kernel_matmul.cpp", "if (fast && j < blocked) continue;", "if (j < blocked) continue;"),
     # SOFTMAX's rows taken as one: the first row alone computed
     "softmax-rows": ("td_kernel_softmax.cpp", "op.rows = row_size > 0 ? static_cast<int32_t>(tflite::NumElements(in)) / row_size : 0;",
                      "op.rows = 1;"),
@@ -529,6 +534,7 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("maxpool_9x9x6", "pool-no-clamp"),
                                             ("softmax_3x3x37", "softmax-rows"),
                                             ("pw_1x1_map_per_channel", "pc-row-shift"),
+                                            ("pw_1x1_map_above_1", "pc-row-fixup"),
                                             ("k3_s1_same_c4_tall_transposed", "transposed-taps"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-gather"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-tap"),

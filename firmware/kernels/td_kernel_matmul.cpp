@@ -748,15 +748,8 @@ bool FcRowTakes(int32_t k, int32_t cols, int32_t mult, int32_t shift, int32_t ou
 
 bool PerChannelRowTakes(const MatMul& m) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  if (m.rows != 1 || m.row != nullptr || !m.per_channel || m.bias == nullptr || m.k % 8 != 0 || m.k > kMatMulMaxK ||
-      m.cols < 4 || !util::ShortcutZeroPoint(m.output_zp)) {
-    return false;
-  }
-  const util::ShortcutBias bias_fits(m.k);
-  for (int j = 0; j < m.cols; ++j) {
-    if (!util::ShortcutChannel(m.mult[j], m.shift[j]) || !bias_fits.Holds(m.bias[j])) return false;
-  }
-  return true;
+  return m.rows == 1 && m.row == nullptr && m.per_channel && m.bias != nullptr && m.k % 8 == 0 && m.k <= kMatMulMaxK &&
+         m.cols >= 4;
 #else
   (void)m;
   return false;
@@ -784,11 +777,19 @@ void PerChannelRow(const MatMul& m) {
   run.shifts = m.shift;
   run.odd = util::ShortcutOdd(m.output_zp);
   FcBlocksPerChannel(&run);
-  for (int j = 4 * (m.cols >> 2); j < m.cols; ++j) {  // the last one to three channels
-    const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, m.k >> 2);
-    const int32_t right = -m.shift[j];
-    const int32_t v = util::RequantFast(2 * a, m.mult[j], util::ShortcutAddOdd(run.odd, right), right);
-    m.out[j] = static_cast<int8_t>(util::Clamp(dsp::ssat8(v), m.act_min, m.act_max));
+  // Each channel the shortcut does not take (its multiplier, shift or bias out of its bound, or the zero point) again
+  // by TFLM's own arithmetic, over what the blocks wrote for it; the last one to three channels too.
+  const int32_t groups = m.k >> 2, blocked = 4 * (m.cols >> 2);
+  util::ShortcutBias bias_fits(m.k);
+  if (!util::ShortcutZeroPoint(m.output_zp)) bias_fits.span = 0;  // no channel takes it
+  for (int j = 0; j < m.cols; ++j) {
+    const int32_t mult = m.mult[j], shift = m.shift[j], bias = m.bias[j];
+    const bool fast = bias_fits.Holds(bias) && util::ShortcutChannel(mult, shift);
+    if (fast && j < blocked) continue;
+    const int32_t a = bias + Dot11(xw, 2, m.w + j * m.k, groups);
+    const int32_t v = fast ? util::RequantFast(2 * a, mult, util::ShortcutAddOdd(run.odd, -shift), -shift)
+                           : tflite::MultiplyByQuantizedMultiplier(a, mult, shift) + m.output_zp;
+    m.out[j] = static_cast<int8_t>(util::Clamp(v < -128 ? -128 : (v > 127 ? 127 : v), m.act_min, m.act_max));
   }
 #else
   Run(m);

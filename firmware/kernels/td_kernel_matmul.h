@@ -40,8 +40,8 @@ void Run(const MatMul& m);
 // channels or more, the fast requantization exact for the largest of the cols biases). Run's figures, faster.
 bool FcRowTakes(int32_t k, int32_t cols, int32_t mult, int32_t shift, int32_t output_zp, const int32_t* bias);
 // The same loop for one row against per-channel weights (a 1x1 convolution on a single pixel: m.rows 1, the row the
-// input itself), each channel's constants made in the loop: where every channel takes util::MakeRequant's 32-bit
-// shortcut (its bias bound included), K a multiple of 8, at most kMatMulMaxK, 4 channels or more.
+// input itself, a bias), each channel's constants made in the loop by util::MakeRequant's 32-bit shortcut, a channel
+// outside its bounds computed again by TFLM's arithmetic: K a multiple of 8, at most kMatMulMaxK, 4 channels or more.
 bool PerChannelRowTakes(const MatMul& m);
 void FcRow(const MatMul& m);  // where FcRowTakes
 void PerChannelRow(const MatMul& m);  // where PerChannelRowTakes
