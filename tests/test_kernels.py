@@ -517,7 +517,7 @@ MUTATIONS = {  # file -> (text, broken text)
     # the single-pixel loop's channels all taking their block's first channel's shift (its pointer not advanced)
     "pc-row-shift": ("td_kernel_matmul.cpp", '"ldr r10, [r2], #4\\n\\t"', '"ldr r10, [r2]\\n\\t"'),
     # the single-pixel loop's channels outside the shortcut left as its blocks wrote them, not computed again
-    "pc-row-fixup": ("td_kernel_matmul.cpp", "if (fast && j < blocked) continue;", "if (j < blocked) continue;"),
+    "pc-row-fixup": ("td_kernel_matmul.cpp", "RowChannel(m, xw, j, odd, false);", "(void)0;"),
     # SOFTMAX's rows taken as one: the first row alone computed
     "softmax-rows": ("td_kernel_softmax.cpp", "op.rows = row_size > 0 ? static_cast<int32_t>(tflite::NumElements(in)) / row_size : 0;",
                      "op.rows = 1;"),

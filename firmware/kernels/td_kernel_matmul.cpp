@@ -769,27 +769,39 @@ FcRun RowRun(const MatMul& m, int32_t* xw) {
 }
 #endif
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// PerChannelRow's channel j computed on its own: its dot product against the widened row, then the shortcut (fast)
+// or TFLM's arithmetic. Out of line, so that the loop over the channels that need no more keeps its pointers in
+// registers (an int8 store may alias them).
+__attribute__((noinline)) void RowChannel(const MatMul& m, const int32_t* xw, int j, int32_t odd, bool fast) {
+  const int32_t mult = m.mult[j], shift = m.shift[j];
+  const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, m.k >> 2);
+  const int32_t v = fast ? util::RequantFast(2 * a, mult, util::ShortcutAddOdd(odd, -shift), -shift)
+                         : tflite::MultiplyByQuantizedMultiplier(a, mult, shift) + m.output_zp;
+  m.out[j] = static_cast<int8_t>(util::Clamp(v < -128 ? -128 : (v > 127 ? 127 : v), m.act_min, m.act_max));
+}
+#endif
+
 void PerChannelRow(const MatMul& m) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
   int32_t xw[kMatMulMaxK / 2];
   FcRun run = RowRun(m, xw);
   run.mults = m.mult;
   run.shifts = m.shift;
-  run.odd = util::ShortcutOdd(m.output_zp);
+  const int32_t odd = util::ShortcutOdd(m.output_zp);
+  run.odd = odd;
   FcBlocksPerChannel(&run);
   // Each channel the shortcut does not take (its multiplier, shift or bias out of its bound, or the zero point) again
   // by TFLM's own arithmetic, over what the blocks wrote for it; the last one to three channels too.
-  const int32_t groups = m.k >> 2, blocked = 4 * (m.cols >> 2);
   util::ShortcutBias bias_fits(m.k);
   if (!util::ShortcutZeroPoint(m.output_zp)) bias_fits.span = 0;  // no channel takes it
-  for (int j = 0; j < m.cols; ++j) {
-    const int32_t mult = m.mult[j], shift = m.shift[j], bias = m.bias[j];
-    const bool fast = bias_fits.Holds(bias) && util::ShortcutChannel(mult, shift);
-    if (fast && j < blocked) continue;
-    const int32_t a = bias + Dot11(xw, 2, m.w + j * m.k, groups);
-    const int32_t v = fast ? util::RequantFast(2 * a, mult, util::ShortcutAddOdd(run.odd, -shift), -shift)
-                           : tflite::MultiplyByQuantizedMultiplier(a, mult, shift) + m.output_zp;
-    m.out[j] = static_cast<int8_t>(util::Clamp(v < -128 ? -128 : (v > 127 ? 127 : v), m.act_min, m.act_max));
+  const int32_t *mults = m.mult, *shifts = m.shift, *biases = m.bias;
+  const int blocked = 4 * (m.cols >> 2);
+  for (int j = 0; j < blocked; ++j) {
+    if (!bias_fits.Holds(biases[j]) || !util::ShortcutChannel(mults[j], shifts[j])) RowChannel(m, xw, j, odd, false);
+  }
+  for (int j = blocked; j < m.cols; ++j) {
+    RowChannel(m, xw, j, odd, bias_fits.Holds(biases[j]) && util::ShortcutChannel(mults[j], shifts[j]));
   }
 #else
   Run(m);
