@@ -782,6 +782,17 @@ __attribute__((noinline)) void RowChannel(const MatMul& m, const int32_t* xw, in
 }
 #endif
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// The first channel from j on (below n) that the shortcut does not take, or n: a loop of loads and compares alone.
+int NextOutside(const int32_t* mults, const int32_t* shifts, const int32_t* biases, const util::ShortcutBias& bias_fits,
+                int j, int n) {
+  for (; j < n; ++j) {
+    if (!bias_fits.Holds(biases[j]) || !util::ShortcutChannel(mults[j], shifts[j])) return j;
+  }
+  return n;
+}
+#endif
+
 void PerChannelRow(const MatMul& m) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
   int32_t xw[kMatMulMaxK / 2];
@@ -797,8 +808,9 @@ void PerChannelRow(const MatMul& m) {
   if (!util::ShortcutZeroPoint(m.output_zp)) bias_fits.span = 0;  // no channel takes it
   const int32_t *mults = m.mult, *shifts = m.shift, *biases = m.bias;
   const int blocked = 4 * (m.cols >> 2);
-  for (int j = 0; j < blocked; ++j) {
-    if (!bias_fits.Holds(biases[j]) || !util::ShortcutChannel(mults[j], shifts[j])) RowChannel(m, xw, j, odd, false);
+  for (int j = NextOutside(mults, shifts, biases, bias_fits, 0, blocked); j < blocked;
+       j = NextOutside(mults, shifts, biases, bias_fits, j + 1, blocked)) {
+    RowChannel(m, xw, j, odd, false);
   }
   for (int j = blocked; j < m.cols; ++j) {
     RowChannel(m, xw, j, odd, bias_fits.Holds(biases[j]) && util::ShortcutChannel(mults[j], shifts[j]));
