@@ -594,9 +594,9 @@ __attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, i
 // TFLM's requantization (util::RequantFast of the doubled sums), the four outputs packed in one word, clamped to the
 // activation range per byte (SSUB8 and SEL) and stored with one STR. Per block of 4 channels and K inputs: 21 K / 4
 // + 43 instructions. FcBlocksPerChannel is the same with each channel's own multiplier and shift (a 1x1 convolution
-// on a single pixel): its constants made from them in the block (util::MakeRequant's shortcut, which the caller
-// checked every channel takes: add = (2 zp + 1) << (right - 1), right - 1 = ~shift), 26 instructions more a block,
-// and two steps a turn of its loop: 88 K / 16 + 69 instructions a block.
+// on a single pixel): its constants made from them in the block (util::MakeRequant's shortcut: add = (2 zp + 1) <<
+// (right - 1), right - 1 = ~shift; a channel outside the shortcut's bounds gets a value PerChannelRow then computes
+// again), 26 instructions more a block, and two steps a turn of its loop: 88 K / 16 + 69 instructions a block.
 struct FcRun {
   const int32_t* xw;    // 0: the row widened (one-row pairs)
   const int32_t* end4;  // 4: where the quadruple steps end
