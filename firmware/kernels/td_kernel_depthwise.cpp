@@ -956,8 +956,7 @@ __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const in
   const int32_t* const mults = d.per_channel_output_multiplier;
   const int32_t* const shifts = d.per_channel_output_shift;
   const int32_t out_zp = d.output_zero_point, lo = d.output_activation_min, hi = d.output_activation_max;
-  util::ShortcutBias bias_fits(n);
-  if (!util::ShortcutZeroPoint(out_zp)) bias_fits.span = 0;  // the zero point's part in the bound: no bias holds
+  const util::ShortcutBias bias_fits(n, out_zp);
   const int32_t odd = util::ShortcutOdd(out_zp);
   constexpr int kChunk = 64;
   int32_t acc[kChunk];

@@ -778,7 +778,7 @@ __attribute__((noinline)) void RowChannel(const MatMul& m, const int32_t* xw, in
   const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, m.k >> 2);
   const int32_t v = fast ? util::RequantFast(2 * a, mult, util::ShortcutAddOdd(odd, -shift), -shift)
                          : tflite::MultiplyByQuantizedMultiplier(a, mult, shift) + m.output_zp;
-  m.out[j] = static_cast<int8_t>(util::Clamp(v < -128 ? -128 : (v > 127 ? 127 : v), m.act_min, m.act_max));
+  m.out[j] = static_cast<int8_t>(util::Clamp(dsp::ssat8(v), m.act_min, m.act_max));
 }
 #endif
 
@@ -804,8 +804,7 @@ void PerChannelRow(const MatMul& m) {
   FcBlocksPerChannel(&run);
   // Each channel the shortcut does not take (its multiplier, shift or bias out of its bound, or the zero point) again
   // by TFLM's own arithmetic, over what the blocks wrote for it; the last one to three channels too.
-  util::ShortcutBias bias_fits(m.k);
-  if (!util::ShortcutZeroPoint(m.output_zp)) bias_fits.span = 0;  // no channel takes it
+  const util::ShortcutBias bias_fits(m.k, m.output_zp);
   const int32_t *mults = m.mult, *shifts = m.shift, *biases = m.bias;
   const int blocked = 4 * (m.cols >> 2);
   for (int j = NextOutside(mults, shifts, biases, bias_fits, 0, blocked); j < blocked;

@@ -188,10 +188,14 @@ inline bool ShortcutTakes(int32_t mult, int32_t shift, int32_t out_zp) {
 // The bound |bias| + 255 * 128 * products < kShortcutBound of a channel summing `products` int8 products (any weights
 // and inputs: |w| <= 128, |x - zp| <= 255), as |bias| < room, tested in one unsigned comparison: bias + room - 1 <
 // 2 room - 1. Made once for a loop over a layer's channels (products <= 2^11: room > 0).
+// With the layer's output zero point, the zero point's part of the shortcut folded in: outside its range no bias holds.
 struct ShortcutBias {
   explicit ShortcutBias(int32_t products)
       : low(static_cast<uint32_t>(kShortcutBound - 255 * 128 * products - 1)),
         span(2 * static_cast<uint32_t>(kShortcutBound - 255 * 128 * products) - 1) {}
+  ShortcutBias(int32_t products, int32_t out_zp) : ShortcutBias(products) {
+    if (!ShortcutZeroPoint(out_zp)) span = 0;
+  }
   bool Holds(int32_t bias) const { return static_cast<uint32_t>(bias) + low < span; }
   uint32_t low, span;
 };
