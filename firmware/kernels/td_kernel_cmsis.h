@@ -35,15 +35,16 @@ bool TakesConvNode(TfLiteContext* context, TfLiteNode* node) {
   return FindChannelParams(node) != nullptr || kOwnLoopsTake(context, node);
 }
 
-// Prepare for such a node: the op data (kPrepareParams: PrepareConv or PrepareDepthwiseConv), then who computes it.
+// Prepare for such a node: the op data (kPrepareParams: PrepareConv or PrepareDepthwiseConv), then who computes it
+// (the own loops: with every channel in the requantization's shortcut or not).
 template <bool (*kOwnLoopsTake)(TfLiteContext*, TfLiteNode*),
           TfLiteStatus (*kPrepareParams)(TfLiteContext*, TfLiteNode*),
-          TfLiteStatus (*kPrepareCmsis)(TfLiteContext*, TfLiteNode*, const tflite::OpDataConv&, int*)>
+          TfLiteStatus (*kPrepareCmsis)(TfLiteContext*, TfLiteNode*, const tflite::OpDataConv&, int*), bool kDepthwise>
 TfLiteStatus PrepareConvNode(TfLiteContext* context, TfLiteNode* node) {
   TF_LITE_ENSURE_STATUS(kPrepareParams(context, node));
   auto* d = static_cast<tflite::OpDataConv*>(node->user_data);
   if (kOwnLoopsTake(context, node)) {
-    d->filter_buffer_index = kOwnLoops;
+    d->filter_buffer_index = EveryChannelShortcut(context, node, *d, kDepthwise) ? kOwnLoopsShortcut : kOwnLoops;
     return kTfLiteOk;
   }
   return kPrepareCmsis(context, node, *d, &d->filter_buffer_index);

@@ -144,6 +144,7 @@ TfLiteStatus EvalMatMul(TfLiteContext* context, TfLiteNode* node, const tflite::
   m.per_channel = true;
   m.row = pointwise ? nullptr : GatherRow;
   m.ctx = &gather;
+  m.shortcut = d.filter_buffer_index == kOwnLoopsShortcut;
   if (PerChannelRowTakes(m)) {  // a single pixel (a 1x1 map after global pooling): a fully connected layer's loop
     PerChannelRow(m);
   } else {
@@ -300,7 +301,7 @@ __attribute__((noinline)) void FiveRun(const int8_t* p, int in_w, int stride, in
 #endif
 
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op) {
-  if (op.data.filter_buffer_index != kOwnLoops) {
+  if (!OwnLoops(op.data.filter_buffer_index)) {
     return cmsis::EvalConv(context, node, op.data, op.data.filter_buffer_index);
   }
   const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
@@ -414,7 +415,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const ConvOp& op
 template <TfLiteRegistration (*kLibrary)()>
 TfLiteRegistration Registration() {
   return util::Kernel<tflite::OpDataConv, kLibrary, TakesConvNode<OwnLoopsTake>,
-                      PrepareConvNode<OwnLoopsTake, PrepareConv, cmsis::PrepareConv>, EvalOurs, FlashOpData>::Registration();
+                      PrepareConvNode<OwnLoopsTake, PrepareConv, cmsis::PrepareConv, false>, EvalOurs, FlashOpData>::Registration();
 }
 
 }  // namespace

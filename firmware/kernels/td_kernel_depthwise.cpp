@@ -1012,7 +1012,7 @@ inline bool WindowCheaper(const Geometry& m, bool transposed) {
 }
 
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) {
-  if (op.data.filter_buffer_index != kOwnLoops) {
+  if (!OwnLoops(op.data.filter_buffer_index)) {
     return cmsis::EvalDepthwiseConv(context, node, op.data, op.data.filter_buffer_index);
   }
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
@@ -1108,7 +1108,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
 template <TfLiteRegistration (*kLibrary)()>
 TfLiteRegistration Registration() {
   return util::Kernel<tflite::OpDataConv, kLibrary, TakesConvNode<OwnLoopsTake>,
-                      PrepareConvNode<OwnLoopsTake, PrepareDepthwiseConv, cmsis::PrepareDepthwiseConv>,
+                      PrepareConvNode<OwnLoopsTake, PrepareDepthwiseConv, cmsis::PrepareDepthwiseConv, true>,
                       EvalOurs, FlashOpData>::Registration();
 }
 

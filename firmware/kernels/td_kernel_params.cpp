@@ -1,5 +1,7 @@
 #include "td_kernel_params.h"
 
+#include "td_kernel_util.h"
+
 #include <string.h>
 
 #include "tensorflow/lite/c/builtin_op_data.h"
@@ -131,7 +133,7 @@ TfLiteStatus PrepareFromFlash(TfLiteContext* context, TfLiteNode* node, const Ch
 
 TfLiteStatus FlashOpData(TfLiteNode* node, const tflite::OpDataConv& computed, const tflite::OpDataConv** in_flash) {
   *in_flash = nullptr;
-  const ChannelParams* p = computed.filter_buffer_index == kOwnLoops ? FindChannelParams(node) : nullptr;
+  const ChannelParams* p = OwnLoops(computed.filter_buffer_index) ? FindChannelParams(node) : nullptr;
   if (p == nullptr) return kTfLiteOk;
   // every field is 4 bytes wide: no padding between them, and the computed struct started zeroed
   if (memcmp(&p->op, &computed, sizeof(computed)) != 0) {
@@ -142,6 +144,31 @@ TfLiteStatus FlashOpData(TfLiteNode* node, const tflite::OpDataConv& computed, c
   }
   *in_flash = &p->op;
   return kTfLiteOk;
+}
+
+bool EveryChannelShortcut(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& data,
+                          bool depthwise) {
+  if (!util::ShortcutZeroPoint(data.output_zero_point)) return false;
+  tflite::MicroContext* mc = tflite::GetMicroContext(context);
+  TfLiteTensor* filter = mc->AllocateTempInputTensor(node, tflite::kConvWeightsTensor);
+  TfLiteTensor* bias = node->inputs->size == 3 ? mc->AllocateTempInputTensor(node, tflite::kConvBiasTensor) : nullptr;
+  bool all = filter != nullptr && filter->dims->size == 4 &&
+             (bias == nullptr || (bias->type == kTfLiteInt32 && tflite::IsConstantTensor(bias)));
+  if (all) {
+    const int* fd = filter->dims->data;
+    const int32_t products = fd[1] * fd[2] * (depthwise ? 1 : fd[3]);
+    const int channels = fd[depthwise ? 3 : 0];
+    const int32_t* biases = bias ? tflite::GetTensorData<int32_t>(bias) : nullptr;
+    all = products > 0 && products <= util::kShortcutMaxProducts;
+    const util::ShortcutBias fits(all ? products : 1);
+    for (int c = 0; all && c < channels; ++c) {
+      all = util::ShortcutChannel(data.per_channel_output_multiplier[c], data.per_channel_output_shift[c]) &&
+            fits.Holds(biases ? biases[c] : 0);
+    }
+  }
+  if (filter) mc->DeallocateTempTfLiteTensor(filter);
+  if (bias) mc->DeallocateTempTfLiteTensor(bias);
+  return all;
 }
 
 TfLiteStatus PrepareConv(TfLiteContext* context, TfLiteNode* node) {

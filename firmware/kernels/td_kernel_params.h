@@ -24,6 +24,12 @@ namespace kernels {
 // size: kOwnLoops for tinydeploy's loops, else the CMSIS-NN function with the index of the scratch buffer it asked
 // for (-1: none).
 constexpr int kOwnLoops = -2;
+// kOwnLoops where every channel's requantization is util::MakeRequant's 32-bit shortcut whatever the int8 inputs and
+// weights (EveryChannelShortcut): the loops need not check a channel at each inference.
+constexpr int kOwnLoopsShortcut = -3;
+inline bool OwnLoops(int filter_buffer_index) {
+  return filter_buffer_index == kOwnLoops || filter_buffer_index == kOwnLoopsShortcut;
+}
 
 struct ChannelParams {
   int32_t output_tensor;  // the node's output tensor (subgraph 0); -1 ends the table
@@ -34,13 +40,23 @@ struct ChannelParams {
 };
 
 // The op data the build writes: TFLM's OpDataConv for an int8 per-channel node (no per-tensor multiplier), its
-// parameters the entry's arrays, its kernel tinydeploy's loops. Read only: the kernels never write it.
+// parameters the entry's arrays, its kernel tinydeploy's loops (every channel in the shortcut or not, as the build
+// found it). Read only: the kernels never write it.
 constexpr tflite::OpDataConv OwnLoopsOpData(int pad_w, int pad_h, int pad_w_offset, int pad_h_offset, int32_t input_zp,
                                             int32_t filter_zp, int32_t output_zp, const int32_t* multiplier,
-                                            const int32_t* shift, int32_t activation_min, int32_t activation_max) {
+                                            const int32_t* shift, int32_t activation_min, int32_t activation_max,
+                                            bool shortcut) {
   return {{pad_w, pad_h, pad_w_offset, pad_h_offset}, input_zp, filter_zp, output_zp, 0, 0,
-          const_cast<int32_t*>(multiplier), const_cast<int32_t*>(shift), activation_min, activation_max, kOwnLoops};
+          const_cast<int32_t*>(multiplier), const_cast<int32_t*>(shift), activation_min, activation_max,
+          shortcut ? kOwnLoopsShortcut : kOwnLoops};
 }
+
+// Whether every channel of a CONV_2D (kQuantizedDimension 0) or DEPTHWISE_CONV_2D (3) node whose op data Prepare has
+// filled takes util::MakeRequant's 32-bit shortcut for any int8 inputs and weights: the output zero point in its
+// range, and each channel's multiplier, shift and bias within the bounds for the products one output sums (k_h k_w
+// c_in, or k_h k_w). The build finds the same (analyze/requant.py's shortcut_all) and writes it in the op data.
+bool EveryChannelShortcut(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& data,
+                          bool depthwise);
 
 // The generated table (model_params.cpp), ended by an entry whose output_tensor is -1.
 extern const ChannelParams kChannelParams[];

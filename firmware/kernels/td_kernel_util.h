@@ -177,6 +177,7 @@ __attribute__((noinline)) inline Requant MakeRequantWide(int32_t mult, int32_t s
 // (tests/native/requant_main.cpp checks the two agree.)
 constexpr int32_t kShortcutBound = 1 << 29;
 constexpr int32_t kShortcutRight = 23;
+constexpr int32_t kShortcutMaxProducts = 1 << 14;  // 255 * 128 * 2^14 < kShortcutBound
 // Its conditions in parts, for loops over a layer's channels that test the zero point once.
 inline bool ShortcutZeroPoint(int32_t out_zp) { return out_zp >= -128 && out_zp <= 128; }
 inline bool ShortcutChannel(int32_t mult, int32_t shift) {
@@ -187,7 +188,7 @@ inline bool ShortcutTakes(int32_t mult, int32_t shift, int32_t out_zp) {
 }
 // The bound |bias| + 255 * 128 * products < kShortcutBound of a channel summing `products` int8 products (any weights
 // and inputs: |w| <= 128, |x - zp| <= 255), as |bias| < room, tested in one unsigned comparison: bias + room - 1 <
-// 2 room - 1. Made once for a loop over a layer's channels (products <= 2^11: room > 0).
+// 2 room - 1. Made once for a loop over a layer's channels (products <= kShortcutMaxProducts: room > 0).
 // With the layer's output zero point, the zero point's part of the shortcut folded in: outside its range no bias holds.
 struct ShortcutBias {
   explicit ShortcutBias(int32_t products)

@@ -66,6 +66,24 @@ def padding(same: bool, stride: int, dilation: int, in_size: int, filter_size: i
     return total // 2, total % 2
 
 
+# td_kernel_util.h's bounds of util::MakeRequant's 32-bit shortcut (kShortcutBound, kShortcutRight,
+# kShortcutMaxProducts)
+SHORTCUT_BOUND = 1 << 29
+SHORTCUT_RIGHT = 23
+SHORTCUT_MAX_PRODUCTS = 1 << 14
+
+
+def shortcut_all(multipliers, shifts, biases, products: int, output_zp: int) -> bool:
+    """td_kernel_params.cpp's EveryChannelShortcut: whether every channel's requantization takes the kernels' 32-bit
+    shortcut whatever the int8 inputs and weights: the output zero point in [-128, 128]; each channel's multiplier >= 0,
+    its shift in [-23, -1] (a right shift of 1 to 23) and |bias| + 255 * 128 * products < 2^29."""
+    if not -128 <= output_zp <= 128 or not 0 < products <= SHORTCUT_MAX_PRODUCTS:
+        return False
+    room = SHORTCUT_BOUND - 255 * 128 * products
+    return all(m >= 0 and 1 <= -s <= SHORTCUT_RIGHT and abs(int(b)) < room
+               for m, s, b in zip(multipliers, shifts, biases, strict=True))
+
+
 def quantize_multiplier(real: float) -> tuple[int, int]:
     """TFLM's QuantizeMultiplier (the pinned library's, without TFLITE_SINGLE_ROUNDING): ``real`` as
     multiplier * 2^(shift - 31) with a multiplier in [2^30, 2^31), rounded half away from zero."""
@@ -95,6 +113,7 @@ class NodeParams:
     padding: tuple[int, int, int, int]  # width, height, width_offset, height_offset (TfLitePaddingValues' order)
     zero_points: tuple[int, int, int]  # input, filter, output
     activation: tuple[int, int]  # output_activation_min, output_activation_max
+    shortcut: bool = False  # every channel in the kernels' requantization shortcut (shortcut_all)
 
     @property
     def channels(self) -> int:
@@ -123,9 +142,14 @@ def _node_params(model: TFLiteModel, op: Operator) -> NodeParams | None:
     pad_h, off_h = padding(same, o.get("stride_h", 1), o.get("dilation_h", 1), x.shape[1], w.shape[1])
     pad_w, off_w = padding(same, o.get("stride_w", 1), o.get("dilation_w", 1), x.shape[2], w.shape[2])
     zero = [t.quantization.zero_points[0] if t.quantization.zero_points else 0 for t in (x, w, y)]
-    return NodeParams(op.index, op.opname, op.outputs[0], tuple(m for m, _ in pairs), tuple(s for _, s in pairs),
-                      (pad_w, pad_h, off_w, off_h), tuple(zero),
-                      activation_range(o.get("fused_activation", 0), y_scale, zero[2]))
+    multipliers, shifts = tuple(m for m, _ in pairs), tuple(s for _, s in pairs)
+    b = model.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    biases = np.frombuffer(b.data, "<i4") if b is not None and b.dtype == "INT32" and b.is_constant else None
+    products = w.shape[1] * w.shape[2] * (1 if qdim == 3 else w.shape[3])
+    shortcut = (b is None or (biases is not None and len(biases) == channels)) and shortcut_all(
+        multipliers, shifts, biases if biases is not None else [0] * channels, products, zero[2])
+    return NodeParams(op.index, op.opname, op.outputs[0], multipliers, shifts, (pad_w, pad_h, off_w, off_h),
+                      tuple(zero), activation_range(o.get("fused_activation", 0), y_scale, zero[2]), shortcut)
 
 
 def channel_params(model: TFLiteModel) -> list[NodeParams]:
