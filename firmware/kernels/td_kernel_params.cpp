@@ -10,6 +10,7 @@
 #include "tensorflow/lite/kernels/padding.h"
 #include "tensorflow/lite/micro/kernels/conv.h"
 #include "tensorflow/lite/micro/kernels/depthwise_conv.h"
+#include "tensorflow/lite/micro/kernels/kernel_util.h"
 #include "tensorflow/lite/micro/micro_context.h"
 #include "tensorflow/lite/micro/micro_log.h"
 
@@ -148,27 +149,27 @@ TfLiteStatus FlashOpData(TfLiteNode* node, const tflite::OpDataConv& computed, c
 
 bool EveryChannelShortcut(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& data,
                           bool depthwise) {
-  if (!util::ShortcutZeroPoint(data.output_zero_point)) return false;
-  tflite::MicroContext* mc = tflite::GetMicroContext(context);
-  TfLiteTensor* filter = mc->AllocateTempInputTensor(node, tflite::kConvWeightsTensor);
-  TfLiteTensor* bias = node->inputs->size == 3 ? mc->AllocateTempInputTensor(node, tflite::kConvBiasTensor) : nullptr;
-  bool all = filter != nullptr && filter->dims->size == 4 &&
-             (bias == nullptr || (bias->type == kTfLiteInt32 && tflite::IsConstantTensor(bias)));
-  if (all) {
-    const int* fd = filter->dims->data;
-    const int32_t products = fd[1] * fd[2] * (depthwise ? 1 : fd[3]);
-    const int channels = fd[depthwise ? 3 : 0];
-    const int32_t* biases = bias ? tflite::GetTensorData<int32_t>(bias) : nullptr;
-    all = products > 0 && products <= util::kShortcutMaxProducts;
-    const util::ShortcutBias fits(all ? products : 1);
-    for (int c = 0; all && c < channels; ++c) {
-      all = util::ShortcutChannel(data.per_channel_output_multiplier[c], data.per_channel_output_shift[c]) &&
-            fits.Holds(biases ? biases[c] : 0);
+  // the constants' eval tensors, which hold their data from the start (no temporary TfLiteTensor: less code)
+  const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, tflite::kConvWeightsTensor);
+  const TfLiteEvalTensor* bias =
+      node->inputs->size == 3 ? tflite::micro::GetEvalInput(context, node, tflite::kConvBiasTensor) : nullptr;
+  if (!util::ShortcutZeroPoint(data.output_zero_point) || filter == nullptr || filter->dims->size != 4 ||
+      (bias != nullptr && (bias->type != kTfLiteInt32 || bias->data.data == nullptr))) {
+    return false;
+  }
+  const int* fd = filter->dims->data;
+  const int32_t products = fd[1] * fd[2] * (depthwise ? 1 : fd[3]);
+  if (products <= 0 || products > util::kShortcutMaxProducts) return false;
+  const int channels = fd[depthwise ? 3 : 0];
+  const int32_t* biases = bias ? bias->data.i32 : nullptr;
+  const util::ShortcutBias fits(products);
+  for (int c = 0; c < channels; ++c) {
+    if (!util::ShortcutChannel(data.per_channel_output_multiplier[c], data.per_channel_output_shift[c]) ||
+        !fits.Holds(biases ? biases[c] : 0)) {
+      return false;
     }
   }
-  if (filter) mc->DeallocateTempTfLiteTensor(filter);
-  if (bias) mc->DeallocateTempTfLiteTensor(bias);
-  return all;
+  return true;
 }
 
 TfLiteStatus PrepareConv(TfLiteContext* context, TfLiteNode* node) {
