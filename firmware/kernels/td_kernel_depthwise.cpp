@@ -938,8 +938,10 @@ __attribute__((noinline)) int32_t OnePixelSlow(int32_t acc, int32_t mult, int32_
 // channels a word (SXTB16 / SXTAB16 widen two at a time), then each channel requantized by util::MakeRequant's 32-bit
 // shortcut where the zero point, its multiplier and its bias allow it (util::ShortcutBias, a product a tap), TFLM's
 // function elsewhere: no planes, no window, no per-channel set-up.
+// shortcut: Prepare found every channel in the shortcut for all k_h k_w taps (kOwnLoopsShortcut), so for the n
+// inside the image too: no channel is tested.
 __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const int8_t* in, const int8_t* filter,
-                                        const int32_t* bias, int8_t* out, const tflite::OpDataConv& d) {
+                                        const int32_t* bias, int8_t* out, const tflite::OpDataConv& d, bool shortcut) {
   int tap[kMaxTaps], pixel[kMaxTaps], n = 0;  // byte offsets of each valid tap's weights and input values
   for (int ky = 0; ky < m.k_h; ++ky) {
     const int iy = ky * m.dil_h - m.pad_h;
@@ -983,7 +985,7 @@ __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const in
         const int32_t bc = bias ? bias[c0 + c] : 0, a = acc[c] + bc;
         const int32_t mult = mults[c0 + c], shift = shifts[c0 + c];
         int32_t v;
-        const bool fast = bias_fits.Holds(bc) && util::ShortcutChannel(mult, shift);
+        const bool fast = shortcut || (bias_fits.Holds(bc) && util::ShortcutChannel(mult, shift));
         if (fast) {
           v = util::RequantFast(2 * a, mult, util::ShortcutAddOdd(odd, -shift), -shift);
         } else {
@@ -1029,7 +1031,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   if (m.out_h == 1 && m.out_w == 1) {
     OnePixel(m, batches, tflite::micro::GetTensorData<int8_t>(input), tflite::micro::GetTensorData<int8_t>(filter),
              bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr, tflite::micro::GetTensorData<int8_t>(output),
-             d);
+             d, d.filter_buffer_index == kOwnLoopsShortcut);
     return kTfLiteOk;
   }
   const bool k3 = m.k_h == 3 && m.k_w == 3 && m.dil_h == 1 && m.dil_w == 1 && m.stride_h == m.stride_w &&
