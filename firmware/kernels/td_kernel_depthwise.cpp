@@ -933,6 +933,28 @@ __attribute__((noinline)) int32_t OnePixelSlow(int32_t acc, int32_t mult, int32_
   return tflite::MultiplyByQuantizedMultiplier(acc, mult, shift) + out_zp;
 }
 
+// OnePixel's k channels from their sums into out: each requantized by the shortcut where kAll (Prepare found every
+// channel in its bounds) or where its bias, multiplier and shift are in them, else by TFLM's function; clamped. Two
+// loops, not one testing a flag: the flag in the loop cost the tested channels 5 instructions each (bench/kernels.py).
+template <bool kAll>
+__attribute__((noinline)) void OnePixelOut(const int32_t* acc, int k, const int32_t* bias, const int32_t* mults,
+                                           const int32_t* shifts, const util::ShortcutBias& bias_fits, int32_t odd,
+                                           const tflite::OpDataConv& d, int8_t* out) {
+  // locals, not d's fields: an int8 store may alias anything, so the compiler would read those again after each
+  const int32_t out_zp = d.output_zero_point, lo = d.output_activation_min, hi = d.output_activation_max;
+  for (int c = 0; c < k; ++c) {
+    const int32_t bc = bias ? bias[c] : 0, a = acc[c] + bc;
+    const int32_t mult = mults[c], shift = shifts[c];
+    int32_t v;
+    if (kAll || (bias_fits.Holds(bc) && util::ShortcutChannel(mult, shift))) {
+      v = util::RequantFast(2 * a, mult, util::ShortcutAddOdd(odd, -shift), -shift);
+    } else {
+      v = OnePixelSlow(a, mult, shift, out_zp);
+    }
+    out[c] = static_cast<int8_t>(util::Clamp(v, lo, hi));
+  }
+}
+
 // A single output pixel (a MobileNet's last depthwise layers, on a 1x1 map or a 2x2 one at stride 2): the taps that
 // fall in the image (a list made once for the node), summed per chunk of channels into accumulators on the stack, four
 // channels a word (SXTB16 / SXTAB16 widen two at a time), then each channel requantized by util::MakeRequant's 32-bit
@@ -957,9 +979,8 @@ __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const in
   const int32_t off2 = dsp::pack16(-zp, -zp);
   const int32_t* const mults = d.per_channel_output_multiplier;
   const int32_t* const shifts = d.per_channel_output_shift;
-  const int32_t out_zp = d.output_zero_point, lo = d.output_activation_min, hi = d.output_activation_max;
-  const util::ShortcutBias bias_fits(n, out_zp);
-  const int32_t odd = util::ShortcutOdd(out_zp);
+  const util::ShortcutBias bias_fits(n, d.output_zero_point);
+  const int32_t odd = util::ShortcutOdd(d.output_zero_point);
   constexpr int kChunk = 64;
   int32_t acc[kChunk];
   for (int b = 0; b < batches; ++b, in += m.in_h * m.in_w * m.channels, out += m.channels) {
@@ -981,18 +1002,8 @@ __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const in
         }
         for (; c < k; ++c) acc[c] += w[c] * (x[c] - zp);
       }
-      for (int c = 0; c < k; ++c) {
-        const int32_t bc = bias ? bias[c0 + c] : 0, a = acc[c] + bc;
-        const int32_t mult = mults[c0 + c], shift = shifts[c0 + c];
-        int32_t v;
-        const bool fast = shortcut || (bias_fits.Holds(bc) && util::ShortcutChannel(mult, shift));
-        if (fast) {
-          v = util::RequantFast(2 * a, mult, util::ShortcutAddOdd(odd, -shift), -shift);
-        } else {
-          v = OnePixelSlow(a, mult, shift, out_zp);
-        }
-        out[c0 + c] = static_cast<int8_t>(util::Clamp(v, lo, hi));
-      }
+      (shortcut ? OnePixelOut<true> : OnePixelOut<false>)(acc, k, bias ? bias + c0 : nullptr, mults + c0,
+                                                           shifts + c0, bias_fits, odd, d, out + c0);
     }
   }
 }
