@@ -4,6 +4,8 @@ lines, the board's clock conversion, the one output-directory guard."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +105,26 @@ def test_the_output_guard(tmp_path, monkeypatch):
     assert check_output_dir(tmp_path / "new" / "deeper", force=False) == tmp_path / "new" / "deeper"
     with pytest.raises(TinyDeployError, match="not writable"):
         check_output_dir("/proc/x", force=False)
+
+
+_HOLD = """
+import sys, time
+from tinydeploy.fsutil import exclusive
+with exclusive(sys.argv[1]):
+    start = time.monotonic()
+    time.sleep(0.5)
+    print(start, time.monotonic())
+"""
+
+
+def test_a_second_process_waits_for_the_cache_lock(tmp_path):
+    """fsutil.exclusive, which makes the test workers (or two emulated builds) compile the TFLM library once: two
+    processes holding it for half a second each hold it one after the other, never at once."""
+    procs = [subprocess.Popen([sys.executable, "-c", _HOLD, str(tmp_path / "lock")], stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    spans = sorted(tuple(map(float, p.communicate(timeout=60)[0].split())) for p in procs)
+    assert all(p.returncode == 0 for p in procs)
+    assert spans[1][0] >= spans[0][1], spans
 
 
 def test_one_tflm_host_run_per_model_and_process(monkeypatch):

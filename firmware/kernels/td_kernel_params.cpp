@@ -1,9 +1,8 @@
 #include "td_kernel_params.h"
 
-#include "td_kernel_util.h"
-
 #include <string.h>
 
+#include "td_kernel_util.h"
 #include "tensorflow/lite/c/builtin_op_data.h"
 #include "tensorflow/lite/kernels/internal/quantization_util.h"
 #include "tensorflow/lite/kernels/kernel_util.h"

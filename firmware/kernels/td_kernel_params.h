@@ -51,10 +51,10 @@ constexpr tflite::OpDataConv OwnLoopsOpData(int pad_w, int pad_h, int pad_w_offs
           shortcut ? kOwnLoopsShortcut : kOwnLoops};
 }
 
-// Whether every channel of a CONV_2D (kQuantizedDimension 0) or DEPTHWISE_CONV_2D (3) node whose op data Prepare has
-// filled takes util::MakeRequant's 32-bit shortcut for any int8 inputs and weights: the output zero point in its
-// range, and each channel's multiplier, shift and bias within the bounds for the products one output sums (k_h k_w
-// c_in, or k_h k_w). The build finds the same (analyze/requant.py's shortcut_all) and writes it in the op data.
+// Whether every channel of a CONV_2D or (depthwise) DEPTHWISE_CONV_2D node whose op data Prepare has filled takes
+// util::MakeRequant's 32-bit shortcut for any int8 inputs and weights: the output zero point in its range, and each
+// channel's multiplier, shift and bias within the bounds for the products one output sums (k_h k_w c_in, or k_h k_w).
+// The build finds the same (analyze/requant.py's shortcut_all) and writes it in the op data.
 bool EveryChannelShortcut(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& data,
                           bool depthwise);
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,6 +18,24 @@ def cache_root() -> Path:
     base = os.environ.get("TINYDEPLOY_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tinydeploy")
     return Path(base)
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike):
+    """Hold an advisory lock on PATH (created if absent) for the block: processes making the same cached thing (the
+    compiled TFLM library) wait for the first one and use its result instead of making it again at the same time.
+    Without fcntl (not POSIX), no lock: each process makes its own, atomically, as before."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - POSIX everywhere tinydeploy runs
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _umask() -> int:

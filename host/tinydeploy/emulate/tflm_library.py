@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import TinyDeployError, ToolchainError
-from ..fsutil import cache_root
+from ..fsutil import cache_root, exclusive
 from .toolchain import ArmToolchain
 
 LIBRARY_NAME = "Arduino_TensorFlowLite"
@@ -140,6 +140,17 @@ def build_archive(lib: TflmLibrary, tc: ArmToolchain, flags: CompileFlags, *, jo
     archive = out_dir / "libtflm.a"
     if archive.is_file():
         return archive
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # one process compiles it on every core while others needing it wait (two emulated builds started together, the
+    # test workers): not every source twice at once
+    with exclusive(out_dir / ".lock"):
+        if archive.is_file():
+            return archive
+        return _compile_archive(lib, tc, flags, out_dir, archive, jobs=jobs, progress=progress)
+
+
+def _compile_archive(lib: TflmLibrary, tc: ArmToolchain, flags: CompileFlags, out_dir: Path, archive: Path, *,
+                     jobs: int | None, progress: Callable[[int, int], None] | None) -> Path:
     obj_dir = out_dir / "obj"
     obj_dir.mkdir(parents=True, exist_ok=True)
     sources = lib.sources()
