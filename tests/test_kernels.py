@@ -330,6 +330,47 @@ def _every_shape(project, window=0):
                                                     "    -DTD_CONV_ALL_SHAPES=1\n", 1))
 
 
+def _inputs(shape, seed=1):
+    """20 random int8 inputs of the model's input shape, the first two at the extremes (where the input offset
+    matters most)."""
+    x = np.random.default_rng(seed).integers(-128, 128, size=(20, int(np.prod(shape)))).astype(np.int8)
+    x[0] = -128
+    x[1] = 127
+    return x
+
+
+def _reference_outputs(path, x, tflm_dir, tmp_path):
+    """The outputs for x of the model's firmware with TFLM's reference kernels (its `--kernels cmsis-nn` build linked
+    with bench/reference_kernels.cpp), run on the emulated Cortex-M4: built and run once per model and inputs in a
+    test session, kept in a folder the session's workers share (the window cases and the mutations run the same
+    models and inputs as the cases before them). Written atomically; two workers that both miss compute the same."""
+    import hashlib
+
+    from tinydeploy.boards import load
+    from tinydeploy.emulate.firmware import build_firmware
+    from tinydeploy.emulate.tflm_library import TflmLibrary
+    from conftest import run_cli
+
+    # tmp_path is <the session's basetemp>/<test>; pytest-xdist gives each worker its basetemp under one root
+    shared = tmp_path.parent.parent if os.environ.get("PYTEST_XDIST_WORKER") else tmp_path.parent
+    cache = shared / "reference-outputs"
+    cache.mkdir(exist_ok=True)
+    key = hashlib.sha256(path.read_bytes() + x.tobytes() + repr(x.shape).encode()).hexdigest()[:24]
+    hit = cache / f"{key}.npy"
+    if hit.is_file():
+        return np.load(hit)
+    theirs = tmp_path / "theirs"
+    run_cli("build", path, "-o", theirs, "--no-compile", "--kernels", "cmsis-nn", check=0)
+    assert "td::kernels" not in (theirs / "src" / "model_ops.h").read_text()
+    elf = build_firmware(theirs, TflmLibrary.locate(str(tflm_dir)), load("nano33ble"), out_dir=tmp_path / "e-ref",
+                         extra_sources=(ROOT / "bench" / "reference_kernels.cpp",)).elf
+    out = np.asarray(emulated_outputs(elf, x))
+    part = cache / f"{key}.{os.getpid()}.npy"
+    np.save(part, out)
+    os.replace(part, hit)
+    return out
+
+
 def _bit_exact(path, op, tflm_dir, tmp_path, every_shape, also=(), edit=None):
     from tinydeploy.boards import load
     from tinydeploy.emulate.firmware import build_firmware
@@ -343,25 +384,20 @@ def _bit_exact(path, op, tflm_dir, tmp_path, every_shape, also=(), edit=None):
         assert any((m >= 1).any() and (m < 1).any() for m in _multipliers(model))
     assert op in {o.opname for o in model.operators} <= {op, *also}
     board, lib = load("nano33ble"), TflmLibrary.locate(str(tflm_dir))
-    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    ours = tmp_path / "ours"
     run_cli("build", path, "-o", ours, "--no-compile", "--kernels", "tinydeploy", check=0)
-    run_cli("build", path, "-o", theirs, "--no-compile", "--kernels", "cmsis-nn", check=0)
     # every CONV_2D / DEPTHWISE_CONV_2D node has its parameters in flash, every FULLY_CONNECTED node is int8
     # per-tensor, every ADD int8 of one shape: the registration without the library's kernel
     # (generate/registration.py), which refuses a node it does not take, so the case's every node runs tinydeploy's
     assert re.search(rf"td::kernels::Register_{op}_INT8\(\)", (ours / "src" / "model_ops.h").read_text())
-    assert "td::kernels" not in (theirs / "src" / "model_ops.h").read_text()
     if every_shape:
         _every_shape(ours)
     if edit:
         edit(ours)
     shape = tuple(model.input_tensors[0].shape)
-    x = np.random.default_rng(1).integers(-128, 128, size=(20, int(np.prod(shape)))).astype(np.int8)
-    x[0] = -128  # the extremes, where the input offset matters most
-    x[1] = 127
+    x = _inputs(shape)
     got = emulated_outputs(build_firmware(ours, lib, board, out_dir=tmp_path / "e-ours").elf, x)
-    ref = emulated_outputs(build_firmware(theirs, lib, board, out_dir=tmp_path / "e-ref",
-                                         extra_sources=(ROOT / "bench" / "reference_kernels.cpp",)).elf, x)
+    ref = _reference_outputs(path, x, tflm_dir, tmp_path)
     assert np.array_equal(got, ref), f"{int((got != ref).sum())} of {got.size} outputs differ from TFLM's reference"
     host = reference_outputs(model.data, x.reshape((len(x),) + shape)).reshape(len(x), -1)
     assert np.abs(got.astype(np.int16) - host).max() <= 1
@@ -510,6 +546,8 @@ MUTATIONS = {  # file -> (text, broken text)
     # OnePixel's channels 1 and 3 of a word taking channels 0 and 2's input
     "one-pixel-lanes": ("td_kernel_depthwise.cpp", "a[1] = dsp::smlabb(x13, w13, a[1]);",
                         "a[1] = dsp::smlabb(x02, w13, a[1]);"),
+    # the window buffer's copy storing each pair's first pixel twice (its second pixel's input lost)
+    "window-copy": ("td_kernel_depthwise.cpp", '"sxtab16 %[a], %[off], %[v1]\\n\\t"', '"sxtab16 %[a], %[off], %[v0]\\n\\t"'),
     # the window's padding not 0 once widened (a padded tap would add w * 257, where the reference adds nothing)
     "window-pad": ("td_kernel_depthwise.cpp", "memset(words, 0, 2 * rows * cols", "memset(words, 1, 2 * rows * cols"),
     # SmallK's second product of each row against the first widened weight word
@@ -541,14 +579,14 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("pw_k8_k16_blocks", "small-k-dot"),
                                             ("k3_s2_valid_c16", "window-tap"),
                                             ("k3_s1_same_c5_relu6", "window-pad"),
+                                            ("k3_s2_same_c4_big", "window-copy"),
                                             ("k3_s1_same_c1_bands_relu", "block-tap"),
                                             ("k3_s2_same_c13_one_pixel_relu6_spread", "one-pixel-lanes")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
-    """The comparison can fail: a kernel whose requantization truncates instead of rounding differs from the
-    reference build on these inputs (subtler changes, negative ties or a truncated high multiply, were caught on
-    some of these models while the kernels were written, but not on every draw of weights)."""
-    import shutil
-
+    """The comparison can fail: each kernel broken as MUTATIONS says (e.g. a requantization that truncates instead of
+    rounding) gives outputs that differ from the reference build's on the bit-exact tests' inputs (subtler changes,
+    negative ties or a truncated high multiply, were caught on some of these models while the kernels were written,
+    but not on every draw of weights)."""
     from tinydeploy.boards import load
     from tinydeploy.emulate.firmware import build_firmware
     from tinydeploy.emulate.tflm_library import TflmLibrary
@@ -559,8 +597,6 @@ def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, m
     ours = tmp_path / "ours"
     run_cli("build", path, "-o", ours, "--no-compile", "--kernels", "tinydeploy", check=0)
     _every_shape(ours, window=1 if mutation.startswith("window") else 0)
-    theirs = tmp_path / "theirs"
-    shutil.copytree(ours, theirs)
     file, good, bad = MUTATIONS[mutation]
     src = ours / "src" / file
     text = src.read_text()
@@ -568,10 +604,6 @@ def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, m
     assert broken != text
     src.write_text(broken)
     board, lib = load("nano33ble"), TflmLibrary.locate(str(tflm_dir))
-    shape = tuple(TFLiteModel.from_file(path).input_tensors[0].shape)
-    x = np.random.default_rng(2).integers(-128, 128, size=(20, int(np.prod(shape)))).astype(np.int8)
-    x[0] = -128  # the extremes
-    x[1] = 127
+    x = _inputs(tuple(TFLiteModel.from_file(path).input_tensors[0].shape))  # the bit-exact tests' inputs
     got = emulated_outputs(build_firmware(ours, lib, board, out_dir=tmp_path / "e").elf, x)
-    want = emulated_outputs(build_firmware(theirs, lib, board, out_dir=tmp_path / "e2").elf, x)
-    assert not np.array_equal(got, want)
+    assert not np.array_equal(got, _reference_outputs(path, x, tflm_dir, tmp_path))
