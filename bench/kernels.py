@@ -18,12 +18,18 @@ CNN, a MobileNetV1-0.25-style net at 96x96x3, a DS-CNN-style keyword net (49x10x
 blocks), a ResNet-8-style CIFAR-10 net (32x32x3, residual ADDs) and an FC autoencoder (640 inputs), with --study
 the study's families too, or the .tflite files given.
 
-    python bench/kernels.py [--tflm DIR] [--study] [MODEL.tflite ...]
+    python bench/kernels.py [--tflm DIR] [--study] [--json F] [MODEL.tflite ...]
+
+--json F writes the same figures for scripts (F "-": stdout, the tables then on stderr): per model its ops (MACs or
+elements, instructions and estimated cycles per build), totals, .text, flash constants and arena; the op classes;
+the ops slower than with the library's kernels.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import subprocess
 import sys
 import tempfile
@@ -104,18 +110,33 @@ def flash_constants(emu_dir: Path) -> int:
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="*", type=Path)
+    ap.add_argument("--tflm", help="the Arduino_TensorFlowLite folder (default: $TINYDEPLOY_TFLM_DIR)")
+    ap.add_argument("--study", action="store_true", help="the study's families too (bench/models.py)")
+    ap.add_argument("--json", help="also write the figures as JSON to this file ('-': stdout, the tables to stderr)")
+    args = ap.parse_args()
+    with contextlib.redirect_stdout(sys.stderr) if args.json == "-" else contextlib.nullcontext():
+        report = measure(args)
+    if args.json == "-":
+        sys.stdout.write(json.dumps(report, indent=1) + "\n")
+    elif args.json:
+        from tinydeploy.fsutil import write_json_atomic
+
+        write_json_atomic(args.json, report)
+    return 0
+
+
+def measure(args) -> dict:
+    """Builds, runs and prints everything; returns the figures for --json."""
     from tinydeploy.analyze import analyze
     from tinydeploy.boards import load
     from tinydeploy.emulate.firmware import build_firmware
     from tinydeploy.emulate.tflm_library import TflmLibrary
     from tinydeploy.tflite_model import TFLiteModel
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="*", type=Path)
-    ap.add_argument("--tflm", help="the Arduino_TensorFlowLite folder (default: $TINYDEPLOY_TFLM_DIR)")
-    ap.add_argument("--study", action="store_true", help="the study's families too (bench/models.py)")
-    args = ap.parse_args()
     lib = TflmLibrary.locate(args.tflm)
+    report: dict = {"tflm": str(lib.root), "builds": list(BUILDS), "models": {}, "classes": {}, "slower": []}
     board = load("nano33ble")
     print(f"TFLM: {lib.root}\n")
     summary = []
@@ -148,6 +169,7 @@ def main() -> int:
                   f" {'td/MAC':>7} {'cmsis/MAC':>9} {'ref/MAC':>8} {'vs CMSIS':>8}")
             by_class: dict[str, list[int]] = {}
             cyc = {b: [o["cycles"] for o in res[b]["cycles_estimate"]["ops"]] for b in BUILDS}
+            op_rows = []
             # per op: the cycle plugin's exact instruction counts (the firmware's own tick by 40)
             for o, *counts in zip(ops, *(res[b]["cycles_estimate"]["ops"] for b in BUILDS)):
                 t, c, r = (x["instructions_exact"] for x in counts)
@@ -169,6 +191,10 @@ def main() -> int:
                 else:
                     line += " " * 27
                 print(line + f" {c / max(t, 1):>7.2f}x")
+                op_rows.append({"index": o.index, "op": o.op, "class": op_class(model, o.index) if work else None,
+                                "work": work, "unit": unit(op_class(model, o.index)) if work else None,
+                                "instructions": dict(zip(BUILDS, (t, c, r))),
+                                "est_cycles": {b: cyc[b][o.index] for b in BUILDS}})
             tot = {b: res[b]["latency"]["instructions"]["median"] for b in BUILDS}
             ours_total = sum(x["instructions_exact"] for x in res["tinydeploy"]["cycles_estimate"]["ops"])
             for cls, vals in sorted(by_class.items()):
@@ -191,16 +217,22 @@ def main() -> int:
                   f".text {text['tinydeploy']:,} / {text['cmsis-nn']:,} / {text['reference']:,} B; outputs of the "
                   f"tinydeploy build identical to the reference build's on {len(x)} random inputs\n")
             summary.append((path.name, tot, text, arena, cycles, consts))
+            report["models"][path.name] = {"instructions": tot, "est_cycles": cycles, "text_bytes": text,
+                                           "flash_constants_bytes": consts, "arena_used_bytes": arena, "ops": op_rows}
     print("op classes over all models: instructions per MAC (per output element for ADD, MUL; per input value for MEAN, "
           "MAX_POOL_2D); estimated cycles the same")
     print(f"  {'class':<30} {'tinydeploy':>10} {'CMSIS-NN':>9} {'reference':>9}  CMSIS/td   est. cycles td / CMSIS-NN")
     for cls, (work, t, c, r, tc, cc, rc) in sorted(all_classes.items()):
         print(f"  {cls:<30} {t / work:>10.2f} {c / work:>9.2f} {r / work:>9.2f}  {c / t:>7.2f}x   "
               f"{tc / work:.2f} / {cc / work:.2f} ({cc / tc:.2f}x)")
+        report["classes"][cls] = {"unit": unit(cls), "work": work, "instructions": dict(zip(BUILDS, (t, c, r))),
+                                  "est_cycles": dict(zip(BUILDS, (tc, cc, rc))),
+                                  "per_unit": {b: round(v / work, 4) for b, v in zip(BUILDS, (t, c, r))}}
     print()
     print(f"ops slower in tinydeploy's build than in the library's (exact instructions): {len(slower)}")
     for name, i, op, t, c in slower:
         print(f"  {name} #{i} {op}: {t:,} vs {c:,} (+{t - c:,})")
+        report["slower"].append({"model": name, "index": i, "op": op, "tinydeploy": t, "cmsis-nn": c})
     print()
     print(f"{'model':<28} {'tinydeploy':>11} {'CMSIS-NN':>11} {'reference':>11}  CMSIS/td  est. cycles CMSIS/td"
           f"  .text td-CMSIS  (constants)  code td-CMSIS  arena td-CMSIS")
@@ -211,7 +243,7 @@ def main() -> int:
               f"  {dt:>+13,} B  {consts:>9,} B  {dt - consts:>+13,} B  {arena['tinydeploy'] - arena['cmsis-nn']:>+12,} B")
     print("(constants: model_params.o, what the build moved from the arena to flash: per-channel multipliers and shifts,"
           " op data; code: the rest of the .text difference)")
-    return 0
+    return report
 
 
 if __name__ == "__main__":
