@@ -548,6 +548,8 @@ MUTATIONS = {  # file -> (text, broken text)
                         "a[1] = dsp::smlabb(x02, w13, a[1]);"),
     # the window buffer's copy storing each pair's first pixel twice (its second pixel's input lost)
     "window-copy": ("td_kernel_depthwise.cpp", '"sxtab16 %[a], %[off], %[v1]\\n\\t"', '"sxtab16 %[a], %[off], %[v0]\\n\\t"'),
+    # the window's weights: each filter row's third tap given its second's
+    "window-weights": ("td_kernel_depthwise.cpp", 'TD_WIN_W("v1") TD_WIN_W("v2")', 'TD_WIN_W("v1") TD_WIN_W("v1")'),
     # the window's padding not 0 once widened (a padded tap would add w * 257, where the reference adds nothing)
     "window-pad": ("td_kernel_depthwise.cpp", "memset(words, 0, 2 * rows * cols", "memset(words, 1, 2 * rows * cols"),
     # SmallK's second product of each row against the first widened weight word
@@ -580,6 +582,7 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("k3_s2_valid_c16", "window-tap"),
                                             ("k3_s1_same_c5_relu6", "window-pad"),
                                             ("k3_s2_same_c4_big", "window-copy"),
+                                            ("k3_s1_same_c64_spread", "window-weights"),
                                             ("k3_s1_same_c1_bands_relu", "block-tap"),
                                             ("k3_s2_same_c13_one_pixel_relu6_spread", "one-pixel-lanes")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
