@@ -182,17 +182,18 @@ def measure(args) -> dict:
                     work = int(np.prod(model.tensors[model.operators[o.index].inputs[0]].shape))
                 else:
                     work = o.macs
+                cls = op_class(model, o.index) if work else None
                 if work:
                     line += f" {t / work:>7.2f} {c / work:>9.2f} {r / work:>8.2f}"
-                    acc = by_class.setdefault(op_class(model, o.index), [0] * 7)
+                    acc = by_class.setdefault(cls, [0] * 7)
                     for i, v in enumerate((work, t, c, r, cyc["tinydeploy"][o.index], cyc["cmsis-nn"][o.index],
                                            cyc["reference"][o.index])):
                         acc[i] += v
                 else:
                     line += " " * 27
                 print(line + f" {c / max(t, 1):>7.2f}x")
-                op_rows.append({"index": o.index, "op": o.op, "class": op_class(model, o.index) if work else None,
-                                "work": work, "unit": unit(op_class(model, o.index)) if work else None,
+                op_rows.append({"index": o.index, "op": o.op, "class": cls, "work": work,
+                                "unit": unit(cls) if cls else None,
                                 "instructions": dict(zip(BUILDS, (t, c, r))),
                                 "est_cycles": {b: cyc[b][o.index] for b in BUILDS}})
             tot = {b: res[b]["latency"]["instructions"]["median"] for b in BUILDS}

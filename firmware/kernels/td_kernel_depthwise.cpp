@@ -879,14 +879,8 @@ struct WindowBuffer {
 // loops' work at stride 2, where each output pixel has four input pixels of its own.
 inline void WindowCopy(const int8_t* src, int step, int32_t* dst, int n, int32_t off2) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  if (n & 1) {
-    const int32_t v = util::Load4(src);
-    dst[0] = dsp::sxtab16(off2, v);
-    dst[1] = dsp::sxtab16_ror8(off2, v);
-    src += step;
-    dst += 2;
-  }
   int k = n / 2;
+  n &= 1;  // an odd count's last pixel, by the loop below (every pixel on a core without the DSP extension)
   if (k > 0) {
     int32_t v0, v1, a, b;
     __asm__ volatile(
@@ -907,13 +901,12 @@ inline void WindowCopy(const int8_t* src, int step, int32_t* dst, int n, int32_t
         : [step] "r"(step), [off] "r"(off2)
         : "cc", "memory");
   }
-#else
+#endif
   for (int i = 0; i < n; ++i, src += step, dst += 2) {
     const int32_t v = util::Load4(src);
     dst[0] = dsp::sxtab16(off2, v);
     dst[1] = dsp::sxtab16_ror8(off2, v);
   }
-#endif
 }
 
 // A group's doubled weights as Window3x3 reads them: tap t's four channels (a word `step` bytes after tap t - 1's, from
