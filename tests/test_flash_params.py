@@ -64,20 +64,24 @@ def test_build_multipliers_equal_tflms_quantize_multiplier(tflm_dir, tmp_path):
     assert any(half_even(v) != w for v, w in zip(ties, tie_want))
 
 
-def test_the_shortcut_flag_holds_exactly_inside_its_bounds():
-    """analyze/requant.py's shortcut_all at the edges of td_kernel_util.h's bounds: a right shift of 1 to 23, a
-    multiplier >= 0, |bias| + 255 * 128 * products < 2^29, the output zero point in [-128, 128]."""
-    from tinydeploy.analyze.requant import shortcut_all
+def test_the_shortcut_range_holds_exactly_inside_its_bounds():
+    """analyze/requant.py's shortcut_range at the edges of td_kernel_util.h's bounds: a right shift of 1 to 23, a
+    multiplier >= 0, |bias| + 255 * 128 * products < 2^29, the output zero point in [-128, 128]; the range from the
+    first channel beyond them to one past the last."""
+    from tinydeploy.analyze.requant import shortcut_range
 
     room = (1 << 29) - 255 * 128 * 9
     ok = dict(multipliers=[1 << 30], shifts=[-1], biases=[room - 1], products=9, output_zp=128)
-    assert shortcut_all(**ok)
-    assert shortcut_all(**{**ok, "biases": [-(room - 1)], "shifts": [-23], "output_zp": -128})
+    assert shortcut_range(**ok) == (0, 0)
+    assert shortcut_range(**{**ok, "biases": [-(room - 1)], "shifts": [-23], "output_zp": -128}) == (0, 0)
     for change in ({"biases": [room]}, {"biases": [-room]}, {"shifts": [0]}, {"shifts": [-24]}, {"shifts": [1]},
                    {"multipliers": [-1]}, {"output_zp": 129}, {"output_zp": -129}, {"products": 1 << 15}):
-        assert not shortcut_all(**{**ok, **change}), change
-    # one channel outside makes the node's flag false
-    assert not shortcut_all([1 << 30] * 3, [-1, -24, -1], [0] * 3, 9, 0)
+        assert shortcut_range(**{**ok, **change}) == (0, 1), change
+    # one channel outside among others: the range is that channel; two: from the first to one past the last
+    assert shortcut_range([1 << 30] * 5, [-1, -24, -1, -1, -1], [0] * 5, 9, 0) == (1, 2)
+    assert shortcut_range([1 << 30] * 5, [-1, -24, -1, -1, -1], [0, 0, 0, room, 0], 9, 0) == (1, 4)
+    # the zero point outside its range puts every channel in it
+    assert shortcut_range([1 << 30] * 5, [-1] * 5, [0] * 5, 9, 129) == (0, 5)
 
 
 @pytest.fixture(scope="module")
@@ -133,11 +137,11 @@ def test_parameters_of_another_model_refuse_to_start(example_builds, tflm_dir, t
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("field", ["activation maximum", "shortcut"])
+@pytest.mark.parametrize("field", ["activation maximum", "shortcut range"])
 def test_op_data_of_another_model_refuses_to_start(example_builds, tflm_dir, tmp_path, field):
-    """The op data in flash (padding, zero points, activation range, whether every channel takes the requantization's
-    shortcut) is checked against what TFLM's Prepare and the firmware's EveryChannelShortcut compute on the device:
-    one node's activation maximum off by one, or its shortcut flag turned, stops AllocateTensors() with one line."""
+    """The op data in flash (padding, zero points, activation range, the channels that may fall outside the
+    requantization's shortcut) is checked against what TFLM's Prepare and the firmware's FindShortcutRange compute on
+    the device: one node's activation maximum off by one, or its range's end, stops AllocateTensors() with one line."""
     project = tmp_path / "wrong_op"
     shutil.copytree(example_builds["tinydeploy"], project)
     src = project / "src" / "model_params.cpp"
@@ -145,11 +149,11 @@ def test_op_data_of_another_model_refuses_to_start(example_builds, tflm_dir, tmp
     call = text.index("OwnLoopsOpData(")
     end = text.index(")", call)
     args = text[call + len("OwnLoopsOpData("):end].split(", ")
-    if field == "shortcut":
-        assert args[-1] in ("true", "false")
-        args[-1] = "false" if args[-1] == "true" else "true"
+    if field == "shortcut range":
+        assert args[-2:] == ["0", "0"]  # the example's channels all take the shortcut
+        args[-1] = "1"
     else:
-        args[-2] = str(int(args[-2]) - 1)
+        args[-3] = str(int(args[-3]) - 1)
     src.write_text(text[:call] + "OwnLoopsOpData(" + ", ".join(args) + text[end:])
     r, _ = _emulate(project, tflm_dir)
     assert r.returncode == 3 and "AllocateTensors() failed" in r.stderr, r.stderr

@@ -214,6 +214,37 @@ def _softmax_model(seed, shape, classes):
     return convert(m, "int8", rep, 32)
 
 
+def _dead_channels_model(seed):
+    """A MobileNet's last layers on a 1x1 map with dead channels: a filter of zeros and a bias, whose int8 bias the
+    converter makes 2^30 (as in the study's MobileNets), outside the requantization's 32-bit shortcut: channels 21 and
+    50 of a pointwise layer from 16 to 72 channels (PerChannelRow), channel 70 of a depthwise layer (OnePixel, whose
+    chunks of 64 channels leave 64-71 the only one tested), then a pointwise layer from 72 to 8 channels reading them.
+    The first layer's relu6 output is given the scale 6 / 127.5 and the zero point -100, so that its activation range,
+    [-100, 28], is narrower than int8's (PerChannelRow's clamp; the converter gives a relu6 output the whole range)."""
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+
+    _, keras = import_tf()
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    m = keras.Sequential([L.Input((1, 1, 16)), L.Conv2D(72, 1, activation="relu6"), L.DepthwiseConv2D(3, padding="same"),
+                          L.Conv2D(8, 1)])
+    rng = np.random.default_rng(seed)
+    w1, b1, w2, b2, w3, b3 = (rng.normal(0, 0.3 if w.ndim > 1 else 0.5, w.shape).astype(np.float32)
+                              for w in m.get_weights())
+    for c in (21, 50):
+        w1[..., c], b1[c] = 0.0, 2.0
+    w2[..., 70, 0], b2[70] = 0.0, 2.0
+    m.set_weights([w1, b1, w2, b2, w3, b3])
+    rep = rng.integers(0, 256, (32, 1, 1, 16), dtype=np.uint8)
+    from tinydeploy.repair import _Editor
+
+    ed = _Editor(convert(m, "int8", rep, 32))
+    first = ed.g.tensors[int(ed.g.operators[0].outputs[0])]
+    first.quantization = ed.quant(np.asarray([6.0 / 127.5], np.float32), [-100])
+    return ed.pack()
+
+
 def _narrow_activation(data: bytes) -> bytes:
     """The convolution's and both pools' outputs given twice the first pool's scale and the zero point -100 (a pool's
     input and output must share them), so that the fused relu6 clamps to [-100, 28] inside int8 (the converter gives
@@ -306,6 +337,9 @@ def case_models(tmp_path_factory):
     p = d / "softmax_3x3x37.tflite"
     p.write_bytes(_softmax_model(98, (3, 3, 8), 37))
     out["softmax_3x3x37"] = p
+    p = d / "dead_channels_1x1.tflite"
+    p.write_bytes(_dead_channels_model(99))
+    out["dead_channels_1x1"] = p
     return out
 
 
@@ -469,6 +503,20 @@ def test_softmax_is_bit_exact_with_tflm_reference_on_the_device(case_models, tfl
     _bit_exact(case_models["softmax_3x3x37"], "SOFTMAX", tflm_dir, tmp_path, every_shape=False, also=("CONV_2D",))
 
 
+def test_channels_outside_the_shortcut_among_others_are_bit_exact(case_models, tflm_dir, tmp_path):
+    """The build writes, and Prepare finds again, the range of channels that may fall outside the requantization's
+    shortcut (the one and two dead channels' own, in the middle of the layers); the loops on a single pixel test only
+    those, and compute them by TFLM's arithmetic (mutations pc-row-range and one-pixel-range break that)."""
+    from tinydeploy.analyze.requant import channel_params
+    from tinydeploy.tflite_model import TFLiteModel
+
+    path = case_models["dead_channels_1x1"]
+    params = channel_params(TFLiteModel.from_file(path))
+    assert [p.outside for p in params] == [(21, 51), (70, 71), (0, 0)], params
+    assert params[0].activation == (-100, 28)  # the first layer clamps inside int8's range
+    _bit_exact(path, "CONV_2D", tflm_dir, tmp_path, every_shape=False, also=("DEPTHWISE_CONV_2D",))
+
+
 def test_an_op_no_node_of_which_tinydeploys_kernel_takes_is_registered_as_the_library_builds_it(case_models, tmp_path):
     """generate/registration.py: an ADD that broadcasts (which td_kernel_add.cpp's Applies refuses) gets the library's
     own registration, the line `--kernels cmsis-nn` writes, so it runs no hand-over; a model of same-shape ADDs only
@@ -554,10 +602,19 @@ MUTATIONS = {  # file -> (text, broken text)
     "window-pad": ("td_kernel_depthwise.cpp", "memset(words, 0, 2 * rows * cols", "memset(words, 1, 2 * rows * cols"),
     # SmallK's second product of each row against the first widened weight word
     "small-k-dot": ("td_kernel_matmul.cpp", '"smlad " acc ", r5, r9, "', '"smlad " acc ", r5, r8, "'),
-    # the single-pixel loop's channels all taking their block's first channel's shift (its pointer not advanced)
-    "pc-row-shift": ("td_kernel_matmul.cpp", '"ldr r10, [r2], #4\\n\\t"', '"ldr r10, [r2]\\n\\t"'),
+    # the single-pixel loop's channels each taking the next one's shift (the distance from a multiplier 4 bytes long)
+    "pc-row-shift": ("td_kernel_matmul.cpp", "reinterpret_cast<intptr_t>(m.mult)) - 4;", "reinterpret_cast<intptr_t>(m.mult));"),
+    # the single-pixel loop's first channel of the range outside the shortcut not looked at
+    "pc-row-range": ("td_kernel_matmul.cpp", "m.outside.begin, end)", "m.outside.begin + 1, end)"),
+    # the single-pixel loop's clamp to a narrower activation range skipped
+    "pc-row-clamp": ("td_kernel_matmul.cpp", '"cbz r5, 4f\\n\\t"', '"b 4f\\n\\t"'),
+    # OnePixel taking every chunk of channels as if none were in the range outside the shortcut
+    "one-pixel-range": ("td_kernel_depthwise.cpp", "const bool all = c0 + k <= outside.begin || c0 >= outside.end;",
+                        "const bool all = true;"),
     # the single-pixel loop's channels outside the shortcut left as its blocks wrote them, not computed again
-    "pc-row-fixup": ("td_kernel_matmul.cpp", "RowChannel(m, xw, j, odd, false);", "(void)0;"),
+    "pc-row-fixup": ("td_kernel_matmul.cpp", "RowChannel(m, xw, j);", "(void)0;"),
+    # the single-pixel loop's last one to three channels (the block over the last four) left out
+    "pc-row-last": ("td_kernel_matmul.cpp", "if (m.cols & 3) {", "if (false) {"),
     # SOFTMAX's rows taken as one: the first row alone computed
     "softmax-rows": ("td_kernel_softmax.cpp", "op.rows = row_size > 0 ? static_cast<int32_t>(tflite::NumElements(in)) / row_size : 0;",
                      "op.rows = 1;"),
@@ -574,7 +631,11 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("maxpool_9x9x6", "pool-no-clamp"),
                                             ("softmax_3x3x37", "softmax-rows"),
                                             ("pw_1x1_map_per_channel", "pc-row-shift"),
+                                            ("pw_1x1_map_per_channel", "pc-row-last"),
                                             ("pw_1x1_map_above_1", "pc-row-fixup"),
+                                            ("dead_channels_1x1", "pc-row-range"),
+                                            ("dead_channels_1x1", "one-pixel-range"),
+                                            ("dead_channels_1x1", "pc-row-clamp"),
                                             ("k3_s1_same_c4_tall_transposed", "transposed-taps"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-gather"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-tap"),

@@ -46,11 +46,11 @@ const int32_t kShift2[32] = {
 
 const ChannelParams kChannelParams[] = {
     {12, 16, kMultiplier0, kShift0,
-     OwnLoopsOpData(1, 1, 0, 0, -128, 0, -128, kMultiplier0, kShift0, -128, 127, true)},
+     OwnLoopsOpData(1, 1, 0, 0, -128, 0, -128, kMultiplier0, kShift0, -128, 127, 0, 0)},
     {14, 32, kMultiplier1, kShift1,
-     OwnLoopsOpData(1, 1, 0, 0, -128, 0, -128, kMultiplier1, kShift1, -128, 127, true)},
+     OwnLoopsOpData(1, 1, 0, 0, -128, 0, -128, kMultiplier1, kShift1, -128, 127, 0, 0)},
     {16, 32, kMultiplier2, kShift2,
-     OwnLoopsOpData(1, 1, 0, 0, -128, 0, -128, kMultiplier2, kShift2, -128, 127, true)},
+     OwnLoopsOpData(1, 1, 0, 0, -128, 0, -128, kMultiplier2, kShift2, -128, 127, 0, 0)},
     {-1, 0, nullptr, nullptr, {}},
 };
 

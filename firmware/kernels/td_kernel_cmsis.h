@@ -36,7 +36,7 @@ bool TakesConvNode(TfLiteContext* context, TfLiteNode* node) {
 }
 
 // Prepare for such a node: the op data (kPrepareParams: PrepareConv or PrepareDepthwiseConv), then who computes it
-// (the own loops: with every channel in the requantization's shortcut or not).
+// (the own loops: with the channels outside the requantization's shortcut, ShortcutRange).
 template <bool (*kOwnLoopsTake)(TfLiteContext*, TfLiteNode*),
           TfLiteStatus (*kPrepareParams)(TfLiteContext*, TfLiteNode*),
           TfLiteStatus (*kPrepareCmsis)(TfLiteContext*, TfLiteNode*, const tflite::OpDataConv&, int*), bool kDepthwise>
@@ -44,7 +44,10 @@ TfLiteStatus PrepareConvNode(TfLiteContext* context, TfLiteNode* node) {
   TF_LITE_ENSURE_STATUS(kPrepareParams(context, node));
   auto* d = static_cast<tflite::OpDataConv*>(node->user_data);
   if (kOwnLoopsTake(context, node)) {
-    d->filter_buffer_index = EveryChannelShortcut(context, node, *d, kDepthwise) ? kOwnLoopsShortcut : kOwnLoops;
+    const ShortcutRange r = FindShortcutRange(context, node, *d, kDepthwise);
+    d->output_multiplier = r.begin;
+    d->output_shift = r.end;
+    d->filter_buffer_index = kOwnLoops;
     return kTfLiteOk;
   }
   return kPrepareCmsis(context, node, *d, &d->filter_buffer_index);

@@ -144,7 +144,7 @@ TfLiteStatus EvalMatMul(TfLiteContext* context, TfLiteNode* node, const tflite::
   m.per_channel = true;
   m.row = pointwise ? nullptr : GatherRow;
   m.ctx = &gather;
-  m.shortcut = d.filter_buffer_index == kOwnLoopsShortcut;
+  m.outside = OutsideShortcut(d);
   if (PerChannelRowTakes(m)) {  // a single pixel (a 1x1 map after global pooling): a fully connected layer's loop
     PerChannelRow(m);
   } else {

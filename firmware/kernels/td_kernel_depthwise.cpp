@@ -998,9 +998,10 @@ __attribute__((noinline)) int32_t OnePixelSlow(int32_t acc, int32_t mult, int32_
   return tflite::MultiplyByQuantizedMultiplier(acc, mult, shift) + out_zp;
 }
 
-// OnePixel's k channels from their sums into out: each requantized by the shortcut where kAll (Prepare found every
-// channel in its bounds) or where its bias, multiplier and shift are in them, else by TFLM's function; clamped. Two
-// loops, not one testing a flag: the flag in the loop cost the tested channels 5 instructions each (bench/kernels.py).
+// OnePixel's k channels from their sums into out: each requantized by the shortcut where kAll (none of them in the
+// range Prepare found the channels outside the shortcut in) or where its bias, multiplier and shift are in them, else
+// by TFLM's function; clamped. Two loops, not one testing a flag: the flag in the loop cost the tested channels 5
+// instructions each (bench/kernels.py).
 template <bool kAll>
 __attribute__((noinline)) void OnePixelOut(const int32_t* acc, int k, const int32_t* bias, const int32_t* mults,
                                            const int32_t* shifts, const util::ShortcutBias& bias_fits, int32_t odd,
@@ -1025,10 +1026,10 @@ __attribute__((noinline)) void OnePixelOut(const int32_t* acc, int k, const int3
 // channels a word (SXTB16 / SXTAB16 widen two at a time), then each channel requantized by util::MakeRequant's 32-bit
 // shortcut where the zero point, its multiplier and its bias allow it (util::ShortcutBias, a product a tap), TFLM's
 // function elsewhere: no planes, no window, no per-channel set-up.
-// shortcut: Prepare found every channel in the shortcut for all k_h k_w taps (kOwnLoopsShortcut), so for the n
-// inside the image too: no channel is tested.
+// outside: the channels Prepare found may fall outside the shortcut for all k_h k_w taps (ShortcutRange); every other
+// channel takes it for the n taps inside the image too, so a chunk of channels outside the range is not tested.
 __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const int8_t* in, const int8_t* filter,
-                                        const int32_t* bias, int8_t* out, const tflite::OpDataConv& d, bool shortcut) {
+                                        const int32_t* bias, int8_t* out, const tflite::OpDataConv& d, ShortcutRange outside) {
   int tap[kMaxTaps], pixel[kMaxTaps], n = 0;  // byte offsets of each valid tap's weights and input values
   for (int ky = 0; ky < m.k_h; ++ky) {
     const int iy = ky * m.dil_h - m.pad_h;
@@ -1067,8 +1068,9 @@ __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const in
         }
         for (; c < k; ++c) acc[c] += w[c] * (x[c] - zp);
       }
-      (shortcut ? OnePixelOut<true> : OnePixelOut<false>)(acc, k, bias ? bias + c0 : nullptr, mults + c0,
-                                                           shifts + c0, bias_fits, odd, d, out + c0);
+      const bool all = c0 + k <= outside.begin || c0 >= outside.end;  // no channel of the chunk in the range
+      (all ? OnePixelOut<true> : OnePixelOut<false>)(acc, k, bias ? bias + c0 : nullptr, mults + c0, shifts + c0,
+                                                     bias_fits, odd, d, out + c0);
     }
   }
 }
@@ -1107,7 +1109,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   if (m.out_h == 1 && m.out_w == 1) {
     OnePixel(m, batches, tflite::micro::GetTensorData<int8_t>(input), tflite::micro::GetTensorData<int8_t>(filter),
              bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr, tflite::micro::GetTensorData<int8_t>(output),
-             d, d.filter_buffer_index == kOwnLoopsShortcut);
+             d, OutsideShortcut(d));
     return kTfLiteOk;
   }
   const bool k3 = m.k_h == 3 && m.k_w == 3 && m.dil_h == 1 && m.dil_w == 1 && m.stride_h == m.stride_w &&

@@ -130,7 +130,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const FcOp& op) 
   m.mult = &mult;
   m.shift = &shift;
   m.per_channel = false;
-  m.shortcut = false;  // FcRowTakes checks the bound for the fast form itself
+  m.outside = {0, m.cols};  // (PerChannelRow's alone: FcRowTakes checks the fast form's bound itself)
   m.row = nullptr;
   m.ctx = nullptr;
   if (d.filter_buffer_index == kOneRow && m.rows == 1) {

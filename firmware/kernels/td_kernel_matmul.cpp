@@ -593,10 +593,7 @@ __attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, i
 // steps lr, the accumulators r4-r7, scratch r8-r11), four steps a loop, then the bias already in the accumulators,
 // TFLM's requantization (util::RequantFast of the doubled sums), the four outputs packed in one word, clamped to the
 // activation range per byte (SSUB8 and SEL) and stored with one STR. Per block of 4 channels and K inputs: 21 K / 4
-// + 43 instructions. FcBlocksPerChannel is the same with each channel's own multiplier and shift (a 1x1 convolution
-// on a single pixel): its constants made from them in the block (util::MakeRequant's shortcut: add = (2 zp + 1) <<
-// (right - 1), right - 1 = ~shift; a channel outside the shortcut's bounds gets a value PerChannelRow then computes
-// again), 26 instructions more a block, and two steps a turn of its loop: 88 K / 16 + 69 instructions a block.
+// + 43 instructions. FcBlocksPerChannel (below) is the loop of a 1x1 convolution on a single pixel.
 struct FcRun {
   const int32_t* xw;    // 0: the row widened (one-row pairs)
   const int32_t* end4;  // 4: where the quadruple steps end
@@ -608,11 +605,8 @@ struct FcRun {
   int32_t three_k;      // 44: from channel 3's weights' end to the next block's first
   int32_t s1, s2, s3;   // 48-56: channel j's weights from channel 0's, once the first load advanced w: j k - 4
   const int8_t* w;      // 60: the first block's weights
-  const int32_t* mults;   // 64: per channel (FcBlocksPerChannel), advanced by the function
-  const int32_t* shifts;  // 68: likewise
-  int32_t odd;            // 72: 2 zp + 1
 };
-static_assert(sizeof(FcRun) == 76, "the assembly's offsets into FcRun");
+static_assert(sizeof(FcRun) == 64, "the assembly's offsets into FcRun");
 
 #define TD_FC_STEP                             \
   "ldrd r8, r9, [r0], #8\n\t"                   \
@@ -644,14 +638,6 @@ static_assert(sizeof(FcRun) == 76, "the assembly's offsets into FcRun");
   "add r11, r11, " A ", asr #31\n\t"            \
   "asr " A ", r11, r10\n\t"                     \
   "ssat " A ", #8, " A "\n\t"
-// the same with the channel's own constants: its multiplier and shift read from r0 and r2 (advanced), the addend
-// made from 2 zp + 1 (r3)
-#define TD_FC_OUT_PC(A)                        \
-  "ldr r8, [r0], #4\n\t"                        \
-  "ldr r10, [r2], #4\n\t"                       \
-  "mvn r9, r10\n\t"                             \
-  "lsl r9, r3, r9\n\t"                          \
-  "rsb r10, r10, #0\n\t" TD_FC_OUT(A)
 // the block's loop up to its four accumulators (the bias loaded into them, then STEPS steps a turn of the loop up to
 // end4, then TAIL); lr the FcRun at its end
 #define TD_FC_ACCUMULATE(STEPS, TAIL)          \
@@ -712,23 +698,123 @@ __attribute__((naked, noinline)) void FcBlocks(FcRun*) {
                    TD_FC_STORE);
 }
 
-// Two steps a turn (end4 the row's end, K a multiple of 8, no tail): 4 steps fewer of code, linked into models with a
-// convolution on a single pixel and no fully connected layer (the code limit; FcBlocks' loop here measured 350 B more
-// of the study MobileNetV1's .text), for one instruction more every 8 inputs.
-__attribute__((naked, noinline)) void FcBlocksPerChannel(FcRun*) {
-  __asm__ volatile(TD_FC_ENTER TD_FC_ACCUMULATE(TD_FC_STEP TD_FC_STEP, "")
-                   "ldr r0, [lr, #64]\n\t"
-                   "ldr r2, [lr, #68]\n\t"
-                   "ldr r3, [lr, #72]\n\t" TD_FC_OUT_PC("r4") TD_FC_OUT_PC("r5") TD_FC_OUT_PC("r6")
-                   TD_FC_OUT_PC("r7")
-                   "str r0, [lr, #64]\n\t"
-                   "str r2, [lr, #68]\n\t"
-                   "ldr r2, [lr, #48]\n\t"
-                   "ldr r3, [lr, #52]\n\t" TD_FC_STORE);
+// FcBlocksPerChannel: FcBlocks' loop for each channel's own multiplier and shift (a 1x1 convolution on a single
+// pixel, K a multiple of 8), its constants made from them in the block (util::MakeRequant's shortcut: add = (2 zp + 1)
+// << (right - 1), right - 1 = ~shift; the shift right by right - 1, then by 1 in SSAT's own shift; a channel outside
+// the shortcut's bounds gets a value PerChannelRow then computes again). Registers: the PcRun r12 throughout, the
+// channels 0 and 2's weights r1 and r3 (each advanced by its loads; 1 and 3 at K - 4 bytes past them, r2), the row r0
+// to its end lr, the accumulators r4-r7, scratch r8-r11: no stack. Four steps a turn of the loop, entered where the
+// row's steps leave 2 over (K = 8 mod 16) at its third step (the run's entry), so no tail; the clamp to the activation
+// range skipped where it is int8's; a channel's shift read at a fixed distance from its multiplier, so that one
+// pointer walks both. Per block of 4 channels and K inputs: 21 K / 4 + K / 8 + 60 instructions.
+struct PcRun {
+  const int32_t* xw;    // 0: the row widened (one-row pairs)
+  const int32_t* end;   // 4: its end
+  int32_t entry;        // 8: K = 8 mod 16 (nonzero) or not; the loop's entry once the function starts
+  const int32_t* bias;  // 12: the block's first channel's bias, advanced by the function
+  int8_t* out;          // 16: its output, advanced
+  const int8_t* out_end;  // 20: where the blocks' outputs end
+  const int32_t* mults;   // 24: the block's first channel's multiplier, advanced
+  int32_t shift_off;      // 28: bytes from a channel's multiplier to its shift, less 4 (the multiplier's step)
+  int32_t odd;            // 32: 2 zp + 1
+  int32_t lo4, hi4;       // 36, 40: the activation range, a byte a lane
+  int32_t three_k;        // 44: from channel 0's weights' end to the next block's first
+  int32_t k4;             // 48: K - 4
+  const int8_t* w;        // 52: the first block's weights
+  int32_t clamp;          // 56: the activation range is narrower than int8's
+};
+static_assert(sizeof(PcRun) == 60, "the assembly's offsets into PcRun");
+
+#define TD_FC_PC_STEP                          \
+  "ldrd r8, r9, [r0], #8\n\t"                   \
+  "ldr r10, [r1], #4\n\t"                       \
+  "sxtb16 r11, r10, ror #8\n\t"                 \
+  "sxtb16 r10, r10\n\t"                         \
+  "smlad r4, r8, r10, r4\n\t"                   \
+  "smlad r4, r9, r11, r4\n\t"                   \
+  "ldr r10, [r1, r2]\n\t"                       \
+  "sxtb16 r11, r10, ror #8\n\t"                 \
+  "sxtb16 r10, r10\n\t"                         \
+  "smlad r5, r8, r10, r5\n\t"                   \
+  "smlad r5, r9, r11, r5\n\t"                   \
+  "ldr r10, [r3], #4\n\t"                       \
+  "sxtb16 r11, r10, ror #8\n\t"                 \
+  "sxtb16 r10, r10\n\t"                         \
+  "smlad r6, r8, r10, r6\n\t"                   \
+  "smlad r6, r9, r11, r6\n\t"                   \
+  "ldr r10, [r3, r2]\n\t"                       \
+  "sxtb16 r11, r10, ror #8\n\t"                 \
+  "sxtb16 r10, r10\n\t"                         \
+  "smlad r7, r8, r10, r7\n\t"                   \
+  "smlad r7, r9, r11, r7\n\t"
+// accumulator A requantized into A: the channel's multiplier at r0 (advanced), its shift at r0 + r2; 2 zp + 1 in r11
+#define TD_FC_PC_OUT(A)                        \
+  "ldr r8, [r0], #4\n\t"                        \
+  "ldr r10, [r0, r2]\n\t"                       \
+  "mvn r10, r10\n\t"                            \
+  "lsl r9, r11, r10\n\t"                        \
+  "add " A ", " A ", " A "\n\t"                  \
+  "smmlar r9, " A ", r8, r9\n\t"                \
+  "add r9, r9, " A ", asr #31\n\t"              \
+  "asr " A ", r9, r10\n\t"                      \
+  "ssat " A ", #8, " A ", asr #1\n\t"
+
+__attribute__((naked, noinline)) void FcBlocksPerChannel(PcRun*) {
+  __asm__ volatile(
+      "push {r4-r11, lr}\n\t"
+      "mov r12, r0\n\t"
+      "ldr r1, [r12, #52]\n\t"
+      "ldr r2, [r12, #48]\n\t"
+      "add r3, r1, r2, lsl #1\n\t"
+      "add r3, r3, #8\n\t"
+      "ldr lr, [r12, #4]\n\t"
+      // the loop's entry, with the Thumb bit: its first step, or its third where K = 8 mod 16
+      "ldr r4, [r12, #8]\n\t"
+      "adr.w r9, 1f\n\t"
+      "cbz r4, 5f\n\t"
+      "adr.w r9, 3f\n\t"
+      "5:\n\t"
+      "orr r9, r9, #1\n\t"
+      "str r9, [r12, #8]\n\t"
+      "0:\n\t"
+      "ldr r9, [r12, #12]\n\t"
+      "ldm r9!, {r4-r7}\n\t"
+      "str r9, [r12, #12]\n\t"
+      "ldr r0, [r12]\n\t"
+      "ldr pc, [r12, #8]\n\t"
+      "1:\n\t" TD_FC_PC_STEP TD_FC_PC_STEP
+      "3:\n\t" TD_FC_PC_STEP TD_FC_PC_STEP
+      "cmp r0, lr\n\t"
+      "blo 1b\n\t"
+      "ldr r0, [r12, #24]\n\t"
+      "ldrd r2, r11, [r12, #28]\n\t" TD_FC_PC_OUT("r4") TD_FC_PC_OUT("r5") TD_FC_PC_OUT("r6") TD_FC_PC_OUT("r7")
+      "str r0, [r12, #24]\n\t"
+      "ldr r2, [r12, #48]\n\t"
+      "bfi r4, r5, #8, #8\n\t"
+      "bfi r4, r6, #16, #8\n\t"
+      "bfi r4, r7, #24, #8\n\t"
+      "ldr r5, [r12, #56]\n\t"
+      "cbz r5, 4f\n\t"
+      "ldrd r8, r9, [r12, #36]\n\t"
+      "ssub8 r10, r4, r8\n\t"
+      "sel r4, r4, r8\n\t"
+      "ssub8 r10, r9, r4\n\t"
+      "sel r4, r4, r9\n\t"
+      "4:\n\t"
+      "ldrd r10, r11, [r12, #16]\n\t"
+      "str r4, [r10], #4\n\t"
+      "str r10, [r12, #16]\n\t"
+      "ldr r9, [r12, #44]\n\t"
+      "add r1, r1, r9\n\t"
+      "add r3, r3, r9\n\t"
+      "cmp r10, r11\n\t"
+      "bne 0b\n\t"
+      "pop {r4-r11, pc}");
 }
+#undef TD_FC_PC_STEP
+#undef TD_FC_PC_OUT
 #undef TD_FC_STEP
 #undef TD_FC_OUT
-#undef TD_FC_OUT_PC
 #undef TD_FC_ACCUMULATE
 #undef TD_FC_TAIL
 #undef TD_FC_STORE
@@ -758,28 +844,27 @@ bool PerChannelRowTakes(const MatMul& m) {
 }
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-// The row widened into xw (kMatMulMaxK / 2 words) and what both one-row loops read of the layer: its steps to the row's
-// end, no tail (FcBlocksPerChannel's; FcRow sets its own), the channels' offsets, the activation range a byte a lane;
-// the requantization left to the caller.
+// An int8 value in each byte of a word: an activation bound for SSUB8 and SEL.
+inline int32_t Lanes(int32_t v) { return static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(v)); }
+
+// The row widened into xw (kMatMulMaxK / 2 words) and what FcRow's loop reads of the layer: its steps to the row's
+// end, no tail (FcRow sets its own), the channels' offsets, the activation range a byte a lane; the requantization
+// left to the caller.
 FcRun RowRun(const MatMul& m, int32_t* xw) {
   const int32_t groups = m.k >> 2;
   Widen(m.in, groups, -m.input_zp, xw, 2);
-  const int32_t lo4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_min));
-  const int32_t hi4 = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(m.act_max));
-  return {xw, xw + 2 * groups, 0, m.bias, m.out, m.cols >> 2, 0, 0, 0, lo4, hi4, 3 * m.k, m.k - 4, 2 * m.k - 4,
-          3 * m.k - 4, m.w, nullptr, nullptr, 0};
+  return {xw, xw + 2 * groups, 0, m.bias, m.out, m.cols >> 2, 0, 0, 0, Lanes(m.act_min), Lanes(m.act_max), 3 * m.k,
+          m.k - 4, 2 * m.k - 4, 3 * m.k - 4, m.w};
 }
 #endif
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-// PerChannelRow's channel j computed on its own: its dot product against the widened row, then the shortcut (fast)
-// or TFLM's arithmetic. Out of line, so that the loop over the channels that need no more keeps its pointers in
-// registers (an int8 store may alias them).
-__attribute__((noinline)) void RowChannel(const MatMul& m, const int32_t* xw, int j, int32_t odd, bool fast) {
-  const int32_t mult = m.mult[j], shift = m.shift[j];
+// PerChannelRow's channel j computed again on its own, one the shortcut does not take: its dot product against the
+// widened row, then TFLM's arithmetic. Out of line, so that the loop over the channels keeps its pointers in registers
+// (an int8 store may alias them).
+__attribute__((noinline)) void RowChannel(const MatMul& m, const int32_t* xw, int j) {
   const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, m.k >> 2);
-  const int32_t v = fast ? util::RequantFast(2 * a, mult, util::ShortcutAddOdd(odd, -shift), -shift)
-                         : tflite::MultiplyByQuantizedMultiplier(a, mult, shift) + m.output_zp;
+  const int32_t v = tflite::MultiplyByQuantizedMultiplier(a, m.mult[j], m.shift[j]) + m.output_zp;
   m.out[j] = static_cast<int8_t>(util::Clamp(dsp::ssat8(v), m.act_min, m.act_max));
 }
 #endif
@@ -798,25 +883,33 @@ int NextOutside(const int32_t* mults, const int32_t* shifts, const int32_t* bias
 void PerChannelRow(const MatMul& m) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
   int32_t xw[kMatMulMaxK / 2];
-  FcRun run = RowRun(m, xw);
-  run.mults = m.mult;
-  run.shifts = m.shift;
-  const int32_t odd = util::ShortcutOdd(m.output_zp);
-  run.odd = odd;
+  const int32_t groups = m.k >> 2;
+  Widen(m.in, groups, -m.input_zp, xw, 2);
+  const int32_t shift_off = static_cast<int32_t>(reinterpret_cast<intptr_t>(m.shift) -
+                                                 reinterpret_cast<intptr_t>(m.mult)) - 4;
+  // groups & 2: the steps leave 2 over a turn's 4 (the loop entered at its third step)
+  PcRun run = {xw, xw + 2 * groups, groups & 2, m.bias, m.out, m.out + 4 * (m.cols >> 2), m.mult, shift_off,
+               util::ShortcutOdd(m.output_zp), Lanes(m.act_min), Lanes(m.act_max), 3 * m.k, m.k - 4, m.w,
+               m.act_min > -128 || m.act_max < 127};
   FcBlocksPerChannel(&run);
-  // Each channel the shortcut does not take (its multiplier, shift or bias out of its bound, or the zero point) again
-  // by TFLM's own arithmetic, over what the blocks wrote for it (none where Prepare found every channel in it:
-  // m.shortcut); the last one to three channels too.
-  const util::ShortcutBias bias_fits(m.k, m.output_zp);
-  const int32_t *mults = m.mult, *shifts = m.shift, *biases = m.bias;
-  const int blocked = 4 * (m.cols >> 2);
-  for (int j = m.shortcut ? blocked : NextOutside(mults, shifts, biases, bias_fits, 0, blocked); j < blocked;
-       j = NextOutside(mults, shifts, biases, bias_fits, j + 1, blocked)) {
-    RowChannel(m, xw, j, odd, false);
+  if (m.cols & 3) {  // the last one to three channels: one more block, the last four (the first ones again, the same)
+    const int c = m.cols - 4;
+    run.entry = groups & 2;  // (where the first call wrote its entry)
+    run.bias = m.bias + c;
+    run.out = m.out + c;
+    run.out_end = m.out + m.cols;
+    run.mults = m.mult + c;
+    run.w = m.w + c * m.k;
+    FcBlocksPerChannel(&run);
   }
-  for (int j = blocked; j < m.cols; ++j) {
-    RowChannel(m, xw, j, odd,
-               m.shortcut || (bias_fits.Holds(biases[j]) && util::ShortcutChannel(mults[j], shifts[j])));
+  // Each channel the shortcut does not take (its multiplier, shift or bias out of its bound, or the zero point) again
+  // by TFLM's own arithmetic, over what the blocks wrote for it: looked for in the range Prepare found them in alone
+  // (none where it found none).
+  const util::ShortcutBias bias_fits(m.k, m.output_zp);
+  const int end = m.outside.end < m.cols ? m.outside.end : m.cols;
+  for (int j = NextOutside(m.mult, m.shift, m.bias, bias_fits, m.outside.begin, end); j < end;
+       j = NextOutside(m.mult, m.shift, m.bias, bias_fits, j + 1, end)) {
+    RowChannel(m, xw, j);
   }
 #else
   Run(m);

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "td_kernel_params.h"
+
 namespace td {
 namespace kernels {
 
@@ -29,7 +31,7 @@ struct MatMul {
   const int32_t* mult;  // TFLM's multipliers and shifts: per channel, or one for all (per_channel false)
   const int32_t* shift;
   bool per_channel;
-  bool shortcut;    // every channel's requantization takes util::MakeRequant's shortcut (EveryChannelShortcut)
+  ShortcutRange outside;  // the channels that may fall outside util::MakeRequant's shortcut (PerChannelRow)
   RowFn row;        // nullptr: row r is the k values at in + r * k
   const void* ctx;  // what `row` needs
 };
@@ -42,7 +44,7 @@ void Run(const MatMul& m);
 bool FcRowTakes(int32_t k, int32_t cols, int32_t mult, int32_t shift, int32_t output_zp, const int32_t* bias);
 // The same loop for one row against per-channel weights (a 1x1 convolution on a single pixel: m.rows 1, the row the
 // input itself, a bias), each channel's constants made in the loop by util::MakeRequant's 32-bit shortcut, a channel
-// outside its bounds computed again by TFLM's arithmetic (none looked for where m.shortcut): K a multiple of 8, at
+// outside its bounds computed again by TFLM's arithmetic (looked for in m.outside's range alone): K a multiple of 8, at
 // most kMatMulMaxK, 4 channels or more.
 bool PerChannelRowTakes(const MatMul& m);
 void FcRow(const MatMul& m);  // where FcRowTakes

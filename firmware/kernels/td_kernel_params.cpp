@@ -146,29 +146,32 @@ TfLiteStatus FlashOpData(TfLiteNode* node, const tflite::OpDataConv& computed, c
   return kTfLiteOk;
 }
 
-bool EveryChannelShortcut(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& data,
-                          bool depthwise) {
+ShortcutRange FindShortcutRange(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& data,
+                                bool depthwise) {
   // the constants' eval tensors, which hold their data from the start (no temporary TfLiteTensor: less code)
   const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, tflite::kConvWeightsTensor);
   const TfLiteEvalTensor* bias =
       node->inputs->size == 3 ? tflite::micro::GetEvalInput(context, node, tflite::kConvBiasTensor) : nullptr;
-  if (!util::ShortcutZeroPoint(data.output_zero_point) || filter == nullptr || filter->dims->size != 4 ||
-      (bias != nullptr && (bias->type != kTfLiteInt32 || bias->data.data == nullptr))) {
-    return false;
-  }
+  if (filter == nullptr || filter->dims->size != 4) return {0, 0x7fffffff};  // (the loops do not take such a node)
   const int* fd = filter->dims->data;
-  const int32_t products = fd[1] * fd[2] * (depthwise ? 1 : fd[3]);
-  if (products <= 0 || products > util::kShortcutMaxProducts) return false;
   const int channels = fd[depthwise ? 3 : 0];
+  const int32_t products = fd[1] * fd[2] * (depthwise ? 1 : fd[3]);
+  if (!util::ShortcutZeroPoint(data.output_zero_point) || products <= 0 || products > util::kShortcutMaxProducts ||
+      (bias != nullptr && (bias->type != kTfLiteInt32 || bias->data.data == nullptr))) {
+    return {0, channels};
+  }
   const int32_t* biases = bias ? bias->data.i32 : nullptr;
   const util::ShortcutBias fits(products);
+  ShortcutRange r = {channels, 0};
   for (int c = 0; c < channels; ++c) {
     if (!util::ShortcutChannel(data.per_channel_output_multiplier[c], data.per_channel_output_shift[c]) ||
         !fits.Holds(biases ? biases[c] : 0)) {
-      return false;
+      if (r.begin > c) r.begin = c;
+      r.end = c + 1;
     }
   }
-  return true;
+  if (r.end == 0) r.begin = 0;
+  return r;
 }
 
 TfLiteStatus PrepareConv(TfLiteContext* context, TfLiteNode* node) {

@@ -24,12 +24,21 @@ namespace kernels {
 // size: kOwnLoops for tinydeploy's loops, else the CMSIS-NN function with the index of the scratch buffer it asked
 // for (-1: none).
 constexpr int kOwnLoops = -2;
-// kOwnLoops where every channel's requantization is util::MakeRequant's 32-bit shortcut whatever the int8 inputs and
-// weights (EveryChannelShortcut): the loops need not check a channel at each inference.
-constexpr int kOwnLoopsShortcut = -3;
-inline bool OwnLoops(int filter_buffer_index) {
-  return filter_buffer_index == kOwnLoops || filter_buffer_index == kOwnLoopsShortcut;
-}
+inline bool OwnLoops(int filter_buffer_index) { return filter_buffer_index == kOwnLoops; }
+
+// The channels of a node its own loops run that may fall outside util::MakeRequant's 32-bit shortcut: from the first
+// whose multiplier, shift or bias is beyond the shortcut's bounds for the products one output sums (k_h k_w c_in, or
+// k_h k_w) to one past the last (all of them where the output zero point is beyond its range); every channel outside
+// [begin, end) takes the shortcut whatever the int8 inputs and weights, and begin == end where every channel does, so
+// the loops test only the channels of the range at each inference. A model's few such channels (a dead filter's
+// bias of 2^30, whose output saturates) sit anywhere among hundreds.
+struct ShortcutRange {
+  int32_t begin, end;
+  bool Holds(int c) const { return c < begin || c >= end; }  // channel c takes the shortcut
+};
+// Kept in the op data's per-tensor multiplier and shift, which TFLM computes and reads only for uint8 (its Prepare
+// leaves them 0 for an int8 node, whose multipliers are per channel): the op data stays the library's size.
+inline ShortcutRange OutsideShortcut(const tflite::OpDataConv& d) { return {d.output_multiplier, d.output_shift}; }
 
 struct ChannelParams {
   int32_t output_tensor;  // the node's output tensor (subgraph 0); -1 ends the table
@@ -39,24 +48,23 @@ struct ChannelParams {
   tflite::OpDataConv op;  // the op data of the node as tinydeploy's own loops run it
 };
 
-// The op data the build writes: TFLM's OpDataConv for an int8 per-channel node (no per-tensor multiplier), its
-// parameters the entry's arrays, its kernel tinydeploy's loops (every channel in the shortcut or not, as the build
-// found it). Read only: the kernels never write it.
+// The op data the build writes: TFLM's OpDataConv for an int8 per-channel node, its parameters the entry's arrays,
+// its kernel tinydeploy's loops, with the channels outside the shortcut as the build found them (ShortcutRange). Read
+// only: the kernels never write it.
 constexpr tflite::OpDataConv OwnLoopsOpData(int pad_w, int pad_h, int pad_w_offset, int pad_h_offset, int32_t input_zp,
                                             int32_t filter_zp, int32_t output_zp, const int32_t* multiplier,
                                             const int32_t* shift, int32_t activation_min, int32_t activation_max,
-                                            bool shortcut) {
-  return {{pad_w, pad_h, pad_w_offset, pad_h_offset}, input_zp, filter_zp, output_zp, 0, 0,
-          const_cast<int32_t*>(multiplier), const_cast<int32_t*>(shift), activation_min, activation_max,
-          shortcut ? kOwnLoopsShortcut : kOwnLoops};
+                                            int32_t outside_begin, int32_t outside_end) {
+  return {{pad_w, pad_h, pad_w_offset, pad_h_offset}, input_zp, filter_zp, output_zp, outside_begin,
+          static_cast<int>(outside_end), const_cast<int32_t*>(multiplier), const_cast<int32_t*>(shift),
+          activation_min, activation_max, kOwnLoops};
 }
 
-// Whether every channel of a CONV_2D or (depthwise) DEPTHWISE_CONV_2D node whose op data Prepare has filled takes
-// util::MakeRequant's 32-bit shortcut for any int8 inputs and weights: the output zero point in its range, and each
-// channel's multiplier, shift and bias within the bounds for the products one output sums (k_h k_w c_in, or k_h k_w).
-// The build finds the same (analyze/requant.py's shortcut_all) and writes it in the op data.
-bool EveryChannelShortcut(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& data,
-                          bool depthwise);
+// The ShortcutRange of a CONV_2D or (depthwise) DEPTHWISE_CONV_2D node whose op data Prepare has filled: the output
+// zero point in its range, and each channel's multiplier, shift and bias within the bounds for the products one
+// output sums. The build finds the same (analyze/requant.py's shortcut_range) and writes it in the op data.
+ShortcutRange FindShortcutRange(TfLiteContext* context, TfLiteNode* node, const tflite::OpDataConv& data,
+                                bool depthwise);
 
 // The generated table (model_params.cpp), ended by an entry whose output_tensor is -1.
 extern const ChannelParams kChannelParams[];

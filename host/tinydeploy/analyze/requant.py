@@ -73,15 +73,19 @@ SHORTCUT_RIGHT = 23
 SHORTCUT_MAX_PRODUCTS = 1 << 14
 
 
-def shortcut_all(multipliers, shifts, biases, products: int, output_zp: int) -> bool:
-    """td_kernel_params.cpp's EveryChannelShortcut: whether every channel's requantization takes the kernels' 32-bit
-    shortcut whatever the int8 inputs and weights: the output zero point in [-128, 128]; each channel's multiplier >= 0,
-    its shift in [-23, -1] (a right shift of 1 to 23) and |bias| + 255 * 128 * products < 2^29."""
+def shortcut_range(multipliers, shifts, biases, products: int, output_zp: int) -> tuple[int, int]:
+    """td_kernel_params.cpp's FindShortcutRange: the channels whose requantization may fall outside the kernels'
+    32-bit shortcut, from the first to one past the last, ``(begin, end)``; every other channel takes it whatever the
+    int8 inputs and weights: its multiplier >= 0, its shift in [-23, -1] (a right shift of 1 to 23) and |bias| + 255 *
+    128 * products < 2^29. All of them where the output zero point is outside [-128, 128] or the products are too
+    many; ``(0, 0)`` where none."""
+    channels = len(multipliers)
     if not -128 <= output_zp <= 128 or not 0 < products <= SHORTCUT_MAX_PRODUCTS:
-        return False
+        return 0, channels
     room = SHORTCUT_BOUND - 255 * 128 * products
-    return all(m >= 0 and 1 <= -s <= SHORTCUT_RIGHT and abs(int(b)) < room
-               for m, s, b in zip(multipliers, shifts, biases, strict=True))
+    outside = [c for c, (m, s, b) in enumerate(zip(multipliers, shifts, biases, strict=True))
+               if not (m >= 0 and 1 <= -s <= SHORTCUT_RIGHT and abs(int(b)) < room)]
+    return (outside[0], outside[-1] + 1) if outside else (0, 0)
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -113,7 +117,7 @@ class NodeParams:
     padding: tuple[int, int, int, int]  # width, height, width_offset, height_offset (TfLitePaddingValues' order)
     zero_points: tuple[int, int, int]  # input, filter, output
     activation: tuple[int, int]  # output_activation_min, output_activation_max
-    shortcut: bool = False  # every channel in the kernels' requantization shortcut (shortcut_all)
+    outside: tuple[int, int] = (0, 0)  # the channels that may fall outside the kernels' shortcut (shortcut_range)
 
     @property
     def channels(self) -> int:
@@ -146,10 +150,10 @@ def _node_params(model: TFLiteModel, op: Operator) -> NodeParams | None:
     b = model.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     biases = np.frombuffer(b.data, "<i4") if b is not None and b.dtype == "INT32" and b.is_constant else None
     products = w.shape[1] * w.shape[2] * (1 if qdim == 3 else w.shape[3])
-    shortcut = (b is None or (biases is not None and len(biases) == channels)) and shortcut_all(
-        multipliers, shifts, biases if biases is not None else [0] * channels, products, zero[2])
+    outside = (shortcut_range(multipliers, shifts, biases if biases is not None else [0] * channels, products, zero[2])
+               if b is None or (biases is not None and len(biases) == channels) else (0, channels))
     return NodeParams(op.index, op.opname, op.outputs[0], multipliers, shifts, (pad_w, pad_h, off_w, off_h),
-                      tuple(zero), activation_range(o.get("fused_activation", 0), y_scale, zero[2]), shortcut)
+                      tuple(zero), activation_range(o.get("fused_activation", 0), y_scale, zero[2]), outside)
 
 
 def channel_params(model: TFLiteModel) -> list[NodeParams]:
