@@ -608,28 +608,30 @@ struct FcRun {
 };
 static_assert(sizeof(FcRun) == 64, "the assembly's offsets into FcRun");
 
-#define TD_FC_STEP                             \
+// One step of four inputs against four channels: channel 0's weight word at r1 (advanced), channels 1-3's at W1-W3
+#define TD_FC_STEP_OF(W1, W2, W3)              \
   "ldrd r8, r9, [r0], #8\n\t"                   \
   "ldr r10, [r1], #4\n\t"                       \
   "sxtb16 r11, r10, ror #8\n\t"                 \
   "sxtb16 r10, r10\n\t"                         \
   "smlad r4, r8, r10, r4\n\t"                   \
   "smlad r4, r9, r11, r4\n\t"                   \
-  "ldr r10, [r1, r2]\n\t"                       \
+  "ldr r10, " W1 "\n\t"                         \
   "sxtb16 r11, r10, ror #8\n\t"                 \
   "sxtb16 r10, r10\n\t"                         \
   "smlad r5, r8, r10, r5\n\t"                   \
   "smlad r5, r9, r11, r5\n\t"                   \
-  "ldr r10, [r1, r3]\n\t"                       \
+  "ldr r10, " W2 "\n\t"                         \
   "sxtb16 r11, r10, ror #8\n\t"                 \
   "sxtb16 r10, r10\n\t"                         \
   "smlad r6, r8, r10, r6\n\t"                   \
   "smlad r6, r9, r11, r6\n\t"                   \
-  "ldr r10, [r1, r12]\n\t"                      \
+  "ldr r10, " W3 "\n\t"                         \
   "sxtb16 r11, r10, ror #8\n\t"                 \
   "sxtb16 r10, r10\n\t"                         \
   "smlad r7, r8, r10, r7\n\t"                   \
   "smlad r7, r9, r11, r7\n\t"
+#define TD_FC_STEP TD_FC_STEP_OF("[r1, r2]", "[r1, r3]", "[r1, r12]")
 // accumulator A requantized into A (multiplier r8, addend r9, right shift r10): 2a, SMMLAR with the addend, the sign
 // term, the right shift, the int8 saturation
 #define TD_FC_OUT(A)                           \
@@ -725,28 +727,7 @@ struct PcRun {
 };
 static_assert(sizeof(PcRun) == 60, "the assembly's offsets into PcRun");
 
-#define TD_FC_PC_STEP                          \
-  "ldrd r8, r9, [r0], #8\n\t"                   \
-  "ldr r10, [r1], #4\n\t"                       \
-  "sxtb16 r11, r10, ror #8\n\t"                 \
-  "sxtb16 r10, r10\n\t"                         \
-  "smlad r4, r8, r10, r4\n\t"                   \
-  "smlad r4, r9, r11, r4\n\t"                   \
-  "ldr r10, [r1, r2]\n\t"                       \
-  "sxtb16 r11, r10, ror #8\n\t"                 \
-  "sxtb16 r10, r10\n\t"                         \
-  "smlad r5, r8, r10, r5\n\t"                   \
-  "smlad r5, r9, r11, r5\n\t"                   \
-  "ldr r10, [r3], #4\n\t"                       \
-  "sxtb16 r11, r10, ror #8\n\t"                 \
-  "sxtb16 r10, r10\n\t"                         \
-  "smlad r6, r8, r10, r6\n\t"                   \
-  "smlad r6, r9, r11, r6\n\t"                   \
-  "ldr r10, [r3, r2]\n\t"                       \
-  "sxtb16 r11, r10, ror #8\n\t"                 \
-  "sxtb16 r10, r10\n\t"                         \
-  "smlad r7, r8, r10, r7\n\t"                   \
-  "smlad r7, r9, r11, r7\n\t"
+#define TD_FC_PC_STEP TD_FC_STEP_OF("[r1, r2]", "[r3], #4", "[r3, r2]")
 // accumulator A requantized into A: the channel's multiplier at r0 (advanced), its shift at r0 + r2; 2 zp + 1 in r11
 #define TD_FC_PC_OUT(A)                        \
   "ldr r8, [r0], #4\n\t"                        \
@@ -814,6 +795,7 @@ __attribute__((naked, noinline)) void FcBlocksPerChannel(PcRun*) {
 #undef TD_FC_PC_STEP
 #undef TD_FC_PC_OUT
 #undef TD_FC_STEP
+#undef TD_FC_STEP_OF
 #undef TD_FC_OUT
 #undef TD_FC_ACCUMULATE
 #undef TD_FC_TAIL
