@@ -34,7 +34,6 @@ inline bool OwnLoops(int filter_buffer_index) { return filter_buffer_index == kO
 // bias of 2^30, whose output saturates) sit anywhere among hundreds.
 struct ShortcutRange {
   int32_t begin, end;
-  bool Holds(int c) const { return c < begin || c >= end; }  // channel c takes the shortcut
 };
 // Kept in the op data's per-tensor multiplier and shift, which TFLM computes and reads only for uint8 (its Prepare
 // leaves them 0 for an int8 node, whose multipliers are per channel): the op data stays the library's size.
