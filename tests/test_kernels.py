@@ -603,7 +603,8 @@ MUTATIONS = {  # file -> (text, broken text)
     # SmallK's second product of each row against the first widened weight word
     "small-k-dot": ("td_kernel_matmul.cpp", '"smlad " acc ", r5, r9, "', '"smlad " acc ", r5, r8, "'),
     # the single-pixel loop's channels each taking the next one's shift (the distance from a multiplier 4 bytes long)
-    "pc-row-shift": ("td_kernel_matmul.cpp", "reinterpret_cast<intptr_t>(m.mult)) - 4;", "reinterpret_cast<intptr_t>(m.mult));"),
+    "pc-row-shift": ("td_kernel_matmul.cpp", "reinterpret_cast<intptr_t>(m.mult)) - 4;",
+                     "reinterpret_cast<intptr_t>(m.mult));"),
     # the single-pixel loop's first channel of the range outside the shortcut not looked at
     "pc-row-range": ("td_kernel_matmul.cpp", "m.outside.begin, end)", "m.outside.begin + 1, end)"),
     # the single-pixel loop's clamp to a narrower activation range skipped

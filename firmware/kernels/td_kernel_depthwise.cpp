@@ -1029,7 +1029,8 @@ __attribute__((noinline)) void OnePixelOut(const int32_t* acc, int k, const int3
 // outside: the channels Prepare found may fall outside the shortcut for all k_h k_w taps (ShortcutRange); every other
 // channel takes it for the n taps inside the image too, so a chunk of channels outside the range is not tested.
 __attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const int8_t* in, const int8_t* filter,
-                                        const int32_t* bias, int8_t* out, const tflite::OpDataConv& d, ShortcutRange outside) {
+                                        const int32_t* bias, int8_t* out, const tflite::OpDataConv& d,
+                                        ShortcutRange outside) {
   int tap[kMaxTaps], pixel[kMaxTaps], n = 0;  // byte offsets of each valid tap's weights and input values
   for (int ky = 0; ky < m.k_h; ++ky) {
     const int iy = ky * m.dil_h - m.pad_h;
