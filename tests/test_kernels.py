@@ -614,11 +614,10 @@ MUTATIONS = {  # file -> (text, broken text)
                         "const bool all = true;"),
     # the single-pixel loop's channels outside the shortcut left as its blocks wrote them, not computed again
     "pc-row-fixup": ("td_kernel_matmul.cpp", "RowChannel(m, xw, j);", "(void)0;"),
-    # the single-pixel loop's channel 3 given channel 1's weights
-    "pc-row-step": ("td_kernel_matmul.cpp", 'TD_FC_STEP_OF("[r1, r2]", "[r3], #4", "[r3, r2]")',
-                    'TD_FC_STEP_OF("[r1, r2]", "[r3], #4", "[r1, r2]")'),
-    # the single-pixel loop entered at its first step where K = 8 mod 16 (two steps past the row)
-    "pc-row-entry": ("td_kernel_matmul.cpp", '"adr.w r9, 3f\\n\\t"', '"adr.w r9, 1f\\n\\t"'),
+    # the one-row loops' (FcBlocks', FcBlocksPerChannel's) channel 3 given channel 1's weights
+    "row-step": ("td_kernel_matmul.cpp", '"ldr r10, [r3, r2]\\n\\t"', '"ldr r10, [r1, r2]\\n\\t"'),
+    # the one-row loops entered at their third step where K = 0 mod 16 (the first two steps of the row left out)
+    "row-entry": ("td_kernel_matmul.cpp", '"adr.w r9, 1f\\n\\t"', '"adr.w r9, 3f\\n\\t"'),
     # the single-pixel loop's last one to three channels (the block over the last four) left out
     "pc-row-last": ("td_kernel_matmul.cpp", "if (m.cols & 3) {", "if (false) {"),
     # SOFTMAX's rows taken as one: the first row alone computed
@@ -638,8 +637,10 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("softmax_3x3x37", "softmax-rows"),
                                             ("pw_1x1_map_per_channel", "pc-row-shift"),
                                             ("pw_1x1_map_per_channel", "pc-row-last"),
-                                            ("pw_1x1_map_per_channel", "pc-row-step"),
-                                            ("pw_1x1_map_per_channel", "pc-row-entry"),
+                                            ("pw_1x1_map_per_channel", "row-step"),
+                                            ("fc_k40_37_10", "row-step"),
+                                            ("fc_k64_24_16_relu6", "row-entry"),
+                                            ("dead_channels_1x1", "row-entry"),
                                             ("pw_1x1_map_above_1", "pc-row-fixup"),
                                             ("dead_channels_1x1", "pc-row-range"),
                                             ("dead_channels_1x1", "one-pixel-range"),

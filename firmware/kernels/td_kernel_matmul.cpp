@@ -588,147 +588,69 @@ __attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, i
 }
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-// FcRow's blocks of four channels in one naked function: what Dot14 does (the widened row against four channels,
-// every register of the core in use: p r0, w r1, the channels' offsets s1-s3 r2, r3, r12, the end of the quadruple
-// steps lr, the accumulators r4-r7, scratch r8-r11), four steps a loop, then the bias already in the accumulators,
-// TFLM's requantization (util::RequantFast of the doubled sums), the four outputs packed in one word, clamped to the
-// activation range per byte (SSUB8 and SEL) and stored with one STR. Per block of 4 channels and K inputs: 21 K / 4
-// + 43 instructions. FcBlocksPerChannel (below) is the loop of a 1x1 convolution on a single pixel.
-struct FcRun {
-  const int32_t* xw;    // 0: the row widened (one-row pairs)
-  const int32_t* end4;  // 4: where the quadruple steps end
-  int32_t tail;         // 8: a double step after them (groups & 2)
-  const int32_t* bias;  // 12: the block's first channel's bias, advanced by the function
-  int8_t* out;          // 16: its output, advanced
-  int32_t blocks;       // 20: blocks of four channels, >= 1
-  int32_t mult, add, right, lo4, hi4;  // 24-40: the requantization and the range, one byte per lane
-  int32_t three_k;      // 44: from channel 3's weights' end to the next block's first
-  int32_t s1, s2, s3;   // 48-56: channel j's weights from channel 0's, once the first load advanced w: j k - 4
-  const int8_t* w;      // 60: the first block's weights
-};
-static_assert(sizeof(FcRun) == 64, "the assembly's offsets into FcRun");
-
-// One step of four inputs against four channels: channel 0's weight word at r1 (advanced), channels 1-3's at W1-W3
-#define TD_FC_STEP_OF(W1, W2, W3)              \
-  "ldrd r8, r9, [r0], #8\n\t"                   \
-  "ldr r10, [r1], #4\n\t"                       \
-  "sxtb16 r11, r10, ror #8\n\t"                 \
-  "sxtb16 r10, r10\n\t"                         \
-  "smlad r4, r8, r10, r4\n\t"                   \
-  "smlad r4, r9, r11, r4\n\t"                   \
-  "ldr r10, " W1 "\n\t"                         \
-  "sxtb16 r11, r10, ror #8\n\t"                 \
-  "sxtb16 r10, r10\n\t"                         \
-  "smlad r5, r8, r10, r5\n\t"                   \
-  "smlad r5, r9, r11, r5\n\t"                   \
-  "ldr r10, " W2 "\n\t"                         \
-  "sxtb16 r11, r10, ror #8\n\t"                 \
-  "sxtb16 r10, r10\n\t"                         \
-  "smlad r6, r8, r10, r6\n\t"                   \
-  "smlad r6, r9, r11, r6\n\t"                   \
-  "ldr r10, " W3 "\n\t"                         \
-  "sxtb16 r11, r10, ror #8\n\t"                 \
-  "sxtb16 r10, r10\n\t"                         \
-  "smlad r7, r8, r10, r7\n\t"                   \
-  "smlad r7, r9, r11, r7\n\t"
-#define TD_FC_STEP TD_FC_STEP_OF("[r1, r2]", "[r1, r3]", "[r1, r12]")
-// accumulator A requantized into A (multiplier r8, addend r9, right shift r10): 2a, SMMLAR with the addend, the sign
-// term, the right shift, the int8 saturation
-#define TD_FC_OUT(A)                           \
-  "add " A ", " A ", " A "\n\t"                  \
-  "smmlar r11, " A ", r8, r9\n\t"               \
-  "add r11, r11, " A ", asr #31\n\t"            \
-  "asr " A ", r11, r10\n\t"                     \
-  "ssat " A ", #8, " A "\n\t"
-// the block's loop up to its four accumulators (the bias loaded into them, then STEPS steps a turn of the loop up to
-// end4, then TAIL); lr the FcRun at its end
-#define TD_FC_ACCUMULATE(STEPS, TAIL)          \
-  "0:\n\t"                                      \
-  "ldr r8, [sp]\n\t"                            \
-  "ldr r9, [r8, #12]\n\t"                       \
-  "ldm r9!, {r4-r7}\n\t"                        \
-  "str r9, [r8, #12]\n\t"                       \
-  "ldr r0, [r8]\n\t"                            \
-  "ldr lr, [r8, #4]\n\t"                        \
-  "cmp r0, lr\n\t"                              \
-  "bhs 2f\n\t"                                  \
-  "1:\n\t" STEPS                                \
-  "cmp r0, lr\n\t"                              \
-  "blo 1b\n\t"                                  \
-  "2:\n\t"                                      \
-  "ldr lr, [sp]\n\t" TAIL
-// FcBlocks' tail: a double step where `tail` says
-#define TD_FC_TAIL                             \
-  "ldr r8, [lr, #8]\n\t"                        \
-  "cmp r8, #0\n\t"                              \
-  "beq 3f\n\t" TD_FC_STEP TD_FC_STEP            \
-  "3:\n\t"
-// the four outputs in r4-r7 packed, clamped and stored, w on to the next block, the loop closed
-#define TD_FC_STORE                            \
-  "bfi r4, r5, #8, #8\n\t"                      \
-  "bfi r4, r6, #16, #8\n\t"                     \
-  "bfi r4, r7, #24, #8\n\t"                     \
-  "ldrd r8, r9, [lr, #36]\n\t"                  \
-  "ssub8 r10, r4, r8\n\t"                       \
-  "sel r4, r4, r8\n\t"                          \
-  "ssub8 r10, r9, r4\n\t"                       \
-  "sel r4, r4, r9\n\t"                          \
-  "ldr r10, [lr, #16]\n\t"                      \
-  "str r4, [r10], #4\n\t"                       \
-  "str r10, [lr, #16]\n\t"                      \
-  "ldr r10, [lr, #44]\n\t"                      \
-  "add r1, r1, r10\n\t"                         \
-  "ldr r10, [lr, #20]\n\t"                      \
-  "subs r10, #1\n\t"                            \
-  "str r10, [lr, #20]\n\t"                      \
-  "bne 0b\n\t"                                  \
-  "add sp, #8\n\t"                              \
-  "pop {r4-r11, pc}"
-#define TD_FC_ENTER                            \
-  "push {r4-r11, lr}\n\t"                       \
-  "sub sp, #8\n\t"                              \
-  "str r0, [sp]\n\t"                            \
-  "ldr r1, [r0, #60]\n\t"                       \
-  "ldr r2, [r0, #48]\n\t"                       \
-  "ldr r3, [r0, #52]\n\t"                       \
-  "ldr r12, [r0, #56]\n\t"
-
-__attribute__((naked, noinline)) void FcBlocks(FcRun*) {
-  __asm__ volatile(TD_FC_ENTER TD_FC_ACCUMULATE(TD_FC_STEP TD_FC_STEP TD_FC_STEP TD_FC_STEP, TD_FC_TAIL)
-                   "ldrd r8, r9, [lr, #24]\n\t"
-                   "ldr r10, [lr, #32]\n\t" TD_FC_OUT("r4") TD_FC_OUT("r5") TD_FC_OUT("r6") TD_FC_OUT("r7")
-                   TD_FC_STORE);
-}
-
-// FcBlocksPerChannel: FcBlocks' loop for each channel's own multiplier and shift (a 1x1 convolution on a single
-// pixel, K a multiple of 8), its constants made from them in the block (util::MakeRequant's shortcut: add = (2 zp + 1)
-// << (right - 1), right - 1 = ~shift; the shift right by right - 1, then by 1 in SSAT's own shift; a channel outside
-// the shortcut's bounds gets a value PerChannelRow then computes again). Registers: the PcRun r12 throughout, the
-// channels 0 and 2's weights r1 and r3 (each advanced by its loads; 1 and 3 at K - 4 bytes past them, r2), the row r0
-// to its end lr, the accumulators r4-r7, scratch r8-r11: no stack. Four steps a turn of the loop, entered where the
-// row's steps leave 2 over (K = 8 mod 16) at its third step (the run's entry), so no tail; the clamp to the activation
-// range skipped where it is int8's; a channel's shift read at a fixed distance from its multiplier, so that one
-// pointer walks both. Per block of 4 channels and K inputs: 21 K / 4 + K / 8 + 60 instructions.
-struct PcRun {
+// One row against blocks of four channels in one naked function, for FcRow (FcBlocks: a fully connected layer's
+// per-tensor requantization) and PerChannelRow (FcBlocksPerChannel: a 1x1 convolution on a single pixel, each
+// channel's own multiplier and shift, its constants made in the block by util::MakeRequant's shortcut: add = (2 zp +
+// 1) << (right - 1), right - 1 = ~shift; the shift right by right - 1, then by 1 in SSAT's own shift; a channel outside
+// the shortcut's bounds gets a value PerChannelRow then computes again). K a multiple of 8. Registers: the BlocksRun
+// r12 throughout, the channels 0 and 2's weights r1 and r3 (each advanced by its loads; 1 and 3 at K - 4 bytes past
+// them, r2), the row r0 to its end lr, the accumulators r4-r7 (the bias loaded into them), scratch r8-r11: no stack.
+// Four steps a turn of the loop (21 instructions for 16 MACs), entered where the row's steps leave 2 over (K = 8 mod
+// 16) at its third step (the run's entry), so no tail; TFLM's requantization of the doubled sums (util::RequantFast),
+// the four outputs packed in one word, clamped to the activation range per byte (SSUB8 and SEL) where it is narrower
+// than int8's, and stored with one STR. Per block of 4 channels and K inputs: 21 K / 4 + K / 8 + 44 instructions
+// (FcBlocks), + 60 (FcBlocksPerChannel).
+struct BlocksRun {
   const int32_t* xw;    // 0: the row widened (one-row pairs)
   const int32_t* end;   // 4: its end
   int32_t entry;        // 8: K = 8 mod 16 (nonzero) or not; the loop's entry once the function starts
   const int32_t* bias;  // 12: the block's first channel's bias, advanced by the function
   int8_t* out;          // 16: its output, advanced
   const int8_t* out_end;  // 20: where the blocks' outputs end
-  const int32_t* mults;   // 24: the block's first channel's multiplier, advanced
-  int32_t shift_off;      // 28: bytes from a channel's multiplier to its shift, less 4 (the multiplier's step)
-  int32_t odd;            // 32: 2 zp + 1
-  int32_t lo4, hi4;       // 36, 40: the activation range, a byte a lane
-  int32_t three_k;        // 44: from channel 0's weights' end to the next block's first
-  int32_t k4;             // 48: K - 4
-  const int8_t* w;        // 52: the first block's weights
-  int32_t clamp;          // 56: the activation range is narrower than int8's
+  // 24-32: FcBlocks: the layer's multiplier, addend and right shift; FcBlocksPerChannel: the block's first channel's
+  // multiplier (its address, advanced), the bytes from a channel's multiplier to its shift less 4, 2 zp + 1
+  int32_t q[3];
+  int32_t lo4, hi4;     // 36, 40: the activation range, a byte a lane
+  int32_t three_k;      // 44: from channel 0's weights' end to the next block's first
+  int32_t k4;           // 48: K - 4
+  const int8_t* w;      // 52: the first block's weights
+  int32_t clamp;        // 56: the activation range is narrower than int8's
 };
-static_assert(sizeof(PcRun) == 60, "the assembly's offsets into PcRun");
+static_assert(sizeof(BlocksRun) == 60, "the assembly's offsets into BlocksRun");
 
-#define TD_FC_PC_STEP TD_FC_STEP_OF("[r1, r2]", "[r3], #4", "[r3, r2]")
-// accumulator A requantized into A: the channel's multiplier at r0 (advanced), its shift at r0 + r2; 2 zp + 1 in r11
+// One step of four inputs against four channels: channel 0's weight word at r1 (advanced), 1 at r1 + r2, 2 at r3
+// (advanced), 3 at r3 + r2
+#define TD_FC_STEP                             \
+  "ldrd r8, r9, [r0], #8\n\t"                   \
+  "ldr r10, [r1], #4\n\t"                       \
+  "sxtb16 r11, r10, ror #8\n\t"                 \
+  "sxtb16 r10, r10\n\t"                         \
+  "smlad r4, r8, r10, r4\n\t"                   \
+  "smlad r4, r9, r11, r4\n\t"                   \
+  "ldr r10, [r1, r2]\n\t"                       \
+  "sxtb16 r11, r10, ror #8\n\t"                 \
+  "sxtb16 r10, r10\n\t"                         \
+  "smlad r5, r8, r10, r5\n\t"                   \
+  "smlad r5, r9, r11, r5\n\t"                   \
+  "ldr r10, [r3], #4\n\t"                       \
+  "sxtb16 r11, r10, ror #8\n\t"                 \
+  "sxtb16 r10, r10\n\t"                         \
+  "smlad r6, r8, r10, r6\n\t"                   \
+  "smlad r6, r9, r11, r6\n\t"                   \
+  "ldr r10, [r3, r2]\n\t"                       \
+  "sxtb16 r11, r10, ror #8\n\t"                 \
+  "sxtb16 r10, r10\n\t"                         \
+  "smlad r7, r8, r10, r7\n\t"                   \
+  "smlad r7, r9, r11, r7\n\t"
+// accumulator A requantized into A with the layer's multiplier r8, addend r9 and right shift r10: 2a, SMMLAR with the
+// addend, the sign term, the right shift, the int8 saturation
+#define TD_FC_OUT(A)                           \
+  "add " A ", " A ", " A "\n\t"                  \
+  "smmlar r11, " A ", r8, r9\n\t"               \
+  "add r11, r11, " A ", asr #31\n\t"            \
+  "asr " A ", r11, r10\n\t"                     \
+  "ssat " A ", #8, " A "\n\t"
+// the same with the channel's own: its multiplier at r0 (advanced), its shift at r0 + r2; 2 zp + 1 in r11
 #define TD_FC_PC_OUT(A)                        \
   "ldr r8, [r0], #4\n\t"                        \
   "ldr r10, [r0, r2]\n\t"                       \
@@ -739,68 +661,71 @@ static_assert(sizeof(PcRun) == 60, "the assembly's offsets into PcRun");
   "add r9, r9, " A ", asr #31\n\t"              \
   "asr " A ", r9, r10\n\t"                      \
   "ssat " A ", #8, " A ", asr #1\n\t"
+// the function: the blocks' loop, OUT requantizing r4-r7 (r2 K - 4 again after it), the store
+#define TD_FC_BLOCKS(OUT)                      \
+  "push {r4-r11, lr}\n\t"                       \
+  "mov r12, r0\n\t"                             \
+  "ldr r1, [r12, #52]\n\t"                      \
+  "ldr r2, [r12, #48]\n\t"                      \
+  "add r3, r1, r2, lsl #1\n\t"                  \
+  "add r3, r3, #8\n\t"                          \
+  "ldr lr, [r12, #4]\n\t"                       \
+  "ldr r4, [r12, #8]\n\t"                       \
+  "adr.w r9, 1f\n\t"                            \
+  "cbz r4, 5f\n\t"                              \
+  "adr.w r9, 3f\n\t"                            \
+  "5:\n\t"                                      \
+  "orr r9, r9, #1\n\t"                          \
+  "str r9, [r12, #8]\n\t"                       \
+  "0:\n\t"                                      \
+  "ldr r9, [r12, #12]\n\t"                      \
+  "ldm r9!, {r4-r7}\n\t"                        \
+  "str r9, [r12, #12]\n\t"                      \
+  "ldr r0, [r12]\n\t"                           \
+  "ldr pc, [r12, #8]\n\t"                       \
+  "1:\n\t" TD_FC_STEP TD_FC_STEP                 \
+  "3:\n\t" TD_FC_STEP TD_FC_STEP                 \
+  "cmp r0, lr\n\t"                              \
+  "blo 1b\n\t" OUT                              \
+  "bfi r4, r5, #8, #8\n\t"                      \
+  "bfi r4, r6, #16, #8\n\t"                     \
+  "bfi r4, r7, #24, #8\n\t"                     \
+  "ldr r5, [r12, #56]\n\t"                      \
+  "cbz r5, 4f\n\t"                              \
+  "ldrd r8, r9, [r12, #36]\n\t"                 \
+  "ssub8 r10, r4, r8\n\t"                       \
+  "sel r4, r4, r8\n\t"                          \
+  "ssub8 r10, r9, r4\n\t"                       \
+  "sel r4, r4, r9\n\t"                          \
+  "4:\n\t"                                      \
+  "ldrd r10, r11, [r12, #16]\n\t"               \
+  "str r4, [r10], #4\n\t"                       \
+  "str r10, [r12, #16]\n\t"                     \
+  "ldr r9, [r12, #44]\n\t"                      \
+  "add r1, r1, r9\n\t"                          \
+  "add r3, r3, r9\n\t"                          \
+  "cmp r10, r11\n\t"                            \
+  "bne 0b\n\t"                                  \
+  "pop {r4-r11, pc}"
 
-__attribute__((naked, noinline)) void FcBlocksPerChannel(PcRun*) {
-  __asm__ volatile(
-      "push {r4-r11, lr}\n\t"
-      "mov r12, r0\n\t"
-      "ldr r1, [r12, #52]\n\t"
-      "ldr r2, [r12, #48]\n\t"
-      "add r3, r1, r2, lsl #1\n\t"
-      "add r3, r3, #8\n\t"
-      "ldr lr, [r12, #4]\n\t"
-      // the loop's entry, with the Thumb bit: its first step, or its third where K = 8 mod 16
-      "ldr r4, [r12, #8]\n\t"
-      "adr.w r9, 1f\n\t"
-      "cbz r4, 5f\n\t"
-      "adr.w r9, 3f\n\t"
-      "5:\n\t"
-      "orr r9, r9, #1\n\t"
-      "str r9, [r12, #8]\n\t"
-      "0:\n\t"
-      "ldr r9, [r12, #12]\n\t"
-      "ldm r9!, {r4-r7}\n\t"
-      "str r9, [r12, #12]\n\t"
-      "ldr r0, [r12]\n\t"
-      "ldr pc, [r12, #8]\n\t"
-      "1:\n\t" TD_FC_PC_STEP TD_FC_PC_STEP
-      "3:\n\t" TD_FC_PC_STEP TD_FC_PC_STEP
-      "cmp r0, lr\n\t"
-      "blo 1b\n\t"
-      "ldr r0, [r12, #24]\n\t"
-      "ldrd r2, r11, [r12, #28]\n\t" TD_FC_PC_OUT("r4") TD_FC_PC_OUT("r5") TD_FC_PC_OUT("r6") TD_FC_PC_OUT("r7")
-      "str r0, [r12, #24]\n\t"
-      "ldr r2, [r12, #48]\n\t"
-      "bfi r4, r5, #8, #8\n\t"
-      "bfi r4, r6, #16, #8\n\t"
-      "bfi r4, r7, #24, #8\n\t"
-      "ldr r5, [r12, #56]\n\t"
-      "cbz r5, 4f\n\t"
-      "ldrd r8, r9, [r12, #36]\n\t"
-      "ssub8 r10, r4, r8\n\t"
-      "sel r4, r4, r8\n\t"
-      "ssub8 r10, r9, r4\n\t"
-      "sel r4, r4, r9\n\t"
-      "4:\n\t"
-      "ldrd r10, r11, [r12, #16]\n\t"
-      "str r4, [r10], #4\n\t"
-      "str r10, [r12, #16]\n\t"
-      "ldr r9, [r12, #44]\n\t"
-      "add r1, r1, r9\n\t"
-      "add r3, r3, r9\n\t"
-      "cmp r10, r11\n\t"
-      "bne 0b\n\t"
-      "pop {r4-r11, pc}");
+// The entry's label (5:) is local to each function: the two bodies are separate asm statements.
+__attribute__((naked, noinline)) void FcBlocks(BlocksRun*) {
+  __asm__ volatile(TD_FC_BLOCKS("ldrd r8, r9, [r12, #24]\n\t"
+                                "ldr r10, [r12, #32]\n\t" TD_FC_OUT("r4") TD_FC_OUT("r5") TD_FC_OUT("r6")
+                                TD_FC_OUT("r7")));
 }
-#undef TD_FC_PC_STEP
+
+__attribute__((naked, noinline)) void FcBlocksPerChannel(BlocksRun*) {
+  __asm__ volatile(TD_FC_BLOCKS("ldr r0, [r12, #24]\n\t"
+                                "ldrd r2, r11, [r12, #28]\n\t" TD_FC_PC_OUT("r4") TD_FC_PC_OUT("r5") TD_FC_PC_OUT("r6")
+                                TD_FC_PC_OUT("r7")
+                                "str r0, [r12, #24]\n\t"
+                                "ldr r2, [r12, #48]\n\t"));
+}
+#undef TD_FC_BLOCKS
 #undef TD_FC_PC_OUT
-#undef TD_FC_STEP
-#undef TD_FC_STEP_OF
 #undef TD_FC_OUT
-#undef TD_FC_ACCUMULATE
-#undef TD_FC_TAIL
-#undef TD_FC_STORE
-#undef TD_FC_ENTER
+#undef TD_FC_STEP
 #endif
 
 }  // namespace
@@ -829,14 +754,14 @@ bool PerChannelRowTakes(const MatMul& m) {
 // An int8 value in each byte of a word: an activation bound for SSUB8 and SEL.
 inline int32_t Lanes(int32_t v) { return static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(v)); }
 
-// The row widened into xw (kMatMulMaxK / 2 words) and what FcRow's loop reads of the layer: its steps to the row's
-// end, no tail (FcRow sets its own), the channels' offsets, the activation range a byte a lane; the requantization
-// left to the caller.
-FcRun RowRun(const MatMul& m, int32_t* xw) {
+// The row widened into xw (kMatMulMaxK / 2 words) and what both functions' blocks read of the layer: the row's end,
+// where the loop is entered (groups & 2: the steps leave 2 over a turn's 4), every block of four channels, the
+// activation range a byte a lane and whether it is narrower than int8's; the requantization (q) left to the caller.
+BlocksRun RowRun(const MatMul& m, int32_t* xw) {
   const int32_t groups = m.k >> 2;
   Widen(m.in, groups, -m.input_zp, xw, 2);
-  return {xw, xw + 2 * groups, 0, m.bias, m.out, m.cols >> 2, 0, 0, 0, Lanes(m.act_min), Lanes(m.act_max), 3 * m.k,
-          m.k - 4, 2 * m.k - 4, 3 * m.k - 4, m.w};
+  return {xw, xw + 2 * groups, groups & 2, m.bias, m.out, m.out + 4 * (m.cols >> 2), {0, 0, 0}, Lanes(m.act_min),
+          Lanes(m.act_max), 3 * m.k, m.k - 4, m.w, m.act_min > -128 || m.act_max < 127};
 }
 #endif
 
@@ -865,22 +790,18 @@ int NextOutside(const int32_t* mults, const int32_t* shifts, const int32_t* bias
 void PerChannelRow(const MatMul& m) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
   int32_t xw[kMatMulMaxK / 2];
-  const int32_t groups = m.k >> 2;
-  Widen(m.in, groups, -m.input_zp, xw, 2);
-  const int32_t shift_off = static_cast<int32_t>(reinterpret_cast<intptr_t>(m.shift) -
-                                                 reinterpret_cast<intptr_t>(m.mult)) - 4;
-  // groups & 2: the steps leave 2 over a turn's 4 (the loop entered at its third step)
-  PcRun run = {xw, xw + 2 * groups, groups & 2, m.bias, m.out, m.out + 4 * (m.cols >> 2), m.mult, shift_off,
-               util::ShortcutOdd(m.output_zp), Lanes(m.act_min), Lanes(m.act_max), 3 * m.k, m.k - 4, m.w,
-               m.act_min > -128 || m.act_max < 127};
+  BlocksRun run = RowRun(m, xw);
+  run.q[0] = static_cast<int32_t>(reinterpret_cast<intptr_t>(m.mult));
+  run.q[1] = static_cast<int32_t>(reinterpret_cast<intptr_t>(m.shift) - reinterpret_cast<intptr_t>(m.mult)) - 4;
+  run.q[2] = util::ShortcutOdd(m.output_zp);
   FcBlocksPerChannel(&run);
   if (m.cols & 3) {  // the last one to three channels: one more block, the last four (the first ones again, the same)
     const int c = m.cols - 4;
-    run.entry = groups & 2;  // (where the first call wrote its entry)
+    run.entry = (m.k >> 2) & 2;  // (where the first call wrote its entry)
     run.bias = m.bias + c;
     run.out = m.out + c;
     run.out_end = m.out + m.cols;
-    run.mults = m.mult + c;
+    run.q[0] = static_cast<int32_t>(reinterpret_cast<intptr_t>(m.mult + c));
     run.w = m.w + c * m.k;
     FcBlocksPerChannel(&run);
   }
@@ -901,16 +822,13 @@ void PerChannelRow(const MatMul& m) {
 void FcRow(const MatMul& m) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
   int32_t xw[kMatMulMaxK / 2];
-  FcRun run = RowRun(m, xw);
-  // four steps a turn to the last multiple of 16 inputs, a double step after them where K leaves 8
+  BlocksRun run = RowRun(m, xw);
   const int32_t groups = m.k >> 2;
-  run.end4 = xw + 2 * (groups & ~3);
-  run.tail = groups & 2;
   // the fast form's constants (which do not depend on the bound; FcRowTakes checked the bound with the biases)
   const util::Requant q = util::MakeRequant(m.mult[0], m.shift[0], m.output_zp, AccumulatorBound(m.k, nullptr, 0));
-  run.mult = m.mult[0];
-  run.add = q.add;
-  run.right = q.right;
+  run.q[0] = m.mult[0];
+  run.q[1] = q.add;
+  run.q[2] = q.right;
   FcBlocks(&run);
   for (int j = 4 * (m.cols >> 2); j < m.cols; ++j) {  // the last one to three channels
     const int32_t a = m.bias[j] + Dot11(xw, 2, m.w + j * m.k, groups);
