@@ -598,8 +598,8 @@ __attribute__((noinline)) void OneRow(const MatMul& m, const Block& b, int o0, i
 // Four steps a turn of the loop (21 instructions for 16 MACs), entered where the row's steps leave 2 over (K = 8 mod
 // 16) at its third step (the run's entry), so no tail; TFLM's requantization of the doubled sums (util::RequantFast),
 // the four outputs packed in one word, clamped to the activation range per byte (SSUB8 and SEL) where it is narrower
-// than int8's, and stored with one STR. Per block of 4 channels and K inputs: 21 K / 4 + K / 8 + 44 instructions
-// (FcBlocks), + 60 (FcBlocksPerChannel).
+// than int8's, and stored with one STR. Per block of 4 channels and K inputs: 21 K / 4 + K / 8 + 40 instructions
+// (FcBlocks), + 58 (FcBlocksPerChannel).
 struct BlocksRun {
   const int32_t* xw;    // 0: the row widened (one-row pairs)
   const int32_t* end;   // 4: its end
