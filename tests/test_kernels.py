@@ -223,6 +223,7 @@ def _dead_channels_model(seed):
     [-100, 28], is narrower than int8's (PerChannelRow's clamp; the converter gives a relu6 output the whole range)."""
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
+    from tinydeploy.repair import _Editor
 
     _, keras = import_tf()
     L = keras.layers
@@ -237,8 +238,6 @@ def _dead_channels_model(seed):
     w2[..., 70, 0], b2[70] = 0.0, 2.0
     m.set_weights([w1, b1, w2, b2, w3, b3])
     rep = rng.integers(0, 256, (32, 1, 1, 16), dtype=np.uint8)
-    from tinydeploy.repair import _Editor
-
     ed = _Editor(convert(m, "int8", rep, 32))
     first = ed.g.tensors[int(ed.g.operators[0].outputs[0])]
     first.quantization = ed.quant(np.asarray([6.0 / 127.5], np.float32), [-100])
@@ -607,7 +606,7 @@ MUTATIONS = {  # file -> (text, broken text)
                      "reinterpret_cast<intptr_t>(m.mult));"),
     # the single-pixel loop's first channel of the range outside the shortcut not looked at
     "pc-row-range": ("td_kernel_matmul.cpp", "m.outside.begin, end)", "m.outside.begin + 1, end)"),
-    # the single-pixel loop's clamp to a narrower activation range skipped
+    # the one-row loops' clamp to a narrower activation range skipped
     "pc-row-clamp": ("td_kernel_matmul.cpp", '"cbz r5, 4f\\n\\t"', '"b 4f\\n\\t"'),
     # OnePixel taking every chunk of channels as if none were in the range outside the shortcut
     "one-pixel-range": ("td_kernel_depthwise.cpp", "const bool all = c0 + k <= outside.begin || c0 >= outside.end;",

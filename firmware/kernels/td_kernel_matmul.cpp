@@ -794,10 +794,11 @@ void PerChannelRow(const MatMul& m) {
   run.q[0] = static_cast<int32_t>(reinterpret_cast<intptr_t>(m.mult));
   run.q[1] = static_cast<int32_t>(reinterpret_cast<intptr_t>(m.shift) - reinterpret_cast<intptr_t>(m.mult)) - 4;
   run.q[2] = util::ShortcutOdd(m.output_zp);
+  const int32_t entry = run.entry;  // (the function writes its loop's entry there)
   FcBlocksPerChannel(&run);
   if (m.cols & 3) {  // the last one to three channels: one more block, the last four (the first ones again, the same)
     const int c = m.cols - 4;
-    run.entry = (m.k >> 2) & 2;  // (where the first call wrote its entry)
+    run.entry = entry;
     run.bias = m.bias + c;
     run.out = m.out + c;
     run.out_end = m.out + m.cols;
