@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow  # converts models with TensorFlow
 # (name, input HxWxC, kernel, strides, padding, dilation, depth multiplier, activation, per-channel weight spread)
 CASES = [
     ("k3_s2_same_c4_big", (21, 21, 4), 3, 2, "same", 1, 1, None, 1.0),  # 121 output pixels, rows of 11 (odd)
-    ("k3_s2_valid_c16", (11, 11, 16), 3, 2, "valid", 1, 1, None, 1.0),  # rows of 5 (odd)
+    ("k3_s2_valid_c16", (11, 14, 16), 3, 2, "valid", 1, 1, None, 1.0),  # rows of 6, the image's last column unread
     ("k3_s1_same_c5_relu6", (7, 7, 5), 3, 1, "same", 1, 1, "relu6", 1.0),  # a group of 4 and a tail of 1
     ("k5_s1_same_c12_relu", (6, 6, 12), 5, 1, "same", 1, 1, "relu", 1.0),
     ("k3_s1_same_c64_spread", (3, 3, 64), 3, 1, "same", 1, 1, None, 1e3),  # per-channel scales over 3 decades
@@ -594,7 +594,11 @@ MUTATIONS = {  # file -> (text, broken text)
     "one-pixel-lanes": ("td_kernel_depthwise.cpp", "a[1] = dsp::smlabb(x13, w13, a[1]);",
                         "a[1] = dsp::smlabb(x02, w13, a[1]);"),
     # the window buffer's copy storing each pair's first pixel twice (its second pixel's input lost)
-    "window-copy": ("td_kernel_depthwise.cpp", '"sxtab16 %[a], %[off], %[v1]\\n\\t"', '"sxtab16 %[a], %[off], %[v0]\\n\\t"'),
+    "window-copy": ("td_kernel_depthwise.cpp", '"sxtab16 r0, r4, r12\\n\\t"', '"sxtab16 r0, r4, r11\\n\\t"'),
+    # the window buffer's copy not stepping over the image's pixels beside the windows to the next row's first
+    "window-copy-row": ("td_kernel_depthwise.cpp", '"add r1, r8\\n\\t"', '"nop\\n\\t"'),
+    # the window buffer's copy leaving out an odd row's last pixel
+    "window-copy-odd": ("td_kernel_depthwise.cpp", '"cbz r6, 3f\\n\\t"', '"b 3f\\n\\t"'),
     # the window's weights: each filter row's third tap given its second's
     "window-weights": ("td_kernel_depthwise.cpp", 'TD_WIN_W("v1") TD_WIN_W("v2")', 'TD_WIN_W("v1") TD_WIN_W("v1")'),
     # the window's padding not 0 once widened (a padded tap would add w * 257, where the reference adds nothing)
@@ -651,6 +655,8 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("k3_s2_valid_c16", "window-tap"),
                                             ("k3_s1_same_c5_relu6", "window-pad"),
                                             ("k3_s2_same_c4_big", "window-copy"),
+                                            ("k3_s2_valid_c16", "window-copy-row"),
+                                            ("k3_s2_valid_c16", "window-copy-odd"),
                                             ("k3_s1_same_c64_spread", "window-weights"),
                                             ("k3_s1_same_c1_bands_relu", "block-tap"),
                                             ("k3_s2_same_c13_one_pixel_relu6_spread", "one-pixel-lanes")])

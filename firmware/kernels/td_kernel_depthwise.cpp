@@ -872,42 +872,77 @@ struct WindowBuffer {
   }
 };
 
-// n pixels of a group's four channels, `step` bytes apart from src, into the window buffer at dst: two words a pixel,
-// channels 0 and 2 then 1 and 3 widened to 16 bits with the input offset (off2, twice) added. In assembly two pixels
-// a step, 11 instructions (2 loads and a pointer step, 4 SXTAB16, 2 STRD, 2 of loop): the loop in C took 9 a pixel
-// (bench/hotspots.py on the MobileNet at 96x96: 133,002 instructions an inference), as much as a third of the window
-// loops' work at stride 2, where each output pixel has four input pixels of its own.
-inline void WindowCopy(const int8_t* src, int step, int32_t* dst, int n, int32_t off2) {
+// The image's part of a group's window: `rows` rows of n pixels of the group's four channels, `step` bytes apart from
+// src, into the window buffer from dst: two words a pixel, channels 0 and 2 then 1 and 3 widened to 16 bits with the
+// input offset (off2, twice) added. In assembly, the rows' loop included: two pixels a step, 11 instructions (2 loads
+// and a pointer step, 4 SXTAB16, 2 STRD, 2 of loop), an odd last pixel 6, a row 6 more. The copy's loop in C took 9 a
+// pixel (bench/hotspots.py on the MobileNet at 96x96: 133,002 instructions an inference); with the two-pixel step in
+// assembly and the rows in C, the rows took 17 to 29 a row more (bench/hotspots.py on the keyword net, whose rows
+// are five pixels: 26,112 + 19,200 instructions of its 101,581 outside the window loops).
+struct CopyRun {
+  const int8_t* src;  // 0: the first row's first pixel, channel c0
+  int32_t* dst;       // 4: its place in the buffer
+  int32_t step;       // 8: bytes from a pixel to the next in the tensor (the channel count)
+  int32_t off2;       // 12: -input zero point, twice
+  int32_t pairs;      // 16: n / 2
+  int32_t odd;        // 20: n % 2
+  int32_t rows;       // 24: >= 1
+  int32_t src_skip;   // 28: bytes from after a row's last pixel to the next row's first, in the tensor
+  int32_t dst_skip;   // 32: the same in the buffer
+};
+static_assert(sizeof(CopyRun) == 36, "the assembly's offsets into CopyRun");
+
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  int k = n / 2;
-  n &= 1;  // an odd count's last pixel, by the loop below (every pixel on a core without the DSP extension)
-  if (k > 0) {
-    int32_t v0, v1, a, b;
-    __asm__ volatile(
-        "1:\n\t"
-        "ldr %[v0], [%[src]]\n\t"
-        "ldr %[v1], [%[src], %[step]]\n\t"
-        "add %[src], %[src], %[step], lsl #1\n\t"
-        "sxtab16 %[a], %[off], %[v0]\n\t"
-        "sxtab16 %[b], %[off], %[v0], ror #8\n\t"
-        "strd %[a], %[b], [%[dst]], #8\n\t"
-        "sxtab16 %[a], %[off], %[v1]\n\t"
-        "sxtab16 %[b], %[off], %[v1], ror #8\n\t"
-        "strd %[a], %[b], [%[dst]], #8\n\t"
-        "subs %[k], #1\n\t"
-        "bne 1b"
-        : [src] "+r"(src), [dst] "+r"(dst), [k] "+r"(k), [v0] "=&r"(v0), [v1] "=&r"(v1), [a] "=&r"(a),
-          [b] "=&r"(b)
-        : [step] "r"(step), [off] "r"(off2)
-        : "cc", "memory");
-  }
-#endif
-  for (int i = 0; i < n; ++i, src += step, dst += 2) {
-    const int32_t v = util::Load4(src);
-    dst[0] = dsp::sxtab16(off2, v);
-    dst[1] = dsp::sxtab16_ror8(off2, v);
+// registers: src r1, dst r2, step r3, off2 r4, pairs r5, odd r6, rows r7, src_skip r8, dst_skip r9, the pairs left
+// r10, the loaded pixels r11 and r12, the widened halves r0 and lr
+__attribute__((naked, noinline)) void WindowCopy(const CopyRun*) {
+  __asm__ volatile(
+      "push {r4-r11, lr}\n\t"
+      "ldm r0, {r1-r9}\n\t"
+      "0:\n\t"
+      "movs r10, r5\n\t"
+      "beq 2f\n\t"
+      "1:\n\t"
+      "ldr r11, [r1]\n\t"
+      "ldr r12, [r1, r3]\n\t"
+      "add r1, r1, r3, lsl #1\n\t"
+      "sxtab16 r0, r4, r11\n\t"
+      "sxtab16 lr, r4, r11, ror #8\n\t"
+      "strd r0, lr, [r2], #8\n\t"
+      "sxtab16 r0, r4, r12\n\t"
+      "sxtab16 lr, r4, r12, ror #8\n\t"
+      "strd r0, lr, [r2], #8\n\t"
+      "subs r10, #1\n\t"
+      "bne 1b\n\t"
+      "2:\n\t"
+      "cbz r6, 3f\n\t"
+      "ldr r11, [r1]\n\t"
+      "add r1, r3\n\t"
+      "sxtab16 r0, r4, r11\n\t"
+      "sxtab16 lr, r4, r11, ror #8\n\t"
+      "strd r0, lr, [r2], #8\n\t"
+      "3:\n\t"
+      "add r1, r8\n\t"
+      "add r2, r9\n\t"
+      "subs r7, #1\n\t"
+      "bne 0b\n\t"
+      "pop {r4-r11, pc}");
+}
+#else
+// The same loops in C (a core without the DSP extension).
+void WindowCopy(const CopyRun* r) {
+  const int8_t* src = r->src;
+  int32_t* dst = r->dst;
+  const int n = 2 * r->pairs + r->odd;
+  for (int y = 0; y < r->rows; ++y, src += r->src_skip, dst += r->dst_skip / 4) {
+    for (int i = 0; i < n; ++i, src += r->step, dst += 2) {
+      const int32_t v = util::Load4(src);
+      dst[0] = dsp::sxtab16(r->off2, v);
+      dst[1] = dsp::sxtab16_ror8(r->off2, v);
+    }
   }
 }
+#endif
 
 // A group's doubled weights as Window3x3 reads them: tap t's four channels (a word `step` bytes after tap t - 1's, from
 // f) widened to 16 bits, doubled, at w[2t] (channels 0 and 2) and w[2t + 1] (1 and 3). In assembly a filter row of
@@ -966,10 +1001,18 @@ bool WindowGroup(const Geometry& s, WindowBuffer& wb, const int8_t* in, const in
   alignas(8) int32_t w[18];
   WindowWeights(filter + c0, s.channels, w);
   const int n = wb.x1 - wb.x0, step = s.channels;
-  const int32_t off2 = dsp::pack16(-d.input_zero_point, -d.input_zero_point);
-  for (int y = wb.y0; y < wb.y1; ++y) {
-    const int8_t* src = in + ((y - s.pad_h) * s.in_w + (wb.x0 - s.pad_w)) * step + c0;
-    WindowCopy(src, step, wb.words + 2 * (y * wb.cols + wb.x0), n, off2);
+  if (n > 0 && wb.y1 > wb.y0) {
+    CopyRun cr;
+    cr.src = in + ((wb.y0 - s.pad_h) * s.in_w + (wb.x0 - s.pad_w)) * step + c0;
+    cr.dst = wb.words + 2 * (wb.y0 * wb.cols + wb.x0);
+    cr.step = step;
+    cr.off2 = dsp::pack16(-d.input_zero_point, -d.input_zero_point);
+    cr.pairs = n / 2;
+    cr.odd = n % 2;
+    cr.rows = wb.y1 - wb.y0;
+    cr.src_skip = (s.in_w - n) * step;
+    cr.dst_skip = 8 * (wb.cols - n);
+    WindowCopy(&cr);
   }
   WindowRun r;
   r.in = reinterpret_cast<const int8_t*>(wb.words);
