@@ -48,7 +48,7 @@ CASES = [
     ("k3_s2_same_c13_one_pixel_relu6_spread", (2, 2, 13), 3, 2, "same", 1, 1, "relu6", 1e3),
     ("k5_s1_valid_c6_one_pixel", (5, 5, 6), 5, 1, "valid", 1, 1, None, 1.0),
     # stride 1 in bands (Block3x3S1's row pairs; 585 outputs, under the firmware's 600): 15 rows of 39 in bands of 8
-    # and 7 (an odd band's last row by RowS1Clamped), each row's last output in C, one channel, relu
+    # and 7 (an odd band's last row by RowS1Full), each row's last output in C, one channel, relu
     ("k3_s1_same_c1_bands_relu", (15, 39, 1), 3, 1, "same", 1, 1, "relu", 1.0),
     # 3x3 at stride 3 on 9 output pixels: neither the planes (16 or more), the window (stride 1 or 2) nor OnePixel
     # takes it by default, CMSIS-NN's wrapper would run it by its 3x3 function
@@ -244,6 +244,28 @@ def _dead_channels_model(seed):
     return ed.pack()
 
 
+def _narrow_depthwise_model(seed):
+    """Two 3x3 depthwise layers with relu6 whose outputs are given the scale 6 / 127.5 and the zero point -100, so that
+    both clamp to [-100, 28] inside int8's range (the converter gives a relu6 output the whole range): stride 1 on a
+    9x11 map (the planes: Block3x3S1's row pairs, an odd last row by RowS1Full, each row's odd last output in C; the
+    window: each row's pairs and its last column), then stride 2 on to 5x6 (RowS2Full; the window's single pixels)."""
+    from tinydeploy.compress.quantize import convert
+    from tinydeploy.compress.tfenv import import_tf
+    from tinydeploy.repair import _Editor
+
+    _, keras = import_tf()
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    m = keras.Sequential([L.Input((9, 11, 8)), L.DepthwiseConv2D(3, padding="same", activation="relu6"),
+                          L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")])
+    rng = np.random.default_rng(seed)
+    m.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in m.get_weights()])
+    ed = _Editor(convert(m, "int8", rng.integers(0, 256, (32, 9, 11, 8), dtype=np.uint8), 32))
+    for op in ed.g.operators:
+        ed.g.tensors[int(op.outputs[0])].quantization = ed.quant(np.asarray([6.0 / 127.5], np.float32), [-100])
+    return ed.pack()
+
+
 def _narrow_activation(data: bytes) -> bytes:
     """The convolution's and both pools' outputs given twice the first pool's scale and the zero point -100 (a pool's
     input and output must share them), so that the fused relu6 clamps to [-100, 28] inside int8 (the converter gives
@@ -339,6 +361,9 @@ def case_models(tmp_path_factory):
     p = d / "dead_channels_1x1.tflite"
     p.write_bytes(_dead_channels_model(99))
     out["dead_channels_1x1"] = p
+    p = d / "depthwise_narrow_relu6.tflite"
+    p.write_bytes(_narrow_depthwise_model(100))
+    out["depthwise_narrow_relu6"] = p
     return out
 
 
@@ -516,6 +541,20 @@ def test_channels_outside_the_shortcut_among_others_are_bit_exact(case_models, t
     _bit_exact(path, "CONV_2D", tflm_dir, tmp_path, every_shape=False, also=("DEPTHWISE_CONV_2D",))
 
 
+@pytest.mark.parametrize("window", [0, 1])
+def test_depthwise_clamps_a_narrower_activation_range_bit_exact(case_models, tflm_dir, tmp_path, window):
+    """Both depthwise layers clamp to [-100, 28]: the planes' rows (RowS1Full, RowS2Full, Block3x3S1) to int8's range,
+    then ClampBand over the band; the window loops to int8's range, then WindowGroup's clamp (mutations band-clamp and
+    window-clamp leave those out)."""
+    from tinydeploy.analyze.requant import channel_params
+    from tinydeploy.tflite_model import TFLiteModel
+
+    path = case_models["depthwise_narrow_relu6"]
+    assert [p.activation for p in channel_params(TFLiteModel.from_file(path))] == [(-100, 28)] * 2
+    _bit_exact(path, "DEPTHWISE_CONV_2D", tflm_dir, tmp_path, every_shape=False,
+               edit=lambda project: _every_shape(project, window=window))
+
+
 def test_an_op_no_node_of_which_tinydeploys_kernel_takes_is_registered_as_the_library_builds_it(case_models, tmp_path):
     """generate/registration.py: an ADD that broadcasts (which td_kernel_add.cpp's Applies refuses) gets the library's
     own registration, the line `--kernels cmsis-nn` writes, so it runs no hand-over; a model of same-shape ADDs only
@@ -599,6 +638,18 @@ MUTATIONS = {  # file -> (text, broken text)
     "window-copy-row": ("td_kernel_depthwise.cpp", '"add r1, r8\\n\\t"', '"nop\\n\\t"'),
     # the window buffer's copy leaving out an odd row's last pixel
     "window-copy-odd": ("td_kernel_depthwise.cpp", '"cbz r6, 3f\\n\\t"', '"b 3f\\n\\t"'),
+    # the planes' bands not clamped to a narrower activation range (their rows clamp to int8's only)
+    "band-clamp": ("td_kernel_depthwise.cpp", "if (!full) ClampBand(b, ch.lo, ch.hi);", ""),
+    # the window loops' outputs not clamped to a narrower activation range
+    "window-clamp": ("td_kernel_depthwise.cpp", "if (lo > -128 || hi < 127) {", "if (false) {"),
+    # the window's pairs: the second pixel's channel 3 given the first's third tap of each row
+    "window-pair-tap": ("td_kernel_depthwise.cpp", 'TD_WP_A "ldrd r9, r10, [r0, #24]\\n\\t" TD_WP_B',
+                        'TD_WP_A "ldrd r9, r10, [r0, #16]\\n\\t" TD_WP_B'),
+    # the window's pairs: the second pixel stored over the first
+    "window-pair-store": ("td_kernel_depthwise.cpp", '"str r5, [r9, r10]\\n\\t"', '"str r5, [r9]\\n\\t"'),
+    # the window's pairs: a row's output skipping nothing after its last pair (an odd row's last column)
+    "window-pair-odd": ("td_kernel_depthwise.cpp", "p.out_row_skip = (s.out_w - done) * s.channels;",
+                        "p.out_row_skip = 0;"),
     # the window's weights: each filter row's third tap given its second's
     "window-weights": ("td_kernel_depthwise.cpp", 'TD_WIN_W("v1") TD_WIN_W("v2")', 'TD_WIN_W("v1") TD_WIN_W("v1")'),
     # the window's padding not 0 once widened (a padded tap would add w * 257, where the reference adds nothing)
@@ -657,6 +708,11 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("k3_s2_same_c4_big", "window-copy"),
                                             ("k3_s2_valid_c16", "window-copy-row"),
                                             ("k3_s2_valid_c16", "window-copy-odd"),
+                                            ("depthwise_narrow_relu6", "band-clamp"),
+                                            ("depthwise_narrow_relu6", "window-clamp"),
+                                            ("k3_s1_same_c16_relu6_mult_above_1", "window-pair-tap"),
+                                            ("k3_s1_same_c4_wide", "window-pair-store"),
+                                            ("k3_s1_same_c5_relu6", "window-pair-odd"),
                                             ("k3_s1_same_c64_spread", "window-weights"),
                                             ("k3_s1_same_c1_bands_relu", "block-tap"),
                                             ("k3_s2_same_c13_one_pixel_relu6_spread", "one-pixel-lanes")])

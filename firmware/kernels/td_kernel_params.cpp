@@ -13,6 +13,10 @@
 #include "tensorflow/lite/micro/micro_context.h"
 #include "tensorflow/lite/micro/micro_log.h"
 
+// Everything here runs once a node, at start-up (Init, Prepare), none of it in an inference: compiled for size, which
+// leaves the kernels' code room under issue #20's limit (192 B less on the study's MobileNetV1).
+#pragma GCC optimize("Os")
+
 namespace td {
 namespace kernels {
 
