@@ -246,9 +246,10 @@ def _dead_channels_model(seed):
 
 def _narrow_depthwise_model(seed):
     """Two 3x3 depthwise layers with relu6 whose outputs are given the scale 6 / 127.5 and the zero point -100, so that
-    both clamp to [-100, 28] inside int8's range (the converter gives a relu6 output the whole range): stride 1 on a
-    9x11 map (the planes: Block3x3S1's row pairs, an odd last row by RowS1Full, each row's odd last output in C; the
-    window: each row's pairs and its last column), then stride 2 on to 5x6 (RowS2Full; the window's single pixels)."""
+    both clamp to [-100, 28] inside int8's range (the converter gives a relu6 output the whole range; quantization-aware
+    training gives narrower ones): stride 1 on a 9x11 map (the planes: Block3x3S1's row pairs, an odd last row by
+    RowS1Full, each row's odd last output in C; the window: each row's pairs and its last column), then stride 2 on to
+    5x6 (RowS2Full; the window's single pixels); 10 channels: two groups of 4 and a group of 2 (BandAny)."""
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
     from tinydeploy.repair import _Editor
@@ -256,11 +257,11 @@ def _narrow_depthwise_model(seed):
     _, keras = import_tf()
     L = keras.layers
     keras.utils.set_random_seed(seed)
-    m = keras.Sequential([L.Input((9, 11, 8)), L.DepthwiseConv2D(3, padding="same", activation="relu6"),
+    m = keras.Sequential([L.Input((9, 11, 10)), L.DepthwiseConv2D(3, padding="same", activation="relu6"),
                           L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")])
     rng = np.random.default_rng(seed)
     m.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in m.get_weights()])
-    ed = _Editor(convert(m, "int8", rng.integers(0, 256, (32, 9, 11, 8), dtype=np.uint8), 32))
+    ed = _Editor(convert(m, "int8", rng.integers(0, 256, (32, 9, 11, 10), dtype=np.uint8), 32))
     for op in ed.g.operators:
         ed.g.tensors[int(op.outputs[0])].quantization = ed.quant(np.asarray([6.0 / 127.5], np.float32), [-100])
     return ed.pack()
@@ -543,9 +544,9 @@ def test_channels_outside_the_shortcut_among_others_are_bit_exact(case_models, t
 
 @pytest.mark.parametrize("window", [0, 1])
 def test_depthwise_clamps_a_narrower_activation_range_bit_exact(case_models, tflm_dir, tmp_path, window):
-    """Both depthwise layers clamp to [-100, 28]: the planes' rows (RowS1Full, RowS2Full, Block3x3S1) to int8's range,
-    then ClampBand over the band; the window loops to int8's range, then WindowGroup's clamp (mutations band-clamp and
-    window-clamp leave those out)."""
+    """Both depthwise layers clamp to [-100, 28]: the planes' rows (RowS1Full, RowS2Full, Block3x3S1) and the window
+    loops to int8's range, then ClampPixels over the group's outputs (mutations band-clamp and window-clamp leave that
+    out); the last group of 2 channels by BandAny, which clamps each output."""
     from tinydeploy.analyze.requant import channel_params
     from tinydeploy.tflite_model import TFLiteModel
 
@@ -639,7 +640,7 @@ MUTATIONS = {  # file -> (text, broken text)
     # the window buffer's copy leaving out an odd row's last pixel
     "window-copy-odd": ("td_kernel_depthwise.cpp", '"cbz r6, 3f\\n\\t"', '"b 3f\\n\\t"'),
     # the planes' bands not clamped to a narrower activation range (their rows clamp to int8's only)
-    "band-clamp": ("td_kernel_depthwise.cpp", "if (!full) ClampBand(b, ch.lo, ch.hi);", ""),
+    "band-clamp": ("td_kernel_depthwise.cpp", "if (!full && n == 4) {", "if (false) {"),
     # the window loops' outputs not clamped to a narrower activation range
     "window-clamp": ("td_kernel_depthwise.cpp", "if (lo > -128 || hi < 127) {", "if (false) {"),
     # the window's pairs: the second pixel's channel 3 given the first's third tap of each row

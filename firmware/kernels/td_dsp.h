@@ -105,6 +105,13 @@ static inline int32_t max8x4(int32_t a, int32_t b) {
   return r;
 }
 
+// Per byte, the smaller of a's and b's signed values (SSUB8 b - a: GE where b >= a, SEL picks a there).
+static inline int32_t min8x4(int32_t a, int32_t b) {
+  int32_t r;
+  __asm__("ssub8 %0, %2, %1\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+  return r;
+}
+
 #else  // the same arithmetic in C
 
 static inline int32_t lo16(int32_t x) { return static_cast<int16_t>(x & 0xffff); }
@@ -137,6 +144,15 @@ static inline int32_t max8x4(int32_t a, int32_t b) {
     const int8_t x = static_cast<int8_t>(static_cast<uint32_t>(a) >> i);
     const int8_t y = static_cast<int8_t>(static_cast<uint32_t>(b) >> i);
     r |= static_cast<uint32_t>(static_cast<uint8_t>(x >= y ? x : y)) << i;
+  }
+  return static_cast<int32_t>(r);
+}
+static inline int32_t min8x4(int32_t a, int32_t b) {
+  uint32_t r = 0;
+  for (int i = 0; i < 32; i += 8) {
+    const int8_t x = static_cast<int8_t>(static_cast<uint32_t>(a) >> i);
+    const int8_t y = static_cast<int8_t>(static_cast<uint32_t>(b) >> i);
+    r |= static_cast<uint32_t>(static_cast<uint8_t>(x <= y ? x : y)) << i;
   }
   return static_cast<int32_t>(r);
 }

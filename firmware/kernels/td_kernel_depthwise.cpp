@@ -358,7 +358,7 @@ using RowFn = void (*)(const int16_t*, int8_t*, int32_t, int32_t, const int32_t*
 // 1); the requantization borrows r4-r8 (LDM from the run, then the weights again). Per block: the doubled bias (one
 // LDRD), 36 loads and multiply-accumulates, 3 row steps, 2 to load the constants, 16 of requantization, 6 of stores,
 // 1 to reload the weights, 4 of loop: 69 instructions (two pairs of RowS1Full: 82). int8's range only: Band3x3 clamps
-// a narrower one after (ClampBand).
+// a narrower one after (ClampPixels).
 struct BlockRun {
   const int16_t* p;   // 0: the first row pair's first block: its input row 0, column 0 in the plane
   int8_t* out;        // 4: its output (0, 0)
@@ -475,26 +475,32 @@ __attribute__((naked, noinline)) void Block3x3S1(BlockRun*) {
 #undef TD_DW_BLOCK_OUT
 #endif
 
-// full: the activation range is int8's whole range. Else the band's outputs are clamped after the rows (ClampBand):
-// RowS1Full and RowS2Full clamp to int8's range only (their variants with the clamp cost 476 B of code for a case that
-// calibrated ReLU and ReLU6 outputs, whose zero point is -128, do not make, and as many instructions an output as the
-// clamp after), and so does Block3x3S1 (its test of the clamp cost every block 3 instructions); the outputs computed
-// in C clamp either way.
-void ClampBand(const Band& b, int32_t lo, int32_t hi) {
-  for (int r = 0; r < b.rows; ++r) {
-    int8_t* o = b.out + r * b.row_step;
-    for (int i = 0; i < b.out_w; ++i, o += b.out_step) *o = static_cast<int8_t>(util::Clamp(*o, lo, hi));
+// The outputs of a group's four channels of rows x cols pixels from out clamped to [lo, hi], where the activation
+// range is narrower than int8's (a relu6 output whose zero point is not -128: quantization-aware training makes them,
+// the study's MobileNets' [-14, 127]). The loops clamp to int8's range only (the planes' rows and blocks, the window
+// loops); the group's outputs are clamped after, a pixel's four channels as one word: SSUB8 and SEL take the bytes'
+// maximum with lo and minimum with hi, 8 instructions a pixel of four channels (the rows' variants with the clamp in
+// their assembly, 476 B of code, and the blocks' test of it, 3 instructions a block, took 6.5-8 an output; the window
+// loops' clamp in C about 10). A group of fewer channels (the last, where the channels are not a multiple of 4) runs
+// BandAny then, which clamps each output itself.
+__attribute__((noinline)) void ClampPixels(int8_t* out, int rows, int cols, int row_step, int col_step, int32_t lo,
+                                           int32_t hi) {
+  const int32_t lo4 = 0x01010101 * (lo & 0xff), hi4 = 0x01010101 * (hi & 0xff);
+  for (int r = 0; r < rows; ++r) {
+    int8_t* o = out + r * row_step;
+    for (int i = 0; i < cols; ++i, o += col_step) util::Store4(o, dsp::min8x4(dsp::max8x4(util::Load4(o), lo4), hi4));
   }
 }
 
+// A band of a 3x3 channel at stride kStride; int8's range only (EvalOurs clamps a narrower one after: ClampPixels).
 template <int kStride>
-void Band3x3Rows(const Band& b, const Channel& ch) {
+__attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch) {
   const int pitch = b.pitch, step = b.out_step, pairs = b.out_w / 2, odd = b.out_w & 1;
   const int16_t* p = b.plane;
   int8_t* out = b.out;
   int rows = b.rows;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  const RowFn row = kStride == 1 ? RowS1Full : RowS2Full;  // int8's range: Band3x3 clamps a narrower one after
+  const RowFn row = kStride == 1 ? RowS1Full : RowS2Full;  // int8's range: EvalOurs clamps a narrower one after
   if (kStride == 1) {
     // the row pairs' blocks, then an odd band's last row by RowS1 (no partner: a row's last odd output would store it
     // on the next row's first, which a block has already stored), each row's last odd output in C
@@ -576,12 +582,6 @@ void Band3x3Rows(const Band& b, const Channel& ch) {
     }
   }
 #endif
-}
-
-template <int kStride>
-__attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch, bool full) {
-  Band3x3Rows<kStride>(b, ch);
-  if (!full) ClampBand(b, ch.lo, ch.hi);
 }
 
 // Any filter, stride, dilation and requantization form: one tap at a time.
@@ -1140,11 +1140,8 @@ bool WindowGroup(const Geometry& s, WindowBuffer& wb, const int8_t* in, const in
     Window3x3(&r);
   }
   const int32_t lo = d.output_activation_min, hi = d.output_activation_max;
-  if (lo > -128 || hi < 127) {  // a narrower activation range (relu, relu6): the group's outputs clamped
-    int8_t* o = out + c0;
-    for (int i = s.out_h * s.out_w; i > 0; --i, o += s.channels) {
-      for (int j = 0; j < 4; ++j) o[j] = static_cast<int8_t>(util::Clamp(o[j], lo, hi));
-    }
+  if (lo > -128 || hi < 127) {  // a narrower activation range: the group's outputs clamped
+    ClampPixels(out + c0, s.out_h, s.out_w, s.out_w * s.channels, s.channels, lo, hi);
   }
   return true;
 }
@@ -1303,7 +1300,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   alignas(4) int16_t buf[kBufferValues];
   memset(buf, 0, 4 * plane_size * sizeof(int16_t));
   const bool full = d.output_activation_min <= -128 && d.output_activation_max >= 127;
-  using BandFn = void (*)(const Band&, const Channel&, bool);
+  using BandFn = void (*)(const Band&, const Channel&);
   const BandFn fast = !k3 ? nullptr : s.stride_w == 1 ? Band3x3<1> : Band3x3<2>;
   WindowBuffer wb;  // its padding written once for the node (where the window loops run it)
   if (window) wb.Init(m);
@@ -1311,8 +1308,11 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   for (int c0 = 0; c0 < s.channels; c0 += 4) {
     const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;
     if (window && n == 4 && WindowGroup(m, wb, in_data, w_data, b_data, out_data, d, c0)) continue;
+    // the 3x3 loops clamp to int8's range, a narrower one after for a whole group of four (ClampPixels): a last group
+    // of fewer channels with a narrower range runs BandAny (its channels made with their taps' weights)
+    const bool fast_group = full || n == 4;
     for (int j = 0; j < n; ++j) {
-      MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, s.k_h, s.k_w, transposed, k3);
+      MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, s.k_h, s.k_w, transposed, k3 && fast_group);
     }
     for (int bt = 0; bt < batches; ++bt) {
       const int8_t* in_b = in_data + bt * s.in_h * s.in_w * s.channels;
@@ -1332,11 +1332,15 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
           b.row_step = out_row_step;
           b.last = bt == batches - 1 && oy + rows == s.out_h;
           b.transposed = transposed;
-          if (fast && ch[j].mode == kRight) {
-            fast(b, ch[j], full);
+          if (fast && fast_group && ch[j].mode == kRight) {
+            fast(b, ch[j]);
           } else {
             BandAny(b, ch[j], s);
           }
+        }
+        if (!full && n == 4) {  // (BandAny's outputs are clamped already, and stay as they are)
+          ClampPixels(out_b + oy * out_row_step + c0, rows, s.out_w, out_row_step, out_col_step,
+                      d.output_activation_min, d.output_activation_max);
         }
       }
     }
