@@ -27,8 +27,10 @@
 // WindowCheaper estimates them cheaper than the planes: per group of 4 channels the input under the windows is copied
 // into a buffer padded with zeros, each pixel's four channels widened to 16 bits with the input offset added (two
 // words), and every output pixel of the four channels runs nine taps in assembly, 6 instructions a tap (the pixel's
-// two words, their doubled weights, four 16x16 multiply-accumulates), 89 an output pixel with the requantization: no
-// planes, no per-channel set-up. A single output pixel (a 1x1 map, or a 2x2 one at stride 2) runs OnePixel: the taps
+// two words, their doubled weights, four 16x16 multiply-accumulates), 89 an output pixel with the requantization, 78.5
+// where two pixels of a row run together at stride 1 (Window3x3Pairs): no planes, no per-channel set-up. Both the
+// planes and the window loops clamp to int8's range; a narrower activation range is clamped after, four channels a
+// word (ClampPixels). A single output pixel (a 1x1 map, or a 2x2 one at stride 2) runs OnePixel: the taps
 // inside the image, four channels a word, each channel requantized as TFLM does (by MakeRequant's shortcut where it
 // holds).
 
@@ -281,7 +283,8 @@ __attribute__((always_inline)) inline void Pair3x3(const int16_t* p, int pitch, 
 // multiply-accumulates (18 MACs, the first two starting from the bias), 2 row steps, 15 instructions of
 // requantization and stores, 3 of loop: 41 instructions.
 // It runs `rows` output rows of `pairs` pairs each, the input pointer moved by in_skip bytes and the output pointer
-// back by out_back bytes after each row.
+// back by out_back bytes after each row. int8's range only (lo and hi are not read: EvalOurs clamps a narrower one
+// after, ClampPixels).
 //   (p, out, bias2, pitch_bytes; stack: w, mult, add, right, step, pairs, lo, hi, rows, in_skip, out_back), pairs,
 //   rows >= 1
 #define TD_DW_ROW_S1(base, wa, half0, half1, in0, in1) \
@@ -357,8 +360,8 @@ using RowFn = void (*)(const int16_t*, int8_t*, int32_t, int32_t, const int32_t*
 // r4-r8 (as RowS1Full's), the loaded pair r9, the accumulators r10, r11 (output row 0, columns 0 and 1), r12, lr (row
 // 1); the requantization borrows r4-r8 (LDM from the run, then the weights again). Per block: the doubled bias (one
 // LDRD), 36 loads and multiply-accumulates, 3 row steps, 2 to load the constants, 16 of requantization, 6 of stores,
-// 1 to reload the weights, 4 of loop: 69 instructions (two pairs of RowS1Full: 82). int8's range only: Band3x3 clamps
-// a narrower one after (ClampPixels).
+// 1 to reload the weights, 4 of loop: 69 instructions (two pairs of RowS1Full: 82). int8's range only: EvalOurs
+// clamps a narrower one after (ClampPixels).
 struct BlockRun {
   const int16_t* p;   // 0: the first row pair's first block: its input row 0, column 0 in the plane
   int8_t* out;        // 4: its output (0, 0)
