@@ -643,7 +643,7 @@ MUTATIONS = {  # file -> (text, broken text)
     "band-clamp": ("td_kernel_depthwise.cpp", "if (!full && n == 4) {", "if (false) {"),
     # the window loops' outputs not clamped to a narrower activation range
     "window-clamp": ("td_kernel_depthwise.cpp", "if (lo > -128 || hi < 127) {", "if (false) {"),
-    # the window's pairs: the second pixel's channel 3 given the first's third tap of each row
+    # the window's pairs: the second pixel's third tap of each row reading the first pixel's third column
     "window-pair-tap": ("td_kernel_depthwise.cpp", 'TD_WP_A "ldrd r9, r10, [r0, #24]\\n\\t" TD_WP_B',
                         'TD_WP_A "ldrd r9, r10, [r0, #16]\\n\\t" TD_WP_B'),
     # the window's pairs: the second pixel stored over the first
