@@ -53,6 +53,10 @@ CASES = [
     # 3x3 at stride 3 on 9 output pixels: neither the planes (16 or more), the window (stride 1 or 2) nor OnePixel
     # takes it by default, CMSIS-NN's wrapper would run it by its 3x3 function
     ("k3_s3_same_c8_3x3_cmsis", (9, 9, 8), 3, 3, "same", 1, 1, None, 1.0),
+    # strides 2 down and 1 across, 1 down and 2 across: the 3x3 rows and the window loops take equal strides only, so
+    # the planes' general loop (BandAny) runs these
+    ("k3_s2x1_same_c8", (9, 10, 8), 3, (2, 1), "same", 1, 1, "relu6", 1.0),
+    ("k3_s1x2_valid_c8", (7, 11, 8), 3, (1, 2), "valid", 1, 1, None, 1.0),
 ]
 
 
