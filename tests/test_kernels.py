@@ -643,10 +643,10 @@ MUTATIONS = {  # file -> (text, broken text)
     "window-copy-row": ("td_kernel_depthwise.cpp", '"add r1, r8\\n\\t"', '"nop\\n\\t"'),
     # the window buffer's copy leaving out an odd row's last pixel
     "window-copy-odd": ("td_kernel_depthwise.cpp", '"cbz r6, 3f\\n\\t"', '"b 3f\\n\\t"'),
-    # the planes' bands not clamped to a narrower activation range (their rows clamp to int8's only)
+    # a group's outputs not clamped to a narrower activation range after the loops (which clamp to int8's only): run
+    # with the planes (band-clamp) and with the window loops (window-clamp)
     "band-clamp": ("td_kernel_depthwise.cpp", "if (!full && n == 4) {", "if (false) {"),
-    # the window loops' outputs not clamped to a narrower activation range
-    "window-clamp": ("td_kernel_depthwise.cpp", "if (lo > -128 || hi < 127) {", "if (false) {"),
+    "window-clamp": ("td_kernel_depthwise.cpp", "if (!full && n == 4) {", "if (false) {"),
     # the window's pairs: the second pixel's third tap of each row reading the first pixel's third column
     "window-pair-tap": ("td_kernel_depthwise.cpp", 'TD_WP_A "ldrd r9, r10, [r0, #24]\\n\\t" TD_WP_B',
                         'TD_WP_A "ldrd r9, r10, [r0, #16]\\n\\t" TD_WP_B'),

@@ -481,17 +481,17 @@ __attribute__((naked, noinline)) void Block3x3S1(BlockRun*) {
 // The outputs of a group's four channels of rows x cols pixels from out clamped to [lo, hi], where the activation
 // range is narrower than int8's (a relu6 output whose zero point is not -128: quantization-aware training makes them,
 // the study's MobileNets' [-14, 127]). The loops clamp to int8's range only (the planes' rows and blocks, the window
-// loops); the group's outputs are clamped after, a pixel's four channels as one word: SSUB8 and SEL take the bytes'
-// maximum with lo and minimum with hi, 8 instructions a pixel of four channels (the rows' variants with the clamp in
-// their assembly, 476 B of code, and the blocks' test of it, 3 instructions a block, took 6.5-8 an output; the window
-// loops' clamp in C about 10). A group of fewer channels (the last, where the channels are not a multiple of 4) runs
-// BandAny then, which clamps each output itself.
+// loops); EvalOurs clamps each group's outputs after, once, a pixel's four channels as one word (util::Clamp4: SSUB8
+// and SEL take the bytes' maximum with lo and minimum with hi), 8 instructions a pixel of four channels (the rows'
+// variants with the clamp in their assembly, 476 B of code, and the blocks' test of it, 3 instructions a block, took
+// 6.5-8 an output; the window loops' clamp in C about 10). A group of fewer channels (the last, where the channels are
+// not a multiple of 4) runs BandAny then, which clamps each output itself.
 __attribute__((noinline)) void ClampPixels(int8_t* out, int rows, int cols, int row_step, int col_step, int32_t lo,
                                            int32_t hi) {
-  const int32_t lo4 = 0x01010101 * (lo & 0xff), hi4 = 0x01010101 * (hi & 0xff);
+  const int32_t lo4 = util::Lanes(lo), hi4 = util::Lanes(hi);
   for (int r = 0; r < rows; ++r) {
     int8_t* o = out + r * row_step;
-    for (int i = 0; i < cols; ++i, o += col_step) util::Store4(o, dsp::min8x4(dsp::max8x4(util::Load4(o), lo4), hi4));
+    for (int i = 0; i < cols; ++i, o += col_step) util::Store4(o, util::Clamp4(util::Load4(o), lo4, hi4));
   }
 }
 
@@ -1142,11 +1142,7 @@ bool WindowGroup(const Geometry& s, WindowBuffer& wb, const int8_t* in, const in
     r.in_step = 8 * s.stride_w;
     Window3x3(&r);
   }
-  const int32_t lo = d.output_activation_min, hi = d.output_activation_max;
-  if (lo > -128 || hi < 127) {  // a narrower activation range: the group's outputs clamped
-    ClampPixels(out + c0, s.out_h, s.out_w, s.out_w * s.channels, s.channels, lo, hi);
-  }
-  return true;
+  return true;  // int8's range: EvalOurs clamps a narrower one after (ClampPixels)
 }
 
 // OnePixel's requantization where util::MakeRequant's 32-bit shortcut does not hold: TFLM's function (out of line).
@@ -1310,42 +1306,46 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   Channel ch[4];
   for (int c0 = 0; c0 < s.channels; c0 += 4) {
     const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;
-    if (window && n == 4 && WindowGroup(m, wb, in_data, w_data, b_data, out_data, d, c0)) continue;
-    // the 3x3 loops clamp to int8's range, a narrower one after for a whole group of four (ClampPixels): a last group
-    // of fewer channels with a narrower range runs BandAny (its channels made with their taps' weights)
-    const bool fast_group = full || n == 4;
-    for (int j = 0; j < n; ++j) {
-      MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, s.k_h, s.k_w, transposed, k3 && fast_group);
-    }
-    for (int bt = 0; bt < batches; ++bt) {
-      const int8_t* in_b = in_data + bt * s.in_h * s.in_w * s.channels;
-      int8_t* out_b = out_data + bt * s.out_h * s.out_w * s.channels;
-      for (int oy = 0; oy < s.out_h; oy += rows_per_band) {
-        const int rows = s.out_h - oy < rows_per_band ? s.out_h - oy : rows_per_band;
-        FillPlanes(s, in_b, line_step, col_step, c0, n, oy * s.stride_h - s.pad_h, SpanRows(s, rows), pitch,
-                   -d.input_zero_point, buf, plane_size);
-        for (int j = 0; j < n; ++j) {
-          Band b;
-          b.plane = buf + j * plane_size;
-          b.pitch = pitch;
-          b.rows = rows;
-          b.out_w = s.out_w;
-          b.out = out_b + oy * out_row_step + c0 + j;
-          b.out_step = out_col_step;
-          b.row_step = out_row_step;
-          b.last = bt == batches - 1 && oy + rows == s.out_h;
-          b.transposed = transposed;
-          if (fast && fast_group && ch[j].mode == kRight) {
-            fast(b, ch[j]);
-          } else {
-            BandAny(b, ch[j], s);
+    const bool windowed = window && n == 4 && WindowGroup(m, wb, in_data, w_data, b_data, out_data, d, c0);
+    if (!windowed) {
+      // the 3x3 loops clamp to int8's range, a narrower one after for a whole group of four (ClampPixels): a last group
+      // of fewer channels with a narrower range runs BandAny (its channels made with their taps' weights)
+      const bool fast_group = full || n == 4;
+      for (int j = 0; j < n; ++j) {
+        MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, s.k_h, s.k_w, transposed, k3 && fast_group);
+      }
+      for (int bt = 0; bt < batches; ++bt) {
+        const int8_t* in_b = in_data + bt * s.in_h * s.in_w * s.channels;
+        int8_t* out_b = out_data + bt * s.out_h * s.out_w * s.channels;
+        for (int oy = 0; oy < s.out_h; oy += rows_per_band) {
+          const int rows = s.out_h - oy < rows_per_band ? s.out_h - oy : rows_per_band;
+          FillPlanes(s, in_b, line_step, col_step, c0, n, oy * s.stride_h - s.pad_h, SpanRows(s, rows), pitch,
+                     -d.input_zero_point, buf, plane_size);
+          for (int j = 0; j < n; ++j) {
+            Band b;
+            b.plane = buf + j * plane_size;
+            b.pitch = pitch;
+            b.rows = rows;
+            b.out_w = s.out_w;
+            b.out = out_b + oy * out_row_step + c0 + j;
+            b.out_step = out_col_step;
+            b.row_step = out_row_step;
+            b.last = bt == batches - 1 && oy + rows == s.out_h;
+            b.transposed = transposed;
+            if (fast && fast_group && ch[j].mode == kRight) {
+              fast(b, ch[j]);
+            } else {
+              BandAny(b, ch[j], s);
+            }
           }
         }
-        if (!full && n == 4) {  // (BandAny's outputs are clamped already, and stay as they are)
-          ClampPixels(out_b + oy * out_row_step + c0, rows, s.out_w, out_row_step, out_col_step,
-                      d.output_activation_min, d.output_activation_max);
-        }
       }
+    }
+    // both loops clamp to int8's range; a narrower one is clamped after, the group's every output (a last group of
+    // fewer channels ran BandAny, which clamps each output itself)
+    if (!full && n == 4) {
+      ClampPixels(out_data + c0, batches * m.out_h, m.out_w, m.out_w * m.channels, m.channels, d.output_activation_min,
+                  d.output_activation_max);
     }
   }
   return kTfLiteOk;

@@ -751,17 +751,14 @@ bool PerChannelRowTakes(const MatMul& m) {
 }
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-// An int8 value in each byte of a word: an activation bound for SSUB8 and SEL.
-inline int32_t Lanes(int32_t v) { return static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(v)); }
-
 // The row widened into xw (kMatMulMaxK / 2 words) and what both functions' blocks read of the layer: the row's end,
 // where the loop is entered (groups & 2: the steps leave 2 over a turn's 4), every block of four channels, the
 // activation range a byte a lane and whether it is narrower than int8's; the requantization (q) left to the caller.
 BlocksRun RowRun(const MatMul& m, int32_t* xw) {
   const int32_t groups = m.k >> 2;
   Widen(m.in, groups, -m.input_zp, xw, 2);
-  return {xw, xw + 2 * groups, groups & 2, m.bias, m.out, m.out + 4 * (m.cols >> 2), {0, 0, 0}, Lanes(m.act_min),
-          Lanes(m.act_max), 3 * m.k, m.k - 4, m.w, m.act_min > -128 || m.act_max < 127};
+  return {xw, xw + 2 * groups, groups & 2, m.bias, m.out, m.out + 4 * (m.cols >> 2), {0, 0, 0}, util::Lanes(m.act_min),
+          util::Lanes(m.act_max), 3 * m.k, m.k - 4, m.w, m.act_min > -128 || m.act_max < 127};
 }
 #endif
 

@@ -36,17 +36,6 @@ bool Applies(TfLiteContext* context, TfLiteNode* node) {
   return ok;
 }
 
-// A byte repeated in the four bytes of a word.
-inline int32_t Splat(int32_t v) { return static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(v)); }
-
-// The per-byte minimum of a and b (SEL with the operands swapped: b where a >= b).
-inline int32_t Min4(int32_t a, int32_t b) {
-  const int32_t m = dsp::max8x4(a, b);
-  return static_cast<int32_t>(static_cast<uint32_t>(a) ^ static_cast<uint32_t>(b) ^ static_cast<uint32_t>(m));
-}
-
-inline void Store4(int8_t* p, int32_t v) { memcpy(p, &v, 4); }
-
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const PoolOp& op) {
   const auto& params = *static_cast<const TfLitePoolParams*>(node->builtin_data);
   const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, tflite::kPoolingInputTensor);
@@ -59,7 +48,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const PoolOp& op
   int8_t* y = tflite::micro::GetTensorData<int8_t>(output);
   const int32_t lo = d.activation_min, hi = d.activation_max;
   const bool full = lo <= -128 && hi >= 127;
-  const int32_t lo4 = Splat(lo), hi4 = Splat(hi);
+  const int32_t lo4 = util::Lanes(lo), hi4 = util::Lanes(hi);
   const int row = in_w * channels;  // bytes from one input row to the next
   const int groups = channels & ~3;
   for (int b = 0; b < batches; ++b) {
@@ -77,18 +66,18 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const PoolOp& op
           for (int c = 0; c < groups; c += 4) {
             int32_t m = dsp::max8x4(dsp::max8x4(util::Load4(p + c), util::Load4(p01 + c)),
                                     dsp::max8x4(util::Load4(p10 + c), util::Load4(p11 + c)));
-            if (!full) m = Min4(dsp::max8x4(m, lo4), hi4);
-            Store4(y + c, m);
+            if (!full) m = util::Clamp4(m, lo4, hi4);
+            util::Store4(y + c, m);
           }
         } else {
           for (int c = 0; c < groups; c += 4) {
-            int32_t m = Splat(-128);  // the reference starts at the lowest value: a window of no tap gives it
+            int32_t m = util::Lanes(-128);  // the reference starts at the lowest value: a window of no tap gives it
             for (int i = 0; i < ny; ++i) {
               const int8_t* q = p + i * row + c;
               for (int j = 0; j < nx; ++j, q += channels) m = dsp::max8x4(m, util::Load4(q));
             }
-            if (!full) m = Min4(dsp::max8x4(m, lo4), hi4);
-            Store4(y + c, m);
+            if (!full) m = util::Clamp4(m, lo4, hi4);
+            util::Store4(y + c, m);
           }
         }
         for (int c = groups; c < channels; ++c) {  // the last 1-3 channels, one at a time

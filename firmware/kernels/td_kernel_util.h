@@ -233,6 +233,12 @@ inline int32_t Requantize(const Requant& q, int32_t acc2, int32_t out_zp) {
 
 inline int32_t Clamp(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
+// An int8 value in each byte of a word: an activation bound for Clamp4.
+inline int32_t Lanes(int32_t v) { return static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(v)); }
+
+// Four int8 values in one word, each clamped to [lo, hi] (lo4, hi4: Lanes of them): SSUB8 and SEL twice.
+inline int32_t Clamp4(int32_t v, int32_t lo4, int32_t hi4) { return dsp::min8x4(dsp::max8x4(v, lo4), hi4); }
+
 // Four int8 values as one word: one LDR (the Cortex-M4 loads unaligned words).
 inline int32_t Load4(const int8_t* p) {
   int32_t v;
