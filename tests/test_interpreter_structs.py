@@ -9,18 +9,24 @@ import json
 from conftest import EXAMPLE, ROOT, arm_syntax_check, sizes_source
 
 
+def _runtime() -> dict:
+    return json.loads((ROOT / "host" / "tinydeploy" / "analyze" / "tflm_runtime.json").read_text())
+
+
 def _facts() -> dict:
-    return json.loads((ROOT / "host" / "tinydeploy" / "analyze" / "tflm_runtime.json").read_text())["interpreter_structs"]
+    return _runtime()["interpreter_structs"]
 
 
 def test_device_sizes_are_the_pinned_librarys_as_the_board_compiles_it(tflm_dir, tmp_path):
     facts = _facts()
     src = sizes_source(tmp_path, "tensorflow/lite/micro/micro_allocator.h",
                        {facts["types"][k]: n for k, n in facts["device_bytes"].items()})
-    r = arm_syntax_check(tflm_dir, src)
+    defines = [f"-D{d}" for d in _runtime()["defines"]]  # a generated project's build_flags
+    assert "-DTF_LITE_STATIC_MEMORY" in defines
+    r = arm_syntax_check(tflm_dir, src, defines)
     assert r.returncode == 0, r.stderr
-    # the check fails where the sizes are not these: with TF_LITE_STATIC_MEMORY (the host wheel's build) they are not
-    assert arm_syntax_check(tflm_dir, src, ["-DTF_LITE_STATIC_MEMORY"]).returncode != 0
+    # the check fails where the sizes are not these: without TF_LITE_STATIC_MEMORY (the Arduino core's flags alone)
+    assert arm_syntax_check(tflm_dir, src).returncode != 0
 
 
 def test_the_host_recording_counts_each_structure_at_the_host_size_and_scales_it_to_the_devices():

@@ -144,14 +144,18 @@ def build_firmware(project: Path, lib: TflmLibrary, board: Board, *, out_dir: Pa
         raise ModelError(f"{project} is not a project written by `tinydeploy build`: src/model_config.h is missing",
                          "Run `tinydeploy build MODEL.tflite -o DIR` first")
     pflags = read_project_flags(project)
-    # the board's own flags (its core's variant files, boards/<id>.json); the project's build_flags come after them
-    lib_flags = CompileFlags(cpu=cpu, defines=tuple(board.compile["defines"]), c_std=board.compile["c_std"],
+    # the board's own flags (its core's variant files, boards/<id>.json); the project's build_flags come after them.
+    # PlatformIO compiles the library with the project's build_flags too: the defines the library reads go to its
+    # archive (TF_LITE_STATIC_MEMORY), the others (TD_MAX_OPS, which differs from model to model) would only compile
+    # the same library again
+    lib_defines = tuple(d for d in pflags.defines if lib.reads_macro(d.split("=", 1)[0]))
+    lib_flags = CompileFlags(cpu=cpu, defines=(*board.compile["defines"], *lib_defines), c_std=board.compile["c_std"],
                              cxx_std=board.compile["cxx_std"], optimize=pflags.optimize or board.compile["optimize"],
                              common=(*board.compile["codegen"], "-fno-common"))
     archive = build_archive(lib, tc, lib_flags, jobs=jobs,
                             progress=(lambda d, n: progress("compiling TFLM (once, then cached)", d, n)) if progress else None)
     board_dir = firmware_dir() / target.firmware_dir
-    app_flags = CompileFlags(cpu=cpu, defines=(*lib_flags.defines, *target.defines, *pflags.defines),
+    app_flags = CompileFlags(cpu=cpu, defines=(*board.compile["defines"], *target.defines, *pflags.defines),
                              c_std=lib_flags.c_std, cxx_std=lib_flags.cxx_std, optimize=lib_flags.optimize,
                              common=lib_flags.common)
     out = out_dir or project / ".emulator"

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -75,6 +77,11 @@ class TflmLibrary:
                 out.append(p)
         return out
 
+    def reads_macro(self, name: str) -> bool:
+        """Whether any source or header of the library names the macro NAME (a define it cannot name cannot change
+        it)."""
+        return name in _identifiers(self.src)
+
     def fingerprint(self) -> str:
         """sha256 over every file under src/ (names and contents)."""
         h = hashlib.sha256()
@@ -83,6 +90,16 @@ class TflmLibrary:
                 h.update(p.relative_to(self.src).as_posix().encode() + b"\0")
                 h.update(hashlib.sha256(p.read_bytes()).digest())
         return h.hexdigest()
+
+
+@lru_cache(maxsize=4)
+def _identifiers(src: Path) -> frozenset[str]:
+    """Every identifier in the library's sources and headers."""
+    words: set[str] = set()
+    for p in src.rglob("*"):
+        if p.suffix in (".h", ".hpp", ".c", ".cc", ".cpp", ".inc"):
+            words.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", p.read_text(errors="replace")))
+    return frozenset(words)
 
 
 @dataclass(frozen=True)

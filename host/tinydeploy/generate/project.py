@@ -150,7 +150,8 @@ def build_context(model: TFLiteModel, analysis: Analysis, golden: Golden, labels
         "model_array": byte_array(model.data),
         "board": {"id": analysis.board.id, "name": analysis.board.name, "cpu_hz": analysis.board.cpu_mhz * 1_000_000},
         "pio": analysis.board.platformio,
-        "runtime": {"library": runtime.library, "lib_dep": runtime.lib_dep, "commit": runtime.commit},
+        "runtime": {"library": runtime.library, "lib_dep": runtime.lib_dep, "commit": runtime.commit,
+                    "defines": list(runtime.defines)},
         "ops": [{"name": n, "method": runtime.resolver_method(n), "cmsis_nn": n in runtime.cmsis_nn,
                  "kernel": registration(model, ours.get(n), n, {p.operator for p in params}),
                  # an op whose resolver method takes no registration: td::kernels::OpResolver's AddOwn, with its parser
