@@ -84,7 +84,8 @@ def test_planned_models_in_the_tflm_host_interpreter(tf_models, name):
     from tinydeploy.tflite_model import TFLiteModel
 
     model = TFLiteModel.from_file(tf_models[name][0])
-    off, unplanned = deployed(model, "offline"), deployed(model, "tflm")
+    # the plan the library's kernels get (no node in place: TFLM's kernels write an output while they read the input)
+    off, unplanned = deployed(model, "offline", "cmsis-nn"), deployed(model, "tflm")
     p = off.plan
     assert p is not None and unplanned.plan is None and off.model.outputs[1] == off.model.inputs[0]
     # the plan is in the model as written, and TFLM places the activations exactly where it says
@@ -153,6 +154,79 @@ def test_the_firmware_infers_again_on_the_input_it_loaded_once(tf_models, tmp_pa
     got = runs(broken)
     assert all(np.array_equal(g[0], w) for g, w in zip(got, want))  # the first inference reads the loaded input
     assert any(not np.array_equal(g[1], w) for g, w in zip(got, want))  # then it is gone
+
+
+def test_depthwise_in_place_on_the_firmware(tf_models, tmp_path, tflm_dir):
+    """With tinydeploy's kernels the plan puts the MobileNetV2 block's depthwise output over its input (the node
+    reads each group of channels whole before writing: analyze.requant.depthwise_in_place), 12 KB below the lower
+    bound; the firmware built from it gives the host's outputs for the unplanned model on 20 random inputs. The same
+    model on the host's TFLM, whose kernel writes an output while its input is still read, does not: the plan really
+    overlaps them."""
+    from conftest import run_cli
+
+    from tinydeploy import tflm_host
+    from tinydeploy.boards import load
+    from tinydeploy.device.link import Link
+    from tinydeploy.device.runner import infer_exact
+    from tinydeploy.emulate.firmware import emulate_project
+    from tinydeploy.emulate.qemu import QemuSession
+    from tinydeploy.plan import deployed, lifetimes, live_bytes, planned_offsets
+    from tinydeploy.tflite_model import TFLiteModel
+
+    path = tf_models["mbv2_block"][0]
+    model = TFLiteModel.from_file(path)
+    mine, library = deployed(model), deployed(model, "offline", "cmsis-nn")
+    p = mine.plan
+    dw = next(op for op in mine.model.operators if op.opname == "DEPTHWISE_CONV_2D")
+    assert p.in_place == ((dw.inputs[0], dw.outputs[0]),)
+    offsets = planned_offsets(mine.model.data)
+    assert offsets[dw.inputs[0]] == offsets[dw.outputs[0]]
+    # the head: the most bytes live at an operator with the pair counted once (the project layer's, now), 8 KB below
+    # the bound and the plan without it
+    buffers = lifetimes(mine.model, keep_input=True)
+    live = live_bytes(buffers, len(mine.model.operators))
+    live[dw.index + 1] -= model.tensors[dw.outputs[0]].nbytes
+    assert p.head_bytes == max(live) <= p.lower_bound_bytes - 8192 and library.plan.head_bytes == p.lower_bound_bytes
+    shape = model.input_tensors[0].shape
+    x = np.random.default_rng(7).integers(-128, 128, (20, *shape)).astype(np.int8)
+    want = tflm_host.reference_outputs(deployed(model, "tflm").model.data, x).astype(np.int8)
+    on_host = _tflm_run(mine.model.data, x, 1)
+    assert any(not np.array_equal(o, w.reshape(o.shape)) for (o,), w in zip(on_host, want))
+    project = tmp_path / "in_place"
+    run_cli("build", path, "-o", project, "--no-compile", check=0, timeout=300)
+    image, _ = emulate_project(project, tflm=str(tflm_dir), board=load("nano33ble"))
+    with QemuSession(image.elf) as q, Link.open(url=q.url) as link:
+        for xi, w in zip(x, want):
+            got, _ = infer_exact(link, xi.reshape(-1))
+            assert np.array_equal(np.asarray(got, np.int8).reshape(-1), w.reshape(-1))
+
+
+def test_a_depthwise_node_in_place_that_needs_several_bands_is_refused(tmp_path, tflm_dir, monkeypatch):
+    """A plan that put a depthwise output over its input where the planes take the map in several bands (a 40x40
+    map: each band would overwrite input rows the next reads) would compute wrong outputs; the kernel refuses to run
+    it, and the firmware reports the failed inference (the build never plans one: here its rule is forced)."""
+    from conftest import emulate, random_int8_model
+
+    from tinydeploy.analyze import requant
+    from tinydeploy.boards import load
+    from tinydeploy.deploy.pipeline import BuildRequest, build_project
+    from tinydeploy.tflite_model import TFLiteModel
+
+    def build(keras):
+        return keras.Sequential([keras.layers.Input((40, 40, 8)), keras.layers.Conv2D(8, 1),
+                                 keras.layers.DepthwiseConv2D(3, padding="same"), keras.layers.Conv2D(4, 1),
+                                 keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+
+    path = tmp_path / "dw40.tflite"
+    path.write_bytes(random_int8_model(build, (40, 40, 8), seed=3, weight_std=0.3))
+    model = TFLiteModel.from_file(path)
+    dw = next(op for op in model.operators if op.opname == "DEPTHWISE_CONV_2D")
+    assert requant.own_loops_take(model, dw) and not requant.depthwise_in_place(model, dw)
+    monkeypatch.setattr(requant, "depthwise_in_place", lambda m, op: op.opname == "DEPTHWISE_CONV_2D")
+    built = build_project(BuildRequest(path, load("nano33ble"), tmp_path / "forced"))
+    assert len(built.deployed.plan.in_place) == 1
+    r, _ = emulate(built.path, tflm_dir, "--runs", "1")
+    assert r.returncode != 0 and "Node DEPTHWISE_CONV_2D (number 1) failed to invoke" in r.stderr, r.stderr
 
 
 def _result(link):

@@ -33,6 +33,11 @@
 // word (ClampPixels). A single output pixel (a 1x1 map, or a 2x2 one at stride 2) runs OnePixel: the taps
 // inside the image, four channels a word, each channel requantized as TFLM does (by MakeRequant's shortcut where it
 // holds).
+//
+// In place: each group reads its whole input before it writes an output where the planes take the map in one band,
+// the window loops run it, or OnePixel does; an output pixel's channel c is written over input channel c's bytes,
+// which only that group reads. tinydeploy's memory plan then puts the output over the input (analyze/requant.py's
+// depthwise_in_place; the study's MobileNetV2: 17 nodes, its head 1 KB lower), which TFLM's kernels cannot run.
 
 #include <string.h>
 
@@ -1295,6 +1300,11 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   while (rows_per_band > 1 && 4 * SpanRows(s, rows_per_band) * pitch > kBufferValues) --rows_per_band;
   // stride 1: an even band, whose rows all run in Block3x3S1's row pairs
   if (s.stride_w == 1 && rows_per_band > 1 && rows_per_band < s.out_h) rows_per_band &= ~1;
+  // A node planned in place (its output over its input, tinydeploy's plan where analyze/requant.py's
+  // depthwise_in_place holds) is right only where each group reads its whole input before it writes: one band (the
+  // window loops copy a group's whole window first). The build plans no other; this refuses one that would compute
+  // wrong outputs.
+  if (in_data == out_data && rows_per_band < s.out_h) return kTfLiteError;
   const int plane_size = SpanRows(s, rows_per_band) * pitch;
   alignas(4) int16_t buf[kBufferValues];
   memset(buf, 0, 4 * plane_size * sizeof(int16_t));

@@ -204,6 +204,37 @@ def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
         planes or window or one_pixel)
 
 
+def _one_band(out_h: int, out_w: int, k_h: int, k_w: int, stride_h: int, stride_w: int, dil_h: int, dil_w: int) -> bool:
+    """Whether td_kernel_depthwise.cpp's planes hold a group's whole map at once (one band: SpanRows(out_h) rows of
+    Pitch values, four planes, in kBufferValues)."""
+    span = (out_h - 1) * stride_h + (k_h - 1) * dil_h + 1
+    width = (out_w - 1) * stride_w + (k_w - 1) * dil_w + 1
+    return 4 * span * ((width + 4) & ~1) <= DW_BUFFER_VALUES
+
+
+def depthwise_in_place(model: TFLiteModel, op: Operator) -> bool:
+    """Whether tinydeploy's depthwise loops may write a DEPTHWISE_CONV_2D node's output over its input (the output at
+    the input's offset): its own loops run it (own_loops_take), one batch, and every group of four channels reads all
+    its input before it writes an output: a single output pixel (OnePixel: each chunk of channels summed, then
+    written), or the planes holding the whole map in one band whichever way the map runs (as it is, and transposed
+    for a 3x3 filter on a tall map), which also covers the window loops (each group's window copied, then computed).
+    An output pixel's channel c lands on the bytes of input channel c (the channels are the last axis of both and
+    their count is the same), which only that channel's group reads, already copied. EvalOurs refuses an aliased node
+    that would run in more than one band."""
+    if op.opname != "DEPTHWISE_CONV_2D" or not own_loops_take(model, op):
+        return False
+    x, w, y = (model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if x.shape[0] != 1:
+        return False
+    o = op.options
+    _, k_h, k_w, _ = w.shape
+    _, out_h, out_w, _ = y.shape
+    if out_h == out_w == 1:
+        return True
+    sh, sw, dh, dw = o.get("stride_h", 1), o.get("stride_w", 1), o.get("dilation_h", 1), o.get("dilation_w", 1)
+    return _one_band(out_h, out_w, k_h, k_w, sh, sw, dh, dw) and _one_band(out_w, out_h, k_w, k_h, sw, sh, dw, dh)
+
+
 def cmsis_wrapper_takes_3x3(model: TFLiteModel, op: Operator) -> bool:
     """Whether CMSIS-NN's arm_depthwise_conv_wrapper_s8 runs a DEPTHWISE_CONV_2D node by arm_depthwise_conv_3x3_s8
     (td_kernel_cmsis.cpp's WrapperTakes3x3): multiplier 1, batch 1, no dilation, a 3x3 filter, padding of at most 1."""

@@ -78,7 +78,7 @@ def build_project(req: BuildRequest) -> BuiltProject:
     model, labels, samples = check_request(req)
     repaired = repair(model)
     require_deployable(analyze(repaired.model, req.board, measure_arena=False))
-    dep = plan_memory(repaired, req.memory_plan)
+    dep = plan_memory(repaired, req.memory_plan, req.kernels)
     analysis = analyze(dep.model, req.board, kernels=req.kernels)  # the model as deployed: its arena with the plan
     require_fit(analysis)
     # The golden outputs come from the model as given; the firmware runs the deployed model (repaired, planned), so
