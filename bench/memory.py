@@ -25,7 +25,8 @@ the last also with build's default arena (the host estimate and its margin), for
              there is one, everything else), exact
   flash      the linked firmware's .text + .data
 Every build passes its golden vectors on the emulator; each planned model's outputs equal the unplanned model's on
-20 random inputs in the host TFLM interpreter and on the emulated firmware (with either kernels).
+20 random inputs in the host TFLM interpreter (the plan the library's kernels get: the host's TFLM cannot run a
+depthwise node in place) and on the emulated firmware (with either kernels; tinydeploy's with its nodes in place).
 
     python bench/memory.py [--tflm DIR] [MODEL.tflite ...]
 """
@@ -98,7 +99,7 @@ def main() -> int:
             r = {"model": path.stem}
             host = {}
             for name, (plan, kernels) in CONFIGS.items():
-                d = deployed(model, plan)
+                d = deployed(model, plan, kernels)  # with tinydeploy's kernels, depthwise nodes in place
                 if plan not in host:
                     host[plan] = tflm_host.reference_outputs(d.model.data, x.reshape((len(x), *shape)), timeout=900)
                 out = Path(tmp) / f"{path.stem}-{name}"
