@@ -286,6 +286,19 @@ def _narrow_activation(data: bytes) -> bytes:
     return ed.pack()
 
 
+def _requantized_mean(data: bytes, scale: float, shift: int) -> bytes:
+    """The model with its MEAN's output given SCALE times the input's scale and the zero point SHIFT above the input's
+    (quantization-aware training gives a global pooling's output quantization of its own)."""
+    from tinydeploy.repair import _Editor
+
+    ed = _Editor(data)
+    mean = ed.S.BuiltinOperator.MEAN
+    (op,) = [o for o in ed.g.operators if ed.m.operatorCodes[o.opcodeIndex].builtinCode == mean]
+    x, y = ed.g.tensors[int(op.inputs[0])], ed.g.tensors[int(op.outputs[0])]
+    y.quantization = ed.quant(np.asarray(x.quantization.scale) * scale, np.asarray(x.quantization.zeroPoint) + shift)
+    return ed.pack()
+
+
 def _same_quantization_mean(data: bytes) -> bytes:
     """The model with its MEAN's output given the input's scale and zero point: TFLM's integer path (a sum divided
     in integers), which the converter writes only for 1x1 maps."""
@@ -354,6 +367,9 @@ def case_models(tmp_path_factory):
         p = d / f"{name}.tflite"
         p.write_bytes(_pool_model(seed, shape))
         out[name] = p
+    p = d / "mean_2x2x64_qat.tflite"  # a 2x2 map, the output's scale 0.958 of the input's and its zero point 5 above
+    p.write_bytes(_requantized_mean(_mean_model(98, (2, 2, 64), False), 0.958, 5))
+    out["mean_2x2x64_qat"] = p
     p = d / "mean_9x9x7_integer.tflite"  # 81 pixels, integer division of negative and positive sums
     p.write_bytes(_same_quantization_mean(_mean_model(95, (9, 9, 7), False)))
     out["mean_9x9x7_integer"] = p
@@ -512,6 +528,38 @@ def test_mean_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_d
         (op,) = [o for o in m.operators if o.opname == "MEAN"]
         assert m.tensors[op.inputs[0]].quantization == m.tensors[op.outputs[0]].quantization
     _bit_exact(case_models[name], "MEAN", tflm_dir, tmp_path, every_shape=False, also=("CONV_2D",))
+
+
+def test_the_host_reference_computes_mean_as_the_pinned_library(case_models, tflm_dir, tmp_path):
+    """tflm_host.reference_outputs (golden vectors, every host comparison) computes int8 MEAN as the pinned library
+    does, which the host's current TFLM does not (it rounds where the pinned one divides toward zero, and uses integer
+    multipliers where the pinned one computes in float32): on a 2x2 map of 64 channels whose MEAN output has its own
+    scale and zero point (as quantization-aware training gives it) and on the two paths' cases, the device's outputs
+    (tinydeploy's kernel, equal to the pinned reference kernel's: test above) equal it exactly, while the host's TFLM
+    alone differs on many (the segmented run is what makes them equal)."""
+    from tinydeploy.boards import load
+    from tinydeploy.emulate.firmware import build_firmware
+    from tinydeploy.emulate.tflm_library import TflmLibrary
+    from tinydeploy.tflite_model import TFLiteModel
+    from tinydeploy import tflm_host
+    from conftest import run_cli
+
+    board, lib = load("nano33ble"), TflmLibrary.locate(str(tflm_dir))
+    for name in ("mean_2x2x64_qat", "mean_9x9x7_integer", "mean_20x20x6"):
+        path = case_models[name]
+        model = TFLiteModel.from_file(path)
+        assert [op.opname for op in tflm_host.int8_means(model)] == ["MEAN"]
+        shape = tuple(model.input_tensors[0].shape)
+        x = _inputs(shape)
+        out = tmp_path / name
+        run_cli("build", path, "-o", out, "--no-compile", check=0)
+        got = emulated_outputs(build_firmware(out, lib, board, out_dir=tmp_path / f"e-{name}").elf, x)
+        want = tflm_host.reference_outputs(model.data, x.reshape((len(x),) + shape)).reshape(len(x), -1)
+        assert np.array_equal(got, want), f"{name}: {int((got != want).sum())} of {got.size} differ"
+        if name == "mean_2x2x64_qat":
+            alone, _ = tflm_host._run_child(model.data, inputs=x.reshape((len(x),) + shape), record=False,
+                                            arena_size=64 << 20, timeout=120)
+            assert (np.asarray(alone["outputs"]) != want).sum() > 50
 
 
 @pytest.mark.parametrize("name", ["maxpool_9x9x6", "maxpool_11x7x10"])
