@@ -128,15 +128,30 @@ def reference_outputs(model_bytes: bytes, inputs: np.ndarray, *, timeout: float 
     computes them: where the host's TFLM and the pinned one are known to differ (int8 MEAN: int8_means), the model
     runs on the host in segments between those nodes, and each such node is computed as the pinned library does
     (pinned_mean)."""
+    from .lifetimes import METADATA_NAME
     from .tflite_model import TFLiteModel
 
     model = TFLiteModel.from_bytes(model_bytes)
     means = int8_means(model)
     if means:
         return _segmented_outputs(model, means, inputs, timeout)
+    if METADATA_NAME in model.metadata:  # planned by tinydeploy: the host's kernels run no node in place
+        model_bytes = _without_plan(model_bytes)
     result, _ = _run_child(model_bytes, inputs=inputs, record=False,
                            arena_size=max(len(model_bytes) * 4, 64 << 20), timeout=timeout)
     return np.asarray(result["outputs"])
+
+
+def _without_plan(model_bytes: bytes) -> bytes:
+    """The model without its offline memory plan: tinydeploy's may put a depthwise node's output over its input
+    (plan.in_place_pairs), which tinydeploy's kernels run right and TFLM's do not; the outputs of a model do not depend
+    on where its tensors are."""
+    from .lifetimes import METADATA_NAME
+    from .repair import _Editor
+
+    ed = _Editor(model_bytes)
+    ed.m.metadata = [m for m in (ed.m.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
+    return ed.pack()
 
 
 def int8_means(model) -> list:
@@ -203,7 +218,7 @@ def _segmented_outputs(model, means: list, inputs: np.ndarray, timeout: float) -
             ed.g.operators = ed.g.operators[start:end]
             ed.g.inputs = np.asarray(seg_in, np.int32)
             ed.g.outputs = np.asarray(seg_out, np.int32)
-            ed.m.metadata = None  # an offline plan of the whole model
+            ed.m.metadata = None  # an offline plan of the whole model (and maybe nodes in place)
             data = ed.pack()
             result, _ = _run_child(data, inputs=None, record=False, arena_size=max(len(data) * 4, 64 << 20),
                                    timeout=timeout, segment=[values[t] for t in seg_in], n_outputs=len(seg_out))
