@@ -197,3 +197,28 @@ def test_the_study_report_says_how_far_a_missed_target_is_and_what_was_tried():
     assert missed.startswith("- dermatology balanced_accuracy: missed by 3.0 pp. Tried: 3 int8 rows (2 fit the board) "
                              "of 2 families (bn, cnn)")
     assert "b_pruned50 (int8+pruned) at 0.6000, does not fit (RAM +12 KB)" in missed
+
+
+def test_fma_f32_rounds_once_as_vfma_does():
+    """tflm_host.fma_f32 (the pinned MEAN's float path, as the board's VFMA.F32 computes it) against the exact value
+    a * b + c rounded once to the nearest float32 (ties to even), by fractions, on 20,000 sums of the kind a MEAN makes;
+    a product and a sum each rounded to float32 (no fused multiply-add) differs on some."""
+    from fractions import Fraction
+
+    from tinydeploy.tflm_host import fma_f32
+
+    def exact(a, b, c):
+        x = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+        f = np.float32(float(x))
+        near = [np.nextafter(f, np.float32(-np.inf)), f, np.nextafter(f, np.float32(np.inf))]
+        return min(near, key=lambda v: (abs(Fraction(float(v)) - x), int(np.asarray(v).view(np.int32)) & 1))
+
+    rng = np.random.default_rng(3)
+    unfused = 0
+    for _ in range(10):
+        b, c = np.float32(rng.uniform(0.5, 2.0)), np.float32(rng.uniform(-200, 200))
+        a = rng.integers(-30000, 30000, 2000).astype(np.float32) / np.float32(rng.integers(1, 500))
+        got = fma_f32(a, b, c)
+        assert all(g == exact(x, b, c) for x, g in zip(a, got))
+        unfused += int((a * b + c != got).sum())
+    assert unfused > 0

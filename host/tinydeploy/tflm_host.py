@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -164,11 +163,23 @@ def int8_means(model) -> list:
             and model.tensors[op.inputs[0]].dtype == model.tensors[op.outputs[0]].dtype == "INT8"]
 
 
-def _f32_nearest(exact: Fraction) -> np.float32:
-    """The float32 nearest the exact value, ties to even (a fused multiply-add's one rounding)."""
-    f = np.float32(float(exact))  # two roundings: check its neighbours
-    cands = [np.nextafter(f, np.float32(-np.inf)), f, np.nextafter(f, np.float32(np.inf))]
-    return min(cands, key=lambda c: (abs(Fraction(float(c)) - exact), int(np.asarray(c).view(np.int32)) & 1))
+def fma_f32(a: np.ndarray, b: np.float32, c: np.float32) -> np.ndarray:
+    """a * b + c for float32 a, b, c with one rounding to float32 (ties to even), as VFMA.F32 computes it: the
+    product is exact in float64 (24 + 24 bits), the sum rounds once there (its error found exactly by TwoSum), and
+    rounding that to float32 is right except where the float64 sum lies exactly halfway between two float32 values,
+    where the error's sign decides."""
+    p = np.asarray(a, np.float32).astype(np.float64) * np.float64(b)
+    c64 = np.float64(c)
+    t = p + c64
+    bb = t - p
+    err = (p - (t - bb)) + (c64 - bb)  # p + c == t + err exactly
+    f = t.astype(np.float32)
+    up = np.nextafter(f, np.float32(np.inf)).astype(np.float64)
+    down = np.nextafter(f, np.float32(-np.inf)).astype(np.float64)
+    f64 = f.astype(np.float64)
+    above, below = t == (f64 + up) / 2, t == (f64 + down) / 2  # t a midpoint, rounded to even (f)
+    f = np.where(above & (err > 0), up, np.where(below & (err < 0), down, f64)).astype(np.float32)
+    return f
 
 
 def pinned_mean(model, op, x: np.ndarray) -> np.ndarray:
@@ -189,9 +200,7 @@ def pinned_mean(model, op, x: np.ndarray) -> np.ndarray:
     else:
         scale = np.float32(s_in) / np.float32(s_out)
         bias = np.float32(-z_in) * scale
-        mean = s.astype(np.float32) / np.float32(n)
-        exact = [[Fraction(float(m)) * Fraction(float(scale)) + Fraction(float(bias)) for m in row] for row in mean]
-        r = np.asarray([[float(_f32_nearest(e)) for e in row] for row in exact])
+        r = fma_f32(s.astype(np.float32) / np.float32(n), scale, bias).astype(np.float64)
         q = np.clip(np.sign(r) * np.floor(np.abs(r) + 0.5) + z_out, -128, 127)
     return q.astype(np.int8).reshape((len(x), *yt.shape))
 
