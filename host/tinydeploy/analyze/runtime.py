@@ -51,7 +51,8 @@ class Runtime:
 def pinned() -> Runtime:
     d = json.loads((resources.files(__package__) / "tflm_runtime.json").read_text())
     return Runtime(name=d["name"], library=d["library"], lib_dep=d["lib_dep"], commit=d["commit"],
-                   include=d["include"], defines=tuple(d["defines"]), ops=d["ops"], cmsis_nn=frozenset(d["cmsis_nn"]), ops_source=d["ops_source"],
+                   include=d["include"], defines=tuple(d["defines"]), ops=d["ops"], cmsis_nn=frozenset(d["cmsis_nn"]),
+                   ops_source=d["ops_source"],
                    known_gaps=tuple(d["known_gaps"]), flash_estimate=d["flash_estimate"],
                    firmware_ram_estimate=d["firmware_ram_estimate"], shared_builtin_data=d["shared_builtin_data"],
                    interpreter_structs=d["interpreter_structs"])

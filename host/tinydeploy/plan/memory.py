@@ -185,7 +185,8 @@ def in_place_pairs(model: TFLiteModel, buffers: list[Buffer]) -> tuple[tuple[int
     return tuple(pairs)
 
 
-def plan(model: TFLiteModel, *, keep_input: bool = False, shuffles: int = SHUFFLES, in_place: bool = False) -> MemoryPlan:
+def plan(model: TFLiteModel, *, keep_input: bool = False, shuffles: int = SHUFFLES,
+         in_place: bool = False) -> MemoryPlan:
     """The model's head buffers placed (place()); ``keep_input``: the input is live throughout and sits at offset 0,
     alone; ``in_place``: the depthwise nodes tinydeploy's kernels may run in place may have their output over their
     input (only tinydeploy's kernels may run such a plan: TFLM's write an output while its input is still read)."""
