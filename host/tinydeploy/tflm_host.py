@@ -146,7 +146,7 @@ def _without_plan(model_bytes: bytes) -> bytes:
     (plan.in_place_pairs), which tinydeploy's kernels run right and TFLM's do not; the outputs of a model do not depend
     on where its tensors are."""
     from .lifetimes import METADATA_NAME
-    from .repair import _Editor
+    from .tflite_edit import _Editor
 
     ed = _Editor(model_bytes)
     ed.m.metadata = [m for m in (ed.m.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
@@ -209,7 +209,7 @@ def _segmented_outputs(model, means: list, inputs: np.ndarray, timeout: float) -
     """The model's first output for each input: the operators between the int8 MEAN nodes run on the host's TFLM
     as models of their own (the tensors they read from before as their inputs, those read after as their outputs),
     each MEAN by pinned_mean."""
-    from .repair import _Editor
+    from .tflite_edit import _Editor
 
     values = {model.inputs[0]: np.asarray(inputs)}
     cuts = [op.index for op in means]

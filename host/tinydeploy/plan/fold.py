@@ -88,7 +88,7 @@ def fold_shapes(model: TFLiteModel) -> Folded:
     """``model`` with every RESHAPE whose shape an op computes given a constant one, each RESHAPE into a SOFTMAX that
     keeps the last axis dropped, the chain's ops nothing reads dropped and the tensors nothing refers to removed; the
     model itself where there is none."""
-    from ..repair import _Editor, _name
+    from ..tflite_edit import _Editor, _name
 
     ed = _Editor(model.data)
     if len(ed.m.subgraphs) != 1:  # control flow: other subgraphs refer to tensors by index too; left as it is

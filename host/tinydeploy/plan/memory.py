@@ -227,7 +227,7 @@ def _name(m) -> str:
 
 
 def _editor(data: bytes):
-    from ..repair import _Editor
+    from ..tflite_edit import _Editor
 
     return _Editor(data)
 
