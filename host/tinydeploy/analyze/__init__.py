@@ -98,11 +98,6 @@ def shared_builtin_bytes(model: TFLiteModel, runtime: Runtime | None = None) -> 
 
 # TfLiteAffineQuantization (two pointers and an int) and its arrays: pointer-dominated, about half on the device
 QUANTIZATION_RATIO = 0.5
-CORRECTION_METHOD = (
-    "host TFLM (64-bit) recording allocator figures; the interpreter's structures it lists are scaled to their sizes "
-    "on the device (tflm_runtime.json's interpreter_structs: TfLiteEvalTensor 24->12 B, TfLiteTensor 64->64 B, "
-    "NodeAndRegistration 64->44 B), quantization structs x0.5; activations and op data are kept as measured"
-)
 
 
 def device_arena(rec: dict, runtime: Runtime) -> dict:
@@ -120,8 +115,12 @@ def device_arena(rec: dict, runtime: Runtime) -> dict:
         ratio = ratios.get(what, 1.0)
         categories[what] = {**c, "ratio_32bit": ratio, "bytes_32bit": int(round(c["bytes_host"] * ratio))}
         saved += c["bytes_host"] * (1 - ratio)
+    sizes = ", ".join(f"{k} {tflm_host.HOST_BYTES[k]}->{facts['device_bytes'][k]} B" for k in tflm_host.HOST_BYTES)
+    method = ("host TFLM (64-bit) recording allocator figures; the interpreter's structures it lists are scaled to their "
+              f"sizes on the device (tflm_runtime.json's interpreter_structs: {sizes}), quantization structs "
+              f"x{QUANTIZATION_RATIO}; activations and op data are kept as measured")
     return {**rec, "categories": categories, "device_bytes": int(rec["host_total_bytes"] - round(saved)),
-            "method": CORRECTION_METHOD}
+            "method": method}
 
 
 def arena_need(arena: ArenaFigure, model: TFLiteModel, kernels: str = DEFAULT_KERNELS) -> ArenaNeed:

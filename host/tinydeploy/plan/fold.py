@@ -3,7 +3,7 @@
 A Keras Reshape or Flatten in a model converted with an unknown batch size becomes SHAPE -> STRIDED_SLICE -> PACK ->
 RESHAPE: the batch size read at every inference to build the RESHAPE's target shape. The model TFLM runs has static
 shapes (TFLM's RESHAPE takes its output's dimensions from the output tensor, not from that input), yet each op of the
-chain is a node of the interpreter (a NodeAndRegistration: 44 B of the arena on the device, and its builtin data) and
+chain is a node of the interpreter (a NodeAndRegistration: 32 B of the arena on the device, and its builtin data) and
 each of its tensors a TfLiteEvalTensor (12 B), the constants too. ``fold_shapes`` gives such a RESHAPE a constant shape
 (its output's dimensions), then drops the ops of the chain whose outputs nothing reads any more and every tensor no
 op, graph input or output and no signature refers to (their buffers stay: a few bytes of flash). RESHAPE copies the
