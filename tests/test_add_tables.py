@@ -39,7 +39,7 @@ def split_add(tmp_path_factory):
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
-    from tinydeploy.repair import _Editor
+    from tinydeploy.tflite_edit import Editor
 
     tf, keras = import_tf()
     L = keras.layers
@@ -50,7 +50,7 @@ def split_add(tmp_path_factory):
     d = tmp_path_factory.mktemp("add_tables")
 
     def write(name, scales, out_scale, zero_points, activation):
-        ed = _Editor(base)
+        ed = Editor(base)
         code = ed.S.BuiltinOperator.ADD
         (op,) = [o for o in ed.g.operators if ed.m.operatorCodes[o.opcodeIndex].builtinCode == code]
         for t, s, z in zip((*op.inputs, *op.outputs), (*scales, out_scale), zero_points):

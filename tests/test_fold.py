@@ -97,12 +97,12 @@ def test_a_shape_another_op_or_output_reads_stays(chain_model):
     """The chain's ops are dropped only where nothing reads their outputs: with SHAPE's output also a graph output,
     SHAPE stays (and the outputs, renumbered, are still the same tensors)."""
     from tinydeploy.plan.fold import fold_shapes
-    from tinydeploy.repair import _Editor
+    from tinydeploy.tflite_edit import Editor
     from tinydeploy.tflite_model import TFLiteModel
 
     model = TFLiteModel.from_file(chain_model)
     shape_out = next(op for op in model.operators if op.opname == "SHAPE").outputs[0]
-    ed = _Editor(model.data)
+    ed = Editor(model.data)
     ed.g.outputs = np.asarray([*ed.g.outputs, shape_out], np.int32)
     both = TFLiteModel.from_bytes(ed.pack(), source="both")
     f = fold_shapes(both)

@@ -227,7 +227,7 @@ def _dead_channels_model(seed):
     [-100, 28], is narrower than int8's (PerChannelRow's clamp; the converter gives a relu6 output the whole range)."""
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
-    from tinydeploy.repair import _Editor
+    from tinydeploy.tflite_edit import Editor
 
     _, keras = import_tf()
     L = keras.layers
@@ -242,7 +242,7 @@ def _dead_channels_model(seed):
     w2[..., 70, 0], b2[70] = 0.0, 2.0
     m.set_weights([w1, b1, w2, b2, w3, b3])
     rep = rng.integers(0, 256, (32, 1, 1, 16), dtype=np.uint8)
-    ed = _Editor(convert(m, "int8", rep, 32))
+    ed = Editor(convert(m, "int8", rep, 32))
     first = ed.g.tensors[int(ed.g.operators[0].outputs[0])]
     first.quantization = ed.quant(np.asarray([6.0 / 127.5], np.float32), [-100])
     return ed.pack()
@@ -256,7 +256,7 @@ def _narrow_depthwise_model(seed):
     5x6 (RowS2Full; the window's single pixels); 10 channels: two groups of 4 and a group of 2 (BandAny)."""
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
-    from tinydeploy.repair import _Editor
+    from tinydeploy.tflite_edit import Editor
 
     _, keras = import_tf()
     L = keras.layers
@@ -265,7 +265,7 @@ def _narrow_depthwise_model(seed):
                           L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")])
     rng = np.random.default_rng(seed)
     m.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in m.get_weights()])
-    ed = _Editor(convert(m, "int8", rng.integers(0, 256, (32, 9, 11, 10), dtype=np.uint8), 32))
+    ed = Editor(convert(m, "int8", rng.integers(0, 256, (32, 9, 11, 10), dtype=np.uint8), 32))
     for op in ed.g.operators:
         ed.g.tensors[int(op.outputs[0])].quantization = ed.quant(np.asarray([6.0 / 127.5], np.float32), [-100])
     return ed.pack()
@@ -275,9 +275,9 @@ def _narrow_activation(data: bytes) -> bytes:
     """The convolution's and both pools' outputs given twice the first pool's scale and the zero point -100 (a pool's
     input and output must share them), so that the fused relu6 clamps to [-100, 28] inside int8 (the converter gives
     a relu6 output the activation's range: no clamp at all). The convolution requantizes to the new scale."""
-    from tinydeploy.repair import _Editor
+    from tinydeploy.tflite_edit import Editor
 
-    ed = _Editor(data)
+    ed = Editor(data)
     code = ed.S.BuiltinOperator.MAX_POOL_2D
     pools = [o for o in ed.g.operators if ed.m.operatorCodes[o.opcodeIndex].builtinCode == code]
     scale = np.asarray(ed.g.tensors[int(pools[0].outputs[0])].quantization.scale) * 2
@@ -289,9 +289,9 @@ def _narrow_activation(data: bytes) -> bytes:
 def _requantized_mean(data: bytes, scale: float, shift: int) -> bytes:
     """The model with its MEAN's output given SCALE times the input's scale and the zero point SHIFT above the input's
     (quantization-aware training gives a global pooling's output quantization of its own)."""
-    from tinydeploy.repair import _Editor
+    from tinydeploy.tflite_edit import Editor
 
-    ed = _Editor(data)
+    ed = Editor(data)
     mean = ed.S.BuiltinOperator.MEAN
     (op,) = [o for o in ed.g.operators if ed.m.operatorCodes[o.opcodeIndex].builtinCode == mean]
     x, y = ed.g.tensors[int(op.inputs[0])], ed.g.tensors[int(op.outputs[0])]
@@ -302,9 +302,9 @@ def _requantized_mean(data: bytes, scale: float, shift: int) -> bytes:
 def _same_quantization_mean(data: bytes) -> bytes:
     """The model with its MEAN's output given the input's scale and zero point: TFLM's integer path (a sum divided
     in integers), which the converter writes only for 1x1 maps."""
-    from tinydeploy.repair import _Editor
+    from tinydeploy.tflite_edit import Editor
 
-    ed = _Editor(data)
+    ed = Editor(data)
     mean = ed.S.BuiltinOperator.MEAN
     (op,) = [o for o in ed.g.operators if ed.m.operatorCodes[o.opcodeIndex].builtinCode == mean]
     x, y = ed.g.tensors[int(op.inputs[0])], ed.g.tensors[int(op.outputs[0])]

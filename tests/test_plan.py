@@ -158,7 +158,7 @@ def test_the_firmware_infers_again_on_the_input_it_loaded_once(tf_models, tmp_pa
 
 def test_depthwise_in_place_on_the_firmware(tf_models, tmp_path, tflm_dir, monkeypatch):
     """With tinydeploy's kernels the plan puts the MobileNetV2 block's depthwise output over its input (the node
-    reads each group of channels whole before writing: analyze.requant.depthwise_in_place), 12 KB below the lower
+    reads each group of channels whole before writing: analyze.requant.depthwise_in_place), 8 KB below the lower
     bound; the firmware built from it gives the host's outputs for the unplanned model on 20 random inputs. The same
     model on the host's TFLM, whose kernel writes an output while its input is still read, does not: the plan really
     overlaps them."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tflite_edit import _Editor, _name
+from .tflite_edit import Editor, tensor_name
 from .tflite_model import TFLiteModel
 
 
@@ -38,7 +38,7 @@ class Repair:
         return dict(self.__dict__)
 
 
-def _fc_as_conv(ed: _Editor, op) -> list:
+def _fc_as_conv(ed: Editor, op) -> list:
     S, g = ed.S, ed.g
     x, w = int(op.inputs[0]), int(op.inputs[1])
     b = int(op.inputs[2]) if len(op.inputs) > 2 else -1
@@ -46,9 +46,9 @@ def _fc_as_conv(ed: _Editor, op) -> list:
     C, K = (int(d) for d in g.tensors[w].shape)
     N = int(np.prod(g.tensors[x].shape)) // K
     xt, yt, wt = g.tensors[x], g.tensors[y], g.tensors[w]
-    base = _name(yt)
+    base = tensor_name(yt)
     x4 = ed.tensor(f"{base}/td_as_image", [N, 1, 1, K], xt.type, 0, ed.quant(xt.quantization.scale, xt.quantization.zeroPoint))
-    w4 = ed.tensor(f"{_name(wt)}/td_1x1", [C, 1, 1, K], wt.type, wt.buffer,
+    w4 = ed.tensor(f"{tensor_name(wt)}/td_1x1", [C, 1, 1, K], wt.type, wt.buffer,
                    ed.quant(wt.quantization.scale, wt.quantization.zeroPoint, 0))
     if b < 0:
         b = ed.zero_bias(f"{base}/td_zero_bias", x, w, C)
@@ -69,17 +69,17 @@ def _fc_as_conv(ed: _Editor, op) -> list:
     ]
 
 
-def _with_zero_bias(ed: _Editor, op) -> list:
+def _with_zero_bias(ed: Editor, op) -> list:
     x, w = int(op.inputs[0]), int(op.inputs[1])
     wt = ed.g.tensors[w]
     # CONV_2D weights are [C, kh, kw, in], DEPTHWISE_CONV_2D weights [1, kh, kw, C]
     channels = int(wt.shape[0] if ed.S.BuiltinOperator.CONV_2D == _builtin(ed, op) else wt.shape[-1])
-    b = ed.zero_bias(f"{_name(ed.g.tensors[int(op.outputs[0])])}/td_zero_bias", x, w, channels)
+    b = ed.zero_bias(f"{tensor_name(ed.g.tensors[int(op.outputs[0])])}/td_zero_bias", x, w, channels)
     op.inputs = np.asarray([x, w, b], np.int32)
     return [op]
 
 
-def _builtin(ed: _Editor, op) -> int:
+def _builtin(ed: Editor, op) -> int:
     oc = ed.m.operatorCodes[op.opcodeIndex]
     return max(oc.builtinCode, oc.deprecatedBuiltinCode)
 
@@ -91,7 +91,7 @@ def apply(data: bytes, repairs: list[Repair], kinds: dict[str, str]) -> bytes:
     """The model with each listed op rewritten; ``kinds`` maps a gap id to its repair (from the runtime's data)."""
     if not repairs:
         return data
-    ed = _Editor(data)
+    ed = Editor(data)
     by_index = {r.op_index: REPAIRS[kinds[r.gap]] for r in repairs}
     ops = []
     for i, op in enumerate(ed.g.operators):

@@ -38,7 +38,9 @@ def _aligned_buffer_type(S):
     return AlignedBuffer
 
 
-class _Editor:
+class Editor:
+    """A model unpacked for rewriting (subgraph 0 as `g`), its helpers for new buffers, tensors and ops, and `pack()`."""
+
     def __init__(self, data: bytes):
         self.S = _schema()
         try:
@@ -108,6 +110,6 @@ class _Editor:
         return bytes(builder.Output())
 
 
-def _name(t) -> str:
+def tensor_name(t) -> str:
     n = t.name
     return n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)  # a corrupt file's may not be UTF-8

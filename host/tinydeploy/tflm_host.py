@@ -146,9 +146,9 @@ def _without_plan(model_bytes: bytes) -> bytes:
     (plan.in_place_pairs), which tinydeploy's kernels run right and TFLM's do not; the outputs of a model do not depend
     on where its tensors are."""
     from .lifetimes import METADATA_NAME
-    from .tflite_edit import _Editor
+    from .tflite_edit import Editor
 
-    ed = _Editor(model_bytes)
+    ed = Editor(model_bytes)
     ed.m.metadata = [m for m in (ed.m.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
     return ed.pack()
 
@@ -209,7 +209,7 @@ def _segmented_outputs(model, means: list, inputs: np.ndarray, timeout: float) -
     """The model's first output for each input: the operators between the int8 MEAN nodes run on the host's TFLM
     as models of their own (the tensors they read from before as their inputs, those read after as their outputs),
     each MEAN by pinned_mean."""
-    from .tflite_edit import _Editor
+    from .tflite_edit import Editor
 
     values = {model.inputs[0]: np.asarray(inputs)}
     cuts = [op.index for op in means]
@@ -223,7 +223,7 @@ def _segmented_outputs(model, means: list, inputs: np.ndarray, timeout: float) -
             seg_in = list(dict.fromkeys(reads))
             later = {t for op in model.operators[end:] for t in op.inputs} | set(model.outputs)
             seg_out = [t for op in ops for t in op.outputs if t in later]
-            ed = _Editor(model.data)
+            ed = Editor(model.data)
             ed.g.operators = ed.g.operators[start:end]
             ed.g.inputs = np.asarray(seg_in, np.int32)
             ed.g.outputs = np.asarray(seg_out, np.int32)

@@ -227,9 +227,9 @@ def _name(m) -> str:
 
 
 def _editor(data: bytes):
-    from ..tflite_edit import _Editor
+    from ..tflite_edit import Editor
 
-    return _Editor(data)
+    return Editor(data)
 
 
 MEMORY_PLANS = ("offline", "tflm")  # build --memory-plan: tinydeploy's plan in the model, or TFLM's greedy planner
