@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tflite_edit import Editor, tensor_name
+from .tflite_edit import Editor, name_of
 from .tflite_model import TFLiteModel
 
 
@@ -46,9 +46,9 @@ def _fc_as_conv(ed: Editor, op) -> list:
     C, K = (int(d) for d in g.tensors[w].shape)
     N = int(np.prod(g.tensors[x].shape)) // K
     xt, yt, wt = g.tensors[x], g.tensors[y], g.tensors[w]
-    base = tensor_name(yt)
+    base = name_of(yt)
     x4 = ed.tensor(f"{base}/td_as_image", [N, 1, 1, K], xt.type, 0, ed.quant(xt.quantization.scale, xt.quantization.zeroPoint))
-    w4 = ed.tensor(f"{tensor_name(wt)}/td_1x1", [C, 1, 1, K], wt.type, wt.buffer,
+    w4 = ed.tensor(f"{name_of(wt)}/td_1x1", [C, 1, 1, K], wt.type, wt.buffer,
                    ed.quant(wt.quantization.scale, wt.quantization.zeroPoint, 0))
     if b < 0:
         b = ed.zero_bias(f"{base}/td_zero_bias", x, w, C)
@@ -74,7 +74,7 @@ def _with_zero_bias(ed: Editor, op) -> list:
     wt = ed.g.tensors[w]
     # CONV_2D weights are [C, kh, kw, in], DEPTHWISE_CONV_2D weights [1, kh, kw, C]
     channels = int(wt.shape[0] if ed.S.BuiltinOperator.CONV_2D == _builtin(ed, op) else wt.shape[-1])
-    b = ed.zero_bias(f"{tensor_name(ed.g.tensors[int(op.outputs[0])])}/td_zero_bias", x, w, channels)
+    b = ed.zero_bias(f"{name_of(ed.g.tensors[int(op.outputs[0])])}/td_zero_bias", x, w, channels)
     op.inputs = np.asarray([x, w, b], np.int32)
     return [op]
 

@@ -97,6 +97,10 @@ class Editor:
         o.builtinOptionsType, o.builtinOptions = options_type, options
         return o
 
+    def drop_metadata(self, name: str) -> None:
+        """The model's metadata without the entries called NAME."""
+        self.m.metadata = [m for m in (self.m.metadata or []) if name_of(m) != name]
+
     def pack(self) -> bytes:
         import flatbuffers
 
@@ -110,6 +114,7 @@ class Editor:
         return bytes(builder.Output())
 
 
-def tensor_name(t) -> str:
+def name_of(t) -> str:
+    """A tensor's or a metadata entry's name."""
     n = t.name
     return n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)  # a corrupt file's may not be UTF-8

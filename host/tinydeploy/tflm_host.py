@@ -29,17 +29,10 @@ from tflite_micro.python.tflite_micro import runtime
 req = json.load(open(sys.argv[1]))
 interp = runtime.Interpreter.from_file(req["model"], arena_size=req["arena_size"])
 out = {"outputs": []}
-if req.get("inputs"):
-    arr = np.load(req["inputs"])
-    det = interp.get_input_details(0)
-    for x in arr:
-        interp.set_input(x.reshape(det["shape"]).astype(det["dtype"]), 0)
-        interp.invoke()
-        out["outputs"].append(interp.get_output(0).reshape(-1).tolist())
-if req.get("segment"):  # every input and output of the model, for each sample: npz arrays "0", "1", ... (N, ...)
-    arrs = np.load(req["segment"])
+if req.get("inputs"):  # one array per input of the model, samples first: npz arrays "0", "1", ...
+    arrs = np.load(req["inputs"])
     ins = [arrs[str(k)] for k in range(len(arrs.files))]
-    for i in range(len(ins[0]) if ins else 0):
+    for i in range(len(ins[0])):
         for k, a in enumerate(ins):
             det = interp.get_input_details(k)
             interp.set_input(a[i].reshape(det["shape"]).astype(det["dtype"]), k)
@@ -61,19 +54,21 @@ _TOTAL = re.compile(r"Arena allocation (?P<k>total|head|tail) (?P<v>\d+) bytes")
 HOST_BYTES = {"TfLiteEvalTensor": 24, "TfLiteTensor": 64, "NodeAndRegistration": 64}
 
 
-def _run_child(model_bytes: bytes, *, inputs: np.ndarray | None, record: bool, arena_size: int, timeout: float,
-               segment: list[np.ndarray] | None = None, n_outputs: int = 1):
+def _arena_size(model_bytes: bytes) -> int:
+    """Room enough for any model the host runs: four times its bytes, at least 64 MB."""
+    return max(len(model_bytes) * 4, 64 << 20)
+
+
+def _run_child(model_bytes: bytes, *, inputs: list[np.ndarray] | None, record: bool, arena_size: int, timeout: float,
+               n_outputs: int = 1):
     with tempfile.TemporaryDirectory(prefix="tinydeploy-tflm-") as tmp:
         tmp = Path(tmp)
         (tmp / "model.tflite").write_bytes(model_bytes)
         req = {"model": str(tmp / "model.tflite"), "arena_size": int(arena_size), "record": record,
                "result": str(tmp / "result.json"), "inputs": None, "n_outputs": n_outputs}
         if inputs is not None:
-            np.save(tmp / "inputs.npy", inputs)
-            req["inputs"] = str(tmp / "inputs.npy")
-        if segment is not None:
-            np.savez(tmp / "segment.npz", **{str(k): a for k, a in enumerate(segment)})
-            req["segment"] = str(tmp / "segment.npz")
+            np.savez(tmp / "inputs.npz", **{str(k): a for k, a in enumerate(inputs)})
+            req["inputs"] = str(tmp / "inputs.npz")
         (tmp / "req.json").write_text(json.dumps(req))
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         try:
@@ -107,7 +102,7 @@ def record_arena(model_bytes: bytes, *, arena_size: int | None = None, timeout: 
 
 
 def _record_arena(model_bytes: bytes, *, arena_size: int | None, timeout: float) -> dict:
-    arena_size = arena_size or max(len(model_bytes) * 4, 64 << 20)
+    arena_size = arena_size or _arena_size(model_bytes)
     _, log = _run_child(model_bytes, inputs=None, record=True, arena_size=arena_size, timeout=timeout)
     totals = {m["k"]: int(m["v"]) for m in _TOTAL.finditer(log)}
     if "total" not in totals:
@@ -136,9 +131,15 @@ def reference_outputs(model_bytes: bytes, inputs: np.ndarray, *, timeout: float 
         return _segmented_outputs(model, means, inputs, timeout)
     if METADATA_NAME in model.metadata:  # planned by tinydeploy: the host's kernels run no node in place
         model_bytes = _without_plan(model_bytes)
-    result, _ = _run_child(model_bytes, inputs=inputs, record=False,
-                           arena_size=max(len(model_bytes) * 4, 64 << 20), timeout=timeout)
-    return np.asarray(result["outputs"])
+    return host_outputs(model_bytes, [inputs], 1, timeout)[0]
+
+
+def host_outputs(model_bytes: bytes, inputs: list[np.ndarray], n_outputs: int, timeout: float) -> list[np.ndarray]:
+    """The host's TFLM on the model as it is: its first n_outputs outputs (each samples x values) for inputs (an array
+    per input of the model, samples first)."""
+    result, _ = _run_child(model_bytes, inputs=inputs, record=False, arena_size=_arena_size(model_bytes),
+                           timeout=timeout, n_outputs=n_outputs)
+    return [np.asarray([o[k] for o in result["outputs"]]) for k in range(n_outputs)]
 
 
 def _without_plan(model_bytes: bytes) -> bytes:
@@ -149,7 +150,7 @@ def _without_plan(model_bytes: bytes) -> bytes:
     from .tflite_edit import Editor
 
     ed = Editor(model_bytes)
-    ed.m.metadata = [m for m in (ed.m.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
+    ed.drop_metadata(METADATA_NAME)
     return ed.pack()
 
 
@@ -228,12 +229,9 @@ def _segmented_outputs(model, means: list, inputs: np.ndarray, timeout: float) -
             ed.g.inputs = np.asarray(seg_in, np.int32)
             ed.g.outputs = np.asarray(seg_out, np.int32)
             ed.m.metadata = None  # an offline plan of the whole model (and maybe nodes in place)
-            data = ed.pack()
-            result, _ = _run_child(data, inputs=None, record=False, arena_size=max(len(data) * 4, 64 << 20),
-                                   timeout=timeout, segment=[values[t] for t in seg_in], n_outputs=len(seg_out))
-            for k, t in enumerate(seg_out):
-                values[t] = np.asarray([o[k] for o in result["outputs"]]).reshape(
-                    (len(inputs), *model.tensors[t].shape))
+            outs = host_outputs(ed.pack(), [values[t] for t in seg_in], len(seg_out), timeout)
+            for t, o in zip(seg_out, outs):
+                values[t] = o.reshape((len(inputs), *model.tensors[t].shape))
         if end < len(model.operators):
             op = model.operators[end]
             values[op.outputs[0]] = pinned_mean(model, op, values[op.inputs[0]])

@@ -177,6 +177,15 @@ DW_WINDOW_MAX_PIXELS = 144
 DW_WINDOW_PIXELS = 625
 
 
+def _one_band(out_h: int, out_w: int, k_h: int, k_w: int, stride_h: int, stride_w: int, dil_h: int,
+              dil_w: int) -> bool:
+    """Whether td_kernel_depthwise.cpp's planes hold a group's whole map at once (one band: SpanRows(out_h) rows of
+    Pitch values, four planes, in kBufferValues)."""
+    span = (out_h - 1) * stride_h + (k_h - 1) * dil_h + 1
+    width = (out_w - 1) * stride_w + (k_w - 1) * dil_w + 1
+    return 4 * span * ((width + 4) & ~1) <= DW_BUFFER_VALUES
+
+
 def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
     """Whether tinydeploy's own loops (not the CMSIS-NN function) run an int8 CONV_2D / DEPTHWISE_CONV_2D node with its
     parameters in flash: td_kernel_conv.cpp's and td_kernel_depthwise.cpp's OwnLoopsTake as a default build compiles
@@ -192,24 +201,16 @@ def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
         return c == x.shape[3] and k_h * k_w * c <= MATMUL_MAX_K
     o = op.options
     dil_h, dil_w, stride_w = o.get("dilation_h", 1), o.get("dilation_w", 1), o.get("stride_w", 1)
-    width = (y.shape[2] - 1) * stride_w + (k_w - 1) * dil_w + 1
-    pixels = y.shape[1] * y.shape[2]
-    planes = 4 * ((k_h - 1) * dil_h + 1) * ((width + 4) & ~1) <= DW_BUFFER_VALUES and pixels >= DW_MIN_OUTPUT_PIXELS
     stride_h = o.get("stride_h", 1)
+    pixels = y.shape[1] * y.shape[2]
+    # one output row's input rows fit the planes' buffer
+    planes = _one_band(1, y.shape[2], k_h, k_w, stride_h, stride_w, dil_h, dil_w) and pixels >= DW_MIN_OUTPUT_PIXELS
     window = (x.shape[0] == 1 and (k_h, k_w, dil_h, dil_w) == (3, 3, 1, 1) and stride_h == stride_w in (1, 2)
               and 2 <= pixels <= DW_WINDOW_MAX_PIXELS
               and ((y.shape[1] - 1) * stride_h + 3) * ((y.shape[2] - 1) * stride_w + 3) <= DW_WINDOW_PIXELS)
     one_pixel = pixels == 1  # OnePixel
     return o.get("depth_multiplier", 1) == 1 and c == x.shape[3] == y.shape[3] and k_h * k_w <= DW_MAX_TAPS and (
         planes or window or one_pixel)
-
-
-def _one_band(out_h: int, out_w: int, k_h: int, k_w: int, stride_h: int, stride_w: int, dil_h: int, dil_w: int) -> bool:
-    """Whether td_kernel_depthwise.cpp's planes hold a group's whole map at once (one band: SpanRows(out_h) rows of
-    Pitch values, four planes, in kBufferValues)."""
-    span = (out_h - 1) * stride_h + (k_h - 1) * dil_h + 1
-    width = (out_w - 1) * stride_w + (k_w - 1) * dil_w + 1
-    return 4 * span * ((width + 4) & ~1) <= DW_BUFFER_VALUES
 
 
 def depthwise_in_place(model: TFLiteModel, op: Operator) -> bool:

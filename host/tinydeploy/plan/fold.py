@@ -88,7 +88,7 @@ def fold_shapes(model: TFLiteModel) -> Folded:
     """``model`` with every RESHAPE whose shape an op computes given a constant one, each RESHAPE into a SOFTMAX that
     keeps the last axis dropped, the chain's ops nothing reads dropped and the tensors nothing refers to removed; the
     model itself where there is none."""
-    from ..tflite_edit import Editor, tensor_name
+    from ..tflite_edit import Editor, name_of
 
     ed = Editor(model.data)
     if len(ed.m.subgraphs) != 1:  # control flow: other subgraphs refer to tensors by index too; left as it is
@@ -106,7 +106,7 @@ def fold_shapes(model: TFLiteModel) -> Folded:
         if shape_in < 0 or shape_in not in producers or not dims or min(dims) < 1:
             continue
         inputs = [int(t) for t in op.inputs]
-        inputs[1] = ed.const_shape(f"{tensor_name(out)}/td_shape", dims)
+        inputs[1] = ed.const_shape(f"{name_of(out)}/td_shape", dims)
         op.inputs = np.asarray(inputs, np.int32)
         reshapes += 1
     ops_before = len(g.operators)

@@ -212,18 +212,14 @@ def with_plan(data: bytes, p: MemoryPlan) -> bytes:
     buf = ed.buffer(np.asarray(words, dtype="<i4").tobytes())
     md = ed.S.MetadataT()
     md.name, md.buffer = METADATA_NAME, buf
-    ed.m.metadata = [m for m in (ed.m.metadata or []) if _name(m) != METADATA_NAME] + [md]
+    ed.drop_metadata(METADATA_NAME)
+    ed.m.metadata.append(md)
     return ed.pack()
 
 
 def planned_offsets(data: bytes) -> list[int] | None:
     """The offsets of an OfflineMemoryAllocation plan in ``data``, or None."""
     return offline_plan(TFLiteModel.from_bytes(data))
-
-
-def _name(m) -> str:
-    # a corrupt file's name need not be UTF-8 (and then is not ours)
-    return m.name.decode("utf-8", "replace") if isinstance(m.name, bytes) else str(m.name)
 
 
 def _editor(data: bytes):
