@@ -41,22 +41,28 @@ CASES = [
     # a tall map whose channels take both forms: the fast ones' weights packed by MakeChannel3x3, the others'
     # (multipliers of 1 or more) transposed by MakeChannel's general path
     ("k3_s1_same_c7_tall_relu6_mult_above_1_transposed", (20, 4, 7), 3, 1, "same", 1, 1, "relu6", 1e4),
-    # single output pixels (OnePixel): a MobileNet's last depthwise layer on a 1x1 map (one tap inside the image); a
-    # 2x2 map at stride 2 (four taps), 13 channels (three words and a tail), relu6, per-channel scales over three
-    # decades; a 5x5 filter over a 5x5 map (25 taps)
+    # single output pixels (Taps): a MobileNet's last depthwise layer on a 1x1 map (one tap inside the image); a
+    # 2x2 map at stride 2 (four taps), 13 channels (three groups and a tail, the planes'), relu6, per-channel scales
+    # over three decades; a 5x5 filter over a 5x5 map (25 taps)
     ("k3_s1_same_c24_1x1", (1, 1, 24), 3, 1, "same", 1, 1, None, 1.0),
     ("k3_s2_same_c13_one_pixel_relu6_spread", (2, 2, 13), 3, 2, "same", 1, 1, "relu6", 1e3),
     ("k5_s1_valid_c6_one_pixel", (5, 5, 6), 5, 1, "valid", 1, 1, None, 1.0),
     # stride 1 in bands (Block3x3S1's row pairs; 585 outputs, under the firmware's 600): 15 rows of 39 in bands of 8
     # and 7 (an odd band's last row by RowS1Full), each row's last output in C, one channel, relu
     ("k3_s1_same_c1_bands_relu", (15, 39, 1), 3, 1, "same", 1, 1, "relu", 1.0),
-    # 3x3 at stride 3 on 9 output pixels: neither the planes (16 or more), the window (stride 1 or 2) nor OnePixel
+    # 3x3 at stride 3 on 9 output pixels: neither the planes (16 or more), the window (stride 1 or 2) nor Taps
     # takes it by default, CMSIS-NN's wrapper would run it by its 3x3 function
     ("k3_s3_same_c8_3x3_cmsis", (9, 9, 8), 3, 3, "same", 1, 1, None, 1.0),
     # strides 2 down and 1 across, 1 down and 2 across: the 3x3 rows and the window loops take equal strides only, so
     # the planes' general loop (BandAny) runs these
     ("k3_s2x1_same_c8", (9, 10, 8), 3, (2, 1), "same", 1, 1, "relu6", 1.0),
     ("k3_s1x2_valid_c8", (7, 11, 8), 3, (1, 2), "valid", 1, 1, None, 1.0),
+    # the smallest maps, which Taps runs by its list of each pixel's taps inside the image: a 2x2 map at stride 1 (4
+    # taps a pixel) with per-channel scales over three decades; stride 2 from 4x4 (9, 6, 6 and 4 taps); a 1x4 map with 7
+    # channels (a group and a tail of 3, which the planes run)
+    ("k3_s1_same_c20_2x2_spread", (2, 2, 20), 3, 1, "same", 1, 1, "relu6", 1e3),
+    ("k3_s2_same_c12_4x4_to_2x2", (4, 4, 12), 3, 2, "same", 1, 1, None, 1.0),
+    ("k3_s1_same_c7_1x4", (1, 4, 7), 3, 1, "same", 1, 1, None, 1.0),
 ]
 
 
@@ -221,8 +227,8 @@ def _softmax_model(seed, shape, classes):
 def _dead_channels_model(seed):
     """A MobileNet's last layers on a 1x1 map with dead channels: a filter of zeros and a bias, whose int8 bias the
     converter makes 2^30 (as in the study's MobileNets), outside the requantization's 32-bit shortcut: channels 21 and
-    50 of a pointwise layer from 16 to 72 channels (PerChannelRow), channel 70 of a depthwise layer (OnePixel, whose
-    chunks of 64 channels leave 64-71 the only one tested), then a pointwise layer from 72 to 8 channels reading them.
+    50 of a pointwise layer from 16 to 72 channels (PerChannelRow), channel 70 of a depthwise layer (Taps, whose
+    groups 68-71 the planes run), then a pointwise layer from 72 to 8 channels reading them.
     The first layer's relu6 output is given the scale 6 / 127.5 and the zero point -100, so that its activation range,
     [-100, 28], is narrower than int8's (PerChannelRow's clamp; the converter gives a relu6 output the whole range)."""
     from tinydeploy.compress.quantize import convert
@@ -248,12 +254,13 @@ def _dead_channels_model(seed):
     return ed.pack()
 
 
-def _narrow_depthwise_model(seed):
+def _narrow_depthwise_model(seed, shape=(9, 11, 10)):
     """Two 3x3 depthwise layers with relu6 whose outputs are given the scale 6 / 127.5 and the zero point -100, so that
     both clamp to [-100, 28] inside int8's range (the converter gives a relu6 output the whole range; quantization-aware
     training gives narrower ones): stride 1 on a 9x11 map (the planes: Block3x3S1's row pairs, an odd last row by
     RowS1Full, each row's odd last output in C; the window: each row's pairs and its last column), then stride 2 on to
-    5x6 (RowS2Full; the window's single pixels); 10 channels: two groups of 4 and a group of 2 (BandAny)."""
+    5x6 (RowS2Full; the window's single pixels); 10 channels: two groups of 4 and a group of 2 (BandAny). With shape
+    (2, 2, 12): a 2x2 map, then a single pixel (Taps, which clamps each pixel's word), three groups of 4."""
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
     from tinydeploy.tflite_edit import Editor
@@ -261,11 +268,11 @@ def _narrow_depthwise_model(seed):
     _, keras = import_tf()
     L = keras.layers
     keras.utils.set_random_seed(seed)
-    m = keras.Sequential([L.Input((9, 11, 10)), L.DepthwiseConv2D(3, padding="same", activation="relu6"),
+    m = keras.Sequential([L.Input(shape), L.DepthwiseConv2D(3, padding="same", activation="relu6"),
                           L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")])
     rng = np.random.default_rng(seed)
     m.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in m.get_weights()])
-    ed = Editor(convert(m, "int8", rng.integers(0, 256, (32, 9, 11, 10), dtype=np.uint8), 32))
+    ed = Editor(convert(m, "int8", rng.integers(0, 256, (32, *shape), dtype=np.uint8), 32))
     for op in ed.g.operators:
         ed.g.tensors[int(op.outputs[0])].quantization = ed.quant(np.asarray([6.0 / 127.5], np.float32), [-100])
     return ed.pack()
@@ -385,6 +392,9 @@ def case_models(tmp_path_factory):
     p = d / "depthwise_narrow_relu6.tflite"
     p.write_bytes(_narrow_depthwise_model(100))
     out["depthwise_narrow_relu6"] = p
+    p = d / "depthwise_narrow_relu6_2x2.tflite"
+    p.write_bytes(_narrow_depthwise_model(101, (2, 2, 12)))
+    out["depthwise_narrow_relu6_2x2"] = p
     return out
 
 
@@ -397,15 +407,17 @@ def _multipliers(model):
     return out
 
 
-def _every_shape(project, window=0):
+def _every_shape(project, window=0, taps=0):
     """Let tinydeploy's kernels take every shape they cover (in production the library's kernels run the shapes where
     they measured faster): the tests check all of them. window: which depthwise loops run a small map's node (0 the
-    planes, 1 the window loops; a build chooses by cost)."""
+    planes, 1 the window loops; a build chooses by cost); taps: 1 for Taps on every map of more than one pixel its
+    list takes, 0 for none (a single output pixel runs Taps either way)."""
     ini = project / "platformio.ini"
     text = ini.read_text()
     assert "build_flags =\n" in text
     ini.write_text(text.replace("build_flags =\n", f"build_flags =\n    -DTD_DW_MIN_OUTPUT_PIXELS=1\n"
                                                     f"    -DTD_DW_WINDOW={window}\n"
+                                                    f"    -DTD_DW_TAPS={taps}\n"
                                                     "    -DTD_CONV_ALL_SHAPES=1\n", 1))
 
 
@@ -502,6 +514,18 @@ def test_depthwise_window_loops_are_bit_exact_with_tflm_reference_on_the_device(
                edit=lambda project: _every_shape(project, window=1))
 
 
+# The depthwise cases of at most four output pixels, run by Taps (td_kernel_depthwise.cpp): the 2x2 maps at stride 1
+# and 2 and the 1x4 map with its tail of three channels (the planes'), besides the single pixels above (a 1x1
+# map, a 2x2 map at stride 2 with a tail, 25 taps of a 5x5 filter), which Taps runs in every build
+TAPS_CASES = ["k3_s1_same_c20_2x2_spread", "k3_s2_same_c12_4x4_to_2x2", "k3_s1_same_c7_1x4"]
+
+
+@pytest.mark.parametrize("name", TAPS_CASES)
+def test_depthwise_taps_are_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
+    _bit_exact(case_models[name], "DEPTHWISE_CONV_2D", tflm_dir, tmp_path, every_shape=False,
+               edit=lambda project: _every_shape(project, taps=1))
+
+
 @pytest.mark.parametrize("name", [c[0] for c in CONV_CASES])
 def test_first_layer_conv_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
     # the example's first layer with the kernel's own choice; the others on every shape it covers
@@ -593,18 +617,20 @@ def test_channels_outside_the_shortcut_among_others_are_bit_exact(case_models, t
     _bit_exact(path, "CONV_2D", tflm_dir, tmp_path, every_shape=False, also=("DEPTHWISE_CONV_2D",))
 
 
-@pytest.mark.parametrize("window", [0, 1])
-def test_depthwise_clamps_a_narrower_activation_range_bit_exact(case_models, tflm_dir, tmp_path, window):
+@pytest.mark.parametrize("name, window, taps", [("depthwise_narrow_relu6", 0, 0), ("depthwise_narrow_relu6", 1, 0),
+                                                ("depthwise_narrow_relu6_2x2", 0, 1)])
+def test_depthwise_clamps_a_narrower_activation_range_bit_exact(case_models, tflm_dir, tmp_path, name, window, taps):
     """Both depthwise layers clamp to [-100, 28]: the planes' rows (RowS1Full, RowS2Full, Block3x3S1) and the window
     loops to int8's range, then ClampPixels over the group's outputs (mutations band-clamp and window-clamp leave that
-    out); the last group of 2 channels by BandAny, which clamps each output."""
+    out); the last group of 2 channels by BandAny, which clamps each output; Taps clamps each pixel's word (taps-clamp
+    leaves that out)."""
     from tinydeploy.analyze.requant import channel_params
     from tinydeploy.tflite_model import TFLiteModel
 
-    path = case_models["depthwise_narrow_relu6"]
+    path = case_models[name]
     assert [p.activation for p in channel_params(TFLiteModel.from_file(path))] == [(-100, 28)] * 2
     _bit_exact(path, "DEPTHWISE_CONV_2D", tflm_dir, tmp_path, every_shape=False,
-               edit=lambda project: _every_shape(project, window=window))
+               edit=lambda project: _every_shape(project, window=window, taps=taps))
 
 
 def test_an_op_no_node_of_which_tinydeploys_kernel_takes_is_registered_as_the_library_builds_it(case_models, tmp_path):
@@ -646,8 +672,8 @@ def test_a_build_without_the_cmsis_function_refuses_a_node_that_needs_it(case_mo
 
 
 def test_a_small_depthwise_map_links_cmsis_nns_3x3_function_alone(case_models, tflm_dir, tmp_path):
-    """A 3x3 map at stride 3 (9 output pixels: under the planes' 16, a stride the window loops do not take, more than
-    OnePixel's one) goes to CMSIS-NN, whose wrapper would run it by arm_depthwise_conv_3x3_s8: the build says
+    """A 3x3 map at stride 3 (9 output pixels: under the planes' 16, a stride the window loops do not take, not a single
+    pixel, Taps' own) goes to CMSIS-NN, whose wrapper would run it by arm_depthwise_conv_3x3_s8: the build says
     -DTD_CMSIS_DEPTHWISE=2, the firmware calls that function directly, the wrapper's two others are not linked, and the
     outputs are the reference's, bit for bit."""
     import subprocess
@@ -681,9 +707,16 @@ MUTATIONS = {  # file -> (text, broken text)
     "window-tap": ("td_kernel_depthwise.cpp", '"smlatt r6, r8, r11, r6\\n\\t"', '"smlatt r6, r9, r11, r6\\n\\t"'),
     # Block3x3S1's output row 1 taking input row 2 against weight row 2, not row 1
     "block-tap": ("td_kernel_depthwise.cpp", '"smlad r12, r9, r5, r12\\n\\t"', '"smlad r12, r9, r6, r12\\n\\t"'),
-    # OnePixel's channels 1 and 3 of a word taking channels 0 and 2's input
-    "one-pixel-lanes": ("td_kernel_depthwise.cpp", "a[1] = dsp::smlabb(x13, w13, a[1]);",
-                        "a[1] = dsp::smlabb(x02, w13, a[1]);"),
+    # Taps' channel 1 taking channel 0's input
+    "taps-lanes": ("td_kernel_depthwise.cpp", '"smlabb r5, r10, r11, r5\\n\\t"', '"smlabb r5, r8, r11, r5\\n\\t"'),
+    # Taps' rounding constant made with the right shift, not one less (the zero point doubled)
+    "taps-const": ("td_kernel_depthwise.cpp", '"mvn r8, r6\\n\\t"', '"rsb r8, r6, #0\\n\\t"'),
+    # Taps' list leaving out each pixel's taps in the image's last column
+    "taps-list": ("td_kernel_depthwise.cpp", "|| ix < 0 || ix >= m.in_w) continue;", "|| ix < 0 || ix >= m.in_w - 1) continue;"),
+    # Taps' groups after the first all given the first group's weights
+    "taps-filter-step": ("td_kernel_depthwise.cpp", '"adds r2, #4\\n\\t"', '"adds r2, #0\\n\\t"'),
+    # Taps' words not clamped to a narrower activation range's bottom
+    "taps-clamp": ("td_kernel_depthwise.cpp", '"sel r7, r7, r3\\n\\t"', '"nop\\n\\t"'),
     # the window buffer's copy storing each pair's first pixel twice (its second pixel's input lost)
     "window-copy": ("td_kernel_depthwise.cpp", '"sxtab16 r0, r4, r12\\n\\t"', '"sxtab16 r0, r4, r11\\n\\t"'),
     # the window buffer's copy not stepping over the image's pixels beside the windows to the next row's first
@@ -715,9 +748,8 @@ MUTATIONS = {  # file -> (text, broken text)
     "pc-row-range": ("td_kernel_matmul.cpp", "m.outside.begin, end)", "m.outside.begin + 1, end)"),
     # the one-row loops' clamp to a narrower activation range skipped
     "pc-row-clamp": ("td_kernel_matmul.cpp", '"cbz r5, 4f\\n\\t"', '"b 4f\\n\\t"'),
-    # OnePixel taking every chunk of channels as if none were in the range outside the shortcut
-    "one-pixel-range": ("td_kernel_depthwise.cpp", "const bool all = c0 + k <= outside.begin || c0 >= outside.end;",
-                        "const bool all = true;"),
+    # Taps running the groups of the range outside the shortcut by the shortcut too
+    "taps-range": ("td_kernel_depthwise.cpp", ": (c0 >= outside.end ? channels : c0);", ": channels;"),
     # the single-pixel loop's channels outside the shortcut left as its blocks wrote them, not computed again
     "pc-row-fixup": ("td_kernel_matmul.cpp", "RowChannel(m, xw, j);", "(void)0;"),
     # the one-row loops' (FcBlocks', FcBlocksPerChannel's) channel 3 given channel 1's weights
@@ -749,7 +781,7 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("dead_channels_1x1", "row-entry"),
                                             ("pw_1x1_map_above_1", "pc-row-fixup"),
                                             ("dead_channels_1x1", "pc-row-range"),
-                                            ("dead_channels_1x1", "one-pixel-range"),
+                                            ("dead_channels_1x1", "taps-range"),
                                             ("dead_channels_1x1", "pc-row-clamp"),
                                             ("k3_s1_same_c4_tall_transposed", "transposed-taps"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-gather"),
@@ -767,7 +799,11 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("k3_s1_same_c5_relu6", "window-pair-odd"),
                                             ("k3_s1_same_c64_spread", "window-weights"),
                                             ("k3_s1_same_c1_bands_relu", "block-tap"),
-                                            ("k3_s2_same_c13_one_pixel_relu6_spread", "one-pixel-lanes")])
+                                            ("k3_s2_same_c13_one_pixel_relu6_spread", "taps-lanes"),
+                                            ("k3_s1_same_c20_2x2_spread", "taps-const"),
+                                            ("k3_s2_same_c12_4x4_to_2x2", "taps-list"),
+                                            ("k3_s1_same_c20_2x2_spread", "taps-filter-step"),
+                                            ("depthwise_narrow_relu6_2x2", "taps-clamp")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
     """The comparison can fail: each kernel broken as MUTATIONS says (e.g. a requantization that truncates instead of
     rounding) gives outputs that differ from the reference build's on the bit-exact tests' inputs (subtler changes,
@@ -782,7 +818,7 @@ def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, m
     path = case_models[name]
     ours = tmp_path / "ours"
     run_cli("build", path, "-o", ours, "--no-compile", "--kernels", "tinydeploy", check=0)
-    _every_shape(ours, window=1 if mutation.startswith("window") else 0)
+    _every_shape(ours, window=1 if mutation.startswith("window") else 0, taps=1 if mutation.startswith("taps") else 0)
     file, good, bad = MUTATIONS[mutation]
     src = ours / "src" / file
     text = src.read_text()

@@ -30,12 +30,12 @@
 // two words, their doubled weights, four 16x16 multiply-accumulates), 89 an output pixel with the requantization, 78.5
 // where two pixels of a row run together at stride 1 (Window3x3Pairs): no planes, no per-channel set-up. Both the
 // planes and the window loops clamp to int8's range; a narrower activation range is clamped after, four channels a
-// word (ClampPixels). A single output pixel (a 1x1 map, or a 2x2 one at stride 2) runs OnePixel: the taps
-// inside the image, four channels a word, each channel requantized as TFLM does (by MakeRequant's shortcut where it
-// holds).
+// word (ClampPixels). A single output pixel (a 1x1 map, or a 2x2 one at stride 2), and a map of 2 to 4 pixels where it
+// is cheaper than the window loops (a 2x2 map), run Taps: each output pixel's taps inside the image alone (4 of a 3x3
+// filter's 9 on a 2x2 map at stride 1), four channels a word, in assembly with the group's constants made once.
 //
 // In place: each group reads its whole input before it writes an output where the planes take the map in one band,
-// the window loops run it, or OnePixel does; an output pixel's channel c is written over input channel c's bytes,
+// the window loops run it, or Taps does; an output pixel's channel c is written over input channel c's bytes,
 // which only that group reads. tinydeploy's memory plan then puts the output over the input (analyze/requant.py's
 // depthwise_in_place; the study's MobileNetV2: 17 nodes, its head 1 KB lower), which TFLM's kernels cannot run.
 
@@ -72,7 +72,7 @@ constexpr int kBufferValues = 1792;  // 3.5 KB of stack
 constexpr int kMinOutputPixels = TD_DW_MIN_OUTPUT_PIXELS;
 
 // The small maps' loops (Window3x3): a 3x3 filter at stride 1 or 2 whose output map has at most this many pixels (and
-// at least 2: a single output pixel runs OnePixel) and whose group of four channels' window
+// at least 2: a single output pixel runs Taps) and whose group of four channels' window
 // of the input, with its padding, fits kWindowPixels pixels (a 12x12 map and its border at stride 2: 25x25), two
 // words a pixel in the buffer (5 KB of stack).
 #ifndef TD_DW_WINDOW_MAX_PIXELS
@@ -84,6 +84,11 @@ constexpr int kWindowPixels = 625;
 // with 0 (the planes) and 1 (the window) to run each on every shape it covers.
 #ifndef TD_DW_WINDOW
 #define TD_DW_WINDOW 2
+#endif
+// Whether Taps runs a small map of more than one output pixel: 2 where it is cheaper than the window loops (which can
+// take the node), 1 wherever its list fits (the tests, to run it on every shape it covers), 0 never.
+#ifndef TD_DW_TAPS
+#define TD_DW_TAPS 2
 #endif
 
 using DwOp = util::KernelOp;
@@ -115,12 +120,13 @@ bool OwnLoopsTake(TfLiteContext* context, TfLiteNode* node) {
     const int channels = input->dims->data[3];
     const int k_h = filter->dims->data[1], k_w = filter->dims->data[2];
     const int width = (output->dims->data[2] - 1) * params.stride_width + (k_w - 1) * params.dilation_width_factor + 1;
-    const bool planes = 4 * ((k_h - 1) * params.dilation_height_factor + 1) * ((width + 4) & ~1) <= kBufferValues &&
-                        output->dims->data[1] * output->dims->data[2] >= kMinOutputPixels;
+    const bool row_fits = 4 * ((k_h - 1) * params.dilation_height_factor + 1) * ((width + 4) & ~1) <= kBufferValues;
+    const bool planes = row_fits && output->dims->data[1] * output->dims->data[2] >= kMinOutputPixels;
     const bool window = WindowTakes(input->dims->data[0], output->dims->data[1], output->dims->data[2], k_h, k_w,
                                     params.stride_height, params.stride_width, params.dilation_height_factor,
                                     params.dilation_width_factor);
-    const bool one_pixel = output->dims->data[1] == 1 && output->dims->data[2] == 1;
+    // a single output pixel by Taps, whose channels outside its form the planes run
+    const bool one_pixel = output->dims->data[1] == 1 && output->dims->data[2] == 1 && row_fits;
     ok = params.depth_multiplier == 1 && filter->dims->data[3] == channels && output->dims->data[3] == channels &&
          k_h * k_w <= kMaxTaps && (planes || window || one_pixel);
   }
@@ -1150,87 +1156,266 @@ bool WindowGroup(const Geometry& s, WindowBuffer& wb, const int8_t* in, const in
   return true;  // int8's range: EvalOurs clamps a narrower one after (ClampPixels)
 }
 
-// OnePixel's requantization where util::MakeRequant's 32-bit shortcut does not hold: TFLM's function (out of line).
-__attribute__((noinline)) int32_t OnePixelSlow(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp) {
-  return tflite::MultiplyByQuantizedMultiplier(acc, mult, shift) + out_zp;
-}
+// The smallest maps by their taps inside the image (Taps): a list made once for the node gives each output pixel's
+// taps that fall in the image (a 2x2 map's pixel 4 of a 3x3 filter's 9, a 1x1 map's 1), as byte offsets of its
+// input pixel and its weights; per group of four channels every output pixel runs its taps in assembly, four
+// channels a word (the input widened with its offset added, the weights widened: 13 instructions a tap), each
+// channel requantized by util::RequantFast with the group's constants (6 instructions), the four outputs packed into
+// one word. No planes, no window copy, no padded taps: the window loops' group set-up and five padded taps a pixel of a
+// 2x2 map cost more. Outputs go to a buffer and then to the output, clamped to the activation range, once the group
+// has read all its input (the node may run in place). A group whose constants are not util::RequantFast's for any
+// weights (ChannelConsts), or a last group of fewer than four channels, runs TapsSlow, TFLM's arithmetic per channel.
+constexpr int kTapPixels = 4;    // output pixels (a 2x2 map); a larger map runs the planes or the window loops
+constexpr int kTapWords = 160;   // the list: a word a pixel (its number of taps), two a tap
 
-// OnePixel's k channels from their sums into out: each requantized by the shortcut where kAll (none of them in the
-// range Prepare found the channels outside the shortcut in) or where its bias, multiplier and shift are in them, else
-// by TFLM's function; clamped. Two loops, not one testing a flag: the flag in the loop cost the tested channels 5
-// instructions each (bench/kernels.py).
-template <bool kAll>
-__attribute__((noinline)) void OnePixelOut(const int32_t* acc, int k, const int32_t* bias, const int32_t* mults,
-                                           const int32_t* shifts, const util::ShortcutBias& bias_fits, int32_t odd,
-                                           const tflite::OpDataConv& d, int8_t* out) {
-  // locals, not d's fields: an int8 store may alias anything, so the compiler would read those again after each
-  const int32_t out_zp = d.output_zero_point, lo = d.output_activation_min, hi = d.output_activation_max;
-  for (int c = 0; c < k; ++c) {
-    const int32_t bc = bias ? bias[c] : 0, a = acc[c] + bc;
-    const int32_t mult = mults[c], shift = shifts[c];
-    int32_t v;
-    if (kAll || (bias_fits.Holds(bc) && util::ShortcutChannel(mult, shift))) {
-      v = util::RequantFast(2 * a, mult, util::ShortcutAddOdd(odd, -shift), -shift);
-    } else {
-      v = OnePixelSlow(a, mult, shift, out_zp);
-    }
-    out[c] = static_cast<int8_t>(util::Clamp(v, lo, hi));
-  }
-}
-
-// A single output pixel (a MobileNet's last depthwise layers, on a 1x1 map or a 2x2 one at stride 2): the taps that
-// fall in the image (a list made once for the node), summed per chunk of channels into accumulators on the stack, four
-// channels a word (SXTB16 / SXTAB16 widen two at a time), then each channel requantized by util::MakeRequant's 32-bit
-// shortcut where the zero point, its multiplier and its bias allow it (util::ShortcutBias, a product a tap), TFLM's
-// function elsewhere: no planes, no window, no per-channel set-up.
-// outside: the channels Prepare found may fall outside the shortcut for all k_h k_w taps (ShortcutRange); every other
-// channel takes it for the n taps inside the image too, so a chunk of channels outside the range is not tested.
-__attribute__((noinline)) void OnePixel(const Geometry& m, int batches, const int8_t* in, const int8_t* filter,
-                                        const int32_t* bias, int8_t* out, const tflite::OpDataConv& d,
-                                        ShortcutRange outside) {
-  int tap[kMaxTaps], pixel[kMaxTaps], n = 0;  // byte offsets of each valid tap's weights and input values
-  for (int ky = 0; ky < m.k_h; ++ky) {
-    const int iy = ky * m.dil_h - m.pad_h;
-    for (int kx = 0; kx < m.k_w; ++kx) {
-      const int ix = kx * m.dil_w - m.pad_w;
-      if (iy < 0 || iy >= m.in_h || ix < 0 || ix >= m.in_w) continue;
-      tap[n] = (ky * m.k_w + kx) * m.channels;
-      pixel[n++] = (iy * m.in_w + ix) * m.channels;
-    }
-  }
-  // locals, not d's fields: an int8 store may alias anything, so the compiler would read those again after each
-  const int32_t zp = d.input_zero_point;  // the reference adds the input offset, -zp
-  const int32_t off2 = dsp::pack16(-zp, -zp);
-  const int32_t* const mults = d.per_channel_output_multiplier;
-  const int32_t* const shifts = d.per_channel_output_shift;
-  const util::ShortcutBias bias_fits(n, d.output_zero_point);
-  const int32_t odd = util::ShortcutOdd(d.output_zero_point);
-  constexpr int kChunk = 64;
-  int32_t acc[kChunk];
-  for (int b = 0; b < batches; ++b, in += m.in_h * m.in_w * m.channels, out += m.channels) {
-    for (int c0 = 0; c0 < m.channels; c0 += kChunk) {
-      const int k = m.channels - c0 < kChunk ? m.channels - c0 : kChunk;
-      memset(acc, 0, k * sizeof(int32_t));
-      for (int t = 0; t < n; ++t) {
-        const int8_t* w = filter + tap[t] + c0;
-        const int8_t* x = in + pixel[t] + c0;
-        int c = 0;
-        for (int32_t* a = acc; c + 4 <= k; c += 4, a += 4) {
-          const int32_t wv = util::Load4(w + c), xv = util::Load4(x + c);
-          const int32_t w02 = dsp::sxtb16(wv), w13 = dsp::sxtb16_ror8(wv);
-          const int32_t x02 = dsp::sxtab16(off2, xv), x13 = dsp::sxtab16_ror8(off2, xv);
-          a[0] = dsp::smlabb(x02, w02, a[0]);
-          a[1] = dsp::smlabb(x13, w13, a[1]);
-          a[2] = dsp::smlatt(x02, w02, a[2]);
-          a[3] = dsp::smlatt(x13, w13, a[3]);
+// The tap list of the map (one batch): per output pixel its number of taps inside the image, then for each one the
+// byte offsets of its input pixel (channel 0) and of its weights; its words, or 0 where the map has more than
+// kTapPixels pixels or the list more than kTapWords words.
+__attribute__((noinline, optimize("Os"))) int TapList(const Geometry& m, int32_t* list) {
+  if (m.out_h * m.out_w > kTapPixels) return 0;
+  int w = 0;
+  for (int oy = 0; oy < m.out_h; ++oy) {
+    for (int ox = 0; ox < m.out_w; ++ox) {
+      int32_t* count = &list[w++];
+      *count = 0;
+      for (int ky = 0; ky < m.k_h; ++ky) {
+        const int iy = oy * m.stride_h - m.pad_h + ky * m.dil_h;
+        for (int kx = 0; kx < m.k_w; ++kx) {
+          const int ix = ox * m.stride_w - m.pad_w + kx * m.dil_w;
+          if (iy < 0 || iy >= m.in_h || ix < 0 || ix >= m.in_w) continue;
+          if (w + 2 > kTapWords) return 0;
+          list[w++] = (iy * m.in_w + ix) * m.channels;
+          list[w++] = (ky * m.k_w + kx) * m.channels;
+          ++*count;
         }
-        for (; c < k; ++c) acc[c] += w[c] * (x[c] - zp);
       }
-      const bool all = c0 + k <= outside.begin || c0 >= outside.end;  // no channel of the chunk in the range
-      (all ? OnePixelOut<true> : OnePixelOut<false>)(acc, k, bias ? bias + c0 : nullptr, mults + c0, shifts + c0,
-                                                     bias_fits, odd, d, out + c0);
     }
   }
+  return w;
+}
+
+// Whether Taps takes fewer instructions than the window loops for the map, whose list has `words` words, per group of
+// four channels: Taps about 60 a pixel (40 in the assembly, its store and clamp), 13 a tap and 80 of constants and
+// call; the window loops as WindowCheaper counts them (25 a pixel and channel, the copy 5 a pixel of the windows'
+// extent, 150 a group).
+inline bool TapsCheaper(const Geometry& m, int words) {
+  const int pixels = m.out_h * m.out_w, taps = (words - pixels) / 2;
+  const int rows = (m.out_h - 1) * m.stride_h + 3, cols = (m.out_w - 1) * m.stride_w + 3;
+  return 60 * pixels + 13 * taps + 80 < 100 * pixels + 5 * rows * cols + 150;
+}
+
+struct TapRun {
+  const int32_t* taps;    // 0: the list (TapList)
+  const int8_t* in;       // 4: the input at the group's first channel (advanced a group at a time)
+  const int8_t* filter;   // 8: the filter at the group's first channel (advanced)
+  int32_t off2;           // 12: -input zero point, twice
+  const int32_t* bias;    // 16: the group's biases (advanced by bias_step; kNoBias and 0 where the node has none)
+  int32_t bias_step;      // 20
+  const int32_t* mult;    // 24: the group's multipliers (advanced)
+  const int32_t* shift;   // 28: the group's shifts (advanced)
+  int32_t odd;            // 32: util::ShortcutOdd of the output zero point
+  int8_t* out;            // 36: the output at the group's first channel (advanced)
+  int32_t out_step;       // 40: bytes from an output pixel to the next (the channels)
+  int32_t lo4, hi4;       // 44, 48: the activation range, util::Lanes
+  int32_t pixels;         // 52: 1 .. kTapPixels
+  int32_t groups;         // 56: >= 1
+};
+static_assert(sizeof(TapRun) == 60, "the assembly's offsets into TapRun");
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// a channel's constants from its bias (r1 + J), multiplier (r2), shift (r3) and the zero point's odd factor (r12):
+// 2 bias, mult, add = odd << (right - 1), right = -shift, stored at lr (advanced)
+#define TD_TAP_CONST(J)                 \
+  "ldr r4, [r1, #" J "]\n\t"            \
+  "ldr r5, [r2], #4\n\t"                \
+  "ldr r6, [r3], #4\n\t"                \
+  "lsl r4, r4, #1\n\t"                  \
+  "mvn r8, r6\n\t"                      \
+  "rsb r7, r6, #0\n\t"                  \
+  "lsl r6, r12, r8\n\t"                 \
+  "stm lr!, {r4-r7}\n\t"
+// channel A's sum requantized with its constants (2 bias, mult, add, right) from lr (advanced)
+#define TD_TAP_OUT(A)                   \
+  "ldm lr!, {r8, r9, r10, r11}\n\t"     \
+  "add " A ", r8, " A ", lsl #1\n\t"    \
+  "smmlar r10, " A ", r9, r10\n\t"      \
+  "add r10, r10, " A ", asr #31\n\t"    \
+  "asr " A ", r10, r11\n\t"             \
+  "ssat " A ", #8, " A "\n\t"
+// Per group: its constants onto the stack (32 instructions), then each output pixel: the accumulators cleared, its
+// taps (13 instructions each), its four channels requantized (24) and packed into one word on the stack; then the
+// group's words, clamped to the activation range (SSUB8 and SEL twice), to the output. Registers in the pixels'
+// loop: the list r0, the input r1, the filter r2, the taps left r3, the accumulators r4-r7 (channels 0-3), the
+// loaded and widened words r8-r11, off2 r12, the constants lr. The stack: the run, the pixels left, where the next
+// pixel's word goes, the groups left, the constants (16 words), the pixels' words (kTapPixels).
+__attribute__((naked, noinline)) void TapsGroups(TapRun*) {
+  __asm__ volatile(
+      "push {r4-r11, lr}\n\t"
+      "sub sp, #96\n\t"
+      "str r0, [sp]\n\t"
+      "ldr r1, [r0, #56]\n\t"
+      "str r1, [sp, #12]\n\t"
+      "0:\n\t"
+      "ldr r0, [sp]\n\t"
+      "ldrd r1, r9, [r0, #16]\n\t"
+      "ldrd r2, r3, [r0, #24]\n\t"
+      "ldr r12, [r0, #32]\n\t"
+      "add lr, sp, #16\n\t"
+      TD_TAP_CONST("0") TD_TAP_CONST("4") TD_TAP_CONST("8") TD_TAP_CONST("12")
+      "add r1, r1, r9\n\t"
+      "str r1, [r0, #16]\n\t"
+      "strd r2, r3, [r0, #24]\n\t"
+      "ldr r12, [r0, #12]\n\t"
+      "ldrd r1, r2, [r0, #4]\n\t"
+      "ldr r3, [r0, #52]\n\t"
+      "add r8, sp, #80\n\t"
+      "strd r3, r8, [sp, #4]\n\t"
+      "ldr r0, [r0]\n\t"
+      "1:\n\t"
+      "movs r4, #0\n\t"
+      "movs r5, #0\n\t"
+      "movs r6, #0\n\t"
+      "movs r7, #0\n\t"
+      "ldr r3, [r0], #4\n\t"
+      "cbz r3, 3f\n\t"
+      "2:\n\t"
+      "ldrd r8, r9, [r0], #8\n\t"
+      "ldr r8, [r1, r8]\n\t"
+      "ldr r9, [r2, r9]\n\t"
+      "sxtab16 r10, r12, r8, ror #8\n\t"
+      "sxtab16 r8, r12, r8\n\t"
+      "sxtb16 r11, r9, ror #8\n\t"
+      "sxtb16 r9, r9\n\t"
+      "smlabb r4, r8, r9, r4\n\t"
+      "smlatt r6, r8, r9, r6\n\t"
+      "smlabb r5, r10, r11, r5\n\t"
+      "smlatt r7, r10, r11, r7\n\t"
+      "subs r3, #1\n\t"
+      "bne 2b\n\t"
+      "3:\n\t"
+      "add lr, sp, #16\n\t"
+      TD_TAP_OUT("r4") TD_TAP_OUT("r5") TD_TAP_OUT("r6") TD_TAP_OUT("r7")
+      "bfi r4, r5, #8, #8\n\t"
+      "bfi r4, r6, #16, #8\n\t"
+      "bfi r4, r7, #24, #8\n\t"
+      "ldrd r8, r9, [sp, #4]\n\t"
+      "str r4, [r9], #4\n\t"
+      "subs r8, #1\n\t"
+      "strd r8, r9, [sp, #4]\n\t"
+      "bne 1b\n\t"
+      "ldr r0, [sp]\n\t"
+      "ldr r1, [r0, #36]\n\t"
+      "ldrd r2, r3, [r0, #40]\n\t"
+      "ldrd r4, r5, [r0, #48]\n\t"
+      "adds r7, r1, #4\n\t"
+      "str r7, [r0, #36]\n\t"
+      "add r6, sp, #80\n\t"
+      "4:\n\t"
+      "ldr r7, [r6], #4\n\t"
+      "ssub8 r8, r7, r3\n\t"
+      "sel r7, r7, r3\n\t"
+      "ssub8 r8, r7, r4\n\t"
+      "sel r7, r4, r7\n\t"
+      "str r7, [r1]\n\t"
+      "add r1, r1, r2\n\t"
+      "subs r5, #1\n\t"
+      "bne 4b\n\t"
+      "ldrd r1, r2, [r0, #4]\n\t"
+      "adds r1, #4\n\t"
+      "adds r2, #4\n\t"
+      "strd r1, r2, [r0, #4]\n\t"
+      "ldr r1, [sp, #12]\n\t"
+      "subs r1, #1\n\t"
+      "str r1, [sp, #12]\n\t"
+      "bne 0b\n\t"
+      "add sp, #96\n\t"
+      "pop {r4-r11, pc}");
+}
+#undef TD_TAP_OUT
+#undef TD_TAP_CONST
+#else
+// The same loops in C (a core without the DSP extension).
+void TapsGroups(TapRun* r) {
+  for (int g = 0; g < r->groups; ++g) {
+    const int32_t* t = r->taps;
+    for (int p = 0; p < r->pixels; ++p) {
+      int32_t acc[4] = {0, 0, 0, 0};
+      for (int n = *t++; n > 0; --n, t += 2) {
+        for (int j = 0; j < 4; ++j) acc[j] += r->filter[t[1] + j] * (r->in[t[0] + j] + static_cast<int16_t>(r->off2));
+      }
+      uint32_t v = 0;
+      for (int j = 0; j < 4; ++j) {
+        const int32_t right = -r->shift[j];
+        const int32_t o = dsp::ssat8(util::RequantFast(2 * (acc[j] + r->bias[j]), r->mult[j],
+                                                       util::ShortcutAddOdd(r->odd, right), right));
+        v |= static_cast<uint32_t>(o & 0xff) << (8 * j);
+      }
+      util::Store4(r->out + p * r->out_step, util::Clamp4(static_cast<int32_t>(v), r->lo4, r->hi4));
+    }
+    r->in += 4;
+    r->filter += 4;
+    r->out += 4;
+    r->bias += r->bias_step / 4;
+    r->mult += 4;
+    r->shift += 4;
+  }
+}
+#endif
+
+// Whether Taps runs the group of channels c0 .. c0 + 3 of a node it runs: a whole group outside the build's range of
+// channels that may fall outside util::MakeRequant's shortcut (TapsGroups makes its constants by the shortcut); the
+// planes run the others.
+inline bool TapsTakes(int c0, int channels, ShortcutRange outside) {
+  return c0 + 4 <= channels && (c0 + 4 <= outside.begin || c0 >= outside.end);
+}
+
+// Taps on the node where it runs it: a single output pixel (its list fits: at most kMaxTaps taps), a small map where
+// it is cheaper than the window loops (which take the node); the groups TapsTakes by TapsGroups, a run of consecutive
+// ones a call, each batch (each batch's pixels run the same taps). 0 where Taps does not run the node, 1 where it ran
+// every channel, 2 where the planes are to run the groups it did not take.
+__attribute__((noinline, optimize("Os"))) int TapsNode(const Geometry& m, int batches, bool window_takes,
+                                                       const int8_t* in, const int8_t* filter, const int32_t* bias,
+                                                       int8_t* out, const tflite::OpDataConv& d) {
+  static const int32_t kNoBias[4] = {0, 0, 0, 0};
+  int32_t list[kTapWords];
+  const bool one_pixel = m.out_h == 1 && m.out_w == 1;
+  const int words = one_pixel || TD_DW_TAPS == 1 || (TD_DW_TAPS == 2 && window_takes) ? TapList(m, list) : 0;
+  if (words == 0 || !(one_pixel || TD_DW_TAPS == 1 || TapsCheaper(m, words))) return 0;
+  const ShortcutRange outside = OutsideShortcut(d);
+  const int pixels = m.out_h * m.out_w, channels = m.channels;
+  int done = 1;
+  for (int c0 = 0; c0 < channels;) {
+    // the run from c0: up to the range's beginning, or from its end to the last whole group
+    const int end = c0 + 4 <= outside.begin ? (outside.begin < channels ? outside.begin : channels)
+                                            : (c0 >= outside.end ? channels : c0);
+    const int groups = (end - c0) / 4;
+    if (groups == 0) {
+      done = 2;
+      c0 += 4;
+      continue;
+    }
+    for (int b = 0; b < batches; ++b) {
+      TapRun r;
+      r.taps = list;
+      r.in = in + b * m.in_h * m.in_w * channels + c0;
+      r.filter = filter + c0;
+      r.off2 = dsp::pack16(-d.input_zero_point, -d.input_zero_point);
+      r.bias = bias ? bias + c0 : kNoBias;
+      r.bias_step = bias ? 16 : 0;
+      r.mult = d.per_channel_output_multiplier + c0;
+      r.shift = d.per_channel_output_shift + c0;
+      r.odd = util::ShortcutOdd(d.output_zero_point);
+      r.out = out + b * pixels * channels + c0;
+      r.out_step = channels;
+      r.lo4 = util::Lanes(d.output_activation_min);
+      r.hi4 = util::Lanes(d.output_activation_max);
+      r.pixels = pixels;
+      r.groups = groups;
+      TapsGroups(&r);
+    }
+    c0 += 4 * groups;
+  }
+  return done;
 }
 
 // Whether the window loops take fewer instructions than the planes, per channel, as measured with bench/kernels.py on
@@ -1266,12 +1451,14 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   const int batches = input->dims->data[0];
   const Geometry m = util::GeometryOf(*input, *filter, *output, params.stride_height, params.stride_width,
                                       params.dilation_height_factor, params.dilation_width_factor, d.padding);
-  if (m.out_h == 1 && m.out_w == 1) {
-    OnePixel(m, batches, tflite::micro::GetTensorData<int8_t>(input), tflite::micro::GetTensorData<int8_t>(filter),
-             bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr, tflite::micro::GetTensorData<int8_t>(output),
-             d, OutsideShortcut(d));
-    return kTfLiteOk;
-  }
+  const int8_t* in_data = tflite::micro::GetTensorData<int8_t>(input);
+  const int8_t* w_data = tflite::micro::GetTensorData<int8_t>(filter);
+  const int32_t* b_data = bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
+  int8_t* out_data = tflite::micro::GetTensorData<int8_t>(output);
+  const bool window_takes = WindowTakes(batches, m.out_h, m.out_w, m.k_h, m.k_w, m.stride_h, m.stride_w, m.dil_h,
+                                        m.dil_w);
+  const int tapped = TapsNode(m, batches, window_takes, in_data, w_data, b_data, out_data, d);
+  if (tapped == 1) return kTfLiteOk;
   const bool k3 = m.k_h == 3 && m.k_w == 3 && m.dil_h == 1 && m.dil_w == 1 && m.stride_h == m.stride_w &&
                   (m.stride_w == 1 || m.stride_w == 2);
   // A tall, narrow map (a keyword net's 25x5) runs transposed, along its columns, where that takes fewer
@@ -1282,18 +1469,13 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
                               RowsCost(m.out_h, m.out_w, m.in_h, false, m.stride_w);
   const Geometry s = transposed ? mt : m;  // the map as the loops see it
   // a small map's whole groups by the window loops where they are cheaper (one batch: WindowTakes)
-  const bool window = WindowTakes(batches, m.out_h, m.out_w, m.k_h, m.k_w, m.stride_h, m.stride_w, m.dil_h,
-                                  m.dil_w) &&
+  const bool window = tapped == 0 && window_takes &&
                       (TD_DW_WINDOW == 1 || (TD_DW_WINDOW == 2 && WindowCheaper(m, transposed)));
   // bytes from one of the loops' input rows (columns) to the next in the tensor; from one output row to the next
   const int line_step = transposed ? m.channels : m.in_w * m.channels;
   const int col_step = transposed ? m.in_w * m.channels : m.channels;
   const int out_row_step = transposed ? m.channels : m.out_w * m.channels;
   const int out_col_step = transposed ? m.out_w * m.channels : m.channels;
-  const int8_t* in_data = tflite::micro::GetTensorData<int8_t>(input);
-  const int8_t* w_data = tflite::micro::GetTensorData<int8_t>(filter);
-  const int32_t* b_data = bias ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
-  int8_t* out_data = tflite::micro::GetTensorData<int8_t>(output);
   const int pitch = Pitch(s);
   // output rows per band: as many as four planes of their input rows fit in the buffer (Applies checked one)
   int rows_per_band = s.out_h;
@@ -1307,7 +1489,7 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   if (in_data == out_data && rows_per_band < s.out_h) return kTfLiteError;
   const int plane_size = SpanRows(s, rows_per_band) * pitch;
   alignas(4) int16_t buf[kBufferValues];
-  memset(buf, 0, 4 * plane_size * sizeof(int16_t));
+  bool zeroed = false;  // the planes' padding, written once for the node where a group runs them
   const bool full = d.output_activation_min <= -128 && d.output_activation_max >= 127;
   using BandFn = void (*)(const Band&, const Channel&);
   const BandFn fast = !k3 ? nullptr : s.stride_w == 1 ? Band3x3<1> : Band3x3<2>;
@@ -1316,8 +1498,11 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   Channel ch[4];
   for (int c0 = 0; c0 < s.channels; c0 += 4) {
     const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;
+    if (tapped != 0 && TapsTakes(c0, s.channels, OutsideShortcut(d))) continue;  // done by TapsNode above
     const bool windowed = window && n == 4 && WindowGroup(m, wb, in_data, w_data, b_data, out_data, d, c0);
     if (!windowed) {
+      if (!zeroed) memset(buf, 0, 4 * plane_size * sizeof(int16_t));
+      zeroed = true;
       // the 3x3 loops clamp to int8's range, a narrower one after for a whole group of four (ClampPixels): a last group
       // of fewer channels with a narrower range runs BandAny (its channels made with their taps' weights)
       const bool fast_group = full || n == 4;

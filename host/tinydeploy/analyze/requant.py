@@ -204,11 +204,12 @@ def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
     stride_h = o.get("stride_h", 1)
     pixels = y.shape[1] * y.shape[2]
     # one output row's input rows fit the planes' buffer
-    planes = _one_band(1, y.shape[2], k_h, k_w, stride_h, stride_w, dil_h, dil_w) and pixels >= DW_MIN_OUTPUT_PIXELS
+    row_fits = _one_band(1, y.shape[2], k_h, k_w, stride_h, stride_w, dil_h, dil_w)
+    planes = row_fits and pixels >= DW_MIN_OUTPUT_PIXELS
     window = (x.shape[0] == 1 and (k_h, k_w, dil_h, dil_w) == (3, 3, 1, 1) and stride_h == stride_w in (1, 2)
               and 2 <= pixels <= DW_WINDOW_MAX_PIXELS
               and ((y.shape[1] - 1) * stride_h + 3) * ((y.shape[2] - 1) * stride_w + 3) <= DW_WINDOW_PIXELS)
-    one_pixel = pixels == 1  # OnePixel
+    one_pixel = pixels == 1 and row_fits  # Taps, the planes for the channels outside its form
     return o.get("depth_multiplier", 1) == 1 and c == x.shape[3] == y.shape[3] and k_h * k_w <= DW_MAX_TAPS and (
         planes or window or one_pixel)
 
@@ -216,9 +217,10 @@ def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
 def depthwise_in_place(model: TFLiteModel, op: Operator) -> bool:
     """Whether tinydeploy's depthwise loops may write a DEPTHWISE_CONV_2D node's output over its input (the output at
     the input's offset): its own loops run it (own_loops_take), one batch, and every group of four channels reads all
-    its input before it writes an output: a single output pixel (OnePixel: each chunk of channels summed, then
-    written), or the planes holding the whole map in one band whichever way the map runs (as it is, and transposed
-    for a 3x3 filter on a tall map), which also covers the window loops (each group's window copied, then computed).
+    its input before it writes an output: a single output pixel (Taps: a group's outputs buffered, then written; the
+    planes for the channels outside its form, whose one output row is the map), or the planes holding the whole map
+    in one band whichever way the map runs (as it is, and transposed for a 3x3 filter on a tall map), which also
+    covers the window loops (each group's window copied, then computed) and Taps on a small map.
     An output pixel's channel c lands on the bytes of input channel c (the channels are the last axis of both and
     their count is the same), which only that channel's group reads, already copied. EvalOurs refuses an aliased node
     that would run in more than one band."""
