@@ -1195,13 +1195,13 @@ __attribute__((noinline, optimize("Os"))) int TapList(const Geometry& m, int32_t
 }
 
 // Whether Taps takes fewer instructions than the window loops for the map, whose list has `words` words, per group of
-// four channels: Taps about 60 a pixel (40 in the assembly, its store and clamp), 13 a tap and 80 of constants and
-// call; the window loops as WindowCheaper counts them (25 a pixel and channel, the copy 5 a pixel of the windows'
-// extent, 150 a group).
+// four channels: Taps about 75 a group, 36 a pixel and 18 a tap (measured with bench/kernels.py on the study
+// MobileNets' 1x1 and 2x2 maps at stride 1 and 2, the calls and the list included); the window loops as
+// WindowCheaper counts them (25 a pixel and channel, the copy 5 a pixel of the windows' extent, 150 a group).
 inline bool TapsCheaper(const Geometry& m, int words) {
   const int pixels = m.out_h * m.out_w, taps = (words - pixels) / 2;
   const int rows = (m.out_h - 1) * m.stride_h + 3, cols = (m.out_w - 1) * m.stride_w + 3;
-  return 60 * pixels + 13 * taps + 80 < 100 * pixels + 5 * rows * cols + 150;
+  return 36 * pixels + 18 * taps + 75 < 100 * pixels + 5 * rows * cols + 150;
 }
 
 struct TapRun {
