@@ -377,6 +377,9 @@ def case_models(tmp_path_factory):
     p = d / "mean_2x2x64_qat.tflite"  # a 2x2 map, the output's scale 0.958 of the input's and its zero point 5 above
     p.write_bytes(_requantized_mean(_mean_model(98, (2, 2, 64), False), 0.958, 5))
     out["mean_2x2x64_qat"] = p
+    p = d / "mean_2x2x64_ties.tflite"  # the output's scale twice the input's: sum / 4 * 0.5 lands on halves
+    p.write_bytes(_requantized_mean(_mean_model(97, (2, 2, 64), False), 2.0, 3))
+    out["mean_2x2x64_ties"] = p
     p = d / "mean_9x9x7_integer.tflite"  # 81 pixels, integer division of negative and positive sums
     p.write_bytes(_same_quantization_mean(_mean_model(95, (9, 9, 7), False)))
     out["mean_9x9x7_integer"] = p
@@ -560,7 +563,9 @@ def test_the_host_reference_computes_mean_as_the_pinned_library(case_models, tfl
     multipliers where the pinned one computes in float32): on a 2x2 map of 64 channels whose MEAN output has its own
     scale and zero point (as quantization-aware training gives it) and on the two paths' cases, the device's outputs
     (tinydeploy's kernel, equal to the pinned reference kernel's: test above) equal it exactly, while the host's TFLM
-    alone differs on many (the segmented run is what makes them equal)."""
+    alone differs on many (the segmented run is what makes them equal); on a MEAN whose output scale is twice its
+    input's, many outputs land on halves, which the device rounds away from zero (std::round) and halves to even
+    would not."""
     from tinydeploy.boards import load
     from tinydeploy.emulate.firmware import build_firmware
     from tinydeploy.emulate.tflm_library import TflmLibrary
@@ -569,7 +574,7 @@ def test_the_host_reference_computes_mean_as_the_pinned_library(case_models, tfl
     from conftest import run_cli
 
     board, lib = load("nano33ble"), TflmLibrary.locate(str(tflm_dir))
-    for name in ("mean_2x2x64_qat", "mean_9x9x7_integer", "mean_20x20x6"):
+    for name in ("mean_2x2x64_qat", "mean_2x2x64_ties", "mean_9x9x7_integer", "mean_20x20x6"):
         path = case_models[name]
         model = TFLiteModel.from_file(path)
         assert [op.opname for op in tflm_host.int8_means(model)] == ["MEAN"]
@@ -583,6 +588,31 @@ def test_the_host_reference_computes_mean_as_the_pinned_library(case_models, tfl
         if name == "mean_2x2x64_qat":
             (alone,) = tflm_host.host_outputs(model.data, [x.reshape((len(x),) + shape)], 1, 120)
             assert (alone != want).sum() > 50
+        if name == "mean_2x2x64_ties":  # std::round's halves away from zero, which halves to even would miss
+            half_even = _mean_halves_to_even(model, x.reshape((len(x),) + shape))
+            assert (half_even != got).sum() > 20
+
+
+def _mean_halves_to_even(model, x):
+    """A _mean_model's output for x as the pinned library's float path would give it with its halves rounded to even
+    (np.round), not away from zero as std::round does: the convolution's outputs from the host's TFLM (the model cut
+    before its MEAN), then the same float32 arithmetic as tflm_host.pinned_mean."""
+    from tinydeploy import tflm_host
+    from tinydeploy.tflite_edit import Editor
+
+    (mean,) = tflm_host.int8_means(model)
+    ed = Editor(model.data)
+    ed.g.operators = ed.g.operators[:mean.index]
+    ed.g.outputs = np.asarray([mean.inputs[0]], np.int32)
+    (conv,) = tflm_host.host_outputs(ed.pack(), [x], 1, 120)
+    xt, yt = model.tensors[mean.inputs[0]], model.tensors[mean.outputs[0]]
+    s = conv.astype(np.int64).reshape(len(x), -1, xt.shape[-1]).sum(axis=1)
+    n = xt.shape[1] * xt.shape[2]
+    scale = np.float32(xt.quantization.scales[0]) / np.float32(yt.quantization.scales[0])
+    bias = np.float32(-xt.quantization.zero_points[0]) * scale
+    r = tflm_host.fma_f32(s.astype(np.float32) / np.float32(n), scale, bias).astype(np.float64)
+    assert (np.abs(r) % 1 == 0.5).sum() > 20  # the case is what it says: many halves
+    return np.clip(np.round(r) + yt.quantization.zero_points[0], -128, 127).astype(np.int8)
 
 
 @pytest.mark.parametrize("name", ["maxpool_9x9x6", "maxpool_11x7x10"])
@@ -606,7 +636,8 @@ def test_softmax_is_bit_exact_with_tflm_reference_on_the_device(case_models, tfl
 def test_channels_outside_the_shortcut_among_others_are_bit_exact(case_models, tflm_dir, tmp_path):
     """The build writes, and Prepare finds again, the range of channels that may fall outside the requantization's
     shortcut (the one and two dead channels' own, in the middle of the layers); the loops on a single pixel test only
-    those, and compute them by TFLM's arithmetic (mutations pc-row-range and one-pixel-range break that)."""
+    those (PerChannelRow) or leave their groups to the planes (Taps), and compute them by TFLM's arithmetic (mutations
+    pc-row-range and taps-range break that)."""
     from tinydeploy.analyze.requant import channel_params
     from tinydeploy.tflite_model import TFLiteModel
 
