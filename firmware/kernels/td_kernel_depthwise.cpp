@@ -1157,14 +1157,14 @@ bool WindowGroup(const Geometry& s, WindowBuffer& wb, const int8_t* in, const in
 }
 
 // The smallest maps by their taps inside the image (Taps): a list made once for the node gives each output pixel's
-// taps that fall in the image (a 2x2 map's pixel 4 of a 3x3 filter's 9, a 1x1 map's 1), as byte offsets of its
+// taps that fall in the image (4 of a 3x3 filter's 9 for a pixel of a 2x2 map, 1 on a 1x1 map), as byte offsets of its
 // input pixel and its weights; per group of four channels every output pixel runs its taps in assembly, four
 // channels a word (the input widened with its offset added, the weights widened: 13 instructions a tap), each
 // channel requantized by util::RequantFast with the group's constants (6 instructions), the four outputs packed into
 // one word. No planes, no window copy, no padded taps: the window loops' group set-up and five padded taps a pixel of a
 // 2x2 map cost more. Outputs go to a buffer and then to the output, clamped to the activation range, once the group
-// has read all its input (the node may run in place). A group whose constants are not util::RequantFast's for any
-// weights (ChannelConsts), or a last group of fewer than four channels, runs TapsSlow, TFLM's arithmetic per channel.
+// has read all its input (the node may run in place). The groups of the build's range of channels that may fall
+// outside util::MakeRequant's shortcut, and a last group of fewer than four channels, run the planes.
 constexpr int kTapPixels = 4;    // output pixels (a 2x2 map); a larger map runs the planes or the window loops
 constexpr int kTapWords = 160;   // the list: a word a pixel (its number of taps), two a tap
 
@@ -1338,6 +1338,7 @@ __attribute__((naked, noinline)) void TapsGroups(TapRun*) {
 void TapsGroups(TapRun* r) {
   for (int g = 0; g < r->groups; ++g) {
     const int32_t* t = r->taps;
+    int32_t res[kTapPixels];  // stored once the group has read all its input (in place)
     for (int p = 0; p < r->pixels; ++p) {
       int32_t acc[4] = {0, 0, 0, 0};
       for (int n = *t++; n > 0; --n, t += 2) {
@@ -1350,8 +1351,9 @@ void TapsGroups(TapRun* r) {
                                                        util::ShortcutAddOdd(r->odd, right), right));
         v |= static_cast<uint32_t>(o & 0xff) << (8 * j);
       }
-      util::Store4(r->out + p * r->out_step, util::Clamp4(static_cast<int32_t>(v), r->lo4, r->hi4));
+      res[p] = util::Clamp4(static_cast<int32_t>(v), r->lo4, r->hi4);
     }
+    for (int p = 0; p < r->pixels; ++p) util::Store4(r->out + p * r->out_step, res[p]);
     r->in += 4;
     r->filter += 4;
     r->out += 4;
