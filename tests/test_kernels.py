@@ -57,9 +57,13 @@ CASES = [
     # the planes' general loop (BandAny) runs these
     ("k3_s2x1_same_c8", (9, 10, 8), 3, (2, 1), "same", 1, 1, "relu6", 1.0),
     ("k3_s1x2_valid_c8", (7, 11, 8), 3, (1, 2), "valid", 1, 1, None, 1.0),
-    # the smallest maps, which Taps runs by its list of each pixel's taps inside the image: a 2x2 map at stride 1 (4
-    # taps a pixel) with per-channel scales over three decades; stride 2 from 4x4 (9, 6, 6 and 4 taps); a 1x4 map with 7
-    # channels (a group and a tail of 3, which the planes run)
+]
+
+# The smallest maps, which Taps runs by its list of each pixel's taps inside the image (the single pixels above run it
+# in every build): a 2x2 map at stride 1 (4 taps a pixel) with per-channel scales over three decades; stride 2 from
+# 4x4 (9, 6, 6 and 4 taps); a 1x4 map with 7 channels (a group and a tail of 3, which the planes run). The same form
+# as CASES; run by Taps alone (the planes' and the window loops' cases above cover their maps).
+TAPS_CASES = [
     ("k3_s1_same_c20_2x2_spread", (2, 2, 20), 3, 1, "same", 1, 1, "relu6", 1e3),
     ("k3_s2_same_c12_4x4_to_2x2", (4, 4, 12), 3, 2, "same", 1, 1, None, 1.0),
     ("k3_s1_same_c7_1x4", (1, 4, 7), 3, 1, "same", 1, 1, None, 1.0),
@@ -345,7 +349,7 @@ def case_models(tmp_path_factory):
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     d = tmp_path_factory.mktemp("kernels")
     out = {}
-    for i, (name, shape, k, s, pad, dil, mult, act, spread) in enumerate(CASES):
+    for i, (name, shape, k, s, pad, dil, mult, act, spread) in enumerate(CASES + TAPS_CASES):
         p = d / f"{name}.tflite"
         p.write_bytes(_model(shape, k, s, pad, dil, mult, act, spread, seed=10 + i))
         out[name] = p
@@ -517,13 +521,7 @@ def test_depthwise_window_loops_are_bit_exact_with_tflm_reference_on_the_device(
                edit=lambda project: _every_shape(project, window=1))
 
 
-# The depthwise cases of at most four output pixels, run by Taps (td_kernel_depthwise.cpp): the 2x2 maps at stride 1
-# and 2 and the 1x4 map with its tail of three channels (the planes'), besides the single pixels above (a 1x1
-# map, a 2x2 map at stride 2 with a tail, 25 taps of a 5x5 filter), which Taps runs in every build
-TAPS_CASES = ["k3_s1_same_c20_2x2_spread", "k3_s2_same_c12_4x4_to_2x2", "k3_s1_same_c7_1x4"]
-
-
-@pytest.mark.parametrize("name", TAPS_CASES)
+@pytest.mark.parametrize("name", [c[0] for c in TAPS_CASES])
 def test_depthwise_taps_are_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
     _bit_exact(case_models[name], "DEPTHWISE_CONV_2D", tflm_dir, tmp_path, every_shape=False,
                edit=lambda project: _every_shape(project, taps=1))
@@ -744,8 +742,6 @@ MUTATIONS = {  # file -> (text, broken text)
     "taps-const": ("td_kernel_depthwise.cpp", '"mvn r8, r6\\n\\t"', '"rsb r8, r6, #0\\n\\t"'),
     # Taps' list leaving out each pixel's taps in the image's last column
     "taps-list": ("td_kernel_depthwise.cpp", "|| ix < 0 || ix >= m.in_w) continue;", "|| ix < 0 || ix >= m.in_w - 1) continue;"),
-    # Taps' groups after the first all given the first group's weights
-    "taps-filter-step": ("td_kernel_depthwise.cpp", '"adds r2, #4\\n\\t"', '"adds r2, #0\\n\\t"'),
     # Taps' words not clamped to a narrower activation range's bottom
     "taps-clamp": ("td_kernel_depthwise.cpp", '"sel r7, r7, r3\\n\\t"', '"nop\\n\\t"'),
     # the window buffer's copy storing each pair's first pixel twice (its second pixel's input lost)
@@ -833,7 +829,6 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("k3_s2_same_c13_one_pixel_relu6_spread", "taps-lanes"),
                                             ("k3_s1_same_c20_2x2_spread", "taps-const"),
                                             ("k3_s2_same_c12_4x4_to_2x2", "taps-list"),
-                                            ("k3_s1_same_c20_2x2_spread", "taps-filter-step"),
                                             ("depthwise_narrow_relu6_2x2", "taps-clamp")])
 def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, mutation):
     """The comparison can fail: each kernel broken as MUTATIONS says (e.g. a requantization that truncates instead of
