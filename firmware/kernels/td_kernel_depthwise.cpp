@@ -103,6 +103,15 @@ inline bool WindowTakes(int batches, int out_h, int out_w, int k_h, int k_w, int
          rows * cols <= kWindowPixels;
 }
 
+// The window loops' instructions for a group of four channels on the map, as measured with bench/kernels.py on the
+// MobileNets' and the keyword net's maps: about 25 an output pixel and channel (89 in the assembly for four channels,
+// with the calls and the constants), the group's copy about 5 a pixel of the windows' extent (padding included) and
+// its set-up about 150 (WindowCheaper, TapsCheaper).
+inline int WindowGroupCount(const Geometry& m) {
+  const int rows = (m.out_h - 1) * m.stride_h + 3, cols = (m.out_w - 1) * m.stride_w + 3;
+  return 100 * m.out_h * m.out_w + 5 * rows * cols + 150;
+}
+
 // The pinned library's kernel (CMSIS-NN under ARDUINO), for the nodes this one does not take.
 TfLiteRegistration Library() { return tflite::Register_DEPTHWISE_CONV_2D(); }
 
@@ -1201,11 +1210,10 @@ __attribute__((noinline, optimize("Os"))) int TapList(const Geometry& m, int32_t
 // Whether Taps takes fewer instructions than the window loops for the map, whose list has `words` words, per group of
 // four channels: Taps about 75 a group, 36 a pixel and 18 a tap (measured with bench/kernels.py on the study
 // MobileNets' 1x1 and 2x2 maps at stride 1 and 2, the calls and the list included); the window loops as
-// WindowCheaper counts them (25 a pixel and channel, the copy 5 a pixel of the windows' extent, 150 a group).
+// WindowGroupCount counts them.
 inline bool TapsCheaper(const Geometry& m, int words) {
   const int pixels = m.out_h * m.out_w, taps = (words - pixels) / 2;
-  const int rows = (m.out_h - 1) * m.stride_h + 3, cols = (m.out_w - 1) * m.stride_w + 3;
-  return 36 * pixels + 18 * taps + 75 < 100 * pixels + 5 * rows * cols + 150;
+  return 36 * pixels + 18 * taps + 75 < WindowGroupCount(m);
 }
 
 struct TapRun {
@@ -1369,17 +1377,20 @@ void TapsGroups(TapRun* r) {
 }
 #endif
 
-// Whether Taps runs the group of channels c0 .. c0 + 3 of a node it runs: a whole group outside the build's range of
-// channels that may fall outside util::MakeRequant's shortcut (TapsGroups makes its constants by the shortcut); the
-// planes run the others.
-inline bool TapsTakes(int c0, int channels, ShortcutRange outside) {
-  return c0 + 4 <= channels && (c0 + 4 <= outside.begin || c0 >= outside.end);
+// How many groups of four channels from c0 on Taps runs in a row on a node it runs: the whole groups outside the
+// build's range of channels that may fall outside util::MakeRequant's shortcut (TapsGroups makes its constants by the
+// shortcut), up to the range's beginning or from its end to the last; 0 where the group at c0 is not one (the planes
+// run it).
+inline int TapsGroupsFrom(int c0, int channels, ShortcutRange outside) {
+  const int end = c0 + 4 <= outside.begin ? (outside.begin < channels ? outside.begin : channels)
+                                          : (c0 >= outside.end ? channels : c0);
+  return (end - c0) / 4;
 }
 
 // Taps on the node where it runs it: a single output pixel (its list fits: at most kMaxTaps taps), a small map where
-// it is cheaper than the window loops (which take the node); the groups TapsTakes by TapsGroups, a run of consecutive
-// ones a call, each batch (each batch's pixels run the same taps). 0 where Taps does not run the node, 1 where it ran
-// every channel, 2 where the planes are to run the groups it did not take.
+// it is cheaper than the window loops (which take the node); the groups TapsGroupsFrom counts by TapsGroups, a run of
+// consecutive ones a call, each batch (each batch's pixels run the same taps). 0 where Taps does not run the node, 1
+// where it ran every channel, 2 where the planes are to run the groups it did not take.
 __attribute__((noinline, optimize("Os"))) int TapsNode(const Geometry& m, int batches, bool window_takes,
                                                        const int8_t* in, const int8_t* filter, const int32_t* bias,
                                                        int8_t* out, const tflite::OpDataConv& d) {
@@ -1390,33 +1401,30 @@ __attribute__((noinline, optimize("Os"))) int TapsNode(const Geometry& m, int ba
   if (words == 0 || !(one_pixel || TD_DW_TAPS == 1 || TapsCheaper(m, words))) return 0;
   const ShortcutRange outside = OutsideShortcut(d);
   const int pixels = m.out_h * m.out_w, channels = m.channels;
+  TapRun r;  // the node's constants; each run's pointers (which TapsGroups advances) and groups below
+  r.taps = list;
+  r.off2 = dsp::pack16(-d.input_zero_point, -d.input_zero_point);
+  r.bias_step = bias ? 16 : 0;
+  r.odd = util::ShortcutOdd(d.output_zero_point);
+  r.out_step = channels;
+  r.lo4 = util::Lanes(d.output_activation_min);
+  r.hi4 = util::Lanes(d.output_activation_max);
+  r.pixels = pixels;
   int done = 1;
   for (int c0 = 0; c0 < channels;) {
-    // the run from c0: up to the range's beginning, or from its end to the last whole group
-    const int end = c0 + 4 <= outside.begin ? (outside.begin < channels ? outside.begin : channels)
-                                            : (c0 >= outside.end ? channels : c0);
-    const int groups = (end - c0) / 4;
+    const int groups = TapsGroupsFrom(c0, channels, outside);
     if (groups == 0) {
       done = 2;
       c0 += 4;
       continue;
     }
     for (int b = 0; b < batches; ++b) {
-      TapRun r;
-      r.taps = list;
       r.in = in + b * m.in_h * m.in_w * channels + c0;
       r.filter = filter + c0;
-      r.off2 = dsp::pack16(-d.input_zero_point, -d.input_zero_point);
       r.bias = bias ? bias + c0 : kNoBias;
-      r.bias_step = bias ? 16 : 0;
       r.mult = d.per_channel_output_multiplier + c0;
       r.shift = d.per_channel_output_shift + c0;
-      r.odd = util::ShortcutOdd(d.output_zero_point);
       r.out = out + b * pixels * channels + c0;
-      r.out_step = channels;
-      r.lo4 = util::Lanes(d.output_activation_min);
-      r.hi4 = util::Lanes(d.output_activation_max);
-      r.pixels = pixels;
       r.groups = groups;
       TapsGroups(&r);
     }
@@ -1426,16 +1434,15 @@ __attribute__((noinline, optimize("Os"))) int TapsNode(const Geometry& m, int ba
 }
 
 // Whether the window loops take fewer instructions than the planes, per channel, as measured with bench/kernels.py on
-// the MobileNets' and the keyword net's maps: the window about 25 an output pixel (89 in the assembly for four
-// channels, with the calls and the constants) and the group's copy and set-up (about 5 a pixel of the windows'
-// extent and 150); the planes' rows (RowsCost), their fill (about 10 + 2 a value, a row of the extent) and a
-// channel's set-up (about 650: its constants, its calls a band, its share of the fill's rows; measured on the
-// MobileNet's 12x12 map with Block3x3S1: the planes 3,912 a channel, the window 3,713). Window3x3Pairs' 78.5 a pixel
-// at stride 1 would make the window's 22 there: no node of bench/kernels.py's models changed side with that (tried),
-// so the estimate keeps 25 and its 64 B less code.
+// the MobileNets' and the keyword net's maps: the window a quarter of WindowGroupCount; the planes' rows (RowsCost),
+// their fill (about 10 + 2 a value, a row of the windows' extent) and a channel's set-up (about 650: its constants,
+// its calls a band, its share of the fill's rows; measured on the MobileNet's 12x12 map with Block3x3S1: the planes
+// 3,912 a channel, the window 3,713). Window3x3Pairs' 78.5 a pixel at stride 1 would make the window's 22 a pixel
+// there: no node of bench/kernels.py's models changed side with that (tried), so the count keeps 25 and its 64 B
+// less code.
 inline bool WindowCheaper(const Geometry& m, bool transposed) {
   const int rows = (m.out_h - 1) * m.stride_h + 3, cols = (m.out_w - 1) * m.stride_w + 3;
-  const int window = 25 * m.out_h * m.out_w + (5 * rows * cols + 150) / 4;
+  const int window = WindowGroupCount(m) / 4;
   const Geometry t = Transposed(m);
   const int planes = (transposed ? RowsCost(t.out_h, t.out_w, t.in_h, true, t.stride_w)
                                   : RowsCost(m.out_h, m.out_w, m.in_h, false, m.stride_w))
@@ -1505,7 +1512,11 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   Channel ch[4];
   for (int c0 = 0; c0 < s.channels; c0 += 4) {
     const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;
-    if (tapped != 0 && TapsTakes(c0, s.channels, OutsideShortcut(d))) continue;  // done by TapsNode above
+    const int tapped_groups = tapped != 0 ? TapsGroupsFrom(c0, s.channels, OutsideShortcut(d)) : 0;
+    if (tapped_groups > 0) {  // a run TapsNode did above
+      c0 += 4 * (tapped_groups - 1);
+      continue;
+    }
     const bool windowed = window && n == 4 && WindowGroup(m, wb, in_data, w_data, b_data, out_data, d, c0);
     if (!windowed) {
       if (!zeroed) memset(buf, 0, 4 * plane_size * sizeof(int16_t));
