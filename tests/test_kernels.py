@@ -32,14 +32,15 @@ CASES = [
     ("k3_s1_same_c4_wide", (2, 40, 4), 3, 1, "same", 1, 1, None, 1.0),  # rows longer than a chunk of accumulators
     # relu6 outputs of widely spread weights: some channels' multipliers of 1 or more (TFLM shifts those left)
     ("k3_s1_same_c16_relu6_mult_above_1", (6, 6, 16), 3, 1, "same", 1, 1, "relu6", 1e4),
-    # tall, narrow maps, which the kernel runs transposed (along columns): a keyword net's 25x5 (columns of 25, odd:
-    # each one's last output apart), stride 2 with an odd column of 11, an even one of 8 with relu6, a single column
+    # tall, narrow maps, which the window loops run transposed (along columns: TALL_CASES): a keyword net's 25x5 (one
+    # tile of 5 rows of 25, odd: each row's last output by the column loop), stride 2 with an odd column of 11, an even
+    # one of 8 with relu6, a single column
     ("k3_s1_same_c4_tall_transposed", (25, 5, 4), 3, 1, "same", 1, 1, None, 1.0),
     ("k3_s2_same_c4_tall_transposed", (21, 4, 4), 3, 2, "same", 1, 1, None, 1.0),
     ("k3_s2_same_c6_tall_relu6_transposed", (16, 5, 6), 3, 2, "same", 1, 1, "relu6", 1.0),
     ("k3_s1_valid_c5_column_transposed", (12, 3, 5), 3, 1, "valid", 1, 1, None, 1.0),
-    # a tall map whose channels take both forms: the fast ones' weights packed by MakeChannel3x3, the others'
-    # (multipliers of 1 or more) transposed by MakeChannel's general path
+    # a tall map whose channels take both forms: the window loops' groups (transposed) and a group of multipliers of 1
+    # or more and a tail, which the planes run (as the map is)
     ("k3_s1_same_c7_tall_relu6_mult_above_1_transposed", (20, 4, 7), 3, 1, "same", 1, 1, "relu6", 1e4),
     # single output pixels (Taps): a MobileNet's last depthwise layer on a 1x1 map (one tap inside the image); a
     # 2x2 map at stride 2 (four taps), 13 channels (three groups and a tail, the planes'), relu6, per-channel scales
@@ -47,14 +48,13 @@ CASES = [
     ("k3_s1_same_c24_1x1", (1, 1, 24), 3, 1, "same", 1, 1, None, 1.0),
     ("k3_s2_same_c13_one_pixel_relu6_spread", (2, 2, 13), 3, 2, "same", 1, 1, "relu6", 1e3),
     ("k5_s1_valid_c6_one_pixel", (5, 5, 6), 5, 1, "valid", 1, 1, None, 1.0),
-    # stride 1 in bands (Block3x3S1's row pairs; 585 outputs, under the firmware's 600): 15 rows of 39 in bands of 8
-    # and 7 (an odd band's last row by RowS1Full), each row's last output in C, one channel, relu
+    # the planes in bands (585 outputs, under the firmware's 600): 15 rows of 39 in bands of 8 and 7, one channel, relu
     ("k3_s1_same_c1_bands_relu", (15, 39, 1), 3, 1, "same", 1, 1, "relu", 1.0),
     # 3x3 at stride 3 on 9 output pixels: neither the planes (16 or more), the window (stride 1 or 2) nor Taps
     # takes it by default, CMSIS-NN's wrapper would run it by its 3x3 function
     ("k3_s3_same_c8_3x3_cmsis", (9, 9, 8), 3, 3, "same", 1, 1, None, 1.0),
-    # strides 2 down and 1 across, 1 down and 2 across: the 3x3 rows and the window loops take equal strides only, so
-    # the planes' general loop (BandAny) runs these
+    # strides 2 down and 1 across, 1 down and 2 across: the window loops take equal strides only, so the planes run
+    # these
     ("k3_s2x1_same_c8", (9, 10, 8), 3, (2, 1), "same", 1, 1, "relu6", 1.0),
     ("k3_s1x2_valid_c8", (7, 11, 8), 3, (1, 2), "valid", 1, 1, None, 1.0),
 ]
@@ -68,6 +68,16 @@ TAPS_CASES = [
     ("k3_s2_same_c12_4x4_to_2x2", (4, 4, 12), 3, 2, "same", 1, 1, None, 1.0),
     ("k3_s1_same_c7_1x4", (1, 4, 7), 3, 1, "same", 1, 1, None, 1.0),
 ]
+
+# The window loops' tiles, built with a buffer of 8 input rows (TD_DW_TILE_ROWS; 20 in a firmware) so that maps the
+# firmware's 600 outputs allow take several tiles of rows: at stride 2, 9 x 16 outputs in 3 x 2 tiles (3 x 8 outputs;
+# the first column of tiles with a lead pixel, every tile some padding or none); at stride 1, 9 x 16 in two tiles of
+# rows (5 and 4). Two tiles of columns at stride 1 (29 at most): k3_s1_same_c4_wide.
+TILE_CASES = [
+    ("k3_s2_same_c4_tiles", (17, 31, 4), 3, 2, "same", 1, 1, None, 1.0),
+    ("k3_s1_same_c4_tiles", (9, 16, 4), 3, 1, "same", 1, 1, "relu6", 1.0),
+]
+TILE_ROWS = 8
 
 
 # CONV_2D with few input channels (first layers): (name, input HxWxC, kernel, strides, padding, filters, activation,
@@ -261,9 +271,9 @@ def _dead_channels_model(seed):
 def _narrow_depthwise_model(seed, shape=(9, 11, 10)):
     """Two 3x3 depthwise layers with relu6 whose outputs are given the scale 6 / 127.5 and the zero point -100, so that
     both clamp to [-100, 28] inside int8's range (the converter gives a relu6 output the whole range; quantization-aware
-    training gives narrower ones): stride 1 on a 9x11 map (the planes: Block3x3S1's row pairs, an odd last row by
-    RowS1Full, each row's odd last output in C; the window: each row's pairs and its last column), then stride 2 on to
-    5x6 (RowS2Full; the window's single pixels); 10 channels: two groups of 4 and a group of 2 (BandAny). With shape
+    training gives narrower ones): stride 1 on a 9x11 map (the window: each row's pairs and its last column), then
+    stride 2 on to 5x6 (the window's pairs and last column); 10 channels: two groups of 4 and a group of 2 (the planes,
+    as every group where the build has them run the node). With shape
     (2, 2, 12): a 2x2 map, then a single pixel (Taps, which clamps each pixel's word), three groups of 4."""
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
@@ -349,7 +359,7 @@ def case_models(tmp_path_factory):
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     d = tmp_path_factory.mktemp("kernels")
     out = {}
-    for i, (name, shape, k, s, pad, dil, mult, act, spread) in enumerate(CASES + TAPS_CASES):
+    for i, (name, shape, k, s, pad, dil, mult, act, spread) in enumerate(CASES + TAPS_CASES + TILE_CASES):
         p = d / f"{name}.tflite"
         p.write_bytes(_model(shape, k, s, pad, dil, mult, act, spread, seed=10 + i))
         out[name] = p
@@ -414,17 +424,18 @@ def _multipliers(model):
     return out
 
 
-def _every_shape(project, window=0, taps=0):
+def _every_shape(project, window=0, taps=0, tile_rows=None):
     """Let tinydeploy's kernels take every shape they cover (in production the library's kernels run the shapes where
-    they measured faster): the tests check all of them. window: which depthwise loops run a small map's node (0 the
-    planes, 1 the window loops; a build chooses by cost); taps: 1 for Taps on every map of more than one pixel its
-    list takes, 0 for none (a single output pixel runs Taps either way)."""
+    they measured faster): the tests check all of them. window: which depthwise loops run a 3x3 node at stride 1 or 2
+    (0 the planes, 1 the window loops, as a build does); taps: 1 for Taps on every map of more than one pixel its list
+    takes, 0 for none (a single output pixel runs Taps either way); tile_rows: the window loops' buffer rows."""
     ini = project / "platformio.ini"
     text = ini.read_text()
     assert "build_flags =\n" in text
+    rows = f"    -DTD_DW_TILE_ROWS={tile_rows}\n" if tile_rows else ""
     ini.write_text(text.replace("build_flags =\n", f"build_flags =\n    -DTD_DW_MIN_OUTPUT_PIXELS=1\n"
                                                     f"    -DTD_DW_WINDOW={window}\n"
-                                                    f"    -DTD_DW_TAPS={taps}\n"
+                                                    f"    -DTD_DW_TAPS={taps}\n{rows}"
                                                     "    -DTD_CONV_ALL_SHAPES=1\n", 1))
 
 
@@ -502,23 +513,37 @@ def _bit_exact(path, op, tflm_dir, tmp_path, every_shape, also=(), edit=None):
     assert len(np.unique(got)) > 8  # the outputs vary: the comparison says something
 
 
-@pytest.mark.parametrize("name", [c[0] for c in CASES])
+# The tall maps the window loops run transposed, left out of the planes' sweep (which run them as they are, by the
+# same loop as the other maps')
+TALL_CASES = [c[0] for c in CASES if c[0].endswith("_transposed")]
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES if c[0] not in TALL_CASES])
 def test_depthwise_is_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
-    # the big case runs with the kernel's own choice of shapes; the others on every shape it covers
+    # the big case runs with the kernel's own choice of shapes (the window loops); the others on every shape the
+    # planes cover
     _bit_exact(case_models[name], "DEPTHWISE_CONV_2D", tflm_dir, tmp_path, every_shape=not name.endswith("_big"))
 
 
-# The depthwise cases the window loops (td_kernel_depthwise.cpp's Window3x3) can take, run by them: stride 2 with
-# SAME padding on an odd map and VALID on another, relu6 with a tail channel left to the planes, per-channel scales
-# over three decades, a wide map, multipliers on both sides of 1 (those groups left to the planes), a single column
+# The depthwise cases the window loops (td_kernel_depthwise.cpp's Window3x3PairsS1/S2 and Window3x3Column, in tiles)
+# can take, run by them: stride 2 with SAME padding on an odd map (a lead pixel, two tiles of rows) and VALID on
+# another, relu6 with a tail channel left to the planes, per-channel scales over three decades, a wide map (two tiles
+# of columns), multipliers on both sides of 1 (those groups left to the planes), the tall maps (transposed) and
+# TILE_CASES
 WINDOW_CASES = ["k3_s2_same_c4_big", "k3_s2_valid_c16", "k3_s1_same_c5_relu6", "k3_s1_same_c64_spread",
-                "k3_s1_same_c4_wide", "k3_s1_same_c16_relu6_mult_above_1", "k3_s1_valid_c5_column_transposed"]
+                "k3_s1_same_c4_wide", "k3_s1_same_c16_relu6_mult_above_1", *TALL_CASES,
+                *(c[0] for c in TILE_CASES)]
+
+
+def _tile_rows(name):
+    """The window loops' buffer rows a case builds with: TILE_ROWS for TILE_CASES, the firmware's otherwise."""
+    return TILE_ROWS if name in {c[0] for c in TILE_CASES} else None
 
 
 @pytest.mark.parametrize("name", WINDOW_CASES)
 def test_depthwise_window_loops_are_bit_exact_with_tflm_reference_on_the_device(case_models, tflm_dir, tmp_path, name):
     _bit_exact(case_models[name], "DEPTHWISE_CONV_2D", tflm_dir, tmp_path, every_shape=False,
-               edit=lambda project: _every_shape(project, window=1))
+               edit=lambda project: _every_shape(project, window=1, tile_rows=_tile_rows(name)))
 
 
 @pytest.mark.parametrize("name", [c[0] for c in TAPS_CASES])
@@ -649,10 +674,9 @@ def test_channels_outside_the_shortcut_among_others_are_bit_exact(case_models, t
 @pytest.mark.parametrize("name, window, taps", [("depthwise_narrow_relu6", 0, 0), ("depthwise_narrow_relu6", 1, 0),
                                                 ("depthwise_narrow_relu6_2x2", 0, 1)])
 def test_depthwise_clamps_a_narrower_activation_range_bit_exact(case_models, tflm_dir, tmp_path, name, window, taps):
-    """Both depthwise layers clamp to [-100, 28]: the planes' rows (RowS1Full, RowS2Full, Block3x3S1) and the window
-    loops to int8's range, then ClampPixels over the group's outputs (mutations band-clamp and window-clamp leave that
-    out); the last group of 2 channels by BandAny, which clamps each output; Taps clamps each pixel's word (taps-clamp
-    leaves that out)."""
+    """Both depthwise layers clamp to [-100, 28]: the window loops to int8's range, then ClampPixels over the group's
+    outputs (mutation window-clamp leaves that out); the planes (BandAny) clamp each output (band-clamp leaves that
+    out); Taps clamps each pixel's word (taps-clamp leaves that out)."""
     from tinydeploy.analyze.requant import channel_params
     from tinydeploy.tflite_model import TFLiteModel
 
@@ -722,9 +746,6 @@ MUTATIONS = {  # file -> (text, broken text)
                          "return (dsp::smmlar(acc2, mult, add - (1 << (right - 1))) + (acc2 >> 31)) >> right;"),
     # MEAN's 16-bit lanes widened only every 512 pixels: a sum of 400 extreme values overflows them
     "lanes-overflow": ("td_kernel_mean.cpp", "constexpr int kLanePixels = 256;", "constexpr int kLanePixels = 512;"),
-    # the transposed map's filter read untransposed: the loops would run a tall map's taps in the wrong places
-    "transposed-taps": ("td_kernel_depthwise.cpp", "(transposed ? v[3 * (x) + (r)] : v[3 * (r) + (x)])",
-                        "(transposed ? v[3 * (r) + (x)] : v[3 * (r) + (x)])"),
     # MAX_POOL_2D's activation range left out: the relu6 fused into the pool not applied
     "pool-no-clamp": ("td_kernel_pool.cpp", "const bool full = lo <= -128 && hi >= 127;", "const bool full = true;"),
     # the first layer's gathered pairs: (q1, q2) built from q0 and q2 (GatherFive's halfword packing)
@@ -732,10 +753,6 @@ MUTATIONS = {  # file -> (text, broken text)
                     "(static_cast<uint32_t>(eq) & 0xffffu)"),
     # DotFive's second pair against the third weight word
     "five-tap": ("td_kernel_conv.cpp", "smlad lr, r5, r9, lr", "smlad lr, r5, r10, lr"),
-    # the window loops' channel 2 accumulating channel 3's input
-    "window-tap": ("td_kernel_depthwise.cpp", '"smlatt r6, r8, r11, r6\\n\\t"', '"smlatt r6, r9, r11, r6\\n\\t"'),
-    # Block3x3S1's output row 1 taking input row 2 against weight row 2, not row 1
-    "block-tap": ("td_kernel_depthwise.cpp", '"smlad r12, r9, r5, r12\\n\\t"', '"smlad r12, r9, r6, r12\\n\\t"'),
     # Taps' channel 1 taking channel 0's input
     "taps-lanes": ("td_kernel_depthwise.cpp", '"smlabb r5, r10, r11, r5\\n\\t"', '"smlabb r5, r8, r11, r5\\n\\t"'),
     # Taps' rounding constant made with the right shift, not one less (the zero point doubled)
@@ -744,28 +761,42 @@ MUTATIONS = {  # file -> (text, broken text)
     "taps-list": ("td_kernel_depthwise.cpp", "|| ix < 0 || ix >= m.in_w) continue;", "|| ix < 0 || ix >= m.in_w - 1) continue;"),
     # Taps' words not clamped to a narrower activation range's bottom
     "taps-clamp": ("td_kernel_depthwise.cpp", '"sel r7, r7, r3\\n\\t"', '"nop\\n\\t"'),
-    # the window buffer's copy storing each pair's first pixel twice (its second pixel's input lost)
-    "window-copy": ("td_kernel_depthwise.cpp", '"sxtab16 r0, r4, r12\\n\\t"', '"sxtab16 r0, r4, r11\\n\\t"'),
-    # the window buffer's copy not stepping over the image's pixels beside the windows to the next row's first
-    "window-copy-row": ("td_kernel_depthwise.cpp", '"add r1, r8\\n\\t"', '"nop\\n\\t"'),
-    # the window buffer's copy leaving out an odd row's last pixel
-    "window-copy-odd": ("td_kernel_depthwise.cpp", '"cbz r6, 3f\\n\\t"', '"b 3f\\n\\t"'),
-    # a group's outputs not clamped to a narrower activation range after the loops (which clamp to int8's only): run
-    # with the planes (band-clamp) and with the window loops (window-clamp)
-    "band-clamp": ("td_kernel_depthwise.cpp", "if (!full && n == 4) {", "if (false) {"),
-    "window-clamp": ("td_kernel_depthwise.cpp", "if (!full && n == 4) {", "if (false) {"),
-    # the window's pairs: the second pixel's third tap of each row reading the first pixel's third column
-    "window-pair-tap": ("td_kernel_depthwise.cpp", 'TD_WP_A "ldrd r9, r10, [r0, #24]\\n\\t" TD_WP_B',
-                        'TD_WP_A "ldrd r9, r10, [r0, #16]\\n\\t" TD_WP_B'),
-    # the window's pairs: the second pixel stored over the first
-    "window-pair-store": ("td_kernel_depthwise.cpp", '"str r5, [r9, r10]\\n\\t"', '"str r5, [r9]\\n\\t"'),
-    # the window's pairs: a row's output skipping nothing after its last pair (an odd row's last column)
-    "window-pair-odd": ("td_kernel_depthwise.cpp", "p.out_row_skip = (s.out_w - done) * s.channels;",
-                        "p.out_row_skip = 0;"),
-    # the window's weights: each filter row's third tap given its second's
-    "window-weights": ("td_kernel_depthwise.cpp", 'TD_WIN_W("v1") TD_WIN_W("v2")', 'TD_WIN_W("v1") TD_WIN_W("v1")'),
-    # the window's padding not 0 once widened (a padded tap would add w * 257, where the reference adds nothing)
-    "window-pad": ("td_kernel_depthwise.cpp", "memset(words, 0, 2 * rows * cols", "memset(words, 1, 2 * rows * cols"),
+    # the window loops' pairs at stride 1: the second output's first tap taking the first's input (x_j, not x_j+1)
+    "window-tap": ("td_kernel_depthwise.cpp", '"smlatb " B ", r9, r11, " B "\\n\\t"',
+                   '"smlabb " B ", r9, r11, " B "\\n\\t"'),
+    # the window loops' pairs at stride 2: the second output's last tap reading x_j+2, not x_j+4
+    "window-s2-tap": ("td_kernel_depthwise.cpp", "TD_XSTR(256 * R + 64 * C + 8)", "TD_XSTR(256 * R + 64 * C + 4)"),
+    # an odd width's last column: every row's output stored over the first row's
+    "window-column": ("td_kernel_depthwise.cpp", '"add r5, r8\\n\\t"', '"nop\\n\\t"'),
+    # the copy's odd pixel pair: the second pixel's channels 2 and 3 taken from the first
+    "window-copy": ("td_kernel_depthwise.cpp", '"pkhtb r12, r12, r11, asr #16\\n\\t"',
+                    '"pkhtb r12, r11, r11, asr #16\\n\\t"'),
+    # the copy's two pairs a step: channel 2's words stored in channel 3's row
+    "window-copy-quad": ("td_kernel_depthwise.cpp", '"strd r5, r8, [r10, #128]\\n\\t"',
+                         '"strd r5, r8, [r10, #192]\\n\\t"'),
+    # the copy not stepping over the image's pixels beside the windows to the next row's first
+    "window-copy-row": ("td_kernel_depthwise.cpp", '"add r1, r9\\n\\t"', '"nop\\n\\t"'),
+    # the copy's lead pixel (an odd first column): channel 0 given channel 1's value
+    "window-copy-lead": ("td_kernel_depthwise.cpp", '"lsl lr, r12, #16\\n\\t"', '"lsl lr, r11, #16\\n\\t"'),
+    # the padding rows above the image not 0 (a padded tap would add w * 257, where the reference adds nothing)
+    "window-pad": ("td_kernel_depthwise.cpp", "if (t.ya > 0) memset(buf, 0, t.ya * kTileRowBytes);",
+                   "if (t.ya > 0) memset(buf, 1, t.ya * kTileRowBytes);"),
+    # the padding words right of the image not 0
+    "window-pad-right": ("td_kernel_depthwise.cpp", "for (int k = right; k < end; ++k) row[k] = 0;",
+                         "for (int k = right; k < end; ++k) row[k] = 0x10001;"),
+    # a group's outputs not clamped to a narrower activation range after the window loops (which clamp to int8's)
+    "window-clamp": ("td_kernel_depthwise.cpp", "if (!full && windowed) {", "if (false) {"),
+    # the window's weights: each filter row's (w1, w2) word given (w1, w1)
+    "window-weights": ("td_kernel_depthwise.cpp", "w[1] = dsp::pack_bottoms(e1, e2)",
+                       "w[1] = dsp::pack_bottoms(e1, e1)"),
+    # every tile's copy starting at the map's first column (a second column of tiles computed from the first's input)
+    "window-tiles": ("td_kernel_depthwise.cpp", "(t.ix + t.xa) * st.col", "t.xa * st.col"),
+    # a tall map run transposed with its filter read untransposed
+    "window-transposed": ("td_kernel_depthwise.cpp", "Steps{c, m.in_w * c, c, m.out_w * c, 3 * c, c}",
+                          "Steps{c, m.in_w * c, c, m.out_w * c, c, 3 * c}"),
+    # the planes' outputs (BandAny) clamped to int8's range only, not to a narrower activation range
+    "band-clamp": ("td_kernel_depthwise.cpp", "return util::Clamp(v, ch.lo, ch.hi);",
+                   "return util::Clamp(v, -128, 127);"),
     # SmallK's second product of each row against the first widened weight word
     "small-k-dot": ("td_kernel_matmul.cpp", '"smlad " acc ", r5, r9, "', '"smlad " acc ", r5, r8, "'),
     # the single-pixel loop's channels each taking the next one's shift (the distance from a multiplier 4 bytes long)
@@ -810,22 +841,23 @@ MUTATIONS = {  # file -> (text, broken text)
                                             ("dead_channels_1x1", "pc-row-range"),
                                             ("dead_channels_1x1", "taps-range"),
                                             ("dead_channels_1x1", "pc-row-clamp"),
-                                            ("k3_s1_same_c4_tall_transposed", "transposed-taps"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-gather"),
                                             ("conv_k3_s1_same_c1_f16_relu", "five-tap"),
                                             ("pw_k8_k16_blocks", "small-k-dot"),
-                                            ("k3_s2_valid_c16", "window-tap"),
-                                            ("k3_s1_same_c5_relu6", "window-pad"),
-                                            ("k3_s2_same_c4_big", "window-copy"),
+                                            ("k3_s1_same_c16_relu6_mult_above_1", "window-tap"),
+                                            ("k3_s2_valid_c16", "window-s2-tap"),
+                                            ("k3_s1_same_c5_relu6", "window-column"),
+                                            ("k3_s1_same_c5_relu6", "window-copy"),
+                                            ("k3_s1_same_c4_wide", "window-copy-quad"),
                                             ("k3_s2_valid_c16", "window-copy-row"),
-                                            ("k3_s2_valid_c16", "window-copy-odd"),
-                                            ("depthwise_narrow_relu6", "band-clamp"),
+                                            ("k3_s2_same_c4_big", "window-copy-lead"),
+                                            ("k3_s1_same_c5_relu6", "window-pad"),
+                                            ("k3_s1_same_c64_spread", "window-pad-right"),
                                             ("depthwise_narrow_relu6", "window-clamp"),
-                                            ("k3_s1_same_c16_relu6_mult_above_1", "window-pair-tap"),
-                                            ("k3_s1_same_c4_wide", "window-pair-store"),
-                                            ("k3_s1_same_c5_relu6", "window-pair-odd"),
+                                            ("depthwise_narrow_relu6", "band-clamp"),
                                             ("k3_s1_same_c64_spread", "window-weights"),
-                                            ("k3_s1_same_c1_bands_relu", "block-tap"),
+                                            ("k3_s2_same_c4_tiles", "window-tiles"),
+                                            ("k3_s1_same_c4_tall_transposed", "window-transposed"),
                                             ("k3_s2_same_c13_one_pixel_relu6_spread", "taps-lanes"),
                                             ("k3_s1_same_c20_2x2_spread", "taps-const"),
                                             ("k3_s2_same_c12_4x4_to_2x2", "taps-list"),
@@ -844,7 +876,8 @@ def test_a_wrong_kernel_would_be_caught(case_models, tflm_dir, tmp_path, name, m
     path = case_models[name]
     ours = tmp_path / "ours"
     run_cli("build", path, "-o", ours, "--no-compile", "--kernels", "tinydeploy", check=0)
-    _every_shape(ours, window=1 if mutation.startswith("window") else 0, taps=1 if mutation.startswith("taps") else 0)
+    _every_shape(ours, window=1 if mutation.startswith("window") else 0, taps=1 if mutation.startswith("taps") else 0,
+                 tile_rows=_tile_rows(name))
     file, good, bad = MUTATIONS[mutation]
     src = ours / "src" / file
     text = src.read_text()

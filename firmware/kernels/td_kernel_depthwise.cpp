@@ -5,39 +5,33 @@
 // registration's op data (td_kernel_cmsis.h), chosen in Prepare. The per-channel multipliers and shifts come from flash
 // (td_kernel_params.h); nothing beyond TFLM's OpDataConv is kept in the arena.
 //
-// How it computes, per group of 4 channels (one 32-bit word of each NHWC pixel) and band of output rows:
-//  - FillPlanes copies the band's input rows into one plane per channel on the stack, as 16-bit values with the input
-//    offset added (SXTAB16 widens and offsets two channels of a pixel in one instruction), padded with zeros: a padded
-//    tap then adds w * 0, as the reference's skipped tap adds nothing, and every output runs the same taps;
-//  - a channel's outputs are computed along its plane's rows with its weights in registers. A 3x3 filter at stride 1
-//    or 2 takes two outputs at a time in assembly (RowS1Full etc.): per input row, the pairs (x0, x1), (x1, x2),
-//    (x2, x3) (stride 2: (x0, x1), (x2, x3), (x4, x5)) make both outputs' three products with two SMLADs and two
-//    16x16 multiply-accumulates: 18 MACs in 21 instructions; at stride 1, Block3x3S1 takes two rows at a time, 2 x 2
-//    outputs from four input rows (36 MACs in 40 instructions, one load of the requantization's constants); other
-//    filters, dilation and the rarer requantization forms run BandAny, one tap at a time;
+// How it computes, per group of 4 channels (one 32-bit word of each NHWC pixel):
+//  - a 3x3 filter at stride 1 or 2 (one batch, two output pixels or more) runs the window loops, the map cut into tiles
+//    of up to 18 x 29 outputs at stride 1 (9 x 15 at stride 2), a tall map transposed (its columns as rows: a keyword
+//    net's 25x5 in one tile of 5 rows of 25). Per tile, WindowCopy copies the input under its windows into a buffer on
+//    the stack, each channel's rows apart and each word holding two neighbouring pixels of one channel, widened to 16
+//    bits with the input offset added (SXTAB16 on two pixels' bytes packed by PKHBT/PKHTB), padded with zeros (a
+//    padded tap adds w * 0, as the reference's skipped tap adds nothing). A pixel pair of one channel is then one
+//    SMLAD operand at a fixed offset: Window3x3PairsS1 / S2 run two outputs of a row at a time, 4 multiplies for a
+//    filter row's 6 taps (SMLAD, SMLABT, SMLATB), 127 (139 at stride 2) instructions for 72 MACs with the
+//    requantization of the pair's eight outputs; an odd width's last column runs Window3x3Column;
 //  - the accumulators hold twice the sum (the weights and bias are doubled), so that TFLM's requantization is
-//    util::RequantFast's three instructions (exact by the bound MakeRequant checks per channel); a channel beyond
-//    that bound, or whose multiplier is 1 or more, takes TFLM's own function or its left-shift form;
-//  - a tall, narrow map with a 3x3 filter (a keyword net's 25x5) runs transposed where RowsCost says it takes fewer
-//    instructions: the planes hold the input's columns (FillPlanes' line and column steps swapped), the filter is read
-//    transposed, and the outputs are stored down the map's columns; the last output of an odd column runs in C (its
-//    unstored partner would fall beyond the map).
-//
-// Small maps (a 3x3 filter at stride 1 or 2, 2 to 144 output pixels) run the window loops (Window3x3) where
-// WindowCheaper estimates them cheaper than the planes: per group of 4 channels the input under the windows is copied
-// into a buffer padded with zeros, each pixel's four channels widened to 16 bits with the input offset added (two
-// words), and every output pixel of the four channels runs nine taps in assembly, 6 instructions a tap (the pixel's
-// two words, their doubled weights, four 16x16 multiply-accumulates), 89 an output pixel with the requantization, 78.5
-// where two pixels of a row run together at stride 1 (Window3x3Pairs): no planes, no per-channel set-up. Both the
-// planes and the window loops clamp to int8's range; a narrower activation range is clamped after, four channels a
-// word (ClampPixels). A single output pixel (a 1x1 map, or a 2x2 one at stride 2), and a map of 2 to 4 pixels where it
-// is cheaper than the window loops (a 2x2 map), run Taps: each output pixel's taps inside the image alone (4 of a 3x3
-// filter's 9 on a 2x2 map at stride 1), four channels a word, in assembly with the group's constants made once.
+//    util::RequantFast's three instructions (exact, for any int8 weights, where the multiplier is below 1 and the right
+//    shift and the bias within the bound WindowGroup checks); a group with a channel beyond that runs the planes;
+//  - the planes (the other filters, strides and dilations, more than one batch, the groups the window loops leave,
+//    a last group of fewer than 4 channels): FillPlanes copies a band of output rows' input rows into one 16-bit plane
+//    per channel, BandAny runs each output's taps one at a time with the requantization's exact form (TFLM's own
+//    function, its left-shift form where the multiplier is 1 or more, or the fast one where its bound holds).
+// A single output pixel (a 1x1 map, or a 2x2 one at stride 2), and a map of 2 to 4 pixels where it is cheaper than the
+// window loops (a 2x2 map), run Taps: each output pixel's taps inside the image alone (4 of a 3x3 filter's 9 on a 2x2
+// map at stride 1), four channels a word, in assembly with the group's constants made once. The window loops clamp to
+// int8's range; a narrower activation range is clamped after, four channels a word (ClampPixels).
 //
 // In place: each group reads its whole input before it writes an output where the planes take the map in one band,
-// the window loops run it, or Taps does; an output pixel's channel c is written over input channel c's bytes,
-// which only that group reads. tinydeploy's memory plan then puts the output over the input (analyze/requant.py's
-// depthwise_in_place; the study's MobileNetV2: 17 nodes, its head 1 KB lower), which TFLM's kernels cannot run.
+// the window loops run it in one tile (EvalOurs has the planes run an aliased node of more tiles), or Taps does; an
+// output pixel's channel c is written over input channel c's bytes, which only that group reads. tinydeploy's memory
+// plan then puts the output over the input (analyze/requant.py's depthwise_in_place; the study's MobileNetV2: 17
+// nodes, its head 1 KB lower), which TFLM's kernels cannot run.
 
 #include <string.h>
 
@@ -71,19 +65,10 @@ constexpr int kBufferValues = 1792;  // 3.5 KB of stack
 #endif
 constexpr int kMinOutputPixels = TD_DW_MIN_OUTPUT_PIXELS;
 
-// The small maps' loops (Window3x3): a 3x3 filter at stride 1 or 2 whose output map has at most this many pixels (and
-// at least 2: a single output pixel runs Taps) and whose group of four channels' window
-// of the input, with its padding, fits kWindowPixels pixels (a 12x12 map and its border at stride 2: 25x25), two
-// words a pixel in the buffer (5 KB of stack).
-#ifndef TD_DW_WINDOW_MAX_PIXELS
-#define TD_DW_WINDOW_MAX_PIXELS 144
-#endif
-constexpr int kWindowMaxPixels = TD_DW_WINDOW_MAX_PIXELS;
-constexpr int kWindowPixels = 625;
-// Which of the two a node the window loops can take runs: 2 the cheaper by WindowCheaper's estimate; the tests build
-// with 0 (the planes) and 1 (the window) to run each on every shape it covers.
+// Whether the window loops run the nodes they take (1; measured cheaper than the planes on every map of
+// bench/kernels.py's models); the tests build with 0 to run the planes on every shape they cover.
 #ifndef TD_DW_WINDOW
-#define TD_DW_WINDOW 2
+#define TD_DW_WINDOW 1
 #endif
 // Whether Taps runs a small map of more than one output pixel: 2 where it is cheaper than the window loops (which can
 // take the node), 1 wherever its list fits (the tests, to run it on every shape it covers), 0 never.
@@ -94,22 +79,21 @@ constexpr int kWindowPixels = 625;
 using DwOp = util::KernelOp;
 using util::Geometry;
 
-// Whether the node's output map runs Window3x3: stride 1 or 2 both ways, no dilation, a 3x3 filter, one batch.
+// Whether the node's output map runs the window loops: stride 1 or 2 both ways, no dilation, a 3x3 filter, one batch,
+// two output pixels or more (a single one runs Taps).
 inline bool WindowTakes(int batches, int out_h, int out_w, int k_h, int k_w, int stride_h, int stride_w, int dil_h,
                         int dil_w) {
-  const int rows = (out_h - 1) * stride_h + 3, cols = (out_w - 1) * stride_w + 3;
   return batches == 1 && k_h == 3 && k_w == 3 && dil_h == 1 && dil_w == 1 && stride_h == stride_w &&
-         (stride_w == 1 || stride_w == 2) && out_h * out_w >= 2 && out_h * out_w <= kWindowMaxPixels &&
-         rows * cols <= kWindowPixels;
+         (stride_w == 1 || stride_w == 2) && out_h * out_w >= 2;
 }
 
-// The window loops' instructions for a group of four channels on the map, as measured with bench/kernels.py on the
-// MobileNets' and the keyword net's maps: about 25 an output pixel and channel (89 in the assembly for four channels,
-// with the calls and the constants), the group's copy about 5 a pixel of the windows' extent (padding included) and
-// its set-up about 150 (WindowCheaper, TapsCheaper).
+// The window loops' instructions for a group of four channels on the map (TapsCheaper), as measured with
+// bench/kernels.py on the MobileNets' and the keyword net's maps: about 66 an output pixel (127 a pair of them at
+// stride 1, 139 at stride 2, with the requantization), the copy about 8 a pixel of the windows' extent (padding
+// included) and the group's set-up (its constants and weights, the calls) about 460.
 inline int WindowGroupCount(const Geometry& m) {
   const int rows = (m.out_h - 1) * m.stride_h + 3, cols = (m.out_w - 1) * m.stride_w + 3;
-  return 100 * m.out_h * m.out_w + 5 * rows * cols + 150;
+  return 66 * m.out_h * m.out_w + 8 * rows * cols + 460;
 }
 
 // The pinned library's kernel (CMSIS-NN under ARDUINO), for the nodes this one does not take.
@@ -131,9 +115,10 @@ bool OwnLoopsTake(TfLiteContext* context, TfLiteNode* node) {
     const int width = (output->dims->data[2] - 1) * params.stride_width + (k_w - 1) * params.dilation_width_factor + 1;
     const bool row_fits = 4 * ((k_h - 1) * params.dilation_height_factor + 1) * ((width + 4) & ~1) <= kBufferValues;
     const bool planes = row_fits && output->dims->data[1] * output->dims->data[2] >= kMinOutputPixels;
-    const bool window = WindowTakes(input->dims->data[0], output->dims->data[1], output->dims->data[2], k_h, k_w,
-                                    params.stride_height, params.stride_width, params.dilation_height_factor,
-                                    params.dilation_width_factor);
+    // the window loops, whose groups outside their form (and a last one of fewer than four channels) the planes run
+    const bool window = row_fits && WindowTakes(input->dims->data[0], output->dims->data[1], output->dims->data[2],
+                                                k_h, k_w, params.stride_height, params.stride_width,
+                                                params.dilation_height_factor, params.dilation_width_factor);
     // a single output pixel by Taps, whose channels outside its form the planes run
     const bool one_pixel = output->dims->data[1] == 1 && output->dims->data[2] == 1 && row_fits;
     ok = params.depth_multiplier == 1 && filter->dims->data[3] == channels && output->dims->data[3] == channels &&
@@ -145,12 +130,10 @@ bool OwnLoopsTake(TfLiteContext* context, TfLiteNode* node) {
   return ok;
 }
 
-// What one channel's loops need: its weights and bias (doubled for the 3x3 paths, whose accumulators hold twice the
-// sum for util::RequantFast) and its requantization.
+// What one channel's loops need (the planes, BandAny): its weights and bias and its requantization.
 struct Channel {
-  int32_t w[kMaxTaps];  // each tap's weight, row after row (BandAny)
-  int32_t w3[5];        // a 3x3 filter doubled: (row r's taps 0, 1) at w3[r]; (tap 2 of row 0, of row 1); row 2's tap 2
-  int32_t bias, bias2;  // the bias, and doubled for the 3x3 paths (only where the fast form's bound holds)
+  int32_t w[kMaxTaps];  // each tap's weight, row after row
+  int32_t bias;
   int32_t mult, shift, add, right;  // TFLM's multiplier and shift; the fast form's constants (see MakeChannel)
   int mode;
   int32_t lo, hi, zp;               // the activation range and the output zero point
@@ -160,65 +143,17 @@ struct Channel {
 // SMMLAR(acc2 << shift, m, zp); kSlow: TFLM's own function (where a bound does not allow the others).
 enum Mode { kSlow = 0, kRight = 1, kLeft = 2 };
 
-// A channel of a node the 3x3 loops run (k3): its doubled weights packed as Band3x3 reads them and its constants,
-// the bound taken as |bias| + 255 * 128 * 9 (any int8 weights), without a pass over the weights; false where the fast
-// form does not hold for that bound (MakeChannel then takes the exact bound and the other forms).
-bool MakeChannel3x3(Channel& ch, const int8_t* filter, const int32_t* bias, const tflite::OpDataConv& d, int c,
-                    int channels, bool transposed) {
-  const int32_t b = bias ? bias[c] : 0, mult = d.per_channel_output_multiplier[c];
-  const int32_t shift = d.per_channel_output_shift[c];
-  const util::Requant q = util::MakeRequant(mult, shift, d.output_zero_point, (b < 0 ? -static_cast<int64_t>(b) : b)
-                                                                                 + 255LL * 128 * 9);
-  if (!q.fast) return false;
-  int32_t v[9];  // the model's taps (ky, kx), doubled
-  for (int k = 0; k < 9; ++k) v[k] = 2 * filter[k * channels + c];
-  // tap (r, x) of the loops' filter: the model's (r, x), or (x, r) transposed
-#define TD_DW_AT(r, x) (transposed ? v[3 * (x) + (r)] : v[3 * (r) + (x)])
-  for (int r = 0; r < 3; ++r) ch.w3[r] = dsp::pack16(TD_DW_AT(r, 0), TD_DW_AT(r, 1));
-  ch.w3[3] = dsp::pack16(TD_DW_AT(0, 2), TD_DW_AT(1, 2));
-  ch.w3[4] = TD_DW_AT(2, 2);
-#undef TD_DW_AT
-  ch.bias = b;
-  ch.bias2 = static_cast<int32_t>(2u * static_cast<uint32_t>(b));
-  ch.mult = mult;
-  ch.shift = shift;
-  ch.zp = d.output_zero_point;
-  ch.lo = d.output_activation_min;
-  ch.hi = d.output_activation_max;
-  ch.mode = kRight;
-  ch.right = q.right;
-  ch.add = q.add;
-  return true;
-}
-
-// k_w: the filter's width as the loops see it; transposed: they run the map with rows and columns swapped, so tap
-// (ky, kx) of their filter is the model's (kx, ky). k3: the node runs the 3x3 loops (a channel of the fast form
-// needs no per-tap weights then).
+// A channel of a node the planes run: its taps' weights, row after row, its bias and its requantization's form.
 void MakeChannel(Channel& ch, const int8_t* filter, const int32_t* bias, const tflite::OpDataConv& d, int c,
-                 int channels, int k_h, int k_w, bool transposed, bool k3) {
-  if (k3 && MakeChannel3x3(ch, filter, bias, d, c, channels, transposed)) return;
+                 int channels, int taps) {
   int32_t abs_sum = 0;
-  const int taps = k_h * k_w;
   for (int k = 0; k < taps; ++k) {
     const int32_t w = filter[k * channels + c];
     ch.w[k] = w;
     abs_sum += w < 0 ? -w : w;
   }
-  if (transposed) {  // tap (r, x) of the loops' filter is the model's (x, r): k_h of the model's taps a row
-    int32_t t[kMaxTaps];
-    for (int k = 0; k < taps; ++k) t[k] = ch.w[k];
-    for (int r = 0; r < k_h; ++r) {
-      for (int x = 0; x < k_w; ++x) ch.w[r * k_w + x] = t[x * k_h + r];
-    }
-  }
-  if (taps == 9 && k_w == 3) {
-    for (int r = 0; r < 3; ++r) ch.w3[r] = dsp::pack16(2 * ch.w[3 * r], 2 * ch.w[3 * r + 1]);
-    ch.w3[3] = dsp::pack16(2 * ch.w[2], 2 * ch.w[5]);
-    ch.w3[4] = 2 * ch.w[8];
-  }
   const int32_t b = bias ? bias[c] : 0;
   ch.bias = b;
-  ch.bias2 = static_cast<int32_t>(2u * static_cast<uint32_t>(b));  // used only where 2 x the bound fits
   ch.mult = d.per_channel_output_multiplier[c];
   ch.shift = d.per_channel_output_shift[c];
   ch.zp = d.output_zero_point;
@@ -229,11 +164,6 @@ void MakeChannel(Channel& ch, const int8_t* filter, const int32_t* bias, const t
   ch.mode = q.fast ? kRight : (q.left_fast ? kLeft : kSlow);
   ch.right = q.fast ? q.right : ch.shift;
   ch.add = q.fast ? q.add : ch.zp;
-}
-
-// One output of channel ch from its doubled accumulator, in the activation range.
-inline int32_t OutputFast(int32_t acc2, int32_t mult, int32_t add, int32_t right, int32_t lo, int32_t hi) {
-  return util::Clamp(dsp::ssat8(util::RequantFast(acc2, mult, add, right)), lo, hi);
 }
 
 // acc: the plain accumulator (doubled only by the fast forms, whose bounds allow it), as the reference sums it.
@@ -249,13 +179,6 @@ inline int32_t OutputAny(const Channel& ch, int32_t acc) {
   return util::Clamp(v, ch.lo, ch.hi);
 }
 
-// Two 16-bit values as one word (a halfword-aligned LDR: the Cortex-M4 loads unaligned words).
-inline int32_t Load2(const int16_t* p) {
-  int32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-
 // A band of output rows of one channel, read from its plane: the channel's input rows, the input offset added and
 // widened to 16 bits, padded with zeros (a padded tap of the reference adds nothing; here it adds w * 0).
 struct Band {
@@ -264,239 +187,9 @@ struct Band {
   int rows;       // output rows
   int out_w;
   int8_t* out;    // the band's first output of the channel
-  int out_step;   // bytes from one output of a row to the next (the channel count; transposed: a row of the map)
-  int row_step;   // bytes from one row's first output to the next row's (transposed: the channel count)
-  bool last;      // the band ends the output map (of the last batch): nothing of the channel follows its last row
-  bool transposed;  // rows are the map's columns: the output after a row's last is not the next row's first
+  int out_step;   // bytes from one output of a row to the next (the channel count)
+  int row_step;   // bytes from one row's first output to the next row's
 };
-
-// 3x3 at stride 1, two outputs at a time: x01 = (x0, x1), x12, x23 of each input row give
-//   out0 += x01 . (w0, w1) + x2 w2 (SMLAD, SMLABB), out1 += x12 . (w0, w1) + x3 w2 (SMLAD, SMLATB),
-// 21 instructions for 18 multiply-accumulates, the channel's weights in registers for the whole band.
-// At stride 2 the pairs are x01 and x23 for out0, x23 and x45 for out1. A last odd output is computed with a
-// second one that is not stored (the plane has room for what it reads).
-template <int kStride>
-__attribute__((always_inline)) inline void Pair3x3(const int16_t* p, int pitch, const int32_t* w, int32_t& a0, int32_t& a1) {
-  for (int r = 0; r < 3; ++r, p += pitch) {
-    const int32_t w01 = w[r], w2 = r == 0 ? w[3] : (r == 1 ? w[3] >> 16 : w[4]);
-    if (kStride == 1) {
-      const int32_t x01 = Load2(p), x12 = Load2(p + 1), x23 = Load2(p + 2);
-      a0 = dsp::smlad(x01, w01, a0);
-      a0 = dsp::smlabb(x23, w2, a0);
-      a1 = dsp::smlad(x12, w01, a1);
-      a1 = dsp::smlatb(x23, w2, a1);
-    } else {
-      const int32_t x01 = Load2(p), x23 = Load2(p + 2), x45 = Load2(p + 4);
-      a0 = dsp::smlad(x01, w01, a0);
-      a0 = dsp::smlabb(x23, w2, a0);
-      a1 = dsp::smlad(x23, w01, a1);
-      a1 = dsp::smlabb(x45, w2, a1);
-    }
-  }
-}
-
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-// One output row's pairs of a 3x3 channel in assembly, every register of the core in use: the input pointer (r0), the
-// output pointer (r1), the doubled bias (r2, the accumulators' start), the plane's pitch in bytes (r3), the five
-// weight words (r4-r8: rows 0-2's (w0, w1), then (w2 of row 0, w2 of row 1) and w2 of row 2), a pair counter (lr) and
-// four scratch registers; the requantization's constants are read from the stack arguments. Per pair: 21 loads and
-// multiply-accumulates (18 MACs, the first two starting from the bias), 2 row steps, 15 instructions of
-// requantization and stores, 3 of loop: 41 instructions.
-// It runs `rows` output rows of `pairs` pairs each, the input pointer moved by in_skip bytes and the output pointer
-// back by out_back bytes after each row. int8's range only (lo and hi are not read: EvalOurs clamps a narrower one
-// after, ClampPixels).
-//   (p, out, bias2, pitch_bytes; stack: w, mult, add, right, step, pairs, lo, hi, rows, in_skip, out_back), pairs,
-//   rows >= 1
-#define TD_DW_ROW_S1(base, wa, half0, half1, in0, in1) \
-  "ldr r9, [" base "]\n\t"                            \
-  "smlad r10, r9, " wa ", " in0 "\n\t"                \
-  "ldr r9, [" base ", #2]\n\t"                        \
-  "smlad r11, r9, " wa ", " in1 "\n\t"                \
-  "ldr r9, [" base ", #4]\n\t"                        \
-  "smlab" half0 " r10, r9, " half1 ", r10\n\t"        \
-  "smlat" half0 " r11, r9, " half1 ", r11\n\t"
-#define TD_DW_ROW_S2(base, wa, half0, half1, in0, in1) \
-  "ldr r9, [" base "]\n\t"                            \
-  "smlad r10, r9, " wa ", " in0 "\n\t"                \
-  "ldr r9, [" base ", #4]\n\t"                        \
-  "smlab" half0 " r10, r9, " half1 ", r10\n\t"        \
-  "smlad r11, r9, " wa ", " in1 "\n\t"                \
-  "ldr r9, [" base ", #8]\n\t"                        \
-  "smlab" half0 " r11, r9, " half1 ", r11\n\t"
-#define TD_DW_ROW_FN(name, ROW, advance)                                                                     \
-  __attribute__((naked, noinline)) void name(const int16_t*, int8_t*, int32_t, int32_t, const int32_t*, int32_t, \
-                                             int32_t, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t,      \
-                                             int32_t, int32_t) {                                                \
-    __asm__ volatile(                                                                                          \
-        "push {r4-r11, lr}\n\t"                                                                                \
-        "ldr r12, [sp, #36]\n\t"                                                                               \
-        "ldm r12, {r4-r8}\n\t"                                                                                 \
-        "0:\n\t"                                                                                               \
-        "ldr lr, [sp, #56]\n\t"                                                                                \
-        "1:\n\t"                                                                                               \
-        ROW("r0", "r4", "b", "r7", "r2", "r2")                                                                 \
-        "add r12, r0, r3\n\t" ROW("r12", "r5", "t", "r7", "r10", "r11")                                        \
-        "add r12, r12, r3\n\t" ROW("r12", "r6", "b", "r8", "r10", "r11")                                       \
-        "ldrd r9, r12, [sp, #40]\n\t"                                                                          \
-        "smmlar r12, r10, r9, r12\n\t"                                                                         \
-        "add r12, r12, r10, asr #31\n\t"                                                                       \
-        "ldr r10, [sp, #44]\n\t"                                                                               \
-        "smmlar r10, r11, r9, r10\n\t"                                                                         \
-        "add r10, r10, r11, asr #31\n\t"                                                                       \
-        "ldr r9, [sp, #48]\n\t"                                                                                \
-        "asr r12, r12, r9\n\t"                                                                                 \
-        "asr r10, r10, r9\n\t"                                                                                 \
-        "ssat r12, #8, r12\n\t"                                                                                \
-        "ssat r10, #8, r10\n\t"                                                                                \
-        "ldr r9, [sp, #52]\n\t"                                                                                \
-        "strb r12, [r1]\n\t"                                                                                   \
-        "strb r10, [r1, r9]\n\t"                                                                               \
-        "add r1, r1, r9, lsl #1\n\t"                                                                           \
-        "adds r0, #" advance "\n\t"                                                                            \
-        "subs lr, #1\n\t"                                                                                      \
-        "bne 1b\n\t"                                                                                           \
-        "ldr r9, [sp, #72]\n\t"                                                                                \
-        "add r0, r0, r9\n\t"                                                                                   \
-        "ldr r9, [sp, #76]\n\t"                                                                                \
-        "sub r1, r1, r9\n\t"                                                                                   \
-        "ldr r9, [sp, #68]\n\t"                                                                                \
-        "subs r9, #1\n\t"                                                                                      \
-        "str r9, [sp, #68]\n\t"                                                                                \
-        "bne 0b\n\t"                                                                                           \
-        "pop {r4-r11, pc}");                                                                                   \
-  }
-TD_DW_ROW_FN(RowS1Full, TD_DW_ROW_S1, "4")
-TD_DW_ROW_FN(RowS2Full, TD_DW_ROW_S2, "8")
-#undef TD_DW_ROW_FN
-#undef TD_DW_ROW_S1
-#undef TD_DW_ROW_S2
-using RowFn = void (*)(const int16_t*, int8_t*, int32_t, int32_t, const int32_t*, int32_t, int32_t, int32_t, int32_t,
-                       int32_t, int32_t, int32_t, int32_t, int32_t, int32_t);
-
-// Stride 1 two output rows at a time: a block of 2 x 2 outputs reads input rows 0-3 of its columns once, rows 1 and 2
-// serving both output rows: 12 loads and 24 multiply-accumulates make its 36 MACs (two pairs of RowS1Full: 18 and
-// 24), and the four outputs share one load of the requantization's constants (LDM) and one loop step. Registers: the
-// block's first input value r0, the output r1, the row pointer r2, the plane's pitch in bytes r3, the five weight words
-// r4-r8 (as RowS1Full's), the loaded pair r9, the accumulators r10, r11 (output row 0, columns 0 and 1), r12, lr (row
-// 1); the requantization borrows r4-r8 (LDM from the run, then the weights again). Per block: the doubled bias (one
-// LDRD), 36 loads and multiply-accumulates, 3 row steps, 2 to load the constants, 16 of requantization, 6 of stores,
-// 1 to reload the weights, 4 of loop: 69 instructions (two pairs of RowS1Full: 82). int8's range only: EvalOurs
-// clamps a narrower one after (ClampPixels).
-struct BlockRun {
-  const int16_t* p;   // 0: the first row pair's first block: its input row 0, column 0 in the plane
-  int8_t* out;        // 4: its output (0, 0)
-  int32_t pitch;      // 8: bytes from a plane row to the next
-  int32_t pairs;      // 12: blocks a row pair (>= 1)
-  int32_t row_pairs;  // 16: row pairs (>= 1), counted down
-  int32_t in_skip;    // 20: bytes from a row pair's input pointer after its last block to the next row pair's
-  int32_t out_skip;   // 24: the same for the output pointer
-  int32_t bias2[2];   // 28: the doubled bias twice (one LDRD starts two accumulators)
-  int32_t mult, add, right, step, row_step;  // 36: LDM'd a block (step, row_step: bytes to output (0, 1), (1, 0))
-  int32_t w[5];       // 56: the channel's weight words (Channel::w3)
-};
-static_assert(sizeof(BlockRun) == 76, "the assembly's offsets into BlockRun");
-#define TD_DW_BLOCK_OUT(A)         \
-  "smmlar r9, " A ", r4, r5\n\t"   \
-  "add " A ", r9, " A ", asr #31\n\t" \
-  "asr " A ", " A ", r6\n\t"       \
-  "ssat " A ", #8, " A "\n\t"
-// [sp]: &run->mult (r2 = that + 20 after the constants' LDM), [sp, #4]: where the row pair's blocks end, [sp, #8]:
-// the doubled bias twice
-__attribute__((naked, noinline)) void Block3x3S1(BlockRun*) {
-  __asm__ volatile(
-      "push {r4-r11, lr}\n\t"
-      "sub sp, #16\n\t"
-      "ldrd r10, r12, [r0, #28]\n\t"
-      "strd r10, r12, [sp, #8]\n\t"
-      "add r2, r0, #36\n\t"
-      "str r2, [sp]\n\t"
-      "add r2, r0, #56\n\t"
-      "ldm r2, {r4-r8}\n\t"
-      "ldr r3, [r0, #8]\n\t"
-      "ldr r1, [r0, #4]\n\t"
-      "ldr r2, [r0, #12]\n\t"
-      "ldr r0, [r0]\n\t"
-      "0:\n\t"
-      "add r2, r0, r2, lsl #2\n\t"
-      "str r2, [sp, #4]\n\t"
-      "1:\n\t"
-      "ldrd r10, r12, [sp, #8]\n\t"
-      // input row 0: output row 0, weight row 0
-      "ldr r9, [r0, #2]\n\t"
-      "smlad r11, r9, r4, r10\n\t"
-      "ldr r9, [r0]\n\t"
-      "smlad r10, r9, r4, r10\n\t"
-      "ldr r9, [r0, #4]\n\t"
-      "smlabb r10, r9, r7, r10\n\t"
-      "smlatb r11, r9, r7, r11\n\t"
-      // input row 1: output row 0 by weight row 1, output row 1 by weight row 0
-      "add r2, r0, r3\n\t"
-      "ldr r9, [r2, #2]\n\t"
-      "smlad r11, r9, r5, r11\n\t"
-      "smlad lr, r9, r4, r12\n\t"
-      "ldr r9, [r2]\n\t"
-      "smlad r10, r9, r5, r10\n\t"
-      "smlad r12, r9, r4, r12\n\t"
-      "ldr r9, [r2, #4]\n\t"
-      "smlabt r10, r9, r7, r10\n\t"
-      "smlatt r11, r9, r7, r11\n\t"
-      "smlabb r12, r9, r7, r12\n\t"
-      "smlatb lr, r9, r7, lr\n\t"
-      // input row 2: output row 0 by weight row 2, output row 1 by weight row 1
-      "add r2, r2, r3\n\t"
-      "ldr r9, [r2]\n\t"
-      "smlad r10, r9, r6, r10\n\t"
-      "smlad r12, r9, r5, r12\n\t"
-      "ldr r9, [r2, #2]\n\t"
-      "smlad r11, r9, r6, r11\n\t"
-      "smlad lr, r9, r5, lr\n\t"
-      "ldr r9, [r2, #4]\n\t"
-      "smlabb r10, r9, r8, r10\n\t"
-      "smlatb r11, r9, r8, r11\n\t"
-      "smlabt r12, r9, r7, r12\n\t"
-      "smlatt lr, r9, r7, lr\n\t"
-      // input row 3: output row 1 by weight row 2
-      "add r2, r2, r3\n\t"
-      "ldr r9, [r2]\n\t"
-      "smlad r12, r9, r6, r12\n\t"
-      "ldr r9, [r2, #2]\n\t"
-      "smlad lr, r9, r6, lr\n\t"
-      "ldr r9, [r2, #4]\n\t"
-      "smlabb r12, r9, r8, r12\n\t"
-      "smlatb lr, r9, r8, lr\n\t"
-      // mult r4, add r5, right r6, step r7, row_step r8
-      "ldr r2, [sp]\n\t"
-      "ldm r2!, {r4-r8}\n\t"
-      TD_DW_BLOCK_OUT("r10") TD_DW_BLOCK_OUT("r11") TD_DW_BLOCK_OUT("r12") TD_DW_BLOCK_OUT("lr")
-      "add r9, r1, r8\n\t"
-      "strb r12, [r9]\n\t"
-      "strb lr, [r9, r7]\n\t"
-      "strb r10, [r1]\n\t"
-      "strb r11, [r1, r7]\n\t"
-      "add r1, r1, r7, lsl #1\n\t"
-      "ldm r2, {r4-r8}\n\t"
-      "adds r0, #4\n\t"
-      "ldr r9, [sp, #4]\n\t"
-      "cmp r0, r9\n\t"
-      "bne 1b\n\t"
-      // the row pair's end
-      "ldr r9, [sp]\n\t"
-      "ldr r2, [r9, #-16]\n\t"
-      "add r0, r0, r2\n\t"
-      "ldr r2, [r9, #-12]\n\t"
-      "add r1, r1, r2\n\t"
-      "ldr r2, [r9, #-20]\n\t"
-      "subs r2, #1\n\t"
-      "str r2, [r9, #-20]\n\t"
-      "beq 2f\n\t"
-      "ldr r2, [r9, #-24]\n\t"
-      "b 0b\n\t"
-      "2:\n\t"
-      "add sp, #16\n\t"
-      "pop {r4-r11, pc}");
-}
-#undef TD_DW_BLOCK_OUT
-#endif
 
 // The outputs of a group's four channels of rows x cols pixels from out clamped to [lo, hi], where the activation
 // range is narrower than int8's (a relu6 output whose zero point is not -128: quantization-aware training makes them,
@@ -513,98 +206,6 @@ __attribute__((noinline)) void ClampPixels(int8_t* out, int rows, int cols, int 
     int8_t* o = out + r * row_step;
     for (int i = 0; i < cols; ++i, o += col_step) util::Store4(o, util::Clamp4(util::Load4(o), lo4, hi4));
   }
-}
-
-// A band of a 3x3 channel at stride kStride; int8's range only (EvalOurs clamps a narrower one after: ClampPixels).
-template <int kStride>
-__attribute__((noinline)) void Band3x3(const Band& b, const Channel& ch) {
-  const int pitch = b.pitch, step = b.out_step, pairs = b.out_w / 2, odd = b.out_w & 1;
-  const int16_t* p = b.plane;
-  int8_t* out = b.out;
-  int rows = b.rows;
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  const RowFn row = kStride == 1 ? RowS1Full : RowS2Full;  // int8's range: EvalOurs clamps a narrower one after
-  if (kStride == 1) {
-    // the row pairs' blocks, then an odd band's last row by RowS1 (no partner: a row's last odd output would store it
-    // on the next row's first, which a block has already stored), each row's last odd output in C
-    if (pairs > 0 && rows >= 2) {
-      BlockRun r;
-      r.p = p;
-      r.out = out;
-      r.pitch = 2 * pitch;
-      r.pairs = pairs;
-      r.row_pairs = rows / 2;
-      r.in_skip = 4 * pitch - 4 * pairs;
-      r.out_skip = 2 * b.row_step - 2 * pairs * step;
-      r.bias2[0] = r.bias2[1] = ch.bias2;
-      r.mult = ch.mult;
-      r.add = ch.add;
-      r.right = ch.right;
-      r.step = step;
-      r.row_step = b.row_step;
-      memcpy(r.w, ch.w3, sizeof(r.w));
-      Block3x3S1(&r);
-    }
-    if (pairs > 0 && (rows & 1)) {
-      row(p + (rows - 1) * pitch, out + (rows - 1) * b.row_step, ch.bias2, 2 * pitch, ch.w3, ch.mult, ch.add,
-          ch.right, step, pairs, ch.lo, ch.hi, 1, 0, 0);
-    }
-    for (int r = 0; odd && r < rows; ++r) {
-      int32_t a0 = ch.bias2, a1 = ch.bias2;
-      Pair3x3<1>(p + r * pitch + 2 * pairs, pitch, ch.w3, a0, a1);
-      out[r * b.row_step + 2 * pairs * step] =
-          static_cast<int8_t>(OutputFast(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
-    }
-    return;
-  }
-  if (b.transposed && odd) {
-    // a row's last output would have its unstored partner beyond the map's last row: pairs in assembly, then each
-    // row's last output in C
-    if (pairs > 0) {
-      row(p, out, ch.bias2, 2 * pitch, ch.w3, ch.mult, ch.add, ch.right, step, pairs, ch.lo, ch.hi, rows,
-          2 * kStride * pitch - 4 * kStride * pairs, 2 * pairs * step - b.row_step);
-    }
-    for (int r = 0; r < rows; ++r) {
-      int32_t a0 = ch.bias2, a1 = ch.bias2;
-      Pair3x3<kStride>(p + r * kStride * pitch + pairs * 2 * kStride, pitch, ch.w3, a0, a1);
-      out[r * b.row_step + pairs * 2 * step] =
-          static_cast<int8_t>(OutputFast(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
-    }
-    return;
-  }
-  // An odd row's last output goes with a partner that the assembly stores too, on the next pixel of the channel: the
-  // next row's first output, stored again when that row is computed; the map's very last row ends in C instead.
-  const int alone = odd && b.last ? 1 : 0;
-  if (rows - alone > 0 && pairs + odd > 0) {
-    const int count = pairs + odd;
-    row(p, out, ch.bias2, 2 * pitch, ch.w3, ch.mult, ch.add, ch.right, step, count, ch.lo, ch.hi, rows - alone,
-        2 * kStride * pitch - 4 * kStride * count, 2 * count * step - b.row_step);
-    p += (rows - alone) * kStride * pitch;
-    out += (rows - alone) * b.row_step;
-  }
-  if (!alone) return;
-  rows = 1;
-  if (pairs > 0) {
-    row(p, out, ch.bias2, 2 * pitch, ch.w3, ch.mult, ch.add, ch.right, step, pairs, ch.lo, ch.hi, 1, 0, 0);
-  }
-  p += pairs * 2 * kStride;
-  out += pairs * 2 * step;
-  int32_t a0 = ch.bias2, a1 = ch.bias2;
-  Pair3x3<kStride>(p, pitch, ch.w3, a0, a1);
-  *out = static_cast<int8_t>(OutputFast(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
-#else
-  for (int r = 0; r < rows; ++r) {
-    const int16_t* q = p + r * kStride * pitch;
-    out = b.out + r * b.row_step;
-    for (int i = 0; i < pairs + odd; ++i, q += 2 * kStride) {
-      int32_t a0 = ch.bias2, a1 = ch.bias2;
-      Pair3x3<kStride>(q, pitch, ch.w3, a0, a1);
-      out[0] = static_cast<int8_t>(OutputFast(a0, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
-      if (i < pairs) out[step] = static_cast<int8_t>(OutputFast(a1, ch.mult, ch.add, ch.right, ch.lo, ch.hi));
-      out += (i < pairs ? 2 : 1) * step;
-    }
-  }
-#endif
 }
 
 // Any filter, stride, dilation and requantization form: one tap at a time.
@@ -725,444 +326,556 @@ Geometry Transposed(const Geometry& s) {
   return t;
 }
 
-// Instructions of a channel's 3x3 rows and their fill (about 6 a plane row and channel), `rows` rows of `width`
-// outputs: at stride 1 Block3x3S1's 72 a block of 2 x 2 and about 14 a row pair, an odd row's pairs by RowS1Full (41
-// a pair, 9 a row), a row's last odd output in C (about 48); at stride 2 RowS2Full's 41 a pair and 9 a row, a row's
-// last odd output in C where the map runs transposed.
-inline int RowsCost(int rows, int width, int span_rows, bool transposed, int stride) {
-  if (stride == 1) {
-    return rows / 2 * (width / 2 * 72 + 14) + (rows & 1) * (width / 2 * 41 + 9) + (width & 1) * 48 * rows +
-           6 * span_rows;
-  }
-  const int pairs = transposed ? width / 2 : (width + 1) / 2;
-  return rows * (pairs * 41 + 9 + (transposed && (width & 1) ? 48 : 0)) + 6 * span_rows;
-}
-
-// ---- The small maps' loops (Window3x3) ----
-// Per group of four channels, the input under the output map's windows is copied into a buffer with the padding
-// around it, two words a pixel: the group's four channels widened to 16 bits with the input offset added (SXTAB16:
-// channels 0 and 2, then 1 and 3), the padding 0 (a padded tap adds w * 0, as the reference's skipped tap adds
-// nothing); then every output pixel runs the same nine taps at fixed offsets in assembly: per tap the pixel's two
-// words (LDRD), their doubled weights (two words on the stack, widened once for the group) and four 16x16
-// multiply-accumulates. No fill of planes and no per-channel set-up: the small maps' kernel, where the planes'
-// set-up costs more than their products.
-struct WindowRun {
-  const int8_t* in;        // 0: the window of the first output pixel (its top-left pixel) in the buffer
-  const int32_t* w;        // 4: 18 words: tap t (row-major): (2 w_c0, 2 w_c2) at 2t, (2 w_c1, 2 w_c3) at 2t + 1
-  const int32_t* consts;   // 8: the channels' doubled biases (4 words, then the same again), then per channel mult,
-                           // add, right
-  int8_t* out;             // 12: the first output pixel's channel c0
-  int32_t pitch;           // 16: bytes from a row of the buffer to the next
-  int32_t out_w;           // 20
-  int32_t rows;            // 24: output rows left (counted down by the function)
-  int32_t row_skip;        // 28: bytes from the window after a row's last to the next row's first
-  int32_t out_step;        // 32: bytes from an output pixel to the next (the channel count)
-  int32_t in_step;         // 36: bytes from a window to the next (8 x stride)
-};
-static_assert(sizeof(WindowRun) == 40, "the assembly's offsets into WindowRun");
-
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-// tap: the pixel at [base + xo] against the weights at [r1 + wo]: accumulators c0 r4, c1 r5, c2 r6, c3 r7
-#define TD_WIN_TAP(base, xo, wo)        \
-  "ldrd r8, r9, [" base ", #" xo "]\n\t" \
-  "ldrd r11, r12, [r1, #" wo "]\n\t"    \
-  "smlabb r4, r8, r11, r4\n\t"          \
-  "smlatt r6, r8, r11, r6\n\t"          \
-  "smlabb r5, r9, r12, r5\n\t"          \
-  "smlatt r7, r9, r12, r7\n\t"
-// accumulator A (doubled) requantized into A with the next channel's mult, add, right from r8 (advanced)
-#define TD_WIN_OUT(A)                   \
-  "ldm r8!, {r9, r11, r12}\n\t"         \
-  "smmlar r11, " A ", r9, r11\n\t"      \
-  "add r11, r11, " A ", asr #31\n\t"    \
-  "asr " A ", r11, r12\n\t"             \
-  "ssat " A ", #8, " A "\n\t"
-// registers: the window r0, the weights r1, in_step r2, the buffer's pitch r3, out_step r10, the output lr; stack:
-// [sp] the channels' mult, add, right (consts + 16), [sp, #4] where the output row ends, [sp, #8] the run, [sp, #12]
-// the doubled biases. Per output pixel of four channels: 89 instructions (36 multiply-accumulates). The int8 range
-// only: WindowGroup clamps a narrower activation range after.
-__attribute__((naked, noinline)) void Window3x3(WindowRun*) {
-  __asm__ volatile(
-      "push {r4-r11, lr}\n\t"
-      "sub sp, #16\n\t"
-      "str r0, [sp, #8]\n\t"
-      "ldr r8, [r0, #8]\n\t"
-      "str r8, [sp, #12]\n\t"
-      "adds r8, #32\n\t"
-      "str r8, [sp, #0]\n\t"
-      "ldrd r10, r2, [r0, #32]\n\t"
-      "ldr r1, [r0, #4]\n\t"
-      "ldr r3, [r0, #16]\n\t"
-      "ldr lr, [r0, #12]\n\t"
-      "ldr r0, [r0, #0]\n\t"
-      "0:\n\t"
-      "ldr r8, [sp, #8]\n\t"
-      "ldr r9, [r8, #20]\n\t"
-      "mla r9, r9, r10, lr\n\t"
-      "str r9, [sp, #4]\n\t"
-      "1:\n\t"
-      "ldr r8, [sp, #12]\n\t"
-      "ldm r8, {r4-r7}\n\t"
-      TD_WIN_TAP("r0", "0", "0") TD_WIN_TAP("r0", "8", "8") TD_WIN_TAP("r0", "16", "16")
-      "add r0, r0, r3\n\t"
-      TD_WIN_TAP("r0", "0", "24") TD_WIN_TAP("r0", "8", "32") TD_WIN_TAP("r0", "16", "40")
-      "add r0, r0, r3\n\t"
-      TD_WIN_TAP("r0", "0", "48") TD_WIN_TAP("r0", "8", "56") TD_WIN_TAP("r0", "16", "64")
-      "sub r0, r0, r3, lsl #1\n\t"
-      "ldr r8, [sp, #0]\n\t"
-      TD_WIN_OUT("r4") TD_WIN_OUT("r5") TD_WIN_OUT("r6") TD_WIN_OUT("r7")
-      "bfi r4, r5, #8, #8\n\t"
-      "bfi r4, r6, #16, #8\n\t"
-      "bfi r4, r7, #24, #8\n\t"
-      "str r4, [lr]\n\t"
-      "add lr, lr, r10\n\t"
-      "add r0, r0, r2\n\t"
-      "ldr r9, [sp, #4]\n\t"
-      "cmp lr, r9\n\t"
-      "bne 1b\n\t"
-      "ldr r8, [sp, #8]\n\t"
-      "ldr r9, [r8, #28]\n\t"
-      "add r0, r0, r9\n\t"
-      "ldr r9, [r8, #24]\n\t"
-      "subs r9, #1\n\t"
-      "str r9, [r8, #24]\n\t"
-      "bne 0b\n\t"
-      "add sp, #16\n\t"
-      "pop {r4-r11, pc}");
-}
-#undef TD_WIN_OUT
-#undef TD_WIN_TAP
-#else
-// The same loops in C (a core without the DSP extension).
-void Window3x3(WindowRun* r) {
-  const int8_t* row = r->in;
-  for (; r->rows > 0; --r->rows, row += r->row_skip + r->in_step * r->out_w) {
-    const int8_t* x = row;
-    for (int i = 0; i < r->out_w; ++i, x += r->in_step, r->out += r->out_step) {
-      int32_t a[4] = {r->consts[0], r->consts[1], r->consts[2], r->consts[3]};
-      for (int t = 0; t < 9; ++t) {
-        const int8_t* px = x + (t / 3) * r->pitch + 8 * (t % 3);
-        const int32_t e = util::Load4(px), o = util::Load4(px + 4);
-        a[0] = dsp::smlabb(e, r->w[2 * t], a[0]);
-        a[2] = dsp::smlatt(e, r->w[2 * t], a[2]);
-        a[1] = dsp::smlabb(o, r->w[2 * t + 1], a[1]);
-        a[3] = dsp::smlatt(o, r->w[2 * t + 1], a[3]);
-      }
-      for (int j = 0; j < 4; ++j) {
-        const int32_t* q = r->consts + 8 + 3 * j;
-        r->out[j] = static_cast<int8_t>(dsp::ssat8(util::RequantFast(a[j], q[0], q[1], q[2])));
-      }
-    }
-  }
-}
+// ---- The window loops (the map in tiles) ----
+// The output map is cut into tiles (as many rows and columns as kTileRows and kTileCols allow); per tile and group of
+// four channels, the input under the tile's windows is copied into a buffer, each channel's rows apart and each
+// word holding two neighbouring pixels of one channel, widened to 16 bits with the input offset added: buffer column
+// x (from the tile's first input column, padding included) is the bottom half of channel c's word x / 2 in its row
+// (row y: bytes 256 y + 64 c + 4 (x / 2)). A pixel pair of one channel is then one SMLAD operand, and the three taps
+// of a filter row take two multiplies for an output at an even column: SMLAD of (x_j, x_j+1) by (w0, w1) and the
+// bottom of (x_j+2, x_j+3) by w2, the top of (w1, w2); a pair of outputs at stride 1 (columns j, j + 1) four
+// multiplies for six taps (x_j+1 w0 by SMLATB, (x_j+2, x_j+3) by (w1, w2)), at stride 2 (j, j + 2) four as well. Every
+// offset is fixed (a row's channels 64 B apart, its rows 256 B), so the loops in assembly load each operand pair by
+// one LDRD with an immediate offset: 6 instructions for a filter row of a channel and an output pair at stride 1 (7
+// at stride 2), 72 (84) of the pair's 127 (139) with the requantization of its eight outputs (a channel's constants
+// loaded once for its two). The padding is 0 in the buffer (a padded tap adds w * 0, as the reference's skipped tap
+// adds nothing): written once for the node where the map is one tile, for each tile and group otherwise (ZeroPadding).
+// Input rows of a tile's buffer: 5 KB of stack (the tests build with fewer, to run maps of several tiles of rows
+// within the firmware's 600 outputs).
+#ifndef TD_DW_TILE_ROWS
+#define TD_DW_TILE_ROWS 20
 #endif
+constexpr int kTileRows = TD_DW_TILE_ROWS;
+constexpr int kTileCols = 32;                   // input columns a channel's row holds (16 words)
+constexpr int kTileRowBytes = 4 * 2 * kTileCols;  // 256: four channels' rows
 
-// Stride 1 across, two output pixels at a time (Window3x3Pairs): the pair's windows share their middle two columns,
-// so per filter row four pixels' words and three weight pairs are loaded for 24 multiply-accumulates (one pixel:
-// three and three for 12); the second pixel's four accumulators are r5-r8. Per pair of output pixels of four
-// channels: 157 instructions (72 multiply-accumulates), 78.5 a pixel against Window3x3's 89. A row's pairs only: an
-// odd row's last column is left to Window3x3 (WindowGroup).
-struct PairRun {
-  const int8_t* in;        // 0: the window of the first output pixel in the buffer
-  const int32_t* w;        // 4: the weights, as WindowRun's
-  const int32_t* bias2;    // 8: the four doubled biases twice (8 words)
-  const int32_t* q;        // 12: per channel mult, add, right (12 words)
-  int8_t* out;             // 16: the first output pixel's channel c0
-  int32_t out_step;        // 20: bytes from an output pixel to the next (the channel count)
-  int32_t pitch;           // 24: bytes from a row of the buffer to the next
-  int32_t back;            // 28: bytes from a pair's window's third row to the next pair's window (16 - 2 pitch)
-  int32_t pairs;           // 32: pairs a row, >= 1
-  int32_t rows;            // 36: output rows, >= 1
-  int32_t row_skip;        // 40: bytes from the window after a row's last pair to the next row's first window
-  int32_t out_row_skip;    // 44: bytes from the output after a row's last pair to the next row's first
+// The most output rows (columns) of a tile at the stride: its windows' input rows within kTileRows; its columns' up
+// to the word after the last one a window reads (an odd last output at stride 1 reads column out_w + 2, whose word's
+// top is not used) within kTileCols.
+inline int TileMost(int stride, bool cols) { return (cols ? kTileCols - 4 : kTileRows - 3) / stride + 1; }
+
+// The size of the tiles along one side: as many as needed, of equal size (even at stride 1 across, where outputs
+// pair up, if that fits).
+inline int TileSide(int out, int stride, bool cols) {
+  const int most = TileMost(stride, cols), tiles = (out + most - 1) / most;
+  int side = (out + tiles - 1) / tiles;
+  if (cols && stride == 1 && (side & 1) && side < most && side < out) ++side;
+  return side;
+}
+
+// A tile of the output map and the part of the input under its windows (rows and columns of the buffer from the
+// tile's first input row and column, padding included): the image's pixels are rows ya .. yb - 1, columns xa .. xb - 1.
+struct Tile {
+  int oy, ox, rows, cols;  // the outputs
+  int iy, ix;              // the input row and column of the buffer's first
+  int er, ec;              // the rows and columns under the windows
+  int ya, yb, xa, xb;
+
+  Tile(const Geometry& s, int oy_, int ox_, int rows_, int cols_) : oy(oy_), ox(ox_), rows(rows_), cols(cols_) {
+    iy = oy * s.stride_h - s.pad_h;
+    ix = ox * s.stride_w - s.pad_w;
+    er = (rows - 1) * s.stride_h + 3;
+    ec = (cols - 1) * s.stride_w + 3;
+    ya = iy < 0 ? -iy : 0;
+    yb = s.in_h - iy < er ? s.in_h - iy : er;
+    xa = ix < 0 ? -ix : 0;
+    xb = s.in_w - ix < ec ? s.in_w - ix : ec;
+    if (yb < ya) yb = ya;
+    if (xb < xa) xb = xa;
+  }
 };
-static_assert(sizeof(PairRun) == 48, "the assembly's offsets into PairRun");
+
+// The padding under a tile's windows set to 0 in the buffer: the rows above and below the image, and in the image's
+// rows each channel's words left and right of it (the words of WindowCopy's lead and tail pixels it writes whole).
+// (The few words a row are stored one by one: GCC would call memset for each.)
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) void ZeroPadding(int8_t* buf, const Tile& t) {
+  if (t.ya > 0) memset(buf, 0, t.ya * kTileRowBytes);
+  if (t.yb < t.er) memset(buf + t.yb * kTileRowBytes, 0, (t.er - t.yb) * kTileRowBytes);
+  const int left = t.xa / 2, right = (t.xb + 1) / 2, end = (t.ec + 1) / 2;
+  if (left == 0 && right >= end) return;
+  for (int32_t* row = reinterpret_cast<int32_t*>(buf + t.ya * kTileRowBytes);
+       row < reinterpret_cast<int32_t*>(buf + t.yb * kTileRowBytes); row += 16) {
+    for (int k = 0; k < left; ++k) row[k] = 0;
+    for (int k = right; k < end; ++k) row[k] = 0;
+  }
+}
+
+// The run of a group's output pairs (Window3x3PairsS1, Window3x3PairsS2): `rows` rows of `pairs` pairs.
+struct PairRun {
+  const int8_t* in;      // 0: the first pair's windows in the buffer (their first column's word, row 0, channel 0)
+  const int32_t* w;      // 4: 24 words: per filter row r and channel c, (2 w_r0, 2 w_r1), (2 w_r1, 2 w_r2) at 8r + 2c
+  const int32_t* bias2;  // 8: the four doubled biases twice (8 words)
+  const int32_t* q;      // 12: per channel mult, add, right (12 words)
+  int8_t* out;           // 16: the first pair's first output, channel c0
+  int32_t out_step;      // 20: bytes from an output pixel to the next (the channel count)
+  int32_t pairs;         // 24: pairs a row, >= 1
+  int32_t rows;          // 28: >= 1
+  int32_t in_skip;       // 32: bytes from the windows after a row's last pair to the next row's first
+  int32_t out_skip;      // 36: bytes from the output after a row's last pair to the next row's first
+};
+static_assert(sizeof(PairRun) == 40, "the assembly's offsets into PairRun");
+
+// A column of single outputs (an odd tile width's last column, Window3x3Column): one output a row.
+struct ColumnRun {
+  const int8_t* in;      // 0: the first output's window in the buffer
+  const int32_t* w;      // 4: as PairRun's
+  const int32_t* bias2;  // 8: the four doubled biases
+  const int32_t* q;      // 12: as PairRun's
+  int8_t* out;           // 16: the first output, channel c0
+  int32_t rows;          // 20: >= 1
+  int32_t in_step;       // 24: bytes from a window to the next (256 x stride)
+  int32_t out_step;      // 28: bytes from an output to the next (a row of the output)
+};
+static_assert(sizeof(ColumnRun) == 32, "the assembly's offsets into ColumnRun");
+
+// The image's part of a tile for a group (WindowCopy): `rows` rows from src; per row a lead pixel (an odd first
+// column: the top halves of its word, the bottom ones padding), `pairs` pixel pairs, a tail pixel (the bottom halves).
+struct CopyRun {
+  const int8_t* src;  // 0: the first row's first pixel, channel c0
+  int8_t* dst;        // 4: its row's word in the buffer (channel 0)
+  int32_t step;       // 8: bytes from a pixel to the next in the tensor (the channel count)
+  int32_t off2;       // 12: -input zero point, twice
+  int32_t lead;       // 16: 0 or 1
+  int32_t pairs;      // 20
+  int32_t tail;       // 24: 0 or 1
+  int32_t rows;       // 28: >= 1
+  int32_t src_skip;   // 32: bytes from after a row's last pixel to the next row's first, in the tensor
+};
+static_assert(sizeof(CopyRun) == 36, "the assembly's offsets into CopyRun");
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-// pixel A's (r1-r4: c0, c1, c2, c3) or B's (r5-r8) taps from the words in r9, r10 and the weights in r11, r12
-#define TD_WP_MAC(C0, C1, C2, C3)      \
-  "smlabb " C0 ", r9, r11, " C0 "\n\t" \
-  "smlatt " C2 ", r9, r11, " C2 "\n\t" \
-  "smlabb " C1 ", r10, r12, " C1 "\n\t" \
-  "smlatt " C3 ", r10, r12, " C3 "\n\t"
-#define TD_WP_A TD_WP_MAC("r1", "r2", "r3", "r4")
-#define TD_WP_B TD_WP_MAC("r5", "r6", "r7", "r8")
-// filter row at weight offset W0 (W1 = W0 + 8, W2 = W0 + 16): columns 0-2 for A, 1-3 for B
-#define TD_WP_ROW(W0, W1, W2)                                                                          \
-  "ldrd r11, r12, [lr, #" W0 "]\n\t" "ldrd r9, r10, [r0, #0]\n\t" TD_WP_A "ldrd r9, r10, [r0, #8]\n\t" \
-  TD_WP_B "ldrd r11, r12, [lr, #" W1 "]\n\t" TD_WP_A "ldrd r9, r10, [r0, #16]\n\t"                    \
-  TD_WP_B "ldrd r11, r12, [lr, #" W2 "]\n\t" TD_WP_A "ldrd r9, r10, [r0, #24]\n\t" TD_WP_B
+#define TD_STR(x) #x
+#define TD_XSTR(x) TD_STR(x)
+// filter row R, channel C of an output pair at stride 1: the pair's words (x_j, x_j+1), (x_j+2, x_j+3) in r9, r10,
+// the weights (w0, w1), (w1, w2) in r11, r12; accumulators A (column j) and B (j + 1)
+#define TD_WT_S1(R, C, A, B)                                              \
+  "ldrd r9, r10, [r0, #" TD_XSTR(256 * R + 64 * C) "]\n\t"                \
+  "ldrd r11, r12, [lr, #" TD_XSTR(32 * R + 8 * C) "]\n\t"                 \
+  "smlad " A ", r9, r11, " A "\n\t"                                       \
+  "smlabt " A ", r10, r12, " A "\n\t"                                     \
+  "smlatb " B ", r9, r11, " B "\n\t"                                      \
+  "smlad " B ", r10, r12, " B "\n\t"
+// the same at stride 2: B at column j + 2 takes (x_j+2, x_j+3) by (w0, w1) and x_j+4 (the next word's bottom) by w2
+#define TD_WT_S2(R, C, A, B)                                              \
+  "ldrd r9, r10, [r0, #" TD_XSTR(256 * R + 64 * C) "]\n\t"                \
+  "ldrd r11, r12, [lr, #" TD_XSTR(32 * R + 8 * C) "]\n\t"                 \
+  "smlad " A ", r9, r11, " A "\n\t"                                       \
+  "smlabt " A ", r10, r12, " A "\n\t"                                     \
+  "ldr r9, [r0, #" TD_XSTR(256 * R + 64 * C + 8) "]\n\t"                  \
+  "smlad " B ", r10, r11, " B "\n\t"                                      \
+  "smlabt " B ", r9, r12, " B "\n\t"
+// one output at an even column: (x_j, x_j+1) by (w0, w1), x_j+2 by w2
+#define TD_WT_ONE(R, C, A)                                                \
+  "ldrd r9, r10, [r0, #" TD_XSTR(256 * R + 64 * C) "]\n\t"                \
+  "ldrd r11, r12, [lr, #" TD_XSTR(32 * R + 8 * C) "]\n\t"                 \
+  "smlad " A ", r9, r11, " A "\n\t"                                       \
+  "smlabt " A ", r10, r12, " A "\n\t"
+#define TD_WT_ROWS(M)                                                                                        \
+  M(0, 0, "r1", "r5") M(0, 1, "r2", "r6") M(0, 2, "r3", "r7") M(0, 3, "r4", "r8") M(1, 0, "r1", "r5")       \
+  M(1, 1, "r2", "r6") M(1, 2, "r3", "r7") M(1, 3, "r4", "r8") M(2, 0, "r1", "r5") M(2, 1, "r2", "r6")       \
+  M(2, 2, "r3", "r7") M(2, 3, "r4", "r8")
+#define TD_WT_ONE_ROWS                                                                                       \
+  TD_WT_ONE(0, 0, "r1") TD_WT_ONE(0, 1, "r2") TD_WT_ONE(0, 2, "r3") TD_WT_ONE(0, 3, "r4") TD_WT_ONE(1, 0, "r1") \
+  TD_WT_ONE(1, 1, "r2") TD_WT_ONE(1, 2, "r3") TD_WT_ONE(1, 3, "r4") TD_WT_ONE(2, 0, "r1") TD_WT_ONE(2, 1, "r2") \
+  TD_WT_ONE(2, 2, "r3") TD_WT_ONE(2, 3, "r4")
+// accumulators A and B of one channel (doubled) requantized with its mult, add, right from r9 (advanced); lr free
+#define TD_WT_OUT2(A, B)                \
+  "ldm r9!, {r10, r11, r12}\n\t"        \
+  "smmlar lr, " A ", r10, r11\n\t"      \
+  "add lr, lr, " A ", asr #31\n\t"      \
+  "asr " A ", lr, r12\n\t"              \
+  "ssat " A ", #8, " A "\n\t"           \
+  "smmlar lr, " B ", r10, r11\n\t"      \
+  "add lr, lr, " B ", asr #31\n\t"      \
+  "asr " B ", lr, r12\n\t"              \
+  "ssat " B ", #8, " B "\n\t"
 // accumulator A (doubled) requantized into A with the next channel's mult, add, right from r9 (advanced)
-#define TD_WP_OUT(A)                    \
+#define TD_WT_OUT(A)                    \
   "ldm r9!, {r10, r11, r12}\n\t"        \
   "smmlar r11, " A ", r10, r11\n\t"     \
   "add r11, r11, " A ", asr #31\n\t"    \
   "asr " A ", r11, r12\n\t"             \
   "ssat " A ", #8, " A "\n\t"
-// registers: the pair's window r0, the weights lr; the stack holds a copy of the run (the same offsets; rows counted
-// down there) and, at [sp, #48], where the row's pairs end. The int8 range only, as Window3x3.
-__attribute__((naked, noinline)) void Window3x3Pairs(const PairRun*) {
+// registers: the pair's windows r0, the weights lr, accumulators r1-r4 (the first output's c0-c3) and r5-r8; the
+// stack holds a copy of the run (the same offsets; rows and out advanced there) and, at [sp, #40], where the row's
+// pairs end. The int8 range only: EvalOurs clamps a narrower one after.
+#define TD_WT_PAIRS(NAME, MAC, BYTES)                   \
+  __attribute__((naked, noinline)) void NAME(const PairRun*) { \
+    __asm__ volatile(                                   \
+        "push {r4-r11, lr}\n\t"                         \
+        "sub sp, #44\n\t"                               \
+        "ldm r0, {r1-r10}\n\t"                          \
+        "stm sp, {r1-r10}\n\t"                          \
+        "mov lr, r2\n\t"                                \
+        "mov r0, r1\n\t"                                \
+        "0:\n\t"                                        \
+        "ldr r10, [sp, #24]\n\t"                        \
+        "mov r9, #" BYTES "\n\t"                        \
+        "mla r10, r10, r9, r0\n\t"                      \
+        "str r10, [sp, #40]\n\t"                        \
+        "1:\n\t"                                        \
+        "ldr r9, [sp, #8]\n\t"                          \
+        "ldm r9, {r1-r8}\n\t"                           \
+        TD_WT_ROWS(MAC)                                 \
+        "adds r0, #" BYTES "\n\t"                       \
+        "ldr r9, [sp, #12]\n\t"                         \
+        TD_WT_OUT2("r1", "r5") TD_WT_OUT2("r2", "r6") TD_WT_OUT2("r3", "r7") TD_WT_OUT2("r4", "r8") \
+        "ldr lr, [sp, #4]\n\t"                         \
+        "bfi r1, r2, #8, #8\n\t"                        \
+        "bfi r1, r3, #16, #8\n\t"                       \
+        "bfi r1, r4, #24, #8\n\t"                       \
+        "bfi r5, r6, #8, #8\n\t"                        \
+        "bfi r5, r7, #16, #8\n\t"                       \
+        "bfi r5, r8, #24, #8\n\t"                       \
+        "ldrd r9, r10, [sp, #16]\n\t"                   \
+        "str r1, [r9]\n\t"                              \
+        "str r5, [r9, r10]\n\t"                         \
+        "add r9, r9, r10, lsl #1\n\t"                   \
+        "str r9, [sp, #16]\n\t"                         \
+        "ldr r9, [sp, #40]\n\t"                         \
+        "cmp r0, r9\n\t"                                \
+        "bne 1b\n\t"                                    \
+        "ldrd r10, r11, [sp, #32]\n\t"                  \
+        "add r0, r0, r10\n\t"                           \
+        "ldr r10, [sp, #16]\n\t"                        \
+        "add r10, r10, r11\n\t"                         \
+        "str r10, [sp, #16]\n\t"                        \
+        "ldr r10, [sp, #28]\n\t"                        \
+        "subs r10, #1\n\t"                              \
+        "str r10, [sp, #28]\n\t"                        \
+        "bne 0b\n\t"                                    \
+        "add sp, #44\n\t"                               \
+        "pop {r4-r11, pc}");                            \
+  }
+TD_WT_PAIRS(Window3x3PairsS1, TD_WT_S1, "4")
+TD_WT_PAIRS(Window3x3PairsS2, TD_WT_S2, "8")
+
+// registers: the window r0, the weights lr, accumulators r1-r4, the output r5, rows r6, in_step r7, out_step r8; the
+// stack holds the doubled biases' and the constants' addresses
+__attribute__((naked, noinline)) void Window3x3Column(const ColumnRun*) {
   __asm__ volatile(
       "push {r4-r11, lr}\n\t"
-      "sub sp, #52\n\t"
-      "ldm r0!, {r1-r8}\n\t"
-      "stm sp, {r1-r8}\n\t"
-      "ldm r0, {r1-r4}\n\t"
-      "add r5, sp, #32\n\t"
-      "stm r5, {r1-r4}\n\t"
-      "ldr lr, [sp, #4]\n\t"
-      "ldr r0, [sp, #0]\n\t"
+      "ldrd r1, r2, [r0, #8]\n\t"
+      "push {r1, r2}\n\t"
+      "ldr lr, [r0, #4]\n\t"
+      "ldrd r5, r6, [r0, #16]\n\t"
+      "ldrd r7, r8, [r0, #24]\n\t"
+      "ldr r0, [r0]\n\t"
       "0:\n\t"
-      "ldr r10, [sp, #32]\n\t"
-      "add r10, r0, r10, lsl #4\n\t"
-      "str r10, [sp, #48]\n\t"
-      "1:\n\t"
-      "ldr r9, [sp, #8]\n\t"
-      "ldm r9, {r1-r8}\n\t"
-      TD_WP_ROW("0", "8", "16")
-      "ldr r9, [sp, #24]\n\t"
-      "add r0, r0, r9\n\t"
-      TD_WP_ROW("24", "32", "40")
-      "ldr r9, [sp, #24]\n\t"
-      "add r0, r0, r9\n\t"
-      TD_WP_ROW("48", "56", "64")
-      "ldr r9, [sp, #28]\n\t"
-      "add r0, r0, r9\n\t"
-      "ldr r9, [sp, #12]\n\t"
-      TD_WP_OUT("r1") TD_WP_OUT("r2") TD_WP_OUT("r3") TD_WP_OUT("r4")
-      "sub r9, r9, #48\n\t"
-      TD_WP_OUT("r5") TD_WP_OUT("r6") TD_WP_OUT("r7") TD_WP_OUT("r8")
+      "ldr r9, [sp]\n\t"
+      "ldm r9, {r1-r4}\n\t"
+      TD_WT_ONE_ROWS
+      "ldr r9, [sp, #4]\n\t"
+      TD_WT_OUT("r1") TD_WT_OUT("r2") TD_WT_OUT("r3") TD_WT_OUT("r4")
       "bfi r1, r2, #8, #8\n\t"
       "bfi r1, r3, #16, #8\n\t"
       "bfi r1, r4, #24, #8\n\t"
-      "bfi r5, r6, #8, #8\n\t"
-      "bfi r5, r7, #16, #8\n\t"
-      "bfi r5, r8, #24, #8\n\t"
-      "ldrd r9, r10, [sp, #16]\n\t"
-      "str r1, [r9]\n\t"
-      "str r5, [r9, r10]\n\t"
-      "add r9, r9, r10, lsl #1\n\t"
-      "str r9, [sp, #16]\n\t"
-      "ldr r9, [sp, #48]\n\t"
-      "cmp r0, r9\n\t"
-      "bne 1b\n\t"
-      "ldrd r10, r11, [sp, #40]\n\t"
-      "add r0, r0, r10\n\t"
-      "ldr r10, [sp, #16]\n\t"
-      "add r10, r10, r11\n\t"
-      "str r10, [sp, #16]\n\t"
-      "ldr r10, [sp, #36]\n\t"
-      "subs r10, #1\n\t"
-      "str r10, [sp, #36]\n\t"
+      "str r1, [r5]\n\t"
+      "add r5, r8\n\t"
+      "add r0, r7\n\t"
+      "subs r6, #1\n\t"
       "bne 0b\n\t"
-      "add sp, #52\n\t"
+      "add sp, #8\n\t"
       "pop {r4-r11, pc}");
 }
-#undef TD_WP_OUT
-#undef TD_WP_ROW
-#undef TD_WP_B
-#undef TD_WP_A
-#undef TD_WP_MAC
-constexpr bool kWindowPairs = true;
-#else
-void Window3x3Pairs(const PairRun*) {}  // not called: Window3x3 takes every pixel on a core without the DSP extension
-constexpr bool kWindowPairs = false;
-#endif
+#undef TD_WT_PAIRS
+#undef TD_WT_OUT2
+#undef TD_WT_OUT
+#undef TD_WT_ONE_ROWS
+#undef TD_WT_ROWS
+#undef TD_WT_ONE
+#undef TD_WT_S2
+#undef TD_WT_S1
+#undef TD_XSTR
+#undef TD_STR
 
-// A node's window buffer: the windows' extent, padding included, two words a pixel; the padding (zeros) written once
-// for the node, the image's pixels of each group of channels copied into it by WindowGroup.
-struct WindowBuffer {
-  alignas(8) int32_t words[2 * kWindowPixels];
-  int rows, cols;  // the extent
-  int y0, y1, x0, x1;  // the image's pixels in it: rows y0 .. y1 - 1, columns x0 .. x1 - 1
-
-  void Init(const Geometry& s) {
-    rows = (s.out_h - 1) * s.stride_h + 3;
-    cols = (s.out_w - 1) * s.stride_w + 3;
-    y0 = s.pad_h < rows ? s.pad_h : rows;
-    y1 = s.pad_h + s.in_h < rows ? s.pad_h + s.in_h : rows;
-    x0 = s.pad_w < cols ? s.pad_w : cols;
-    x1 = s.pad_w + s.in_w < cols ? s.pad_w + s.in_w : cols;
-    memset(words, 0, 2 * rows * cols * sizeof(int32_t));
-  }
-};
-
-// The image's part of a group's window: `rows` rows of n pixels of the group's four channels, `step` bytes apart from
-// src, into the window buffer from dst: two words a pixel, channels 0 and 2 then 1 and 3 widened to 16 bits with the
-// input offset (off2, twice) added. In assembly, the rows' loop included: two pixels a step, 11 instructions (2 loads
-// and a pointer step, 4 SXTAB16, 2 STRD, 2 of loop), an odd last pixel 6, a row 6 more. The copy's loop in C took 9 a
-// pixel (bench/hotspots.py on the MobileNet at 96x96: 133,002 instructions an inference); with the two-pixel step in
-// assembly and the rows in C, the rows took 17 to 29 a row more (bench/hotspots.py on the keyword net, whose rows
-// are five pixels: 26,112 + 19,200 instructions of its 101,581 outside the window loops).
-struct CopyRun {
-  const int8_t* src;  // 0: the first row's first pixel, channel c0
-  int32_t* dst;       // 4: its place in the buffer
-  int32_t step;       // 8: bytes from a pixel to the next in the tensor (the channel count)
-  int32_t off2;       // 12: -input zero point, twice
-  int32_t pairs;      // 16: n / 2
-  int32_t odd;        // 20: n % 2
-  int32_t rows;       // 24: >= 1
-  int32_t src_skip;   // 28: bytes from after a row's last pixel to the next row's first, in the tensor
-  int32_t dst_skip;   // 32: the same in the buffer
-};
-static_assert(sizeof(CopyRun) == 36, "the assembly's offsets into CopyRun");
-
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-// registers: src r1, dst r2, step r3, off2 r4, pairs r5, odd r6, rows r7, src_skip r8, dst_skip r9, the pairs left
-// r10, the loaded pixels r11 and r12, the widened halves r0 and lr
+// registers: src r1, the row's word r2, step r3, off2 r4, pairs r6; on the stack lead [sp], tail [sp, #4], rows
+// [sp, #8], src_skip [sp, #12]; the word r10, the steps left r0, the pixels and their halves r5, r7-r9, r11, r12, lr.
+// Two pixel pairs a step: 25 instructions (4 loads, 4 packs of two pixels' bytes, 8 SXTAB16, 4 STRD: a channel's two
+// words); an odd pair 16, a lead or tail pixel 13.
 __attribute__((naked, noinline)) void WindowCopy(const CopyRun*) {
   __asm__ volatile(
       "push {r4-r11, lr}\n\t"
       "ldm r0, {r1-r9}\n\t"
+      "push {r5, r7, r8, r9}\n\t"
       "0:\n\t"
-      "movs r10, r5\n\t"
-      "beq 2f\n\t"
+      "mov r10, r2\n\t"
+      "ldr r5, [sp]\n\t"
+      "cbz r5, 1f\n\t"
+      "ldr r11, [r1]\n\t"
+      "add r1, r3\n\t"
+      "sxtab16 r12, r4, r11\n\t"
+      "sxtab16 r11, r4, r11, ror #8\n\t"
+      "lsl lr, r12, #16\n\t"
+      "str lr, [r10]\n\t"
+      "lsl lr, r11, #16\n\t"
+      "str lr, [r10, #64]\n\t"
+      "bfc r12, #0, #16\n\t"
+      "str r12, [r10, #128]\n\t"
+      "bfc r11, #0, #16\n\t"
+      "str r11, [r10, #192]\n\t"
+      "adds r10, #4\n\t"
       "1:\n\t"
+      "lsrs r0, r6, #1\n\t"
+      "beq 2f\n\t"
+      "5:\n\t"
+      "ldr r5, [r1]\n\t"
+      "ldr r7, [r1, r3]\n\t"
+      "add r1, r1, r3, lsl #1\n\t"
+      "ldr r8, [r1]\n\t"
+      "ldr r9, [r1, r3]\n\t"
+      "add r1, r1, r3, lsl #1\n\t"
+      "pkhbt r11, r5, r7, lsl #16\n\t"
+      "pkhtb r7, r7, r5, asr #16\n\t"
+      "pkhbt r12, r8, r9, lsl #16\n\t"
+      "pkhtb r9, r9, r8, asr #16\n\t"
+      "sxtab16 r5, r4, r11\n\t"
+      "sxtab16 r8, r4, r12\n\t"
+      "strd r5, r8, [r10]\n\t"
+      "sxtab16 r5, r4, r11, ror #8\n\t"
+      "sxtab16 r8, r4, r12, ror #8\n\t"
+      "strd r5, r8, [r10, #64]\n\t"
+      "sxtab16 r5, r4, r7\n\t"
+      "sxtab16 r8, r4, r9\n\t"
+      "strd r5, r8, [r10, #128]\n\t"
+      "sxtab16 r5, r4, r7, ror #8\n\t"
+      "sxtab16 r8, r4, r9, ror #8\n\t"
+      "strd r5, r8, [r10, #192]\n\t"
+      "adds r10, #8\n\t"
+      "subs r0, #1\n\t"
+      "bne 5b\n\t"
+      "2:\n\t"
+      "tst r6, #1\n\t"
+      "beq 3f\n\t"
       "ldr r11, [r1]\n\t"
       "ldr r12, [r1, r3]\n\t"
       "add r1, r1, r3, lsl #1\n\t"
-      "sxtab16 r0, r4, r11\n\t"
-      "sxtab16 lr, r4, r11, ror #8\n\t"
-      "strd r0, lr, [r2], #8\n\t"
-      "sxtab16 r0, r4, r12\n\t"
-      "sxtab16 lr, r4, r12, ror #8\n\t"
-      "strd r0, lr, [r2], #8\n\t"
-      "subs r10, #1\n\t"
-      "bne 1b\n\t"
-      "2:\n\t"
-      "cbz r6, 3f\n\t"
+      "pkhbt lr, r11, r12, lsl #16\n\t"
+      "pkhtb r12, r12, r11, asr #16\n\t"
+      "sxtab16 r11, r4, lr\n\t"
+      "sxtab16 lr, r4, lr, ror #8\n\t"
+      "str r11, [r10]\n\t"
+      "str lr, [r10, #64]\n\t"
+      "sxtab16 r11, r4, r12\n\t"
+      "sxtab16 r12, r4, r12, ror #8\n\t"
+      "str r11, [r10, #128]\n\t"
+      "str r12, [r10, #192]\n\t"
+      "adds r10, #4\n\t"
+      "3:\n\t"
+      "ldr r7, [sp, #4]\n\t"
+      "cbz r7, 4f\n\t"
       "ldr r11, [r1]\n\t"
       "add r1, r3\n\t"
-      "sxtab16 r0, r4, r11\n\t"
-      "sxtab16 lr, r4, r11, ror #8\n\t"
-      "strd r0, lr, [r2], #8\n\t"
-      "3:\n\t"
-      "add r1, r8\n\t"
-      "add r2, r9\n\t"
-      "subs r7, #1\n\t"
+      "sxtab16 r12, r4, r11\n\t"
+      "sxtab16 r11, r4, r11, ror #8\n\t"
+      "uxth lr, r12\n\t"
+      "str lr, [r10]\n\t"
+      "uxth lr, r11\n\t"
+      "str lr, [r10, #64]\n\t"
+      "lsrs r12, r12, #16\n\t"
+      "str r12, [r10, #128]\n\t"
+      "lsrs r11, r11, #16\n\t"
+      "str r11, [r10, #192]\n\t"
+      "4:\n\t"
+      "ldr r9, [sp, #12]\n\t"
+      "add r1, r9\n\t"
+      "add r2, #256\n\t"
+      "ldr r8, [sp, #8]\n\t"
+      "subs r8, #1\n\t"
+      "str r8, [sp, #8]\n\t"
       "bne 0b\n\t"
+      "add sp, #16\n\t"
       "pop {r4-r11, pc}");
 }
 #else
-// The same loops in C (a core without the DSP extension).
+// The same loops in C (a core without the DSP extension), on the buffer's 16-bit values.
+inline int32_t TileValue(const int8_t* buf, int row, int c, int col) {
+  return reinterpret_cast<const int16_t*>(buf + row * kTileRowBytes + 64 * c)[col];
+}
+inline int32_t TileWeight(const int32_t* w, int r, int c, int t) {  // tap t of filter row r, channel c (doubled)
+  const int16_t* h = reinterpret_cast<const int16_t*>(w + 8 * r + 2 * c);
+  return t == 0 ? h[0] : t == 1 ? h[1] : h[3];
+}
+// one output of channels c0..c3 at the window whose first value is column `col` of the buffer from `buf`
+inline int32_t TileOutputs(const int8_t* buf, int col, const int32_t* w, const int32_t* bias2, const int32_t* q) {
+  int32_t word = 0;
+  for (int c = 0; c < 4; ++c) {
+    int32_t a = bias2[c];
+    for (int r = 0; r < 3; ++r) {
+      for (int t = 0; t < 3; ++t) a += TileValue(buf, r, c, col + t) * TileWeight(w, r, c, t);
+    }
+    const int32_t o = dsp::ssat8(util::RequantFast(a, q[3 * c], q[3 * c + 1], q[3 * c + 2]));
+    word |= (o & 0xff) << (8 * c);
+  }
+  return word;
+}
+template <int kStride>
+void Window3x3Pairs(const PairRun* r) {
+  const int8_t* row = r->in;
+  int8_t* out = r->out;
+  for (int y = 0; y < r->rows; ++y, row += r->in_skip + 4 * kStride * r->pairs, out += r->out_skip) {
+    const int8_t* x = row;
+    for (int i = 0; i < r->pairs; ++i, x += 4 * kStride, out += 2 * r->out_step) {
+      util::Store4(out, TileOutputs(x, 0, r->w, r->bias2, r->q));
+      util::Store4(out + r->out_step, TileOutputs(x, kStride, r->w, r->bias2, r->q));
+    }
+  }
+}
+void Window3x3PairsS1(const PairRun* r) { Window3x3Pairs<1>(r); }
+void Window3x3PairsS2(const PairRun* r) { Window3x3Pairs<2>(r); }
+void Window3x3Column(const ColumnRun* r) {
+  const int8_t* x = r->in;
+  int8_t* out = r->out;
+  for (int y = 0; y < r->rows; ++y, x += r->in_step, out += r->out_step) {
+    util::Store4(out, TileOutputs(x, 0, r->w, r->bias2, r->q));
+  }
+}
 void WindowCopy(const CopyRun* r) {
   const int8_t* src = r->src;
-  int32_t* dst = r->dst;
-  const int n = 2 * r->pairs + r->odd;
-  for (int y = 0; y < r->rows; ++y, src += r->src_skip, dst += r->dst_skip / 4) {
-    for (int i = 0; i < n; ++i, src += r->step, dst += 2) {
-      const int32_t v = util::Load4(src);
-      dst[0] = dsp::sxtab16(r->off2, v);
-      dst[1] = dsp::sxtab16_ror8(r->off2, v);
+  for (int y = 0; y < r->rows; ++y, src += r->src_skip) {
+    int16_t* row = reinterpret_cast<int16_t*>(r->dst + y * kTileRowBytes);
+    const int lead = r->lead, n = lead + 2 * r->pairs + r->tail;
+    if (lead) {
+      for (int c = 0; c < 4; ++c) row[32 * c] = 0;  // the lead's word's bottom: padding
+    }
+    for (int i = 0; i < n; ++i, src += r->step) {
+      const int col = i + lead;  // the lead pixel's column is odd, the word's bottom (padding) already 0
+      for (int c = 0; c < 4; ++c) row[32 * c + col] = static_cast<int16_t>(src[c] + static_cast<int16_t>(r->off2));
+    }
+    if (r->tail) {
+      for (int c = 0; c < 4; ++c) row[32 * c + n + lead] = 0;  // the tail's word's top: padding
     }
   }
 }
 #endif
 
-// A group's doubled weights as Window3x3 reads them: tap t's four channels (a word `step` bytes after tap t - 1's, from
-// f) widened to 16 bits, doubled, at w[2t] (channels 0 and 2) and w[2t + 1] (1 and 3). In assembly a filter row of
-// three taps a turn, 22 instructions (the loop in C took 11 a tap): a cost of every group of four channels, which the
-// smallest maps (a 2x2 map's group runs four output pixels) pay in full.
-inline void WindowWeights(const int8_t* f, int step, int32_t* w) {
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#define TD_WIN_W(V)                        \
-  "sxtb16 %[a], %[" V "]\n\t"             \
-  "sxtb16 %[b], %[" V "], ror #8\n\t"     \
-  "sadd16 %[a], %[a], %[a]\n\t"           \
-  "sadd16 %[b], %[b], %[b]\n\t"           \
-  "strd %[a], %[b], [%[w]], #8\n\t"
-  int k = 3;
-  int32_t v0, v1, v2, a, b;
-  __asm__ volatile(
-      "1:\n\t"
-      "ldr %[v0], [%[f]]\n\t"
-      "ldr %[v1], [%[f], %[step]]\n\t"
-      "add %[f], %[f], %[step], lsl #1\n\t"
-      "ldr %[v2], [%[f]]\n\t"
-      "add %[f], %[f], %[step]\n\t" TD_WIN_W("v0") TD_WIN_W("v1") TD_WIN_W("v2")
-      "subs %[k], #1\n\t"
-      "bne 1b"
-      : [f] "+r"(f), [w] "+r"(w), [k] "+r"(k), [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2), [a] "=&r"(a),
-        [b] "=&r"(b)
-      : [step] "r"(step)
-      : "cc", "memory");
-#undef TD_WIN_W
-#else
-  for (int t = 0; t < 9; ++t, f += step) {
-    const int32_t v = util::Load4(f), e = dsp::sxtb16(v), o = dsp::sxtb16_ror8(v);
-    w[2 * t] = dsp::sadd16(e, e);
-    w[2 * t + 1] = dsp::sadd16(o, o);
+// A group's doubled weights as the window loops read them: per filter row r (three words `step` bytes apart, each
+// tap's four channels, from f + r row_step) and channel c, (2 w_r0, 2 w_r1) and (2 w_r1, 2 w_r2) at w[8r + 2c],
+// w[8r + 2c + 1]. (A map run transposed reads the filter's columns as rows.)
+inline void WindowWeights(const int8_t* f, int step, int row_step, int32_t* w) {
+  for (int r = 0; r < 3; ++r, f += row_step, w += 8) {
+    const int32_t t0 = util::Load4(f), t1 = util::Load4(f + step), t2 = util::Load4(f + 2 * step);
+    int32_t e0 = dsp::sxtb16(t0), e1 = dsp::sxtb16(t1), e2 = dsp::sxtb16(t2);  // channels 0 and 2
+    int32_t o0 = dsp::sxtb16_ror8(t0), o1 = dsp::sxtb16_ror8(t1), o2 = dsp::sxtb16_ror8(t2);  // 1 and 3
+    e0 = dsp::sadd16(e0, e0), e1 = dsp::sadd16(e1, e1), e2 = dsp::sadd16(e2, e2);
+    o0 = dsp::sadd16(o0, o0), o1 = dsp::sadd16(o1, o1), o2 = dsp::sadd16(o2, o2);
+    w[0] = dsp::pack_bottoms(e0, e1), w[1] = dsp::pack_bottoms(e1, e2);
+    w[2] = dsp::pack_bottoms(o0, o1), w[3] = dsp::pack_bottoms(o1, o2);
+    w[4] = dsp::pack_tops(e0, e1), w[5] = dsp::pack_tops(e1, e2);
+    w[6] = dsp::pack_tops(o0, o1), w[7] = dsp::pack_tops(o1, o2);
   }
-#endif
 }
 
-// The group of channels c0 .. c0 + 3 by the window loops, or false where a channel's requantization is not
-// util::RequantFast's for any weights (a multiplier of 1 or more, a right shift beyond 22, a bias beyond 2^27), the
-// group then left to the planes. The bound |acc| <= |bias| + 255 * 128 * 9 < 2^28, whatever the weights, makes
-// util::MakeRequant's fast form exact in those ranges (|add| + x_max + 1 < 2^30 + 2^28 + 2 < 2^31).
-bool WindowGroup(const Geometry& s, WindowBuffer& wb, const int8_t* in, const int8_t* filter, const int32_t* bias,
-                 int8_t* out, const tflite::OpDataConv& d, int c0) {
-  int32_t consts[20];
+// Bytes in the tensors from one of the loops' input rows to the next (line) and from a pixel of the row to the next
+// (col), the same in the output, from a tap of a filter row to the next (tap) and from a filter row to the next
+// (tap_row): a map run transposed has its rows and columns swapped.
+struct Steps {
+  int line, col, out_row, out_col, tap, tap_row;
+};
+
+// A tile's runs for a group, their input and output at the tensors' channel 0 (RunTile adds the group's first
+// channel), and the group's weights and constants they read: made once for a node whose map is one tile, per tile
+// otherwise. A run with nothing to do has a count of 0.
+struct TileRuns {
+  alignas(8) int32_t w[24];  // WindowWeights
+  int32_t consts[20];        // the four doubled biases twice, then per channel mult, add, right
+  void (*pairs_fn)(const PairRun*);
+  CopyRun copy;
+  PairRun pairs;
+  ColumnRun column;
+};
+
+void MakeTileRuns(const Geometry& s, const Steps& st, const Tile& t, int8_t* buf, const int8_t* in, int8_t* out,
+                  int32_t off2, TileRuns& r) {
+  const int n = t.xb - t.xa;
+  CopyRun& cr = r.copy;
+  cr.src = in + (t.iy + t.ya) * st.line + (t.ix + t.xa) * st.col;
+  cr.dst = buf + t.ya * kTileRowBytes + 4 * (t.xa / 2);
+  cr.step = st.col;
+  cr.off2 = off2;
+  cr.lead = t.xa & 1;
+  cr.pairs = (n - cr.lead) / 2;
+  cr.tail = (n - cr.lead) & 1;
+  cr.rows = n > 0 ? t.yb - t.ya : 0;
+  cr.src_skip = st.line - n * st.col;
+  int8_t* o = out + t.oy * st.out_row + t.ox * st.out_col;
+  const int pairs = t.cols / 2, done = 2 * pairs, sw = s.stride_w;
+  r.pairs_fn = sw == 1 ? Window3x3PairsS1 : Window3x3PairsS2;
+  PairRun& p = r.pairs;
+  p.in = buf;
+  p.w = r.w;
+  p.bias2 = r.consts;
+  p.q = r.consts + 8;
+  p.out = o;
+  p.out_step = st.out_col;
+  p.pairs = pairs;
+  p.rows = t.rows;
+  p.in_skip = kTileRowBytes * s.stride_h - 4 * sw * pairs;
+  p.out_skip = st.out_row - done * st.out_col;
+  ColumnRun& c = r.column;  // an odd width's last column, whose window starts at an even column of the buffer
+  c.in = buf + 4 * (done * sw / 2);
+  c.w = r.w;
+  c.bias2 = r.consts;
+  c.q = r.consts + 8;
+  c.out = o + done * st.out_col;
+  c.rows = done < t.cols ? t.rows : 0;
+  c.in_step = kTileRowBytes * s.stride_h;
+  c.out_step = st.out_row;
+}
+
+// The tile's runs for the group of channels from c0: the image's part copied into the buffer, then the output pairs
+// and the last column.
+void RunTile(TileRuns& r, int c0) {
+  if (r.copy.rows > 0) {
+    r.copy.src += c0;
+    WindowCopy(&r.copy);
+    r.copy.src -= c0;
+  }
+  if (r.pairs.pairs > 0) {
+    r.pairs.out += c0;
+    r.pairs_fn(&r.pairs);
+    r.pairs.out -= c0;
+  }
+  if (r.column.rows > 0) {
+    r.column.out += c0;
+    Window3x3Column(&r.column);
+    r.column.out -= c0;
+  }
+}
+
+// The group of channels c0 .. c0 + 3 by the window loops, tile by tile (`tile_h` x `tile_w` outputs, the last ones
+// smaller); or false where a channel's requantization is not util::RequantFast's for any weights (a multiplier of 1 or
+// more, a right shift beyond 22, a bias beyond 2^27), the group then left to the planes. The bound |acc| <= |bias| +
+// 255 * 128 * 9 < 2^28, whatever the weights, makes util::MakeRequant's fast form exact in those ranges (|add| +
+// x_max + 1 < 2^30 + 2^28 + 2 < 2^31). Where the map is one tile, `r` holds its runs (and the buffer its padding) for
+// every group; otherwise each tile's are made here, its padding written.
+bool WindowGroup(const Geometry& s, const Steps& st, int tile_h, int tile_w, TileRuns& r, int8_t* buf,
+                 const int8_t* in, const int8_t* filter, const int32_t* bias, int8_t* out, const tflite::OpDataConv& d,
+                 int c0) {
   for (int j = 0; j < 4; ++j) {
-    const int c = c0 + j;
+    const int c = c0 + j, right = -d.per_channel_output_shift[c];
     const int32_t b = bias ? bias[c] : 0, mult = d.per_channel_output_multiplier[c];
-    const int32_t right = -d.per_channel_output_shift[c];
     if (mult < 0 || right < 1 || right > 22 || b > (1 << 27) || b < -(1 << 27)) return false;
-    consts[j] = consts[4 + j] = 2 * b;
-    consts[8 + 3 * j] = mult;
-    consts[9 + 3 * j] = util::ShortcutAdd(right, d.output_zero_point);
-    consts[10 + 3 * j] = right;
+    r.consts[j] = r.consts[4 + j] = 2 * b;
+    r.consts[8 + 3 * j] = mult;
+    r.consts[9 + 3 * j] = util::ShortcutAdd(right, d.output_zero_point);
+    r.consts[10 + 3 * j] = right;
   }
-  alignas(8) int32_t w[18];
-  WindowWeights(filter + c0, s.channels, w);
-  const int n = wb.x1 - wb.x0, step = s.channels;
-  if (n > 0 && wb.y1 > wb.y0) {
-    CopyRun cr;
-    cr.src = in + ((wb.y0 - s.pad_h) * s.in_w + (wb.x0 - s.pad_w)) * step + c0;
-    cr.dst = wb.words + 2 * (wb.y0 * wb.cols + wb.x0);
-    cr.step = step;
-    cr.off2 = dsp::pack16(-d.input_zero_point, -d.input_zero_point);
-    cr.pairs = n / 2;
-    cr.odd = n % 2;
-    cr.rows = wb.y1 - wb.y0;
-    cr.src_skip = (s.in_w - n) * step;
-    cr.dst_skip = 8 * (wb.cols - n);
-    WindowCopy(&cr);
+  WindowWeights(filter + c0, st.tap, st.tap_row, r.w);
+  if (tile_h == s.out_h && tile_w == s.out_w) {
+    RunTile(r, c0);
+    return true;
   }
-  // stride 1 across: each row's pairs by Window3x3Pairs, an odd row's last column (one output a row) by Window3x3
-  const int pairs = kWindowPairs && s.stride_w == 1 ? s.out_w / 2 : 0, done = 2 * pairs;
-  if (pairs > 0) {
-    PairRun p;
-    p.in = reinterpret_cast<const int8_t*>(wb.words);
-    p.w = w;
-    p.bias2 = consts;
-    p.q = consts + 8;
-    p.out = out + c0;
-    p.out_step = s.channels;
-    p.pitch = 8 * wb.cols;
-    p.back = 16 - 2 * p.pitch;
-    p.pairs = pairs;
-    p.rows = s.out_h;
-    p.row_skip = 8 * wb.cols * s.stride_h - 16 * pairs;
-    p.out_row_skip = (s.out_w - done) * s.channels;
-    Window3x3Pairs(&p);
+  for (int oy = 0; oy < s.out_h; oy += tile_h) {
+    for (int ox = 0; ox < s.out_w; ox += tile_w) {
+      const Tile t(s, oy, ox, s.out_h - oy < tile_h ? s.out_h - oy : tile_h,
+                   s.out_w - ox < tile_w ? s.out_w - ox : tile_w);
+      ZeroPadding(buf, t);
+      MakeTileRuns(s, st, t, buf, in, out, r.copy.off2, r);
+      RunTile(r, c0);
+    }
   }
-  if (done < s.out_w) {
-    WindowRun r;
-    r.in = reinterpret_cast<const int8_t*>(wb.words) + 8 * s.stride_w * done;
-    r.w = w;
-    r.consts = consts;
-    r.out = out + c0 + done * s.channels;
-    r.pitch = 8 * wb.cols;
-    r.out_w = s.out_w - done;
-    r.rows = s.out_h;
-    r.row_skip = 8 * wb.cols * s.stride_h - 8 * s.stride_w * r.out_w;
-    // one output a row after the pairs: from one row's to the next's, as the rows are one run of outputs
-    r.out_step = done > 0 ? s.out_w * s.channels : s.channels;
-    r.in_step = 8 * s.stride_w;
-    Window3x3(&r);
-  }
-  return true;  // int8's range: EvalOurs clamps a narrower one after (ClampPixels)
+  return true;
 }
 
 // The smallest maps by their taps inside the image (Taps): a list made once for the node gives each output pixel's
@@ -1433,23 +1146,6 @@ __attribute__((noinline, optimize("Os"))) int TapsNode(const Geometry& m, int ba
   return done;
 }
 
-// Whether the window loops take fewer instructions than the planes, per channel, as measured with bench/kernels.py on
-// the MobileNets' and the keyword net's maps: the window a quarter of WindowGroupCount; the planes' rows (RowsCost),
-// their fill (about 10 + 2 a value, a row of the windows' extent) and a channel's set-up (about 650: its constants,
-// its calls a band, its share of the fill's rows; measured on the MobileNet's 12x12 map with Block3x3S1: the planes
-// 3,912 a channel, the window 3,713). Window3x3Pairs' 78.5 a pixel at stride 1 would make the window's 22 a pixel
-// there: no node of bench/kernels.py's models changed side with that (tried), so the count keeps 25 and its 64 B
-// less code.
-inline bool WindowCheaper(const Geometry& m, bool transposed) {
-  const int rows = (m.out_h - 1) * m.stride_h + 3, cols = (m.out_w - 1) * m.stride_w + 3;
-  const int window = WindowGroupCount(m) / 4;
-  const Geometry t = Transposed(m);
-  const int planes = (transposed ? RowsCost(t.out_h, t.out_w, t.in_h, true, t.stride_w)
-                                  : RowsCost(m.out_h, m.out_w, m.in_h, false, m.stride_w))
-                     + 650 + rows * (10 + 2 * cols);
-  return window < planes;
-}
-
 TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) {
   if (!OwnLoops(op.data.filter_buffer_index)) {
     return cmsis::EvalDepthwiseConv(context, node, op.data, op.data.filter_buffer_index);
@@ -1473,42 +1169,40 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
                                         m.dil_w);
   const int tapped = TapsNode(m, batches, window_takes, in_data, w_data, b_data, out_data, d);
   if (tapped == 1) return kTfLiteOk;
-  const bool k3 = m.k_h == 3 && m.k_w == 3 && m.dil_h == 1 && m.dil_w == 1 && m.stride_h == m.stride_w &&
-                  (m.stride_w == 1 || m.stride_w == 2);
-  // A tall, narrow map (a keyword net's 25x5) runs transposed, along its columns, where that takes fewer
-  // instructions: longer rows waste no half pair on an odd width and spread each row's costs over more outputs.
-  const Geometry mt = Transposed(m);
-  const bool transposed = k3 && m.out_h > m.out_w && 4 * SpanRows(mt, 1) * Pitch(mt) <= kBufferValues &&
-                          RowsCost(m.out_w, m.out_h, m.in_w, true, m.stride_h) <
-                              RowsCost(m.out_h, m.out_w, m.in_h, false, m.stride_w);
-  const Geometry s = transposed ? mt : m;  // the map as the loops see it
-  // a small map's whole groups by the window loops where they are cheaper (one batch: WindowTakes)
+  // the map's whole groups by the window loops where they are cheaper (one batch: WindowTakes), tile by tile, a tall
+  // map transposed (longer rows, fewer tiles: a keyword net's 25x5 in one tile of 5 rows of 25); in place only where
+  // one tile is the map (a group then reads all its input before it writes)
+  const bool wt = m.out_h > m.out_w;
+  const Geometry ws = wt ? Transposed(m) : m;
+  const int tile_h = TileSide(ws.out_h, ws.stride_h, false), tile_w = TileSide(ws.out_w, ws.stride_w, true);
   const bool window = tapped == 0 && window_takes &&
-                      (TD_DW_WINDOW == 1 || (TD_DW_WINDOW == 2 && WindowCheaper(m, transposed)));
-  // bytes from one of the loops' input rows (columns) to the next in the tensor; from one output row to the next
-  const int line_step = transposed ? m.channels : m.in_w * m.channels;
-  const int col_step = transposed ? m.in_w * m.channels : m.channels;
-  const int out_row_step = transposed ? m.channels : m.out_w * m.channels;
-  const int out_col_step = transposed ? m.out_w * m.channels : m.channels;
+                      TD_DW_WINDOW == 1 && (in_data != out_data || (tile_h == ws.out_h && tile_w == ws.out_w));
+  const int c = m.channels;
+  const Steps wst = wt ? Steps{c, m.in_w * c, c, m.out_w * c, 3 * c, c}
+                       : Steps{m.in_w * c, c, m.out_w * c, c, c, 3 * c};
+  alignas(8) int8_t tiles[kTileRows * kTileRowBytes];
+  TileRuns runs;
+  runs.copy.off2 = dsp::pack16(-d.input_zero_point, -d.input_zero_point);
+  if (window && tile_h == ws.out_h && tile_w == ws.out_w) {  // one tile: its padding and runs for every group
+    const Tile t(ws, 0, 0, ws.out_h, ws.out_w);
+    ZeroPadding(tiles, t);
+    MakeTileRuns(ws, wst, t, tiles, in_data, out_data, runs.copy.off2, runs);
+  }
+  // the planes: the other nodes and groups, in bands of output rows (as many as four planes of their input rows fit
+  // in the buffer: OwnLoopsTake checked one)
+  const Geometry& s = m;
   const int pitch = Pitch(s);
-  // output rows per band: as many as four planes of their input rows fit in the buffer (Applies checked one)
   int rows_per_band = s.out_h;
   while (rows_per_band > 1 && 4 * SpanRows(s, rows_per_band) * pitch > kBufferValues) --rows_per_band;
-  // stride 1: an even band, whose rows all run in Block3x3S1's row pairs
-  if (s.stride_w == 1 && rows_per_band > 1 && rows_per_band < s.out_h) rows_per_band &= ~1;
   // A node planned in place (its output over its input, tinydeploy's plan where analyze/requant.py's
-  // depthwise_in_place holds) is right only where each group reads its whole input before it writes: one band (the
-  // window loops copy a group's whole window first). The build plans no other; this refuses one that would compute
+  // depthwise_in_place holds) is right only where each group reads its whole input before it writes: the planes in
+  // one band (the window loops in one tile, above). The build plans no other; this refuses one that would compute
   // wrong outputs.
   if (in_data == out_data && rows_per_band < s.out_h) return kTfLiteError;
   const int plane_size = SpanRows(s, rows_per_band) * pitch;
   alignas(4) int16_t buf[kBufferValues];
   bool zeroed = false;  // the planes' padding, written once for the node where a group runs them
   const bool full = d.output_activation_min <= -128 && d.output_activation_max >= 127;
-  using BandFn = void (*)(const Band&, const Channel&);
-  const BandFn fast = !k3 ? nullptr : s.stride_w == 1 ? Band3x3<1> : Band3x3<2>;
-  WindowBuffer wb;  // its padding written once for the node (where the window loops run it)
-  if (window) wb.Init(m);
   Channel ch[4];
   for (int c0 = 0; c0 < s.channels; c0 += 4) {
     const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;
@@ -1517,46 +1211,37 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
       c0 += 4 * (tapped_groups - 1);
       continue;
     }
-    const bool windowed = window && n == 4 && WindowGroup(m, wb, in_data, w_data, b_data, out_data, d, c0);
+    const bool windowed =
+        window && n == 4 &&
+        WindowGroup(ws, wst, tile_h, tile_w, runs, tiles, in_data, w_data, b_data, out_data, d, c0);
     if (!windowed) {
       if (!zeroed) memset(buf, 0, 4 * plane_size * sizeof(int16_t));
       zeroed = true;
-      // the 3x3 loops clamp to int8's range, a narrower one after for a whole group of four (ClampPixels): a last group
-      // of fewer channels with a narrower range runs BandAny (its channels made with their taps' weights)
-      const bool fast_group = full || n == 4;
-      for (int j = 0; j < n; ++j) {
-        MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, s.k_h, s.k_w, transposed, k3 && fast_group);
-      }
+      for (int j = 0; j < n; ++j) MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, s.k_h * s.k_w);
       for (int bt = 0; bt < batches; ++bt) {
         const int8_t* in_b = in_data + bt * s.in_h * s.in_w * s.channels;
         int8_t* out_b = out_data + bt * s.out_h * s.out_w * s.channels;
         for (int oy = 0; oy < s.out_h; oy += rows_per_band) {
           const int rows = s.out_h - oy < rows_per_band ? s.out_h - oy : rows_per_band;
-          FillPlanes(s, in_b, line_step, col_step, c0, n, oy * s.stride_h - s.pad_h, SpanRows(s, rows), pitch,
-                     -d.input_zero_point, buf, plane_size);
+          FillPlanes(s, in_b, s.in_w * s.channels, s.channels, c0, n, oy * s.stride_h - s.pad_h, SpanRows(s, rows),
+                     pitch, -d.input_zero_point, buf, plane_size);
           for (int j = 0; j < n; ++j) {
             Band b;
             b.plane = buf + j * plane_size;
             b.pitch = pitch;
             b.rows = rows;
             b.out_w = s.out_w;
-            b.out = out_b + oy * out_row_step + c0 + j;
-            b.out_step = out_col_step;
-            b.row_step = out_row_step;
-            b.last = bt == batches - 1 && oy + rows == s.out_h;
-            b.transposed = transposed;
-            if (fast && fast_group && ch[j].mode == kRight) {
-              fast(b, ch[j]);
-            } else {
-              BandAny(b, ch[j], s);
-            }
+            b.out = out_b + oy * s.out_w * s.channels + c0 + j;
+            b.out_step = s.channels;
+            b.row_step = s.out_w * s.channels;
+            BandAny(b, ch[j], s);
           }
         }
       }
     }
-    // both loops clamp to int8's range; a narrower one is clamped after, the group's every output (a last group of
-    // fewer channels ran BandAny, which clamps each output itself)
-    if (!full && n == 4) {
+    // the window loops clamp to int8's range; a narrower one is clamped after, the group's every output (BandAny clamps
+    // each output itself)
+    if (!full && windowed) {
       ClampPixels(out_data + c0, batches * m.out_h, m.out_w, m.out_w * m.channels, m.channels, d.output_activation_min,
                   d.output_activation_max);
     }

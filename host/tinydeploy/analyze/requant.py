@@ -167,14 +167,11 @@ def params_bytes(params: list[NodeParams]) -> int:
 
 
 # The C constants own_loops_take restates: td_kernel_matmul.h's kMatMulMaxK; td_kernel_depthwise.cpp's kMaxTaps,
-# kBufferValues (the planes' row buffer), kMinOutputPixels, kWindowMaxPixels and kWindowPixels as a default build
-# compiles them
+# kBufferValues (the planes' row buffer) and kMinOutputPixels as a default build compiles them
 MATMUL_MAX_K = 1024
 DW_MAX_TAPS = 64
 DW_BUFFER_VALUES = 1792
 DW_MIN_OUTPUT_PIXELS = 16
-DW_WINDOW_MAX_PIXELS = 144
-DW_WINDOW_PIXELS = 625
 
 
 def _one_band(out_h: int, out_w: int, k_h: int, k_w: int, stride_h: int, stride_w: int, dil_h: int,
@@ -206,9 +203,9 @@ def own_loops_take(model: TFLiteModel, op: Operator) -> bool:
     # one output row's input rows fit the planes' buffer
     row_fits = _one_band(1, y.shape[2], k_h, k_w, stride_h, stride_w, dil_h, dil_w)
     planes = row_fits and pixels >= DW_MIN_OUTPUT_PIXELS
-    window = (x.shape[0] == 1 and (k_h, k_w, dil_h, dil_w) == (3, 3, 1, 1) and stride_h == stride_w in (1, 2)
-              and 2 <= pixels <= DW_WINDOW_MAX_PIXELS
-              and ((y.shape[1] - 1) * stride_h + 3) * ((y.shape[2] - 1) * stride_w + 3) <= DW_WINDOW_PIXELS)
+    # the window loops (any size of map, in tiles), whose groups outside their form the planes run
+    window = (row_fits and x.shape[0] == 1 and (k_h, k_w, dil_h, dil_w) == (3, 3, 1, 1)
+              and stride_h == stride_w in (1, 2) and pixels >= 2)
     one_pixel = pixels == 1 and row_fits  # Taps, the planes for the channels outside its form
     return o.get("depth_multiplier", 1) == 1 and c == x.shape[3] == y.shape[3] and k_h * k_w <= DW_MAX_TAPS and (
         planes or window or one_pixel)
@@ -219,8 +216,8 @@ def depthwise_in_place(model: TFLiteModel, op: Operator) -> bool:
     the input's offset): its own loops run it (own_loops_take), one batch, and every group of four channels reads all
     its input before it writes an output: a single output pixel (Taps: a group's outputs buffered, then written; the
     planes for the channels outside its form, whose one output row is the map), or the planes holding the whole map
-    in one band whichever way the map runs (as it is, and transposed for a 3x3 filter on a tall map), which also
-    covers the window loops (each group's window copied, then computed) and Taps on a small map.
+    in one band, which also covers the window loops where the map is one tile (each group's tile copied, then
+    computed; EvalOurs has the planes run a node in place that would take more tiles) and Taps on a small map.
     An output pixel's channel c lands on the bytes of input channel c (the channels are the last axis of both and
     their count is the same), which only that channel's group reads, already copied. EvalOurs refuses an aliased node
     that would run in more than one band."""
@@ -235,7 +232,7 @@ def depthwise_in_place(model: TFLiteModel, op: Operator) -> bool:
     if out_h == out_w == 1:
         return True
     sh, sw, dh, dw = o.get("stride_h", 1), o.get("stride_w", 1), o.get("dilation_h", 1), o.get("dilation_w", 1)
-    return _one_band(out_h, out_w, k_h, k_w, sh, sw, dh, dw) and _one_band(out_w, out_h, k_w, k_h, sw, sh, dw, dh)
+    return _one_band(out_h, out_w, k_h, k_w, sh, sw, dh, dw)
 
 
 def cmsis_wrapper_takes_3x3(model: TFLiteModel, op: Operator) -> bool:
