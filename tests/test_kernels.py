@@ -70,9 +70,9 @@ TAPS_CASES = [
 ]
 
 # The window loops' tiles, built with a buffer of 8 input rows (TD_DW_TILE_ROWS; 20 in a firmware) so that maps the
-# firmware's 600 outputs allow take several tiles of rows: at stride 2, 9 x 16 outputs in 3 x 2 tiles (3 x 8 outputs;
-# the first column of tiles with a lead pixel, every tile some padding or none); at stride 1, 9 x 16 in two tiles of
-# rows (5 and 4). Two tiles of columns at stride 1 (29 at most): k3_s1_same_c4_wide.
+# firmware's 600 outputs allow take several tiles of rows: at stride 2, 9 x 16 outputs in 3 x 2 tiles (3 x 8 outputs,
+# each with padding on one side or more; the first column of tiles starts with a lead pixel); at stride 1, 9 x 16 in
+# two tiles of rows (5 and 4). Two tiles of columns at stride 1 (29 at most): k3_s1_same_c4_wide.
 TILE_CASES = [
     ("k3_s2_same_c4_tiles", (17, 31, 4), 3, 2, "same", 1, 1, None, 1.0),
     ("k3_s1_same_c4_tiles", (9, 16, 4), 3, 1, "same", 1, 1, "relu6", 1.0),
@@ -273,7 +273,7 @@ def _narrow_depthwise_model(seed, shape=(9, 11, 10)):
     both clamp to [-100, 28] inside int8's range (the converter gives a relu6 output the whole range; quantization-aware
     training gives narrower ones): stride 1 on a 9x11 map (the window: each row's pairs and its last column), then
     stride 2 on to 5x6 (the window's pairs and last column); 10 channels: two groups of 4 and a group of 2 (the planes,
-    as every group where the build has them run the node). With shape
+    which run every group in a build with TD_DW_WINDOW=0). With shape
     (2, 2, 12): a 2x2 map, then a single pixel (Taps, which clamps each pixel's word), three groups of 4."""
     from tinydeploy.compress.quantize import convert
     from tinydeploy.compress.tfenv import import_tf
