@@ -90,7 +90,8 @@ inline bool WindowTakes(int batches, int out_h, int out_w, int k_h, int k_w, int
 // The window loops' instructions for a group of four channels on the map (TapsCheaper), as measured with
 // bench/kernels.py on the MobileNets' and the keyword net's maps: about 66 an output pixel (127 a pair of them at
 // stride 1, 139 at stride 2, with the requantization), the copy about 8 a pixel of the windows' extent (padding
-// included) and the group's set-up (its constants and weights, the calls) about 460.
+// included) and the group's set-up (its constants and weights, the calls) about 460 (bench/hotspots.py before a
+// one-tile map's runs were made once a node; about 330 since, which makes the same choices on those models' maps).
 inline int WindowGroupCount(const Geometry& m) {
   const int rows = (m.out_h - 1) * m.stride_h + 3, cols = (m.out_w - 1) * m.stride_w + 3;
   return 66 * m.out_h * m.out_w + 8 * rows * cols + 460;
