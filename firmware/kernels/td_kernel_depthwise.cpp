@@ -227,14 +227,12 @@ __attribute__((noinline)) void BandAny(const Band& b, const Channel& ch, const G
 
 // The group's n channels (c0 .. c0 + n - 1) of input rows iy0 .. iy0 + rows - 1 into n planes `plane_size` values
 // apart, `pitch` values a row: value b of a row is input column b - pad_w plus the input offset; outside the image 0
-// (the columns beside the image are zeroed once for the node and never written). s is the map as the loops see it;
-// line_step and col_step are the bytes from one of its input rows, and columns, to the next in the tensor (swapped
-// where the loops run the map transposed).
+// (the columns beside the image are zeroed once for the node and never written).
 // Four channels at a time come from one word per pixel: SXTAB16 widens and offsets two of them in one instruction,
 // and two pixels' halves are packed (PKHBT/PKHTB) into one word store per plane.
-__attribute__((noinline)) void FillPlanes(const Geometry& s, const int8_t* in, int line_step, int col_step, int c0,
-                                          int n, int iy0, int rows, int pitch, int32_t offset, int16_t* planes,
-                                          int plane_size) {
+__attribute__((noinline)) void FillPlanes(const Geometry& s, const int8_t* in, int c0, int n, int iy0, int rows,
+                                          int pitch, int32_t offset, int16_t* planes, int plane_size) {
+  const int line_step = s.in_w * s.channels, col_step = s.channels;  // bytes from an input row, a column to the next
   const int32_t offset2 = dsp::pack16(offset, offset);
   const int lo = s.pad_w < pitch ? s.pad_w : pitch;
   const int hi = s.pad_w + s.in_w < pitch ? s.pad_w + s.in_w : pitch;
@@ -311,8 +309,9 @@ __attribute__((noinline)) void FillPlanes(const Geometry& s, const int8_t* in, i
 // The input rows that output rows oy .. oy + n - 1 read.
 inline int SpanRows(const Geometry& s, int n) { return (n - 1) * s.stride_h + (s.k_h - 1) * s.dil_h + 1; }
 
-// Values per plane row: the taps' reach, and what the last odd output's unstored partner reads, made even (word
-// alignment of every row).
+// Values per plane row: the taps' reach and 3 more, made even (word alignment of every row). The 3 were read by the
+// 3x3 rows' unstored partner of a last odd output, which the planes no longer run; OwnLoopsTake's row_fits and
+// analyze/requant.py's _one_band count the same pitch, so the nodes the planes take and run in place stay as they were.
 inline int Pitch(const Geometry& s) {
   const int width = (s.out_w - 1) * s.stride_w + (s.k_w - 1) * s.dil_w + 1;
   return (width + 3 + 1) & ~1;
@@ -781,19 +780,18 @@ struct TileRuns {
   alignas(8) int32_t w[24];  // WindowWeights
   int32_t consts[20];        // the four doubled biases twice, then per channel mult, add, right
   void (*pairs_fn)(const PairRun*);
-  CopyRun copy;
+  CopyRun copy;              // its off2 set once for the node (EvalOurs)
   PairRun pairs;
   ColumnRun column;
 };
 
 void MakeTileRuns(const Geometry& s, const Steps& st, const Tile& t, int8_t* buf, const int8_t* in, int8_t* out,
-                  int32_t off2, TileRuns& r) {
+                  TileRuns& r) {
   const int n = t.xb - t.xa;
   CopyRun& cr = r.copy;
   cr.src = in + (t.iy + t.ya) * st.line + (t.ix + t.xa) * st.col;
   cr.dst = buf + t.ya * kTileRowBytes + 4 * (t.xa / 2);
   cr.step = st.col;
-  cr.off2 = off2;
   cr.lead = t.xa & 1;
   cr.pairs = (n - cr.lead) / 2;
   cr.tail = (n - cr.lead) & 1;
@@ -872,7 +870,7 @@ bool WindowGroup(const Geometry& s, const Steps& st, int tile_h, int tile_w, Til
       const Tile t(s, oy, ox, s.out_h - oy < tile_h ? s.out_h - oy : tile_h,
                    s.out_w - ox < tile_w ? s.out_w - ox : tile_w);
       ZeroPadding(buf, t);
-      MakeTileRuns(s, st, t, buf, in, out, r.copy.off2, r);
+      MakeTileRuns(s, st, t, buf, in, out, r);
       RunTile(r, c0);
     }
   }
@@ -1176,38 +1174,38 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
   const bool wt = m.out_h > m.out_w;
   const Geometry ws = wt ? Transposed(m) : m;
   const int tile_h = TileSide(ws.out_h, ws.stride_h, false), tile_w = TileSide(ws.out_w, ws.stride_w, true);
+  const bool one_tile = tile_h == ws.out_h && tile_w == ws.out_w;
   const bool window = tapped == 0 && window_takes &&
-                      TD_DW_WINDOW == 1 && (in_data != out_data || (tile_h == ws.out_h && tile_w == ws.out_w));
+                      TD_DW_WINDOW == 1 && (in_data != out_data || one_tile);
   const int c = m.channels;
   const Steps wst = wt ? Steps{c, m.in_w * c, c, m.out_w * c, 3 * c, c}
                        : Steps{m.in_w * c, c, m.out_w * c, c, c, 3 * c};
   alignas(8) int8_t tiles[kTileRows * kTileRowBytes];
   TileRuns runs;
-  runs.copy.off2 = dsp::pack16(-d.input_zero_point, -d.input_zero_point);
-  if (window && tile_h == ws.out_h && tile_w == ws.out_w) {  // one tile: its padding and runs for every group
+  runs.copy.off2 = dsp::pack16(-d.input_zero_point, -d.input_zero_point);  // the node's, for every tile
+  if (window && one_tile) {  // its padding and runs for every group
     const Tile t(ws, 0, 0, ws.out_h, ws.out_w);
     ZeroPadding(tiles, t);
-    MakeTileRuns(ws, wst, t, tiles, in_data, out_data, runs.copy.off2, runs);
+    MakeTileRuns(ws, wst, t, tiles, in_data, out_data, runs);
   }
   // the planes: the other nodes and groups, in bands of output rows (as many as four planes of their input rows fit
   // in the buffer: OwnLoopsTake checked one)
-  const Geometry& s = m;
-  const int pitch = Pitch(s);
-  int rows_per_band = s.out_h;
-  while (rows_per_band > 1 && 4 * SpanRows(s, rows_per_band) * pitch > kBufferValues) --rows_per_band;
+  const int pitch = Pitch(m);
+  int rows_per_band = m.out_h;
+  while (rows_per_band > 1 && 4 * SpanRows(m, rows_per_band) * pitch > kBufferValues) --rows_per_band;
   // A node planned in place (its output over its input, tinydeploy's plan where analyze/requant.py's
   // depthwise_in_place holds) is right only where each group reads its whole input before it writes: the planes in
   // one band (the window loops in one tile, above). The build plans no other; this refuses one that would compute
   // wrong outputs.
-  if (in_data == out_data && rows_per_band < s.out_h) return kTfLiteError;
-  const int plane_size = SpanRows(s, rows_per_band) * pitch;
+  if (in_data == out_data && rows_per_band < m.out_h) return kTfLiteError;
+  const int plane_size = SpanRows(m, rows_per_band) * pitch;
   alignas(4) int16_t buf[kBufferValues];
   bool zeroed = false;  // the planes' padding, written once for the node where a group runs them
   const bool full = d.output_activation_min <= -128 && d.output_activation_max >= 127;
   Channel ch[4];
-  for (int c0 = 0; c0 < s.channels; c0 += 4) {
-    const int n = s.channels - c0 < 4 ? s.channels - c0 : 4;
-    const int tapped_groups = tapped != 0 ? TapsGroupsFrom(c0, s.channels, OutsideShortcut(d)) : 0;
+  for (int c0 = 0; c0 < m.channels; c0 += 4) {
+    const int n = m.channels - c0 < 4 ? m.channels - c0 : 4;
+    const int tapped_groups = tapped != 0 ? TapsGroupsFrom(c0, m.channels, OutsideShortcut(d)) : 0;
     if (tapped_groups > 0) {  // a run TapsNode did above
       c0 += 4 * (tapped_groups - 1);
       continue;
@@ -1218,24 +1216,24 @@ TfLiteStatus EvalOurs(TfLiteContext* context, TfLiteNode* node, const DwOp& op) 
     if (!windowed) {
       if (!zeroed) memset(buf, 0, 4 * plane_size * sizeof(int16_t));
       zeroed = true;
-      for (int j = 0; j < n; ++j) MakeChannel(ch[j], w_data, b_data, d, c0 + j, s.channels, s.k_h * s.k_w);
+      for (int j = 0; j < n; ++j) MakeChannel(ch[j], w_data, b_data, d, c0 + j, m.channels, m.k_h * m.k_w);
       for (int bt = 0; bt < batches; ++bt) {
-        const int8_t* in_b = in_data + bt * s.in_h * s.in_w * s.channels;
-        int8_t* out_b = out_data + bt * s.out_h * s.out_w * s.channels;
-        for (int oy = 0; oy < s.out_h; oy += rows_per_band) {
-          const int rows = s.out_h - oy < rows_per_band ? s.out_h - oy : rows_per_band;
-          FillPlanes(s, in_b, s.in_w * s.channels, s.channels, c0, n, oy * s.stride_h - s.pad_h, SpanRows(s, rows),
-                     pitch, -d.input_zero_point, buf, plane_size);
+        const int8_t* in_b = in_data + bt * m.in_h * m.in_w * m.channels;
+        int8_t* out_b = out_data + bt * m.out_h * m.out_w * m.channels;
+        for (int oy = 0; oy < m.out_h; oy += rows_per_band) {
+          const int rows = m.out_h - oy < rows_per_band ? m.out_h - oy : rows_per_band;
+          FillPlanes(m, in_b, c0, n, oy * m.stride_h - m.pad_h, SpanRows(m, rows), pitch, -d.input_zero_point, buf,
+                     plane_size);
           for (int j = 0; j < n; ++j) {
             Band b;
             b.plane = buf + j * plane_size;
             b.pitch = pitch;
             b.rows = rows;
-            b.out_w = s.out_w;
-            b.out = out_b + oy * s.out_w * s.channels + c0 + j;
-            b.out_step = s.channels;
-            b.row_step = s.out_w * s.channels;
-            BandAny(b, ch[j], s);
+            b.out_w = m.out_w;
+            b.out = out_b + oy * m.out_w * m.channels + c0 + j;
+            b.out_step = m.channels;
+            b.row_step = m.out_w * m.channels;
+            BandAny(b, ch[j], m);
           }
         }
       }
